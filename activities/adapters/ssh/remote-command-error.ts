@@ -1,0 +1,66 @@
+import { ApplicationFailure } from '@temporalio/common';
+
+/**
+ * What went wrong talking to a remote host. The kind alone decides whether Temporal may retry:
+ * see `isRetryable`, the one place that makes that call.
+ */
+export type RemoteFailureKind =
+  | 'connect' // refused, timed out, reset, keepalive lost: the link may come back
+  | 'host-key' // unknown or changed host key: a human must look
+  | 'auth' // key refused or unreadable: a human must look
+  | 'command' // the remote command exited non-zero (see exitCode/stderr)
+  | 'transfer' // a read or stream broke mid-file, or the bytes did not add up
+  | 'unsafe-remote-data'; // the remote sent a path or name we refuse to act on
+
+export interface RemoteFailureDetails {
+  kind: RemoteFailureKind;
+  host: string;
+  command?: string;
+  exitCode?: number | null;
+  signal?: string | null;
+  /** Trimmed: it goes into Temporal history and reports. */
+  stderr?: string;
+}
+
+const STDERR_LIMIT = 2000;
+/** Messages that no retry will change. */
+const PERMANENT_STDERR = /permission denied|no such file or directory|not a directory|invalid option|unrecognized option|operation not permitted|read-only file system/i;
+
+export function isRetryable(details: RemoteFailureDetails): boolean {
+  switch (details.kind) {
+    case 'connect':
+    case 'transfer':
+      return true;
+    case 'host-key':
+    case 'auth':
+    case 'unsafe-remote-data':
+      return false;
+    case 'command':
+      if (details.signal) return true;
+      if (details.exitCode === 126 || details.exitCode === 127) return false; // not executable / not found
+      return !PERMANENT_STDERR.test(details.stderr ?? '');
+  }
+}
+
+export class RemoteCommandError extends ApplicationFailure {
+  readonly remote: RemoteFailureDetails;
+
+  constructor(message: string, details: RemoteFailureDetails, cause?: Error) {
+    const remote = { ...details, stderr: trimStderr(details.stderr) };
+    super(message, `Remote${capitalise(details.kind)}Error`, !isRetryable(remote), [remote], cause);
+    this.remote = remote;
+  }
+}
+
+function capitalise(kind: string): string {
+  return kind
+    .split('-')
+    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+    .join('');
+}
+
+function trimStderr(stderr: string | undefined): string | undefined {
+  if (stderr === undefined) return undefined;
+  const trimmed = stderr.trim();
+  return trimmed.length > STDERR_LIMIT ? `${trimmed.slice(0, STDERR_LIMIT)}… (${trimmed.length} chars)` : trimmed;
+}

@@ -1,0 +1,76 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, rename, stat, utimes } from 'node:fs/promises';
+import type { SFTPWrapper } from 'ssh2';
+import type { TransferConfig } from '../config/schema';
+import { sftpDownload } from './adapters/ssh/sftp-download';
+import { PARTIAL_SUFFIX } from './local-tree';
+
+export interface FetchRequest {
+  sftp: SFTPWrapper;
+  host: string;
+  remotePath: string;
+  localPath: string;
+  size: number;
+  /** Remote mtime (seconds) to give the local copy, so the next run sees it as unchanged. */
+  mtime?: number;
+  /** Bytes of the partial file a previous attempt reported as written; they are kept, not fetched again. */
+  resumeFrom?: number;
+  sha256?: boolean;
+  transfer: TransferConfig;
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface FetchResult {
+  bytesTransferred: number;
+  resumedAt: number;
+  sha256?: string;
+}
+
+async function partialLength(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return -1;
+  }
+}
+
+async function hashPrefix(path: string, length: number, hash: ReturnType<typeof createHash>): Promise<void> {
+  if (length === 0) return;
+  for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: 1 << 20 })) {
+    hash.update(chunk as Buffer);
+  }
+}
+
+/**
+ * Fetches one remote file into `<localPath>.cluster-backup-partial`, flushes it to disk and only then
+ * renames it into place: a reader never sees half a file under the real name.
+ */
+export async function fetchRemoteFile(req: FetchRequest): Promise<FetchResult> {
+  const partial = req.localPath + PARTIAL_SUFFIX;
+  const hash = req.sha256 ? createHash('sha256') : undefined;
+  const kept = await partialLength(partial);
+  const resumedAt = req.resumeFrom && kept >= req.resumeFrom && req.resumeFrom <= req.size ? req.resumeFrom : 0;
+
+  const file = await open(partial, resumedAt > 0 ? 'r+' : 'w');
+  try {
+    await file.truncate(resumedAt);
+    if (hash) await hashPrefix(partial, resumedAt, hash);
+    await sftpDownload(req.sftp, req.host, req.remotePath, file, {
+      parallelReads: req.transfer.parallelReads,
+      chunkBytes: req.transfer.chunkBytes,
+      startOffset: resumedAt,
+      expectedSize: req.size,
+      hash,
+      onProgress: req.onProgress,
+      signal: req.signal,
+    });
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  if (req.mtime !== undefined) await utimes(partial, req.mtime, req.mtime);
+  await rename(partial, req.localPath);
+  return { bytesTransferred: req.size - resumedAt, resumedAt, sha256: hash?.digest('hex') };
+}

@@ -1,0 +1,12 @@
+import { createSupimActivities, type SupimDeps } from './supim';
+
+export type ActivityDeps = SupimDeps;
+
+/** Every activity the worker registers, built from its dependencies (config, SSH sessions, clock). */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createSupimActivities(deps),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,82 @@
+import { z } from 'zod';
+import { checkPathTemplate } from '../domain/path-template';
+import { isValidTimeZone } from '../domain/julian-day';
+
+const absolutePath = z
+  .string()
+  .min(1)
+  .refine((p) => p.startsWith('/'), 'must be an absolute path (relative paths are resolved against the config file)')
+  .refine((p) => !/[\0\n\r]/.test(p), 'must not contain NUL or line breaks');
+
+const hostSchema = z.strictObject({
+  host: z.string().min(1).refine((h) => !/[\s/@]/.test(h) && !h.startsWith('-'), 'is not a host name or address'),
+  port: z.number().int().min(1).max(65535).default(22),
+  user: z.string().regex(/^[a-z_][a-z0-9_.-]*$/i, 'is not a valid user name'),
+  privateKeyFile: absolutePath,
+  knownHostsFile: absolutePath,
+  /** Seconds between SSH keepalives; with keepaliveCountMax a dead link fails within their product. */
+  keepaliveSeconds: z.number().positive().default(5),
+  keepaliveCountMax: z.number().int().min(1).default(3),
+  connectTimeoutSeconds: z.number().positive().default(20),
+});
+
+const supimSchema = z.strictObject({
+  /** Key into `hosts`. */
+  host: z.string().min(1),
+  sourceTemplate: z.string().superRefine((template, ctx) => {
+    for (const problem of checkPathTemplate(template)) ctx.addIssue({ code: 'custom', message: problem });
+  }),
+  destinationRoot: absolutePath,
+  daysBack: z.number().int().min(0).max(366).default(2),
+  timeZone: z
+    .string()
+    .default('America/Sao_Paulo')
+    .refine(isValidTimeZone, 'is not an IANA time zone (e.g. America/Sao_Paulo)'),
+  /** A day folder with any file modified this recently is still being written: "not yet". */
+  settleSeconds: z.number().int().min(0).default(300),
+  /** If set, a day is complete only once this file exists in its folder (e.g. a marker the model writes last). */
+  completionMarker: z
+    .string()
+    .regex(/^[^/\0\n]+$/, 'must be a plain file name')
+    .refine((n) => n !== '.' && n !== '..', 'must be a plain file name')
+    .optional(),
+  /** size: compare sizes after copy; sha256: also compare checksums computed on both ends. */
+  verify: z.enum(['size', 'sha256']).default('size'),
+});
+
+const temporalSchema = z.strictObject({
+  address: z.string().min(1).default('127.0.0.1:7233'),
+  namespace: z.string().min(1).default('default'),
+  taskQueue: z.string().min(1).default('cluster-backup'),
+});
+
+const transferSchema = z.strictObject({
+  /** SFTP reads kept in flight per file: throughput needs a deep pipeline, memory is this x chunk. */
+  parallelReads: z.number().int().min(1).max(256).default(48),
+  /** Bytes per SFTP read; OpenSSH's sftp-server answers at most 261120 (255 KiB). */
+  chunkBytes: z.number().int().min(4096).max(261120).default(261120),
+  /** Files copied at once: many small files are latency-bound, not bandwidth-bound. */
+  parallelFiles: z.number().int().min(1).max(64).default(8),
+});
+
+export const configSchema = z
+  .strictObject({
+    temporal: temporalSchema.prefault({}),
+    hosts: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'host keys are letters, digits, - and _'), hostSchema),
+    supim: supimSchema,
+    transfer: transferSchema.prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    if (!(config.supim.host in config.hosts)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['supim', 'host'],
+        message: `names no entry of hosts (have: ${Object.keys(config.hosts).join(', ') || 'none'})`,
+      });
+    }
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type HostConfig = z.output<typeof hostSchema>;
+export type SupimConfig = z.output<typeof supimSchema>;
+export type TransferConfig = z.output<typeof transferSchema>;

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs everything this project needs on a fresh Debian machine, as root, with no manual step.
+# Idempotent: each part checks first, so a second run takes about a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+# Debian packages: sshd for the sandbox hosts, rsync for the benchmark baseline.
+DEBIAN_PACKAGES=(openssh-server openssh-client rsync coreutils findutils)
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing Debian packages: ${missing[*]} (run this script as root once)"; exit 1
+  fi
+  log "apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Temporal CLI (dev server) and time-skipping test server, pinned, in a project-local venv.
+if ! cmp -s requirements-temporal.txt .venv/.installed-requirements 2>/dev/null; then
+  log "python venv with $(tr '\n' ' ' < requirements-temporal.txt)"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-temporal.txt
+  cp requirements-temporal.txt .venv/.installed-requirements
+fi
+
+# Node packages, exactly as locked.
+if ! cmp -s package-lock.json node_modules/.installed-lock 2>/dev/null; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json node_modules/.installed-lock
+fi

@@ -1,0 +1,100 @@
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { HostConfig } from '../../config/schema';
+import { freePort, startChild, stopProcess, waitForPort } from './processes';
+
+export interface SandboxSshHost {
+  /** Ready to drop into config `hosts:`. */
+  config: HostConfig;
+  dir: string;
+  process: ChildProcess;
+  hostPublicKey: string;
+  stop(): Promise<void>;
+}
+
+export interface SshHostOptions {
+  /** Folder for keys, config and log; kept so a restarted sandbox keeps its host key. */
+  dir: string;
+  /** Loopback address: 127.0.0.2, 127.0.0.3, ... each simulate one machine. */
+  address: string;
+  port?: number;
+  /** Remote login; a non-root user is created when missing (needs root). */
+  user?: string;
+}
+
+function ensureKey(path: string): void {
+  if (!existsSync(path)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'cluster-backup-sandbox', '-f', path]);
+}
+
+/** Creates a local user that sshd accepts for key login (no password, not locked). */
+export function ensureUser(user: string): void {
+  try {
+    execFileSync('id', ['-u', user], { stdio: 'ignore' });
+  } catch {
+    execFileSync('useradd', ['--create-home', '--shell', '/bin/sh', user]);
+  }
+  // useradd leaves the account locked ('!'), which sshd refuses without PAM.
+  execFileSync('usermod', ['-p', '*', user]);
+}
+
+/** An OpenSSH sshd on a loopback address with its own host key, config and authorized_keys. */
+export async function startSshHost(options: SshHostOptions): Promise<SandboxSshHost> {
+  const user = options.user ?? 'root';
+  if (user !== 'root') ensureUser(user);
+  const dir = options.dir;
+  mkdirSync(join(dir, 'authorized_keys'), { recursive: true });
+  mkdirSync('/run/sshd', { recursive: true });
+  const hostKey = join(dir, 'ssh_host_ed25519_key');
+  const clientKey = join(dir, 'client_ed25519_key');
+  ensureKey(hostKey);
+  ensureKey(clientKey);
+  writeFileSync(join(dir, 'authorized_keys', user), readFileSync(`${clientKey}.pub`));
+  chmodSync(join(dir, 'authorized_keys', user), 0o644);
+
+  const port = options.port ?? (await freePort(options.address));
+  const sshdConfig = join(dir, 'sshd_config');
+  writeFileSync(
+    sshdConfig,
+    [
+      `ListenAddress ${options.address}:${port}`,
+      `HostKey ${hostKey}`,
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}/%u`,
+      'PubkeyAuthentication yes',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PermitRootLogin prohibit-password',
+      'UsePAM no',
+      // Keys live in a test folder that may sit under /tmp (mode 1777).
+      'StrictModes no',
+      'MaxSessions 64',
+      'MaxStartups 64',
+      'Subsystem sftp /usr/lib/openssh/sftp-server',
+      '',
+    ].join('\n'),
+  );
+  const hostPublicKey = readFileSync(`${hostKey}.pub`, 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
+  const knownHostsFile = join(dir, 'known_hosts');
+  writeFileSync(knownHostsFile, `[${options.address}]:${port} ${hostPublicKey}\n`);
+
+  const log = openSync(join(dir, 'sshd.log'), 'a');
+  const child = startChild('/usr/sbin/sshd', ['-D', '-e', '-f', sshdConfig], { stdio: ['ignore', log, log] });
+  await waitForPort(options.address, port, 10_000, child);
+  return {
+    config: {
+      host: options.address,
+      port,
+      user,
+      privateKeyFile: clientKey,
+      knownHostsFile,
+      keepaliveSeconds: 2,
+      keepaliveCountMax: 3,
+      connectTimeoutSeconds: 10,
+    },
+    dir,
+    process: child,
+    hostPublicKey,
+    stop: () => stopProcess(child),
+  };
+}

@@ -1,0 +1,59 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { freePort, startChild, stopProcess, waitForPort } from './processes';
+
+/** Where bootstrap.sh installs the pinned Temporal binaries. */
+export const PROJECT_ROOT = resolve(__dirname, '..', '..', '..');
+export const TEMPORAL_CLI = join(PROJECT_ROOT, '.venv', 'bin', 'temporal');
+export const TEMPORAL_TEST_SERVER = join(PROJECT_ROOT, '.venv', 'bin', 'temporal-test-server');
+
+export interface DevServer {
+  address: string;
+  uiUrl: string;
+  namespace: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export interface DevServerOptions {
+  /** SQLite file: workflows survive a server restart. */
+  dbFile: string;
+  logFile: string;
+  port?: number;
+  uiPort?: number;
+  namespace?: string;
+}
+
+/** `temporal server start-dev` on loopback, persisted to SQLite, as a child of this process. */
+export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  const port = options.port ?? (await freePort());
+  const uiPort = options.uiPort ?? (await freePort());
+  const namespace = options.namespace ?? 'default';
+  mkdirSync(resolve(options.dbFile, '..'), { recursive: true });
+  const log = openSync(options.logFile, 'a');
+  const child = startChild(
+    TEMPORAL_CLI,
+    [
+      'server', 'start-dev',
+      '--ip', '127.0.0.1',
+      '--port', String(port),
+      '--ui-port', String(uiPort),
+      '--http-port', String(await freePort()),
+      '--metrics-port', String(await freePort()),
+      '--db-filename', options.dbFile,
+      '--namespace', namespace,
+      '--log-level', 'warn',
+      '--ui-disable-news-fetch',
+    ],
+    { stdio: ['ignore', log, log] },
+  );
+  await waitForPort('127.0.0.1', port, 30_000, child);
+  return {
+    address: `127.0.0.1:${port}`,
+    uiUrl: `http://127.0.0.1:${uiPort}`,
+    namespace,
+    process: child,
+    stop: () => stopProcess(child),
+  };
+}

@@ -1,0 +1,27 @@
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { SshSession } from '../activities/adapters/ssh/ssh-session';
+import type { Config } from '../config/schema';
+
+/** Builds the adapters from config and a worker that runs every workflow and activity on the task queue. */
+export async function createWorker(config: Config): Promise<{ worker: Worker; connection: NativeConnection }> {
+  const activities = createActivities({
+    config,
+    openSsh: (hostKey) => {
+      const host = config.hosts[hostKey];
+      if (!host) throw new Error(`no host ${hostKey} in config`);
+      return SshSession.connect(hostKey, host);
+    },
+  });
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+    workflowsPath: require.resolve('../workflows'),
+    activities,
+    // Lets a replacement worker pick up an abandoned activity quickly after a crash.
+    shutdownGraceTime: '10 seconds',
+  });
+  return { worker, connection };
+}

@@ -1,0 +1,14 @@
+import { loadConfig } from '../config/load';
+import { createWorker } from './create-worker';
+
+/** Runs the worker until SIGINT/SIGTERM. */
+export async function runWorker(configFile: string): Promise<void> {
+  const config = loadConfig(configFile);
+  const { worker, connection } = await createWorker(config);
+  console.log(`worker: task queue ${config.temporal.taskQueue} on ${config.temporal.address} (${config.temporal.namespace})`);
+  try {
+    await worker.run();
+  } finally {
+    await connection.close();
+  }
+}

@@ -1,0 +1,1 @@
+export { dailySupimBackup } from './daily-supim';
