@@ -70,7 +70,7 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
         return finish('not-yet', `completion marker ${supim.completionMarker} not written yet`);
       }
       const newest = Math.max(...files.map((f) => f.mtime));
-      if (tree.remoteNow - newest < supim.settleSeconds) {
+      if (supim.settleSeconds > 0 && tree.remoteNow - newest < supim.settleSeconds) {
         return finish('not-yet', `still being written (newest file ${Math.max(0, Math.round(tree.remoteNow - newest))} s old, want ${supim.settleSeconds} s)`);
       }
 

@@ -66,7 +66,7 @@ export async function listRemoteTree(ssh: SshSession, dir: string, signal?: Abor
     `if [ -L "$d" ]; then exit ${EXIT_SYMLINK}; fi; ` +
     `if [ ! -e "$d" ]; then exit ${EXIT_MISSING}; fi; ` +
     `if [ ! -d "$d" ]; then exit ${EXIT_NOT_DIR}; fi; ` +
-    `date +%s | tr -d '\\n'; printf '\\0'; ` +
+    `date +%s.%N | tr -d '\\n'; printf '\\0'; ` +
     `exec find -P "$d" -mindepth 1 -printf '%y\\0%s\\0%T@\\0%P\\0'`;
   const result = await ssh.exec({ shell: script }, { signal });
   if (result.exitCode === EXIT_MISSING) return { state: 'missing' };

@@ -1,0 +1,56 @@
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createActivities } from '../../activities';
+import { SshSession } from '../../activities/adapters/ssh/ssh-session';
+import { parseConfig } from '../../config/load';
+import type { Config } from '../../config/schema';
+import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
+
+export interface SupimSandbox {
+  root: string;
+  sourceTemplate: string;
+  destinationRoot: string;
+  compute: SandboxSshHost;
+  config: Config;
+  activities: ReturnType<typeof createActivities>;
+  cleanup(): Promise<void>;
+}
+
+let nextAddress = 10 + (process.pid % 200);
+
+/** A compute host (real sshd on its own loopback address) and a backup store, in a fresh temp folder. */
+export async function supimSandbox(options: { user?: string; supim?: Record<string, unknown> } = {}): Promise<SupimSandbox> {
+  const root = mkdtempSync(join(tmpdir(), 'cluster-backup-test-'));
+  chmodSync(root, 0o755); // a non-root remote user must be able to read the source tree
+  const compute = await startSshHost({ dir: join(root, 'compute-ssh'), address: `127.0.0.${nextAddress++}`, user: options.user });
+  const sourceTemplate = join(root, 'source', '{yyyy}', '{ddd}');
+  const destinationRoot = join(root, 'backup');
+  const config = parseConfig(
+    {
+      hosts: { compute: compute.config },
+      supim: { host: 'compute', sourceTemplate, destinationRoot, settleSeconds: 0, ...options.supim },
+    },
+    'test sandbox',
+    root,
+  );
+  const activities = createActivities({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) });
+  return {
+    root,
+    sourceTemplate,
+    destinationRoot,
+    compute,
+    config,
+    activities,
+    cleanup: async () => {
+      await compute.stop();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs an activity function with a real activity context (heartbeats, cancellation) outside a worker. */
+export function runActivity<A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
+  return new MockActivityEnvironment().run(fn, ...args);
+}

@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseTreeListing, unsafeRelativePathReason } from '../../activities/adapters/ssh/remote-tree';
+import { RemoteCommandError } from '../../activities/adapters/ssh/remote-command-error';
+
+const listing = (...entries: string[][]) => Buffer.from(['1700000000.5', ...entries.flat()].join('\0') + '\0');
+
+describe('remote tree listing', () => {
+  it('parses NUL-separated entries, names with newlines included', () => {
+    const parsed = parseTreeListing(listing(['f', '12', '1699999999.25', 'a\nb.dat'], ['d', '4096', '1699999999', 'sub'], ['l', '4', '1', 'link']), 'h', '/d');
+    assert.equal(parsed.remoteNow, 1700000000.5);
+    assert.deepEqual(parsed.entries, [
+      { type: 'file', path: 'a\nb.dat', size: 12, mtime: 1699999999.25 },
+      { type: 'dir', path: 'sub', size: 4096, mtime: 1699999999 },
+      { type: 'symlink', path: 'link', size: 4, mtime: 1 },
+    ]);
+  });
+
+  for (const hostile of ['../etc/passwd', 'a/../../b', '/etc/passwd', 'a//b', './a', '']) {
+    it(`refuses the whole listing when it holds ${JSON.stringify(hostile)}`, () => {
+      assert.throws(
+        () => parseTreeListing(listing(['f', '1', '1', 'ok.dat'], ['f', '1', '1', hostile]), 'h', '/d'),
+        (err: unknown) => err instanceof RemoteCommandError && err.nonRetryable === true && /refusing listing/.test(err.message),
+      );
+    });
+  }
+
+  it('allows names that merely contain dots', () => {
+    assert.equal(unsafeRelativePathReason('..hidden/a..b/.x'), undefined);
+  });
+
+  it('refuses malformed output', () => {
+    assert.throws(() => parseTreeListing(Buffer.from('1700000000\0f\0'), 'h', '/d'), /malformed/);
+    assert.throws(() => parseTreeListing(Buffer.from('not-a-clock\0'), 'h', '/d'), /clock/);
+  });
+});
