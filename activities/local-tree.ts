@@ -59,5 +59,7 @@ export async function localFileState(path: string): Promise<LocalFileState | und
 
 /** Same file as far as a backup can tell without reading it: same size, same mtime to the second (as rsync). */
 export function sameFile(local: LocalFileState | undefined, remote: { size: number; mtime: number }): boolean {
-  return local !== undefined && local.size === remote.size && Math.floor(local.mtimeSeconds) === Math.floor(remote.mtime);
+  return (
+    local !== undefined && local.size === remote.size && Math.floor(local.mtimeSeconds) === Math.floor(remote.mtime)
+  );
 }

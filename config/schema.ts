@@ -9,7 +9,10 @@ const absolutePath = z
   .refine((p) => !/[\0\n\r]/.test(p), 'must not contain NUL or line breaks');
 
 const hostSchema = z.strictObject({
-  host: z.string().min(1).refine((h) => !/[\s/@]/.test(h) && !h.startsWith('-'), 'is not a host name or address'),
+  host: z
+    .string()
+    .min(1)
+    .refine((h) => !/[\s/@]/.test(h) && !h.startsWith('-'), 'is not a host name or address'),
   port: z.number().int().min(1).max(65535).default(22),
   user: z.string().regex(/^[a-z_][a-z0-9_.-]*$/i, 'is not a valid user name'),
   privateKeyFile: absolutePath,

@@ -52,7 +52,8 @@ export function calendarDay(isoDate: string): CalendarDay {
 
 /** The given date first, then the `daysBack` days before it. */
 export function julianDaysEndingOn(isoDate: string, daysBack: number): CalendarDay[] {
-  if (!Number.isInteger(daysBack) || daysBack < 0) throw new Error(`daysBack must be a whole number >= 0, got ${daysBack}`);
+  if (!Number.isInteger(daysBack) || daysBack < 0)
+    throw new Error(`daysBack must be a whole number >= 0, got ${daysBack}`);
   const end = toLocalNoon(isoDate);
   return Array.from({ length: daysBack + 1 }, (_, i) => fromLocalNoon(subDays(end, i)));
 }

@@ -1,7 +1,12 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { SshSession } from '../activities/adapters/ssh/ssh-session';
 import type { Config } from '../config/schema';
+
+/** Written by `npm run build` (scripts/bundle-workflows.ts). */
+export const WORKFLOW_BUNDLE = join(__dirname, '..', 'workflow-bundle.js');
 
 /** Builds the adapters from config and a worker that runs every workflow and activity on the task queue. */
 export async function createWorker(config: Config): Promise<{ worker: Worker; connection: NativeConnection }> {
@@ -18,7 +23,9 @@ export async function createWorker(config: Config): Promise<{ worker: Worker; co
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    workflowsPath: require.resolve('../workflows'),
+    ...(existsSync(WORKFLOW_BUNDLE)
+      ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } }
+      : { workflowsPath: require.resolve('../workflows') }),
     activities,
     // Lets a replacement worker pick up an abandoned activity quickly after a crash.
     shutdownGraceTime: '10 seconds',

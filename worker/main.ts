@@ -5,7 +5,9 @@ import { createWorker } from './create-worker';
 export async function runWorker(configFile: string): Promise<void> {
   const config = loadConfig(configFile);
   const { worker, connection } = await createWorker(config);
-  console.log(`worker: task queue ${config.temporal.taskQueue} on ${config.temporal.address} (${config.temporal.namespace})`);
+  console.log(
+    `worker: task queue ${config.temporal.taskQueue} on ${config.temporal.address} (${config.temporal.namespace})`,
+  );
   try {
     await worker.run();
   } finally {

@@ -43,5 +43,12 @@ export async function dailySupimBackup(input: DailySupimInput = {}): Promise<Dai
     }
   }
   if (results.length === 0) throw ApplicationFailure.nonRetryable('no days to back up');
-  return { runDate, timeZone: settings.timeZone, days: results, ok: dailyRunOk(results), startedAt, finishedAt: new Date().toISOString() };
+  return {
+    runDate,
+    timeZone: settings.timeZone,
+    days: results,
+    ok: dailyRunOk(results),
+    startedAt,
+    finishedAt: new Date().toISOString(),
+  };
 }

@@ -9,7 +9,9 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
     server.once('error', reject);
     server.listen(0, host, () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -17,7 +19,8 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 export async function waitForPort(host: string, port: number, timeoutMs: number, child?: ChildProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child && child.exitCode !== null) throw new Error(`process exited (${child.exitCode}) before listening on ${host}:${port}`);
+    if (child && child.exitCode !== null)
+      throw new Error(`process exited (${child.exitCode}) before listening on ${host}:${port}`);
     const open = await new Promise<boolean>((resolve) => {
       const sock = connect({ host, port });
       sock.once('connect', () => (sock.destroy(), resolve(true)));

@@ -24,7 +24,8 @@ export interface SshHostOptions {
 }
 
 function ensureKey(path: string): void {
-  if (!existsSync(path)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'cluster-backup-sandbox', '-f', path]);
+  if (!existsSync(path))
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'cluster-backup-sandbox', '-f', path]);
 }
 
 /** Creates a local user that sshd accepts for key login (no password, not locked). */

@@ -9,7 +9,8 @@ export function supimFileNames(day: CalendarDay): string[] {
   const stamp = `${day.year}${String(day.dayOfYear).padStart(3, '0')}`;
   const names = ['supim_run.log', 'input/params.nml'];
   for (const quantity of ['ne', 'te', 'ti']) {
-    for (let hour = 0; hour < 24; hour += 6) names.push(`output/${quantity}_${stamp}_${String(hour).padStart(2, '0')}00.dat`);
+    for (let hour = 0; hour < 24; hour += 6)
+      names.push(`output/${quantity}_${stamp}_${String(hour).padStart(2, '0')}00.dat`);
   }
   return names;
 }
@@ -21,7 +22,11 @@ export interface GeneratedDay {
 }
 
 /** Writes a day of SUPIM-like outputs under the template's folder, with mtimes in the past so the day counts as settled. */
-export function writeSupimDay(template: string, day: CalendarDay, options: { bytesPerFile?: number; ageSeconds?: number } = {}): GeneratedDay {
+export function writeSupimDay(
+  template: string,
+  day: CalendarDay,
+  options: { bytesPerFile?: number; ageSeconds?: number } = {},
+): GeneratedDay {
   const folder = renderPathTemplate(template, day);
   const bytesPerFile = options.bytesPerFile ?? 64 * 1024;
   const when = Date.now() / 1000 - (options.ageSeconds ?? 3600);

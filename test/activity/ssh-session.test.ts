@@ -22,7 +22,10 @@ describe('SSH session against a real sshd', () => {
   });
 
   const refused = (kind: string, pattern: RegExp) => (err: unknown) =>
-    err instanceof RemoteCommandError && err.remote.kind === kind && err.nonRetryable === true && pattern.test(err.message);
+    err instanceof RemoteCommandError &&
+    err.remote.kind === kind &&
+    err.nonRetryable === true &&
+    pattern.test(err.message);
 
   it('passes every argument through the remote shell intact', async () => {
     const words = ["it's", 'a b', '$(touch /tmp/pwned-by-test)', '-n', 'new\nline'];
@@ -33,7 +36,11 @@ describe('SSH session against a real sshd', () => {
   it('reports a failing command with exit code and stderr', async () => {
     await assert.rejects(
       withSsh('h', host.config, (ssh) => ssh.run({ shell: `echo oops >&2; exit 7` })),
-      (err: unknown) => err instanceof RemoteCommandError && err.remote.exitCode === 7 && err.remote.stderr === 'oops' && !err.nonRetryable,
+      (err: unknown) =>
+        err instanceof RemoteCommandError &&
+        err.remote.exitCode === 7 &&
+        err.remote.stderr === 'oops' &&
+        !err.nonRetryable,
     );
   });
 
@@ -43,19 +50,28 @@ describe('SSH session against a real sshd', () => {
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', otherKey]);
     const pub = readFileSync(`${otherKey}.pub`, 'utf8').split(' ').slice(0, 2).join(' ');
     writeFileSync(wrong, `[${host.config.host}]:${host.config.port} ${pub}\n`);
-    await assert.rejects(SshSession.connect('h', { ...host.config, knownHostsFile: wrong }), refused('host-key', /HOST KEY MISMATCH/));
+    await assert.rejects(
+      SshSession.connect('h', { ...host.config, knownHostsFile: wrong }),
+      refused('host-key', /HOST KEY MISMATCH/),
+    );
   });
 
   it('refuses a host that known_hosts does not list', async () => {
     const empty = join(root, 'empty_known_hosts');
     writeFileSync(empty, `# nothing\n[other]:22 ${host.hostPublicKey}\n`);
-    await assert.rejects(SshSession.connect('h', { ...host.config, knownHostsFile: empty }), refused('host-key', /no host key/));
+    await assert.rejects(
+      SshSession.connect('h', { ...host.config, knownHostsFile: empty }),
+      refused('host-key', /no host key/),
+    );
   });
 
   it('reports a refused key as an authentication failure', async () => {
     const stranger = join(root, 'stranger_key');
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', stranger]);
-    await assert.rejects(SshSession.connect('h', { ...host.config, privateKeyFile: stranger }), refused('auth', /refused/));
+    await assert.rejects(
+      SshSession.connect('h', { ...host.config, privateKeyFile: stranger }),
+      refused('auth', /refused/),
+    );
   });
 
   it('reports a closed port as a retryable connect failure', async () => {
@@ -63,12 +79,15 @@ describe('SSH session against a real sshd', () => {
     writeFileSync(knownHostsFile, `[${host.config.host}]:1 ${host.hostPublicKey}\n`);
     await assert.rejects(
       SshSession.connect('h', { ...host.config, port: 1, knownHostsFile }),
-      (err: unknown) => err instanceof RemoteCommandError && err.remote.kind === 'connect' && err.nonRetryable === false,
+      (err: unknown) =>
+        err instanceof RemoteCommandError && err.remote.kind === 'connect' && err.nonRetryable === false,
     );
   });
 
   it('quotes words so the remote shell runs nothing they contain', async () => {
-    await withSsh('h', host.config, (ssh) => ssh.run(['test', '-e', `x; touch ${join(root, 'injected')}`]).catch(() => undefined));
+    await withSsh('h', host.config, (ssh) =>
+      ssh.run(['test', '-e', `x; touch ${join(root, 'injected')}`]).catch(() => undefined),
+    );
     await withSsh('h', host.config, (ssh) => ssh.run({ shell: `ls ${quote(root)}` })).then((out) =>
       assert.doesNotMatch(out.toString(), /injected/),
     );

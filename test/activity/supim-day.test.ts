@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { calendarDay } from '../../domain/julian-day';
@@ -51,7 +60,8 @@ for (const user of ['root', 'cbremote']) {
       assert.equal(first.destination, join(box.destinationRoot, '2024', '366'));
       assert.equal(first.filesCopied, generated.files.length);
       assert.equal(first.bytesCopied, generated.bytes);
-      for (const name of generated.files) assert.equal(sha(join(first.destination, name)), sha(join(generated.folder, name)), name);
+      for (const name of generated.files)
+        assert.equal(sha(join(first.destination, name)), sha(join(generated.folder, name)), name);
       assert.deepEqual(allFiles(first.destination).sort(), [...generated.files].sort());
 
       const second = await runActivity(box.activities.backupSupimDay, day);

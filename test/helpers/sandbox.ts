@@ -21,10 +21,16 @@ export interface SupimSandbox {
 let nextAddress = 10 + (process.pid % 200);
 
 /** A compute host (real sshd on its own loopback address) and a backup store, in a fresh temp folder. */
-export async function supimSandbox(options: { user?: string; supim?: Record<string, unknown> } = {}): Promise<SupimSandbox> {
+export async function supimSandbox(
+  options: { user?: string; supim?: Record<string, unknown> } = {},
+): Promise<SupimSandbox> {
   const root = mkdtempSync(join(tmpdir(), 'cluster-backup-test-'));
   chmodSync(root, 0o755); // a non-root remote user must be able to read the source tree
-  const compute = await startSshHost({ dir: join(root, 'compute-ssh'), address: `127.0.0.${nextAddress++}`, user: options.user });
+  const compute = await startSshHost({
+    dir: join(root, 'compute-ssh'),
+    address: `127.0.0.${nextAddress++}`,
+    user: options.user,
+  });
   const sourceTemplate = join(root, 'source', '{yyyy}', '{ddd}');
   const destinationRoot = join(root, 'backup');
   const config = parseConfig(

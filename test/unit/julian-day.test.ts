@@ -28,8 +28,18 @@ describe('julian days', () => {
 
   it('returns the date first and then the days before it', () => {
     const days = julianDaysEndingOn('2026-03-01', 2);
-    assert.deepEqual(days.map((d) => d.isoDate), ['2026-03-01', '2026-02-28', '2026-02-27']);
-    assert.deepEqual(days[0], { year: 2026, month: 3, dayOfMonth: 1, dayOfYear: 60, isoDate: '2026-03-01', label: '2026-060' });
+    assert.deepEqual(
+      days.map((d) => d.isoDate),
+      ['2026-03-01', '2026-02-28', '2026-02-27'],
+    );
+    assert.deepEqual(days[0], {
+      year: 2026,
+      month: 3,
+      dayOfMonth: 1,
+      dayOfYear: 60,
+      isoDate: '2026-03-01',
+      label: '2026-060',
+    });
   });
 
   it('refuses impossible dates and bad day counts', () => {

@@ -7,7 +7,11 @@ const listing = (...entries: string[][]) => Buffer.from(['1700000000.5', ...entr
 
 describe('remote tree listing', () => {
   it('parses NUL-separated entries, names with newlines included', () => {
-    const parsed = parseTreeListing(listing(['f', '12', '1699999999.25', 'a\nb.dat'], ['d', '4096', '1699999999', 'sub'], ['l', '4', '1', 'link']), 'h', '/d');
+    const parsed = parseTreeListing(
+      listing(['f', '12', '1699999999.25', 'a\nb.dat'], ['d', '4096', '1699999999', 'sub'], ['l', '4', '1', 'link']),
+      'h',
+      '/d',
+    );
     assert.equal(parsed.remoteNow, 1700000000.5);
     assert.deepEqual(parsed.entries, [
       { type: 'file', path: 'a\nb.dat', size: 12, mtime: 1699999999.25 },
@@ -20,7 +24,8 @@ describe('remote tree listing', () => {
     it(`refuses the whole listing when it holds ${JSON.stringify(hostile)}`, () => {
       assert.throws(
         () => parseTreeListing(listing(['f', '1', '1', 'ok.dat'], ['f', '1', '1', hostile]), 'h', '/d'),
-        (err: unknown) => err instanceof RemoteCommandError && err.nonRetryable === true && /refusing listing/.test(err.message),
+        (err: unknown) =>
+          err instanceof RemoteCommandError && err.nonRetryable === true && /refusing listing/.test(err.message),
       );
     });
   }

@@ -36,11 +36,23 @@ describe('known_hosts', () => {
       `@cert-authority * ssh-ed25519 ${other}`,
       `@revoked h2 ssh-ed25519 ${other}`,
     ].join('\n');
-    assert.deepEqual(keysForHost(text, 'h1').map((k) => k.key.toString('base64')), [key]);
-    assert.deepEqual(keysForHost(text, 'x.lab').map((k) => k.key.toString('base64')), [other]);
+    assert.deepEqual(
+      keysForHost(text, 'h1').map((k) => k.key.toString('base64')),
+      [key],
+    );
+    assert.deepEqual(
+      keysForHost(text, 'x.lab').map((k) => k.key.toString('base64')),
+      [other],
+    );
     assert.deepEqual(keysForHost(text, 'bad.lab'), []);
-    assert.deepEqual(keysForHost(text, '[h]:2022').map((k) => k.key.toString('base64')), [key]);
-    assert.deepEqual(keysForHost(text, 'h2').map((k) => k.revoked), [false, true]);
+    assert.deepEqual(
+      keysForHost(text, '[h]:2022').map((k) => k.key.toString('base64')),
+      [key],
+    );
+    assert.deepEqual(
+      keysForHost(text, 'h2').map((k) => k.revoked),
+      [false, true],
+    );
     assert.deepEqual(keysForHost(text, 'nobody'), []);
   });
 });
@@ -56,11 +68,20 @@ describe('remote failure classification', () => {
   it('decides for commands by exit code and stderr', () => {
     assert.equal(isRetryable({ kind: 'command', host: 'h', exitCode: 127 }), false);
     assert.equal(isRetryable({ kind: 'command', host: 'h', exitCode: 1, stderr: 'x: Permission denied' }), false);
-    assert.equal(isRetryable({ kind: 'command', host: 'h', exitCode: 1, stderr: 'Resource temporarily unavailable' }), true);
+    assert.equal(
+      isRetryable({ kind: 'command', host: 'h', exitCode: 1, stderr: 'Resource temporarily unavailable' }),
+      true,
+    );
     assert.equal(isRetryable({ kind: 'command', host: 'h', exitCode: null, signal: 'KILL' }), true);
   });
   it('carries command, exit code and trimmed stderr as a Temporal failure', () => {
-    const err = new RemoteCommandError('boom', { kind: 'command', host: 'h', command: 'ls', exitCode: 2, stderr: 'e'.repeat(5000) });
+    const err = new RemoteCommandError('boom', {
+      kind: 'command',
+      host: 'h',
+      command: 'ls',
+      exitCode: 2,
+      stderr: 'e'.repeat(5000),
+    });
     assert.equal(err.type, 'RemoteCommandError');
     assert.equal(err.nonRetryable, false);
     assert.ok((err.remote.stderr ?? '').length < 2100);

@@ -24,7 +24,8 @@ export interface RemoteFailureDetails {
 
 const STDERR_LIMIT = 2000;
 /** Messages that no retry will change. */
-const PERMANENT_STDERR = /permission denied|no such file or directory|not a directory|invalid option|unrecognized option|operation not permitted|read-only file system/i;
+const PERMANENT_STDERR =
+  /permission denied|no such file or directory|not a directory|invalid option|unrecognized option|operation not permitted|read-only file system/i;
 
 export function isRetryable(details: RemoteFailureDetails): boolean {
   switch (details.kind) {

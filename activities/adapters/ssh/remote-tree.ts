@@ -35,12 +35,20 @@ export function unsafeRelativePathReason(path: string): string | undefined {
 }
 
 /** Parses `find -printf '%y\0%s\0%T@\0%P\0'` output preceded by the remote clock and a NUL. */
-export function parseTreeListing(output: Buffer, host: string, dir: string): { remoteNow: number; entries: RemoteEntry[] } {
+export function parseTreeListing(
+  output: Buffer,
+  host: string,
+  dir: string,
+): { remoteNow: number; entries: RemoteEntry[] } {
   const fields = output.toString('utf8').split('\0');
   if (fields.at(-1) === '') fields.pop();
   const remoteNow = Number(fields.shift());
   const refuse = (detail: string) =>
-    new RemoteCommandError(`${host}: refusing listing of ${dir}: ${detail}`, { kind: 'unsafe-remote-data', host, command: `find ${dir}` });
+    new RemoteCommandError(`${host}: refusing listing of ${dir}: ${detail}`, {
+      kind: 'unsafe-remote-data',
+      host,
+      command: `find ${dir}`,
+    });
   if (!Number.isFinite(remoteNow)) throw refuse('no remote clock reading');
   if (fields.length % 4 !== 0) throw refuse(`malformed output (${fields.length} fields)`);
   const entries: RemoteEntry[] = [];
@@ -50,7 +58,8 @@ export function parseTreeListing(output: Buffer, host: string, dir: string): { r
     if (reason) throw refuse(`${reason}: ${JSON.stringify(path)}`);
     const size = Number(sizeText);
     const mtime = Number(mtimeText);
-    if (!Number.isSafeInteger(size) || size < 0 || !Number.isFinite(mtime)) throw refuse(`bad size or time for ${JSON.stringify(path)}`);
+    if (!Number.isSafeInteger(size) || size < 0 || !Number.isFinite(mtime))
+      throw refuse(`bad size or time for ${JSON.stringify(path)}`);
     entries.push({ type: TYPE_CODES[typeCode] ?? 'other', path, size, mtime });
   }
   return { remoteNow, entries };

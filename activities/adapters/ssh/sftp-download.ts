@@ -30,7 +30,11 @@ export async function sftpDownload(
   options: DownloadOptions,
 ): Promise<{ bytes: number }> {
   const transferError = (message: string, cause?: Error) =>
-    new RemoteCommandError(`${host}: ${remotePath}: ${message}`, { kind: 'transfer', host, command: `sftp read ${remotePath}` }, cause);
+    new RemoteCommandError(
+      `${host}: ${remotePath}: ${message}`,
+      { kind: 'transfer', host, command: `sftp read ${remotePath}` },
+      cause,
+    );
 
   const handle = await new Promise<Buffer>((resolve, reject) =>
     sftp.open(remotePath, 'r', (err, h) => (err ? reject(transferError('cannot open', err)) : resolve(h))),
@@ -82,7 +86,8 @@ function pipelinedCopy(
       sftp.read(handle, buffer, 0, length, offset, (err, bytesRead) => {
         if (settled) return;
         if (err) return fail(transferError(`read at ${offset} failed`, err));
-        if (bytesRead === 0) return fail(transferError(`file ended at ${offset}, expected ${size} bytes (truncated while copying?)`));
+        if (bytesRead === 0)
+          return fail(transferError(`file ended at ${offset}, expected ${size} bytes (truncated while copying?)`));
         // The server may answer with fewer bytes than asked: ask again for the rest.
         if (bytesRead < length) readAt(offset + bytesRead, length - bytesRead);
         arrived.set(offset, bytesRead < length ? buffer.subarray(0, bytesRead) : buffer);

@@ -57,7 +57,10 @@ export class SshSession {
     const known = keysForHost(knownHostsText, hostName);
     const trusted = known.filter((k) => !k.revoked);
     if (trusted.length === 0) {
-      throw fail('host-key', `no host key for ${hostName} in ${host.knownHostsFile}; add the host's key there (never skip the check)`);
+      throw fail(
+        'host-key',
+        `no host key for ${hostName} in ${host.knownHostsFile}; add the host's key there (never skip the check)`,
+      );
     }
 
     let hostKeyProblem: string | undefined;
@@ -91,7 +94,8 @@ export class SshSession {
       client.once('error', (err: Error & { level?: string }) => {
         sock.destroy();
         if (hostKeyProblem) reject(fail('host-key', hostKeyProblem));
-        else if (err.level === 'client-authentication') reject(fail('auth', `key ${host.privateKeyFile} was refused`, err));
+        else if (err.level === 'client-authentication')
+          reject(fail('auth', `key ${host.privateKeyFile} was refused`, err));
         else reject(fail('connect', err.message, err));
       });
       client.connect({ ...config, sock });
@@ -153,7 +157,11 @@ export class SshSession {
   }
 
   linkFailure(what: string, cause: Error): RemoteCommandError {
-    return new RemoteCommandError(`${this.label}: ${what}: ${cause.message}`, { kind: 'connect', host: this.label, command: what }, cause);
+    return new RemoteCommandError(
+      `${this.label}: ${what}: ${cause.message}`,
+      { kind: 'connect', host: this.label, command: what },
+      cause,
+    );
   }
 
   sftp(): Promise<SFTPWrapper> {

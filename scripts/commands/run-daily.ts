@@ -1,0 +1,55 @@
+import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import type { Config } from '../../config/schema';
+import type { DailySummary } from '../../domain/daily-summary';
+import { calendarDay, isoDateInZone } from '../../domain/julian-day';
+import type { dailySupimBackup } from '../../workflows';
+
+export function dailyWorkflowId(isoDate: string): string {
+  return `supim-${calendarDay(isoDate).label}`;
+}
+
+/**
+ * Starts the daily run for a date, or joins the one already running for it (same workflow ID):
+ * two starts for one date never copy twice at once.
+ */
+export async function startDaily(
+  client: Client,
+  config: Config,
+  date?: string,
+): Promise<WorkflowHandleWithFirstExecutionRunId<typeof dailySupimBackup>> {
+  const isoDate = date ?? isoDateInZone(new Date(), config.supim.timeZone);
+  calendarDay(isoDate); // refuses a bad date before anything starts
+  return client.workflow.start<typeof dailySupimBackup>('dailySupimBackup', {
+    taskQueue: config.temporal.taskQueue,
+    workflowId: dailyWorkflowId(isoDate),
+    args: [{ date: isoDate }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+  });
+}
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+export function formatBytes(bytes: number): string {
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${UNITS[unit]}`;
+}
+
+export function formatDailySummary(summary: DailySummary): string {
+  const lines = [`daily SUPIM backup for ${summary.runDate} (${summary.timeZone}): ${summary.ok ? 'OK' : 'FAILED'}`];
+  for (const d of summary.days) {
+    const counts = `${d.filesCopied}/${d.filesInSource} files copied, ${formatBytes(d.bytesCopied)}`;
+    lines.push(
+      `  ${d.day.label} (${d.day.isoDate})  ${d.status.padEnd(8)}  ${counts}, ${(d.durationMs / 1000).toFixed(1)} s` +
+        (d.reason ? `  - ${d.reason}` : ''),
+    );
+    if (d.skippedCount)
+      lines.push(`      skipped ${d.skippedCount} symlink(s)/special file(s): ${d.skipped.join('; ')}`);
+    for (const s of d.superseded) lines.push(`      superseded: ${s}`);
+  }
+  return lines.join('\n');
+}
