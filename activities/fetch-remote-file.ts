@@ -60,6 +60,7 @@ export async function fetchRemoteFile(req: FetchRequest): Promise<FetchResult> {
     await sftpDownload(req.sftp, req.host, req.remotePath, file, {
       parallelReads: req.transfer.parallelReads,
       chunkBytes: req.transfer.chunkBytes,
+      maxBytesPerSecond: req.transfer.maxBytesPerSecond,
       startOffset: resumedAt,
       expectedSize: req.size,
       hash,

@@ -25,7 +25,14 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
 
   async function getDailySettings(): Promise<DailySettings> {
     const { timeZone, daysBack, sourceTemplate, destinationRoot, verify } = supim;
-    return { timeZone, daysBack, sourceTemplate, destinationRoot, verify };
+    return {
+      timeZone,
+      daysBack,
+      sourceTemplate,
+      destinationRoot,
+      verify,
+      heartbeatTimeoutSeconds: transfer.heartbeatTimeoutSeconds,
+    };
   }
 
   /** Probes one julian day on the compute host and copies whatever is missing or differs. Idempotent. */

@@ -60,6 +60,10 @@ const transferSchema = z.strictObject({
   chunkBytes: z.number().int().min(4096).max(261120).default(261120),
   /** Files copied at once: many small files are latency-bound, not bandwidth-bound. */
   parallelFiles: z.number().int().min(1).max(64).default(8),
+  /** Bandwidth cap per file in bytes/s (like rsync --bwlimit); 0 means none. */
+  maxBytesPerSecond: z.number().int().min(0).default(0),
+  /** A copy silent for this long is taken as dead and retried elsewhere (resuming): how fast a crash is noticed. */
+  heartbeatTimeoutSeconds: z.number().int().min(2).max(600).default(30),
 });
 
 export const configSchema = z

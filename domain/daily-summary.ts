@@ -49,6 +49,7 @@ export interface DailySettings {
   sourceTemplate: string;
   destinationRoot: string;
   verify: 'size' | 'sha256';
+  heartbeatTimeoutSeconds: number;
 }
 
 /** A day's result before anything is known about it; `status` is filled in by whoever finishes it. */

@@ -1,5 +1,11 @@
 import { ActivityFailure, ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import { blankDayResult, dailyRunOk, type DailySummary, type DayResult } from '../domain/daily-summary';
+import {
+  blankDayResult,
+  dailyRunOk,
+  type DailySettings,
+  type DailySummary,
+  type DayResult,
+} from '../domain/daily-summary';
 import { isoDateInZone, julianDaysEndingOn } from '../domain/julian-day';
 import type { Activities } from '../activities';
 
@@ -13,12 +19,14 @@ const { getDailySettings } = proxyActivities<Activities>({
   retry: { maximumAttempts: 5 },
 });
 
-const { backupSupimDay } = proxyActivities<Activities>({
-  // A large day over a slow link may take hours; liveness comes from heartbeats, not from this bound.
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 8 },
-});
+function dayCopyActivities(settings: DailySettings) {
+  return proxyActivities<Activities>({
+    // A large day over a slow link may take hours; liveness comes from heartbeats, not from this bound.
+    startToCloseTimeout: '12 hours',
+    heartbeatTimeout: `${settings.heartbeatTimeoutSeconds} seconds`,
+    retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 8 },
+  });
+}
 
 function failureText(err: unknown): string {
   let e: unknown = err;
@@ -32,6 +40,7 @@ export async function dailySupimBackup(input: DailySupimInput = {}): Promise<Dai
   const settings = await getDailySettings();
   const runDate = input.date ?? isoDateInZone(workflowInfo().startTime, settings.timeZone);
   const days = julianDaysEndingOn(runDate, settings.daysBack);
+  const { backupSupimDay } = dayCopyActivities(settings);
 
   const results: DayResult[] = [];
   for (const day of days) {

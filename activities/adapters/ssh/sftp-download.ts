@@ -7,6 +7,8 @@ export interface DownloadOptions {
   /** Reads kept in flight; memory use is about parallelReads x chunkBytes, whatever the file's size. */
   parallelReads: number;
   chunkBytes: number;
+  /** Bandwidth cap (like rsync --bwlimit), so a backup does not starve the compute host's link. 0: none. */
+  maxBytesPerSecond?: number;
   /** Resume: the local file already holds this many correct bytes. */
   startOffset?: number;
   /** The size the listing promised; a remote file of another size is a changed file, not a copy. */
@@ -70,6 +72,12 @@ function pipelinedCopy(
   let written = start;
   let writing = false;
   let settled = false;
+  let waitingForBudget = false;
+  const startedAt = Date.now();
+  const limit = options.maxBytesPerSecond ?? 0;
+  /** Milliseconds until the cap allows reading up to `offset`; 0 when it allows it now. */
+  const budgetWait = (offset: number) =>
+    limit > 0 ? Math.max(0, ((offset - start) / limit) * 1000 - (Date.now() - startedAt)) : 0;
 
   return new Promise<void>((resolve, reject) => {
     const fail = (err: Error) => {
@@ -96,8 +104,17 @@ function pipelinedCopy(
     };
 
     const fillWindow = () => {
-      while (!settled && nextRead < size && nextRead - written < window) {
+      while (!settled && !waitingForBudget && nextRead < size && nextRead - written < window) {
         const length = Math.min(options.chunkBytes, size - nextRead);
+        const wait = budgetWait(nextRead + length);
+        if (wait > 0) {
+          waitingForBudget = true;
+          setTimeout(() => {
+            waitingForBudget = false;
+            fillWindow();
+          }, wait);
+          return;
+        }
         readAt(nextRead, length);
         nextRead += length;
       }

@@ -1,0 +1,18 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDevServer, type DevServer } from '../../scripts/sandbox/temporal-dev-server';
+
+/** A real `temporal server start-dev` (the pinned binary from .venv, never a download) for one test file. */
+export async function testDevServer(): Promise<DevServer & { dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'cluster-backup-temporal-'));
+  const server = await startDevServer({ dbFile: join(dir, 'temporal.db'), logFile: join(dir, 'temporal.log') });
+  return {
+    ...server,
+    dir,
+    stop: async () => {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

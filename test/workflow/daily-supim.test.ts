@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, utimesSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Worker } from '@temporalio/worker';
+import type { Config } from '../../config/schema';
+import { calendarDay } from '../../domain/julian-day';
+import { connectClient } from '../../scripts/commands/temporal-client';
+import { dailyWorkflowId, startDaily } from '../../scripts/commands/run-daily';
+import { writeSupimDay } from '../../scripts/sandbox/supim-data';
+import type { DevServer } from '../../scripts/sandbox/temporal-dev-server';
+import { createWorker } from '../../worker/create-worker';
+import { supimSandbox, type SupimSandbox } from '../helpers/sandbox';
+import { testDevServer } from '../helpers/temporal';
+
+/** Copies files of a generated day into the backup as an earlier run would have (same size and mtime). */
+function preBackup(box: SupimSandbox, folder: string, label: string, files: string[]): void {
+  for (const name of files) {
+    const target = join(box.destinationRoot, label.slice(0, 4), label.slice(5), name);
+    mkdirSync(dirname(target), { recursive: true });
+    cpSync(join(folder, name), target);
+    const { mtime } = statSync(join(folder, name));
+    utimesSync(target, mtime, mtime);
+  }
+}
+
+describe('dailySupimBackup on a real Temporal dev server', () => {
+  let server: DevServer;
+  let box: SupimSandbox;
+  let config: Config;
+  let worker: Worker;
+  let running: Promise<void>;
+  let closeWorkerConnection: () => Promise<void>;
+
+  before(async () => {
+    [server, box] = await Promise.all([testDevServer(), supimSandbox()]);
+    config = { ...box.config, temporal: { address: server.address, namespace: 'default', taskQueue: 'daily-test' } };
+    const created = await createWorker(config);
+    worker = created.worker;
+    closeWorkerConnection = () => created.connection.close();
+    running = worker.run();
+  });
+  after(async () => {
+    worker.shutdown();
+    await running;
+    await closeWorkerConnection();
+    await Promise.all([server.stop(), box.cleanup()]);
+  });
+
+  it('backs up three days across a year boundary: one missing, one partial, one complete; a rerun copies nothing', async () => {
+    // Run date 2025-01-01: days 2025-001 (missing), 2024-366 (partial), 2024-365 (complete).
+    const partial = writeSupimDay(box.sourceTemplate, calendarDay('2024-12-31'), { bytesPerFile: 10_000 });
+    const complete = writeSupimDay(box.sourceTemplate, calendarDay('2024-12-30'), { bytesPerFile: 10_000 });
+    preBackup(box, partial.folder, '2024-366', partial.files.slice(0, 5));
+    preBackup(box, complete.folder, '2024-365', complete.files);
+
+    const { client, close } = await connectClient(config);
+    try {
+      const handle = await startDaily(client, config, '2025-01-01');
+      assert.equal(handle.workflowId, 'supim-2025-001');
+      const summary = await handle.result();
+      assert.deepEqual(
+        summary.days.map((d) => [d.day.label, d.status, d.filesCopied]),
+        [
+          ['2025-001', 'not-yet', 0],
+          ['2024-366', 'copied', partial.files.length - 5],
+          ['2024-365', 'complete', 0],
+        ],
+      );
+      assert.equal(summary.ok, true);
+      assert.equal(summary.days[1]!.bytesCopied, (partial.files.length - 5) * 10_000);
+
+      const rerun = await (await startDaily(client, config, '2025-01-01')).result();
+      assert.deepEqual(
+        rerun.days.map((d) => [d.day.label, d.status, d.filesCopied]),
+        [
+          ['2025-001', 'not-yet', 0],
+          ['2024-366', 'complete', 0],
+          ['2024-365', 'complete', 0],
+        ],
+      );
+    } finally {
+      await close();
+    }
+  });
+
+  it('joins the run already going for a date instead of starting a second one', async () => {
+    const { client, close } = await connectClient(config);
+    try {
+      const [a, b] = await Promise.all([
+        startDaily(client, config, '2026-06-15'),
+        startDaily(client, config, '2026-06-15'),
+      ]);
+      assert.equal(a.workflowId, dailyWorkflowId('2026-06-15'));
+      assert.equal(a.firstExecutionRunId, b.firstExecutionRunId);
+      await a.result();
+    } finally {
+      await close();
+    }
+  });
+
+  it('reports a day that cannot be read as failed and still backs up the others', async () => {
+    const ok = writeSupimDay(box.sourceTemplate, calendarDay('2026-02-01'), { bytesPerFile: 100 });
+    const broken = calendarDay('2026-01-31');
+    // The day folder is a file: the listing fails for that day only.
+    const brokenFolder = box.sourceTemplate.replace('{yyyy}', '2026').replace('{ddd}', '031');
+    mkdirSync(dirname(brokenFolder), { recursive: true });
+    cpSync(join(ok.folder, ok.files[0]!), brokenFolder);
+    const { client, close } = await connectClient(config);
+    try {
+      const summary = await (await startDaily(client, config, '2026-02-01')).result();
+      const byLabel = Object.fromEntries(summary.days.map((d) => [d.day.label, d]));
+      assert.equal(byLabel['2026-032']!.status, 'copied');
+      assert.equal(byLabel[broken.label]!.status, 'failed');
+      assert.match(byLabel[broken.label]!.reason ?? '', /not a folder/);
+      assert.equal(summary.ok, false);
+    } finally {
+      await close();
+    }
+  });
+});
