@@ -1,11 +1,12 @@
 import { Context } from '@temporalio/activity';
 
 /**
- * Heartbeats `details()` every few seconds for as long as `work` runs, so that a long silent step
- * (a remote checksum, a big listing) does not look like a dead worker, while a dead worker still
- * shows up within the heartbeat timeout. Progress callbacks may heartbeat more often; the SDK throttles.
+ * Heartbeats `details()` every second for as long as `work` runs: a long silent step (a remote checksum,
+ * a big listing) does not look like a dead worker, a dead worker shows within the heartbeat timeout, and
+ * progress (the resume point) is reported without a heartbeat call per chunk on the hot path.
+ * The SDK forwards at most one heartbeat per 0.8 x heartbeat timeout to the server.
  */
-export async function whileHeartbeating<T>(details: () => unknown, work: () => Promise<T>, everyMs = 5000): Promise<T> {
+export async function whileHeartbeating<T>(details: () => unknown, work: () => Promise<T>, everyMs = 1000): Promise<T> {
   const ctx = Context.current();
   ctx.heartbeat(details());
   const timer = setInterval(() => ctx.heartbeat(details()), everyMs);

@@ -19,6 +19,8 @@ export interface DayCopyProgress {
   inFlight: { path: string; size: number; mtime: number; offset: number }[];
 }
 
+const LARGE_FILE_LANES = 2;
+
 export function newDayCopyProgress(): DayCopyProgress {
   return { phase: 'listing', filesDone: 0, filesToCopy: 0, bytesDone: 0, bytesToCopy: 0, inFlight: [] };
 }
@@ -70,11 +72,17 @@ export class DayCopy {
     this.progress.bytesToCopy = files.reduce((sum, f) => sum + f.size, 0);
     const previous = Context.current().info.heartbeatDetails as DayCopyProgress | undefined;
     const resumable = new Map((previous?.inFlight ?? []).map((f) => [f.path, f]));
-    const queue = [...files];
-    const lane = async () => {
+    // Small files are latency-bound: many at once. Large ones fill a whole read pipeline each: a couple at
+    // once, which bounds memory at about (LARGE_FILE_LANES x pipeline + parallelFiles x one pipeline's worth).
+    const pipelineBytes = this.transfer.parallelReads * this.transfer.chunkBytes;
+    const large = files.filter((f) => f.size > pipelineBytes / 8);
+    const small = files.filter((f) => f.size <= pipelineBytes / 8);
+    const drain = async (queue: RemoteEntry[]) => {
       for (let file = queue.shift(); file; file = queue.shift()) await this.copyOne(file, resumable.get(file.path));
     };
-    await Promise.all(Array.from({ length: Math.min(this.transfer.parallelFiles, files.length) }, lane));
+    const lanes = (queue: RemoteEntry[], count: number) =>
+      Array.from({ length: Math.min(count, queue.length) }, () => drain(queue));
+    await Promise.all([...lanes(large, LARGE_FILE_LANES), ...lanes(small, this.transfer.parallelFiles)]);
   }
 
   private async copyOne(file: RemoteEntry, before?: DayCopyProgress['inFlight'][number]): Promise<void> {
@@ -96,8 +104,7 @@ export class DayCopy {
       signal: this.signal,
       onProgress: (done) => {
         this.progress.bytesDone += done - slot.offset;
-        slot.offset = done;
-        Context.current().heartbeat(this.progress);
+        slot.offset = done; // the periodic heartbeat (whileHeartbeating) reports it
       },
     });
     this.progress.inFlight.splice(this.progress.inFlight.indexOf(slot), 1);

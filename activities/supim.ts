@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -46,6 +47,7 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
       durationMs: now().getTime() - started,
     });
     const signal = Context.current().cancellationSignal;
+    setMaxListeners(0, signal); // every file in flight listens for cancellation
     const progress = newDayCopyProgress();
 
     const ssh = await openSsh(supim.host);

@@ -58,8 +58,8 @@ const transferSchema = z.strictObject({
   parallelReads: z.number().int().min(1).max(256).default(48),
   /** Bytes per SFTP read; OpenSSH's sftp-server answers at most 261120 (255 KiB). */
   chunkBytes: z.number().int().min(4096).max(261120).default(261120),
-  /** Files copied at once: many small files are latency-bound, not bandwidth-bound. */
-  parallelFiles: z.number().int().min(1).max(64).default(8),
+  /** Small files copied at once: they are latency-bound, not bandwidth-bound (large ones go two at a time). */
+  parallelFiles: z.number().int().min(1).max(128).default(32),
   /** Bandwidth cap per file in bytes/s (like rsync --bwlimit); 0 means none. */
   maxBytesPerSecond: z.number().int().min(0).default(0),
   /** A copy silent for this long is taken as dead and retried elsewhere (resuming): how fast a crash is noticed. */

@@ -1,7 +1,13 @@
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDevServer, type DevServer } from '../../scripts/sandbox/temporal-dev-server';
+
+/** Worker logs at WARN in tests: the test output should show failures, not every state change. */
+export function quietWorkerLogs(): void {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+}
 
 /** A real `temporal server start-dev` (the pinned binary from .venv, never a download) for one test file. */
 export async function testDevServer(): Promise<DevServer & { dir: string }> {

@@ -11,7 +11,9 @@ import { writeSupimDay } from '../../scripts/sandbox/supim-data';
 import type { DevServer } from '../../scripts/sandbox/temporal-dev-server';
 import { createWorker } from '../../worker/create-worker';
 import { supimSandbox, type SupimSandbox } from '../helpers/sandbox';
-import { testDevServer } from '../helpers/temporal';
+import { quietWorkerLogs, testDevServer } from '../helpers/temporal';
+
+quietWorkerLogs();
 
 /** Copies files of a generated day into the backup as an earlier run would have (same size and mtime). */
 function preBackup(box: SupimSandbox, folder: string, label: string, files: string[]): void {

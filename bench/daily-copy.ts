@@ -1,0 +1,89 @@
+/**
+ * Benchmark (not a test): the daily copy through the product vs `rsync -a` over the same sshd, same run.
+ * Cases: one large file, 2,000 small files, and a no-op re-run of each. Prints MB/s and ratios.
+ * Sizes: BENCH_LARGE_MB (default 1024), BENCH_SMALL_COUNT (2000), BENCH_SMALL_KB (100).
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { calendarDay, type CalendarDay } from '../domain/julian-day';
+import { renderPathTemplate } from '../domain/path-template';
+import { runActivity, supimSandbox, type SupimSandbox } from '../test/helpers/sandbox';
+
+const LARGE_MB = Number(process.env.BENCH_LARGE_MB ?? 1024);
+const SMALL_COUNT = Number(process.env.BENCH_SMALL_COUNT ?? 2000);
+const SMALL_KB = Number(process.env.BENCH_SMALL_KB ?? 100);
+
+function writeLarge(folder: string): number {
+  mkdirSync(folder, { recursive: true });
+  const path = join(folder, 'large.dat');
+  const block = randomBytes(16 << 20);
+  writeFileSync(path, '');
+  for (let written = 0; written < LARGE_MB << 20; written += block.length) writeFileSync(path, block, { flag: 'a' });
+  utimesSync(path, 1_700_000_000, 1_700_000_000);
+  return LARGE_MB << 20;
+}
+
+function writeSmall(folder: string): number {
+  mkdirSync(folder, { recursive: true });
+  for (let i = 0; i < SMALL_COUNT; i++) {
+    const path = join(folder, `f${String(i).padStart(5, '0')}.dat`);
+    writeFileSync(path, randomBytes(SMALL_KB * 1024));
+    utimesSync(path, 1_700_000_000, 1_700_000_000);
+  }
+  return SMALL_COUNT * SMALL_KB * 1024;
+}
+
+function rsync(box: SupimSandbox, source: string, target: string): void {
+  const h = box.compute.config;
+  const ssh = `ssh -i ${h.privateKeyFile} -o UserKnownHostsFile=${h.knownHostsFile} -o BatchMode=yes -p ${h.port}`;
+  mkdirSync(target, { recursive: true });
+  execFileSync('rsync', ['-a', '-e', ssh, `${h.user}@${h.host}:${source}/`, `${target}/`]);
+}
+
+async function timed(fn: () => Promise<unknown> | unknown): Promise<number> {
+  const start = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+async function compare(box: SupimSandbox, name: string, day: CalendarDay, bytes: number): Promise<void> {
+  const source = renderPathTemplate(box.sourceTemplate, day);
+  const rsyncTarget = join(box.root, 'rsync', day.label);
+  execFileSync('sync');
+  const product = await timed(() => runActivity(box.activities.backupSupimDay, day));
+  execFileSync('sync');
+  const baseline = await timed(() => rsync(box, source, rsyncTarget));
+  const productNoop = await timed(() => runActivity(box.activities.backupSupimDay, day));
+  const rsyncNoop = await timed(() => rsync(box, source, rsyncTarget));
+  const mbps = (s: number) => (bytes / s / 1e6).toFixed(0).padStart(6);
+  console.log(
+    `${name.padEnd(28)} product ${mbps(product)} MB/s  rsync -a ${mbps(baseline)} MB/s  ratio ${(baseline / product).toFixed(2)}x` +
+      `   | no-op: product ${productNoop.toFixed(3)} s, rsync ${rsyncNoop.toFixed(3)} s, ratio ${(rsyncNoop / productNoop).toFixed(2)}x`,
+  );
+}
+
+async function main(): Promise<void> {
+  const box = await supimSandbox();
+  try {
+    const largeDay = calendarDay('2026-01-01');
+    const smallDay = calendarDay('2026-01-02');
+    const largeBytes = writeLarge(renderPathTemplate(box.sourceTemplate, largeDay));
+    const smallBytes = writeSmall(renderPathTemplate(box.sourceTemplate, smallDay));
+    console.log(
+      `cluster-backup daily copy vs rsync -a, same sshd (${box.compute.config.host}), ratio > 1 = product faster`,
+    );
+    await compare(box, `1 x ${LARGE_MB} MiB`, largeDay, largeBytes);
+    await compare(box, `${SMALL_COUNT} x ${SMALL_KB} KiB`, smallDay, smallBytes);
+    console.log(`peak RSS of the product process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+  } finally {
+    await box.cleanup();
+    rmSync(box.root, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

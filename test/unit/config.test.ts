@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig, parseConfig } from '../../config/load';
+
+const valid = () => ({
+  hosts: {
+    compute: { host: '127.0.0.2', port: 2222, user: 'supim', privateKeyFile: 'keys/id', knownHostsFile: '/etc/kh' },
+  },
+  supim: { host: 'compute', sourceTemplate: '/data/{yyyy}/{ddd}', destinationRoot: 'backup' },
+});
+
+function problems(raw: unknown): string[] {
+  try {
+    parseConfig(raw, 'test.yaml', '/srv/cb');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return err.problems;
+  }
+  assert.fail('config was accepted');
+}
+
+describe('config', () => {
+  it('fills defaults and resolves relative paths against the config file', () => {
+    const config = parseConfig(valid(), 'test.yaml', '/srv/cb');
+    assert.equal(config.supim.daysBack, 2);
+    assert.equal(config.supim.timeZone, 'America/Sao_Paulo');
+    assert.equal(config.temporal.taskQueue, 'cluster-backup');
+    assert.equal(config.hosts.compute!.privateKeyFile, '/srv/cb/keys/id');
+    assert.equal(config.supim.destinationRoot, '/srv/cb/backup');
+    assert.equal(config.transfer.chunkBytes, 261120);
+  });
+
+  it('names the field and what is wrong with it', () => {
+    const raw = valid();
+    (raw.hosts.compute as Record<string, unknown>).port = 70000;
+    assert.deepEqual(problems(raw), ['hosts.compute.port: Too big: expected number to be <=65535']);
+    assert.match(
+      problems({ ...valid(), supim: { ...valid().supim, timeZone: 'Mars/Olympus' } }).join(),
+      /^supim\.timeZone: .*IANA/,
+    );
+    assert.match(problems({ ...valid(), supim: { ...valid().supim, daysBack: -1 } }).join(), /^supim\.daysBack/);
+    assert.match(
+      problems({ ...valid(), supim: { ...valid().supim, sourceTemplate: '/data/{yyyy}' } }).join(),
+      /^supim\.sourceTemplate: must contain \{ddd\}/,
+    );
+    assert.match(
+      problems({ ...valid(), supim: { ...valid().supim, host: 'nas' } }).join(),
+      /^supim\.host: names no entry of hosts/,
+    );
+    assert.match(
+      problems({ ...valid(), supim: { ...valid().supim, destinaton: '/x' } }).join(),
+      /supim: Unrecognized key: "destinaton"/,
+    );
+    assert.match(problems({ hosts: valid().hosts }).join(), /^supim: /);
+  });
+
+  it('refuses host and user names that could be taken as options', () => {
+    const raw = valid();
+    raw.hosts.compute.host = '-oProxyCommand=evil';
+    raw.hosts.compute.user = 'bad user';
+    const found = problems(raw);
+    assert.ok(found.some((p) => p.startsWith('hosts.compute.host:')));
+    assert.ok(found.some((p) => p.startsWith('hosts.compute.user:')));
+  });
+
+  it('reports unreadable and unparsable files with their path', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cb-config-'));
+    assert.throws(() => loadConfig(join(dir, 'missing.yaml')), /missing\.yaml[\s\S]*cannot read/);
+    writeFileSync(join(dir, 'bad.yaml'), 'supim: [unclosed');
+    assert.throws(() => loadConfig(join(dir, 'bad.yaml')), /not valid YAML/);
+    writeFileSync(join(dir, 'ok.yaml'), JSON.stringify(valid()));
+    assert.equal(loadConfig(join(dir, 'ok.yaml')).supim.destinationRoot, join(dir, 'backup'));
+  });
+});
