@@ -1,3 +1,4 @@
+import { createHypervisorActivities } from './hypervisor';
 import { createSupimActivities, type SupimDeps } from './supim';
 
 export type ActivityDeps = SupimDeps;
@@ -6,6 +7,7 @@ export type ActivityDeps = SupimDeps;
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createSupimActivities(deps),
+    ...createHypervisorActivities(deps),
   };
 }
 

@@ -7,6 +7,7 @@ import { blankDayResult, type DailySettings, type DayResult } from '../domain/da
 import type { CalendarDay } from '../domain/julian-day';
 import { listRemoteTree } from './adapters/ssh/remote-tree';
 import type { SshSession } from './adapters/ssh/ssh-session';
+import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
 import { LocalTree, UnsafeLocalPathError } from './local-tree';
 import { DayCopy, filesToCopy, newDayCopyProgress, notReadyReason } from './supim-day-copy';
@@ -22,9 +23,10 @@ export interface SupimDeps {
 const MAX_LISTED = 20;
 
 export function createSupimActivities({ config, openSsh, now = () => new Date() }: SupimDeps) {
-  const { supim, transfer } = config;
+  const { transfer } = config;
 
   async function getDailySettings(): Promise<DailySettings> {
+    const supim = requireSection(config.supim, 'supim');
     const { timeZone, daysBack, sourceTemplate, destinationRoot, verify } = supim;
     return {
       timeZone,
@@ -38,6 +40,7 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
 
   /** Probes one julian day on the compute host and copies whatever is missing or differs. Idempotent. */
   async function backupSupimDay(day: CalendarDay): Promise<DayResult> {
+    const supim = requireSection(config.supim, 'supim');
     const started = now().getTime();
     const result = blankDayResult(day, await getDailySettings(), 'complete');
     const finish = (status: DayResult['status'], reason?: string): DayResult => ({

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { checkPathTemplate } from '../domain/path-template';
 import { isValidTimeZone } from '../domain/julian-day';
+import { unsafeVmNameReason } from '../domain/vm-names';
 
 const absolutePath = z
   .string()
@@ -47,6 +48,40 @@ const supimSchema = z.strictObject({
   verify: z.enum(['size', 'sha256']).default('size'),
 });
 
+const vmName = z.string().superRefine((name, ctx) => {
+  const reason = unsafeVmNameReason(name);
+  if (reason) ctx.addIssue({ code: 'custom', message: `VM name ${reason}` });
+});
+
+const vmPolicy = {
+  /** How long a guest may take to power off after the ACPI request. */
+  shutdownTimeoutSeconds: z.number().int().min(1).max(3600),
+  /** On shutdown timeout, pull the plug (risks the guest's open files) instead of skipping the VM. */
+  forceOff: z.boolean(),
+};
+
+const hypervisorSchema = z.strictObject({
+  /** Key into `hosts`. */
+  host: z.string().min(1),
+  driver: z.literal('libvirt').default('libvirt'),
+  /** libvirt connection URI as seen on the hypervisor. */
+  uri: z.string().min(1).default('qemu:///system'),
+  /** Where images are written on the hypervisor first (fast local copy, short downtime). */
+  imageArea: absolutePath,
+  /** Which VMs: every running one at the start of the run, or a list (a VM that is off stays off). */
+  vms: z.union([z.literal('all-running'), z.array(vmName).min(1)]).default('all-running'),
+  shutdownTimeoutSeconds: vmPolicy.shutdownTimeoutSeconds.default(180),
+  forceOff: vmPolicy.forceOff.default(false),
+  /** Per-VM exceptions to the two settings above. */
+  perVm: z.record(vmName, z.strictObject(vmPolicy).partial()).default({}),
+  /** VMs taken down at the same time. */
+  concurrency: z.number().int().min(1).max(16).default(1),
+  /** Free space required in the image area beyond the VM's allocated disk size. */
+  spaceMarginBytes: z.number().int().min(0).default(1024 ** 3),
+  /** Verified image sets kept per VM on the hypervisor (older ones go once a newer one is verified). */
+  keepImages: z.number().int().min(1).default(2),
+});
+
 const temporalSchema = z.strictObject({
   address: z.string().min(1).default('127.0.0.1:7233'),
   namespace: z.string().min(1).default('default'),
@@ -70,20 +105,28 @@ export const configSchema = z
   .strictObject({
     temporal: temporalSchema.prefault({}),
     hosts: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'host keys are letters, digits, - and _'), hostSchema),
-    supim: supimSchema,
+    supim: supimSchema.optional(),
+    hypervisor: hypervisorSchema.optional(),
     transfer: transferSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
-    if (!(config.supim.host in config.hosts)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['supim', 'host'],
-        message: `names no entry of hosts (have: ${Object.keys(config.hosts).join(', ') || 'none'})`,
-      });
+    for (const section of ['supim', 'hypervisor'] as const) {
+      const host = config[section]?.host;
+      if (host !== undefined && !(host in config.hosts)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [section, 'host'],
+          message: `names no entry of hosts (have: ${Object.keys(config.hosts).join(', ') || 'none'})`,
+        });
+      }
+    }
+    if (!config.supim && !config.hypervisor) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'nothing to back up: add a supim or a hypervisor section' });
     }
   });
 
 export type Config = z.output<typeof configSchema>;
 export type HostConfig = z.output<typeof hostSchema>;
+export type HypervisorConfig = z.output<typeof hypervisorSchema>;
 export type SupimConfig = z.output<typeof supimSchema>;
 export type TransferConfig = z.output<typeof transferSchema>;

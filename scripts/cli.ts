@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from '../config/load';
 import { runWorker } from '../worker/main';
 import { connectClient } from './commands/temporal-client';
 import { formatDailySummary, startDaily } from './commands/run-daily';
+import { formatWeeklySummary, startWeekly } from './commands/run-vms';
 
 const USAGE = `usage: cluster-backup [--config FILE] <command>
 
@@ -11,6 +12,8 @@ commands:
   worker                                run the Temporal worker (until SIGINT/SIGTERM)
   run daily [--date YYYY-MM-DD] [--json] start the daily SUPIM backup (or join the running one), wait, print
                                         the summary; exit 0 only if every available day is backed up
+  run vms [--vm NAME ...] [--json]      start this week's VM backup (or join it), wait, print per-VM results;
+                                        exit 0 only if every VM was imaged, verified and is back as it was
   config check                          validate the config file and print it
 
 The config file is --config, else $CLUSTER_BACKUP_CONFIG, else ./cluster-backup.yaml.`;
@@ -22,6 +25,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       config: { type: 'string' },
       date: { type: 'string' },
+      vm: { type: 'string', multiple: true },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -51,6 +55,20 @@ async function main(argv: string[]): Promise<number> {
           console.error(`workflow ${handle.workflowId} started (run ${handle.firstExecutionRunId}); waiting...`);
         const summary = await handle.result();
         console.log(values.json ? JSON.stringify(summary, null, 2) : formatDailySummary(summary));
+        return summary.ok ? 0 : 1;
+      } finally {
+        await close();
+      }
+    }
+    case 'run vms': {
+      const config = loadConfig(configFile);
+      const { client, close } = await connectClient(config);
+      try {
+        const handle = await startWeekly(client, config, values.vm);
+        if (!values.json)
+          console.error(`workflow ${handle.workflowId} started (run ${handle.firstExecutionRunId}); waiting...`);
+        const summary = await handle.result();
+        console.log(values.json ? JSON.stringify(summary, null, 2) : formatWeeklySummary(summary));
         return summary.ok ? 0 : 1;
       } finally {
         await close();

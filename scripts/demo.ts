@@ -92,7 +92,7 @@ async function main(): Promise<number> {
     console.log(`workflow ${handle.workflowId}: ${server.uiUrl}/namespaces/default/workflows/${handle.workflowId}`);
     const summary = await handle.result();
     console.log(`\n${formatDailySummary(summary)}`);
-    console.log(`\nbackup store: ${config.supim.destinationRoot}`);
+    console.log(`\nbackup store: ${config.supim!.destinationRoot}`);
     console.log('Run it again: days already backed up copy nothing; the "not yet" day is copied once it has settled.');
     exitCode = summary.ok ? 0 : 1;
     if (values['keep-running']) {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { createActivities } from '../activities';
+import { createActivities, type Activities } from '../activities';
 import { SshSession } from '../activities/adapters/ssh/ssh-session';
 import type { Config } from '../config/schema';
 
@@ -9,8 +9,11 @@ import type { Config } from '../config/schema';
 export const WORKFLOW_BUNDLE = join(__dirname, '..', 'workflow-bundle.js');
 
 /** Builds the adapters from config and a worker that runs every workflow and activity on the task queue. */
-export async function createWorker(config: Config): Promise<{ worker: Worker; connection: NativeConnection }> {
-  const activities = createActivities({
+export async function createWorker(
+  config: Config,
+  options: { wrapActivities?: (activities: Activities) => Activities } = {},
+): Promise<{ worker: Worker; connection: NativeConnection }> {
+  const built = createActivities({
     config,
     openSsh: (hostKey) => {
       const host = config.hosts[hostKey];
@@ -18,6 +21,7 @@ export async function createWorker(config: Config): Promise<{ worker: Worker; co
       return SshSession.connect(hostKey, host);
     },
   });
+  const activities = options.wrapActivities ? options.wrapActivities(built) : built;
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const worker = await Worker.create({
     connection,

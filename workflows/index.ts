@@ -1,1 +1,2 @@
 export { dailySupimBackup } from './daily-supim';
+export { weeklyVmBackup } from './weekly-vms';

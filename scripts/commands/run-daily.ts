@@ -3,6 +3,7 @@ import type { Config } from '../../config/schema';
 import type { DailySummary } from '../../domain/daily-summary';
 import { calendarDay, isoDateInZone } from '../../domain/julian-day';
 import type { dailySupimBackup } from '../../workflows';
+import { formatBytes } from './format';
 
 export function dailyWorkflowId(isoDate: string): string {
   return `supim-${calendarDay(isoDate).label}`;
@@ -17,7 +18,7 @@ export async function startDaily(
   config: Config,
   date?: string,
 ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof dailySupimBackup>> {
-  const isoDate = date ?? isoDateInZone(new Date(), config.supim.timeZone);
+  const isoDate = date ?? isoDateInZone(new Date(), config.supim?.timeZone ?? 'America/Sao_Paulo');
   calendarDay(isoDate); // refuses a bad date before anything starts
   return client.workflow.start<typeof dailySupimBackup>('dailySupimBackup', {
     taskQueue: config.temporal.taskQueue,
@@ -26,17 +27,6 @@ export async function startDaily(
     workflowIdConflictPolicy: 'USE_EXISTING',
     workflowIdReusePolicy: 'ALLOW_DUPLICATE',
   });
-}
-
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-export function formatBytes(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${UNITS[unit]}`;
 }
 
 export function formatDailySummary(summary: DailySummary): string {

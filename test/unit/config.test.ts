@@ -25,11 +25,11 @@ function problems(raw: unknown): string[] {
 describe('config', () => {
   it('fills defaults and resolves relative paths against the config file', () => {
     const config = parseConfig(valid(), 'test.yaml', '/srv/cb');
-    assert.equal(config.supim.daysBack, 2);
-    assert.equal(config.supim.timeZone, 'America/Sao_Paulo');
+    assert.equal(config.supim!.daysBack, 2);
+    assert.equal(config.supim!.timeZone, 'America/Sao_Paulo');
     assert.equal(config.temporal.taskQueue, 'cluster-backup');
     assert.equal(config.hosts.compute!.privateKeyFile, '/srv/cb/keys/id');
-    assert.equal(config.supim.destinationRoot, '/srv/cb/backup');
+    assert.equal(config.supim!.destinationRoot, '/srv/cb/backup');
     assert.equal(config.transfer.chunkBytes, 261120);
   });
 
@@ -54,7 +54,11 @@ describe('config', () => {
       problems({ ...valid(), supim: { ...valid().supim, destinaton: '/x' } }).join(),
       /supim: Unrecognized key: "destinaton"/,
     );
-    assert.match(problems({ hosts: valid().hosts }).join(), /^supim: /);
+    assert.match(problems({ hosts: valid().hosts }).join(), /nothing to back up/);
+    assert.match(
+      problems({ ...valid(), hypervisor: { host: 'compute', imageArea: '/img', vms: ['ok', '../etc'] } }).join(),
+      /^hypervisor\.vms\.1: VM name contains "\/"/,
+    );
   });
 
   it('refuses host and user names that could be taken as options', () => {
@@ -72,6 +76,6 @@ describe('config', () => {
     writeFileSync(join(dir, 'bad.yaml'), 'supim: [unclosed');
     assert.throws(() => loadConfig(join(dir, 'bad.yaml')), /not valid YAML/);
     writeFileSync(join(dir, 'ok.yaml'), JSON.stringify(valid()));
-    assert.equal(loadConfig(join(dir, 'ok.yaml')).supim.destinationRoot, join(dir, 'backup'));
+    assert.equal(loadConfig(join(dir, 'ok.yaml')).supim!.destinationRoot, join(dir, 'backup'));
   });
 });

@@ -10,7 +10,8 @@ export type RemoteFailureKind =
   | 'auth' // key refused or unreadable: a human must look
   | 'command' // the remote command exited non-zero (see exitCode/stderr)
   | 'transfer' // a read or stream broke mid-file, or the bytes did not add up
-  | 'unsafe-remote-data'; // the remote sent a path or name we refuse to act on
+  | 'unsafe-remote-data' // the remote sent a path or name we refuse to act on
+  | 'not-found'; // the thing asked for (a VM, a file) does not exist: retrying will not make it
 
 export interface RemoteFailureDetails {
   kind: RemoteFailureKind;
@@ -35,6 +36,7 @@ export function isRetryable(details: RemoteFailureDetails): boolean {
     case 'host-key':
     case 'auth':
     case 'unsafe-remote-data':
+    case 'not-found':
       return false;
     case 'command':
       if (details.signal) return true;

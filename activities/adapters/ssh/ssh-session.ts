@@ -13,6 +13,12 @@ export interface ExecResult {
   signal: string | null;
 }
 
+export interface ExecOptions {
+  signal?: AbortSignal;
+  /** Written to the command's stdin, which is then closed (no stdin: closed at once). */
+  input?: Buffer | string;
+}
+
 /** argv words (each quoted for the remote shell), or a pipeline already assembled from `quote`d words. */
 export type RemoteCommand = readonly string[] | { readonly shell: string };
 
@@ -107,7 +113,7 @@ export class SshSession {
   }
 
   /** Runs a command; never throws for a non-zero exit (see `run`). */
-  exec(command: RemoteCommand, options: { signal?: AbortSignal } = {}): Promise<ExecResult> {
+  exec(command: RemoteCommand, options: ExecOptions = {}): Promise<ExecResult> {
     const line = toCommandLine(command);
     return new Promise((resolve, reject) => {
       this.client.exec(line, (err, channel) => {
@@ -119,6 +125,7 @@ export class SshSession {
         const onAbort = () => channel.close();
         options.signal?.addEventListener('abort', onAbort, { once: true });
         channel.on('data', (chunk: Buffer) => stdout.push(chunk));
+        channel.end(options.input);
         channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
         channel.on('exit', (code: number | null, sig?: string) => {
           exitCode = code;
@@ -137,7 +144,7 @@ export class SshSession {
   }
 
   /** Runs a command and returns its stdout; a non-zero exit becomes a RemoteCommandError. */
-  async run(command: RemoteCommand, options: { signal?: AbortSignal } = {}): Promise<Buffer> {
+  async run(command: RemoteCommand, options: ExecOptions = {}): Promise<Buffer> {
     const result = await this.exec(command, options);
     if (result.exitCode !== 0) throw this.commandFailure(toCommandLine(command), result);
     return result.stdout;

@@ -1,0 +1,108 @@
+/** What one weekly VM run did, per VM. Returned by the workflow, shown by queries, rendered by reports. */
+
+export type VmStep =
+  | 'pending'
+  | 'preflight'
+  | 'stopping'
+  | 'imaging'
+  | 'verifying'
+  | 'starting'
+  | 'retention'
+  | 'restarting' // compensation after a failure, an abort or a cancel
+  | 'done';
+
+export type VmStatus =
+  | 'backed-up' // imaged, verified, and back in the state it was found in
+  | 'skipped' // left untouched (not enough space, shutdown timed out, not found, ...)
+  | 'failed' // a step failed; the VM was put back in the state it was found in
+  | 'aborted'; // an operator aborted or cancelled the run; the VM was put back
+
+export interface StepTiming {
+  step: VmStep;
+  startedAt: string;
+  ms: number;
+}
+
+export interface VmImage {
+  disk: string;
+  path: string;
+  bytes: number;
+  virtualSize: number;
+  sha256: string;
+}
+
+export interface VmResult {
+  vm: string;
+  status: VmStatus;
+  reason?: string;
+  failedStep?: VmStep;
+  /** Power state when the run found it; null if it could not be read (e.g. no such VM). */
+  wasRunning: boolean | null;
+  /** Confirmed running at the end of its cycle (only checked for VMs that were running). */
+  runningAtEnd: boolean | null;
+  /** Stop requested -> confirmed running again. */
+  downtimeMs?: number;
+  images: VmImage[];
+  steps: StepTiming[];
+  imageAreaFreeBefore?: number;
+  imageAreaFreeAfter?: number;
+  /** Image sets removed from the hypervisor's image area by retention or to make space. */
+  deleted: string[];
+}
+
+export interface VmProgress {
+  vm: string;
+  step: VmStep;
+  stepStartedAt?: string;
+  steps: StepTiming[];
+}
+
+export interface WeeklySummary {
+  week: string;
+  stamp: string;
+  vms: VmResult[];
+  /** Every VM imaged and verified, none skipped or failed, every VM that was running is running. */
+  ok: boolean;
+  aborted?: string;
+  startedAt: string;
+  finishedAt: string;
+}
+
+/** The parts of the hypervisor config the workflow plans with; nothing secret. */
+export interface WeeklySettings {
+  vms: 'all-running' | string[];
+  concurrency: number;
+  keepImages: number;
+  /** Every VM activity heartbeats: a dead worker's step is retried elsewhere after this long. */
+  heartbeatTimeoutSeconds: number;
+  /** Per VM: shutdown timeout and whether forcing off is allowed. */
+  policy: Record<string, { shutdownTimeoutSeconds: number; forceOff: boolean }>;
+  defaultPolicy: { shutdownTimeoutSeconds: number; forceOff: boolean };
+}
+
+export function policyFor(settings: WeeklySettings, vm: string) {
+  return settings.policy[vm] ?? settings.defaultPolicy;
+}
+
+export function weeklyRunOk(vms: readonly VmResult[]): boolean {
+  return vms.every((v) => v.status === 'backed-up' && v.runningAtEnd !== false);
+}
+
+/** ISO 8601 week label, e.g. 2026-W48, of a calendar date (YYYY-MM-DD). */
+export function isoWeekLabel(isoDate: string): string {
+  const [y, m, d] = isoDate.split('-').map(Number) as [number, number, number];
+  const date = new Date(Date.UTC(y, m - 1, d));
+  const weekday = date.getUTCDay() || 7; // Monday 1 ... Sunday 7
+  date.setUTCDate(date.getUTCDate() + 4 - weekday); // the Thursday of this week decides the year
+  const weekYear = date.getUTCFullYear();
+  const week = Math.ceil(((date.getTime() - Date.UTC(weekYear, 0, 1)) / 86_400_000 + 1) / 7);
+  return `${weekYear}-W${String(week).padStart(2, '0')}`;
+}
+
+/** Image-set stamp from an instant: 20261127T083000Z (sorts by time, safe as a folder name). */
+export function imageStamp(instant: Date): string {
+  return instant
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+}

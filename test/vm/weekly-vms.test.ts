@@ -1,0 +1,292 @@
+import assert from 'node:assert/strict';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
+import { parseConfig } from '../../config/load';
+import type { Config } from '../../config/schema';
+import type { WeeklySummary } from '../../domain/weekly-summary';
+import { connectClient } from '../../scripts/commands/temporal-client';
+import { startWeekly } from '../../scripts/commands/run-vms';
+import { startHypervisor, type SandboxGuest, type SandboxHypervisor } from '../../scripts/sandbox/libvirt-host';
+import { startChild, stopProcess } from '../../scripts/sandbox/processes';
+import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
+import { PROJECT_ROOT, type DevServer } from '../../scripts/sandbox/temporal-dev-server';
+import { abortUpdate, progressQuery } from '../../workflows/definitions';
+import { createWorker } from '../../worker/create-worker';
+import { quietWorkerLogs, testDevServer } from '../helpers/temporal';
+import { spawnWorker, writeConfigFile } from '../helpers/worker-process';
+
+quietWorkerLogs();
+
+const BETA = "b'eta gamma"; // a space and a quote: must reach virsh intact
+const INJECTION = "x'; touch /tmp/cluster-backup-pwned; '";
+
+/** Sector 0 and 1 of a guest disk image: the boot counter and the running/clean-shutdown marker. */
+function markers(root: string, image: string): [string, string] {
+  const raw = join(root, `markers-${Date.now()}.raw`);
+  execFileSync('qemu-img', ['convert', '-U', '-O', 'raw', image, raw]);
+  const head = readFileSync(raw).subarray(0, 1024);
+  rmSync(raw);
+  return [head.subarray(0, 512).toString().trim(), head.subarray(512, 1024).toString().trim()];
+}
+
+function partialsUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true })
+    .map(String)
+    .filter((name) => name.endsWith('.partial'));
+}
+
+describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: false }, () => {
+  let root: string;
+  let hypervisor: SandboxHypervisor;
+  let sshHost: SandboxSshHost;
+  let server: DevServer;
+  let config: Config;
+  let worker: Worker;
+  let running: Promise<void>;
+  let client: Client;
+  let closeClient: () => Promise<void>;
+  let closeWorker: () => Promise<void>;
+  const guests: Record<string, SandboxGuest> = {};
+  const boots: Record<string, number> = {};
+  let runCount = 0;
+
+  const imageArea = () => join(root, 'images');
+  /** Runs the weekly workflow to completion on a task queue (the in-process worker's by default). */
+  const runWeekly = async (vms: string[], taskQueue = config.temporal.taskQueue) => {
+    const handle = await startWeekly(
+      client,
+      { ...config, temporal: { ...config.temporal, taskQueue } },
+      vms,
+      `vms-test-${++runCount}`,
+    );
+    return { handle, result: () => handle.result() as Promise<WeeklySummary> };
+  };
+  /** Waits until each guest that is expected up has booted once more (its acpid listens again). */
+  const rebooted = async (...names: string[]) => {
+    for (const name of names) {
+      boots[name] = (boots[name] ?? 0) + 1;
+      await guests[name]!.waitReady(boots[name]!);
+    }
+  };
+
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), 'cluster-backup-vm-'));
+    [hypervisor, sshHost, server] = await Promise.all([
+      startHypervisor(join(root, 'libvirt')),
+      startSshHost({ dir: join(root, 'hypervisor-ssh'), address: '127.0.0.5' }),
+      testDevServer(),
+    ]);
+    for (const [name, acpi] of [
+      ['alpha', true],
+      [BETA, true],
+      ['ignores-acpi', false],
+      ['ignores-acpi-forced', false],
+      ['offline', true],
+    ] as const) {
+      guests[name] = await hypervisor.defineGuest({ name, acpi });
+      if (name !== 'offline') await hypervisor.virsh('start', '--domain', name);
+    }
+    await rebooted('alpha', BETA, 'ignores-acpi', 'ignores-acpi-forced');
+
+    config = parseConfig(
+      {
+        temporal: { address: server.address, taskQueue: 'vm-test' },
+        hosts: { hypervisor: sshHost.config },
+        hypervisor: {
+          host: 'hypervisor',
+          uri: hypervisor.uri,
+          imageArea: imageArea(),
+          vms: ['alpha', BETA],
+          shutdownTimeoutSeconds: 30,
+          perVm: {
+            'ignores-acpi': { shutdownTimeoutSeconds: 3 },
+            'ignores-acpi-forced': { shutdownTimeoutSeconds: 3, forceOff: true },
+          },
+          spaceMarginBytes: 1 << 20,
+          keepImages: 2,
+        },
+        transfer: { heartbeatTimeoutSeconds: 4 },
+      },
+      'vm test',
+      root,
+    );
+    const created = await createWorker(config);
+    worker = created.worker;
+    closeWorker = () => created.connection.close();
+    running = worker.run();
+    ({ client, close: closeClient } = await connectClient(config));
+  });
+
+  after(async () => {
+    await closeClient?.();
+    worker?.shutdown();
+    await running;
+    await closeWorker?.();
+    await Promise.all([hypervisor?.stop(), sshHost?.stop(), server?.stop()]);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('images two running guests after a clean shutdown, verifies them and leaves both running', async () => {
+    const summary = await (await runWeekly(['alpha', BETA])).result();
+    assert.equal(summary.ok, true, JSON.stringify(summary, null, 2));
+    for (const vm of summary.vms) {
+      assert.equal(vm.status, 'backed-up');
+      assert.equal(vm.wasRunning, true);
+      assert.equal(vm.runningAtEnd, true);
+      assert.ok((vm.downtimeMs ?? 0) > 0);
+      assert.equal(vm.images.length, 1);
+      const image = vm.images[0]!;
+      assert.equal(image.sha256, createHash('sha256').update(readFileSync(image.path)).digest('hex'));
+      assert.ok(existsSync(join(image.path, '..', 'manifest.json')));
+      const [boot, state] = markers(root, image.path);
+      assert.equal(boot, 'cbguest boot 1');
+      assert.equal(state, 'cbguest clean-shutdown', 'the image was taken after a clean shutdown');
+      assert.match(await hypervisor.state(vm.vm), /running/);
+    }
+    assert.deepEqual(
+      summary.vms.map((v) => v.vm),
+      ['alpha', BETA],
+    );
+    await rebooted('alpha', BETA);
+  });
+
+  it('leaves a VM that was off off, reports a missing one, and injects nothing through a hostile name', async () => {
+    const summary = await (await runWeekly(['offline', 'no-such-vm', INJECTION])).result();
+    const [offline, missing, hostile] = summary.vms;
+    assert.equal(offline!.status, 'backed-up');
+    assert.equal(offline!.wasRunning, false);
+    assert.match(await hypervisor.state('offline'), /shut off/);
+    assert.equal(missing!.status, 'skipped');
+    assert.match(missing!.reason ?? '', /no such VM/);
+    assert.equal(hostile!.status, 'skipped');
+    assert.equal(existsSync('/tmp/cluster-backup-pwned'), false);
+    assert.equal(summary.ok, false);
+  });
+
+  it('leaves a guest that ignores ACPI running after the timeout, and forces it off only where allowed', async () => {
+    const summary = await (await runWeekly(['ignores-acpi', 'ignores-acpi-forced'])).result();
+    const [polite, forced] = summary.vms;
+    assert.equal(polite!.status, 'skipped');
+    assert.match(polite!.reason ?? '', /did not shut down within 3 s/);
+    assert.equal(polite!.runningAtEnd, true);
+    assert.equal(polite!.images.length, 0);
+    assert.equal(forced!.status, 'backed-up');
+    assert.match(forced!.reason ?? '', /forced off/);
+    assert.equal(markers(root, forced!.images[0]!.path)[1], 'cbguest running', 'forced off: no clean-shutdown marker');
+    assert.match(await hypervisor.state('ignores-acpi'), /running/);
+    assert.match(await hypervisor.state('ignores-acpi-forced'), /running/);
+    await rebooted('ignores-acpi-forced');
+  });
+
+  it('restarts a VM whose imaging fails, reports the failure and still backs up the other', async () => {
+    mkdirSync(imageArea(), { recursive: true });
+    writeFileSync(join(imageArea(), 'alpha-blocker'), '');
+    rmSync(join(imageArea(), 'alpha'), { recursive: true, force: true });
+    writeFileSync(join(imageArea(), 'alpha'), 'a file where the VM folder should be');
+    try {
+      const summary = await (await runWeekly(['alpha', BETA])).result();
+      const [alpha, beta] = summary.vms;
+      assert.equal(alpha!.status, 'failed');
+      assert.equal(alpha!.failedStep, 'imaging');
+      assert.match(alpha!.reason ?? '', /Not a directory/);
+      assert.equal(alpha!.runningAtEnd, true);
+      assert.equal(beta!.status, 'backed-up');
+      assert.match(await hypervisor.state('alpha'), /running/);
+      assert.deepEqual(partialsUnder(imageArea()), []);
+    } finally {
+      rmSync(join(imageArea(), 'alpha'), { force: true });
+      rmSync(join(imageArea(), 'alpha-blocker'), { force: true });
+    }
+    await rebooted('alpha', BETA);
+  });
+
+  it('restarts the VM when the run is cancelled mid-cycle', async () => {
+    const { handle, result } = await runWeekly(['alpha', BETA]);
+    await waitForStep(handle, 'alpha', 'stopping');
+    await handle.cancel();
+    await assert.rejects(result(), (err: unknown) => err instanceof WorkflowFailedError);
+    assert.match(await hypervisor.state('alpha'), /running/);
+    assert.match(await hypervisor.state(BETA), /running/);
+    await rebooted('alpha');
+  });
+
+  it('answers an abort update once the VMs are back, and reports the run as aborted', async () => {
+    const { handle, result } = await runWeekly(['alpha', BETA]);
+    await waitForStep(handle, 'alpha', 'stopping');
+    const answer = await handle.executeUpdate(abortUpdate, { args: ['maintenance window over'] });
+    assert.equal(answer.acknowledged, true);
+    assert.deepEqual(answer.running, ['alpha']);
+    const summary = await result();
+    assert.equal(summary.aborted, 'maintenance window over');
+    assert.equal(summary.ok, false);
+    assert.deepEqual(
+      summary.vms.map((v) => [v.vm, v.status]),
+      [
+        ['alpha', 'aborted'],
+        [BETA, 'aborted'],
+      ],
+    );
+    assert.match(await hypervisor.state('alpha'), /running/);
+    assert.match(await hypervisor.state(BETA), /running/);
+    await rebooted('alpha');
+  });
+
+  for (const [when, activity] of [
+    ['after', 'requestShutdown'],
+    ['after', 'createImage'],
+    ['after', 'verifyImage'],
+    ['before', 'ensureRunning'],
+  ] as const) {
+    it(`recovers from kill -9 of the worker ${when} ${activity}: both VMs running, no partial counted`, async () => {
+      const queue = `vm-kill-${activity}`;
+      const file = writeConfigFile(root, { ...config, temporal: { ...config.temporal, taskQueue: queue } });
+      const faulty = startChild(
+        process.execPath,
+        [join(PROJECT_ROOT, 'dist', 'test', 'helpers', 'faulty-worker.js'), file, when, activity],
+        {
+          stdio: 'inherit',
+        },
+      );
+      const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+        faulty.once('exit', (_code, signal) => resolve(signal)),
+      );
+      const { result } = await runWeekly(['alpha', BETA], queue);
+      assert.equal(await exited, 'SIGKILL');
+      const healthy: ChildProcess = spawnWorker(file, join(root, `worker-${activity}.log`));
+      try {
+        const summary = await result();
+        assert.deepEqual(
+          summary.vms.map((v) => [v.vm, v.status, v.runningAtEnd]),
+          [
+            ['alpha', 'backed-up', true],
+            [BETA, 'backed-up', true],
+          ],
+          JSON.stringify(summary, null, 2),
+        );
+        assert.match(await hypervisor.state('alpha'), /running/);
+        assert.match(await hypervisor.state(BETA), /running/);
+        assert.deepEqual(partialsUnder(imageArea()), []);
+      } finally {
+        await stopProcess(healthy);
+      }
+      await rebooted('alpha', BETA);
+    });
+  }
+
+  async function waitForStep(handle: Awaited<ReturnType<typeof runWeekly>>['handle'], vm: string, step: string) {
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const progress = await handle.query(progressQuery).catch(() => undefined);
+      if (progress?.vms.some((v) => v.vm === vm && v.step === step)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${vm} never reached ${step}`);
+  }
+});

@@ -1,0 +1,24 @@
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { VmProgress } from '../domain/weekly-summary';
+
+export interface WeeklyProgress {
+  stamp?: string;
+  vms: VmProgress[];
+  aborted?: string;
+}
+
+export interface AbortAnswer {
+  acknowledged: true;
+  reason: string;
+  /** VMs that were running at the start and are confirmed running again. */
+  running: string[];
+}
+
+/** Per VM: the step it is in and how long each step took. `temporal workflow query --type progress`. */
+export const progressQuery = defineQuery<WeeklyProgress>('progress');
+
+/**
+ * Stops the run: the VM cycles under way put their VMs back (restart), the VMs not started yet are left
+ * alone. Answers once every VM is back. `temporal workflow update execute --name abort --input '"why"'`.
+ */
+export const abortUpdate = defineUpdate<AbortAnswer, [string]>('abort');

@@ -1,0 +1,158 @@
+import { ActivityFailure, CancellationScope, isCancellation, proxyActivities } from '@temporalio/workflow';
+import {
+  policyFor,
+  type VmImage,
+  type VmProgress,
+  type VmResult,
+  type VmStep,
+  type WeeklySettings,
+} from '../domain/weekly-summary';
+import type { Activities } from '../activities';
+
+function cycleActivities(settings: WeeklySettings) {
+  const heartbeatTimeout = settings.heartbeatTimeoutSeconds * 1000; // milliseconds
+  return {
+    /** Short remote calls: a few tries, then the failure is reported. */
+    quick: proxyActivities<Activities>({
+      startToCloseTimeout: '10 minutes',
+      heartbeatTimeout,
+      retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5 },
+    }),
+    /** Imaging and verifying: long, so liveness comes from heartbeats. */
+    long: proxyActivities<Activities>({
+      startToCloseTimeout: '12 hours',
+      heartbeatTimeout,
+      retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 3 },
+    }),
+    /** Putting a VM back: retried until it is confirmed running, whatever happens. */
+    restore: proxyActivities<Activities>({
+      startToCloseTimeout: '5 minutes',
+      heartbeatTimeout,
+      retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 0 },
+    }),
+  };
+}
+
+/** A VM left untouched on purpose (the run goes on with the others). */
+class SkipVm extends Error {}
+
+function failureText(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof ActivityFailure && e.cause) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * One VM: preflight -> stop -> image -> verify -> start -> retention.
+ * "Ensure running" is registered before the stop request and runs, non-cancellable and retried without
+ * limit, on every way out: failure, operator abort, workflow cancellation. A VM found off stays off.
+ */
+export async function vmCycle(
+  vm: string,
+  stamp: string,
+  settings: WeeklySettings,
+  progress: VmProgress,
+): Promise<VmResult> {
+  const result: VmResult = {
+    vm,
+    status: 'failed',
+    wasRunning: null,
+    runningAtEnd: null,
+    images: [],
+    steps: progress.steps,
+    deleted: [],
+  };
+  const policy = policyFor(settings, vm);
+  const { quick, long, restore } = cycleActivities(settings);
+  let mustRestart = false;
+  let stopRequestedAt = 0;
+
+  const step = async <T>(name: VmStep, work: () => Promise<T>): Promise<T> => {
+    const startedAt = Date.now();
+    progress.step = name;
+    progress.stepStartedAt = new Date(startedAt).toISOString();
+    try {
+      return await work();
+    } finally {
+      progress.steps.push({ step: name, startedAt: progress.stepStartedAt, ms: Date.now() - startedAt });
+    }
+  };
+
+  try {
+    const preflight = await step('preflight', () => quick.preflightVm(vm, stamp));
+    result.deleted.push(...preflight.deleted);
+    result.imageAreaFreeBefore = preflight.freeBytes;
+    if (preflight.state !== 'missing') result.wasRunning = preflight.state === 'running';
+    if (!preflight.ok) throw new SkipVm(preflight.reason);
+
+    if (result.wasRunning) {
+      mustRestart = true; // the compensation exists before the VM is asked to stop
+      stopRequestedAt = Date.now();
+      await step('stopping', async () => {
+        await quick.requestShutdown(vm);
+        const outcome = await quick.awaitShutOff(vm, policy.shutdownTimeoutSeconds);
+        if (outcome === 'shut-off') return;
+        if (!policy.forceOff) {
+          throw new SkipVm(
+            `did not shut down within ${policy.shutdownTimeoutSeconds} s (ACPI request ignored?); left running`,
+          );
+        }
+        await quick.forceOff(vm);
+        result.reason = `forced off after ${policy.shutdownTimeoutSeconds} s without shutting down`;
+      });
+    }
+
+    for (const disk of preflight.disks) await step('imaging', () => long.createImage(vm, stamp, disk));
+    const images: VmImage[] = [];
+    for (const disk of preflight.disks) images.push(await step('verifying', () => long.verifyImage(vm, stamp, disk)));
+    await quick.recordVerifiedSet(vm, stamp, images);
+    result.images = images;
+
+    if (mustRestart) {
+      await step('starting', () => restore.ensureRunning(vm));
+      mustRestart = false;
+      result.runningAtEnd = true;
+      result.downtimeMs = Date.now() - stopRequestedAt;
+    }
+    const retention = await step('retention', () => quick.applyRetention(vm, settings.keepImages, stamp));
+    result.deleted.push(...retention.deleted);
+    result.imageAreaFreeAfter = retention.freeBytes;
+    result.status = 'backed-up';
+  } catch (err) {
+    if (err instanceof SkipVm) {
+      result.status = 'skipped';
+      result.reason = err.message;
+    } else {
+      result.status = isCancellation(err) ? 'aborted' : 'failed';
+      result.failedStep = progress.step;
+      result.reason = isCancellation(err) ? `${progress.step} interrupted: run aborted or cancelled` : failureText(err);
+    }
+  }
+
+  if (mustRestart || (result.status !== 'backed-up' && result.wasRunning)) {
+    try {
+      await CancellationScope.nonCancellable(() =>
+        step('restarting', async () => {
+          await restore.ensureRunning(vm);
+          if (stopRequestedAt) result.downtimeMs = Date.now() - stopRequestedAt;
+          result.runningAtEnd = true;
+        }),
+      );
+    } catch (err) {
+      // Only a VM that no longer exists ends here: ensureRunning retries everything else until it runs.
+      result.runningAtEnd = false;
+      result.status = 'failed';
+      result.reason = `${result.reason ? `${result.reason}; ` : ''}could not restart: ${failureText(err)}`;
+    }
+  }
+  if (result.status === 'failed' || result.status === 'aborted') {
+    // Best effort: a stale partial is also discarded by the next attempt at this set.
+    await CancellationScope.nonCancellable(() => quick.discardPartials(vm, stamp)).catch(() => undefined);
+  }
+  progress.step = 'done';
+  return result;
+}
+
+export function notStarted(vm: string, reason: string): VmResult {
+  return { vm, status: 'aborted', reason, wasRunning: null, runningAtEnd: null, images: [], steps: [], deleted: [] };
+}

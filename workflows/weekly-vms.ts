@@ -1,0 +1,95 @@
+import {
+  CancellationScope,
+  CancelledFailure,
+  condition,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import {
+  imageStamp,
+  isoWeekLabel,
+  weeklyRunOk,
+  type VmProgress,
+  type VmResult,
+  type WeeklySummary,
+} from '../domain/weekly-summary';
+import type { Activities } from '../activities';
+import { abortUpdate, progressQuery } from './definitions';
+import { notStarted, vmCycle } from './vm-cycle';
+
+export interface WeeklyVmInput {
+  /** Only these VMs (default: the config's list, or every running VM). */
+  vms?: string[];
+}
+
+const { getWeeklySettings, resolveVms } = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5 },
+});
+
+/** Weekly VM images: every VM through its cycle (a few at once at most), then a summary. No execution timeout. */
+export async function weeklyVmBackup(input: WeeklyVmInput = {}): Promise<WeeklySummary> {
+  const startedAt = new Date().toISOString();
+  const stamp = imageStamp(workflowInfo().startTime);
+  const progress: VmProgress[] = [];
+  const results: VmResult[] = [];
+  const cycles = new CancellationScope();
+  let aborted: string | undefined;
+  let finished = false;
+
+  setHandler(progressQuery, () => ({ stamp, vms: progress, aborted }));
+  setHandler(
+    abortUpdate,
+    async (reason: string) => {
+      aborted ??= reason.trim() || 'aborted by an operator';
+      cycles.cancel();
+      await condition(() => finished);
+      return {
+        acknowledged: true as const,
+        reason: aborted,
+        running: results.filter((r) => r.runningAtEnd).map((r) => r.vm),
+      };
+    },
+    {
+      validator: (reason: string) => {
+        if (typeof reason !== 'string') throw new Error('the reason must be text');
+      },
+    },
+  );
+
+  try {
+    const settings = await getWeeklySettings();
+    const vms = await resolveVms(input.vms);
+    progress.push(...vms.map((vm) => ({ vm, step: 'pending' as const, steps: [] })));
+    const queue = [...progress];
+    const lane = async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        const stop = aborted ?? (CancellationScope.current().consideredCancelled ? 'run cancelled' : undefined);
+        results.push(
+          stop ? notStarted(next.vm, `not started: ${stop}`) : await vmCycle(next.vm, stamp, settings, next),
+        );
+      }
+    };
+    await cycles.run(() => Promise.all(Array.from({ length: Math.min(settings.concurrency, vms.length) }, lane)));
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+  } finally {
+    finished = true;
+  }
+  if (!aborted && CancellationScope.current().consideredCancelled)
+    throw new CancelledFailure('weekly VM backup cancelled; VMs restarted');
+
+  const order = new Map(progress.map((p, i) => [p.vm, i]));
+  results.sort((a, b) => (order.get(a.vm) ?? 0) - (order.get(b.vm) ?? 0));
+  return {
+    week: isoWeekLabel(startedAt.slice(0, 10)),
+    stamp,
+    vms: results,
+    ok: !aborted && weeklyRunOk(results),
+    ...(aborted ? { aborted } : {}),
+    startedAt,
+    finishedAt: new Date().toISOString(),
+  };
+}
