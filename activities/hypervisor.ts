@@ -211,24 +211,29 @@ export function createHypervisorActivities({ config, openSsh }: HypervisorDeps) 
     );
   }
 
-  /** Starts the VM if it is not running and waits until the hypervisor says it runs. Idempotent. */
-  async function ensureRunning(vm: string): Promise<void> {
+  /**
+   * Starts the VM if it is not running and waits until the hypervisor says it runs. Idempotent.
+   * `watchSeconds`: a shutdown request may still be under way (the run was aborted while stopping): a VM
+   * that is "running" now may power off in a moment, so keep watching it that long and start it if it does.
+   */
+  async function ensureRunning(vm: string, watchSeconds = 0): Promise<void> {
     await withHypervisor(async (driver) => {
-      const deadline = Date.now() + START_CONFIRM_SECONDS * 1000;
-      await whileHeartbeating(
-        () => ({ vm }),
-        async () => {
-          for (;;) {
-            const state = await driver.state(vm);
-            if (state.state === 'running') return;
-            if (state.state === 'missing') throw ApplicationFailure.nonRetryable(`${vm} no longer exists`, 'VmMissing');
-            if (state.state === 'shut-off' || state.state === 'paused') await driver.start(vm);
-            if (Date.now() >= deadline)
-              throw ApplicationFailure.retryable(`${vm} is still ${state.detail}`, 'VmNotRunning');
-            await sleep(POLL_MS);
-          }
-        },
-      );
+      const watchUntil = Date.now() + watchSeconds * 1000;
+      let deadline = watchUntil + START_CONFIRM_SECONDS * 1000;
+      let started = false;
+      for (;;) {
+        const state = await driver.state(vm);
+        if (state.state === 'running' && (started || Date.now() >= watchUntil)) return;
+        if (state.state === 'missing') throw ApplicationFailure.nonRetryable(`${vm} no longer exists`, 'VmMissing');
+        if (state.state === 'shut-off' || state.state === 'paused') {
+          await driver.start(vm);
+          started = true;
+          deadline = Math.min(deadline, Date.now() + START_CONFIRM_SECONDS * 1000);
+        }
+        if (Date.now() >= deadline)
+          throw ApplicationFailure.retryable(`${vm} is still ${state.detail}`, 'VmNotRunning');
+        await sleep(POLL_MS);
+      }
     });
   }
 

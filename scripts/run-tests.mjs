@@ -1,7 +1,12 @@
 // Runs every compiled test file with node's test runner. Optional filter: `npm test -- <substring>`.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const { endRecordedProcesses } = require('../dist/scripts/sandbox/processes.js');
 
 function find(dir) {
   return readdirSync(dir).flatMap((name) => {
@@ -19,10 +24,14 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
+const pidDir = mkdtempSync(join(tmpdir(), 'cluster-backup-pids-'));
 // Two files at a time: a machine of this project has two cores, and the heavy tests run their own servers.
 const result = spawnSync(
   process.execPath,
-  ['--test', '--test-concurrency=2', '--test-reporter=spec', '--test-timeout=600000', ...files],
-  { stdio: 'inherit' },
+  ['--test', '--test-concurrency=2', '--test-reporter=spec', '--test-timeout=900000', ...files],
+  { stdio: 'inherit', env: { ...process.env, CLUSTER_BACKUP_PID_DIR: pidDir } },
 );
+const leftovers = endRecordedProcesses(pidDir);
+if (leftovers.length) console.error(`ended ${leftovers.length} process(es) a test left running: ${leftovers.join(' ')}`);
+rmSync(pidDir, { recursive: true, force: true });
 process.exit(result.status ?? 1);

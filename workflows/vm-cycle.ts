@@ -9,7 +9,7 @@ import {
 } from '../domain/weekly-summary';
 import type { Activities } from '../activities';
 
-function cycleActivities(settings: WeeklySettings) {
+function cycleActivities(settings: WeeklySettings, shutdownTimeoutSeconds: number) {
   const heartbeatTimeout = settings.heartbeatTimeoutSeconds * 1000; // milliseconds
   return {
     /** Short remote calls: a few tries, then the failure is reported. */
@@ -26,9 +26,10 @@ function cycleActivities(settings: WeeklySettings) {
     }),
     /** Putting a VM back: retried until it is confirmed running, whatever happens. */
     restore: proxyActivities<Activities>({
-      startToCloseTimeout: '5 minutes',
+      // It may watch a shutdown that is still under way before it can start the VM again.
+      startToCloseTimeout: (shutdownTimeoutSeconds + 300) * 1000,
       heartbeatTimeout,
-      retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 0 },
+      retry: { initialInterval: '2 seconds', maximumInterval: '1 minute' }, // no maximumAttempts: unlimited
     }),
   };
 }
@@ -63,7 +64,8 @@ export async function vmCycle(
     deleted: [],
   };
   const policy = policyFor(settings, vm);
-  const { quick, long, restore } = cycleActivities(settings);
+  const { quick, long, restore } = cycleActivities(settings, policy.shutdownTimeoutSeconds);
+  let shutOffConfirmed = false;
   let mustRestart = false;
   let stopRequestedAt = 0;
 
@@ -91,13 +93,15 @@ export async function vmCycle(
       await step('stopping', async () => {
         await quick.requestShutdown(vm);
         const outcome = await quick.awaitShutOff(vm, policy.shutdownTimeoutSeconds);
-        if (outcome === 'shut-off') return;
+        shutOffConfirmed = outcome === 'shut-off';
+        if (shutOffConfirmed) return;
         if (!policy.forceOff) {
           throw new SkipVm(
             `did not shut down within ${policy.shutdownTimeoutSeconds} s (ACPI request ignored?); left running`,
           );
         }
         await quick.forceOff(vm);
+        shutOffConfirmed = true;
         result.reason = `forced off after ${policy.shutdownTimeoutSeconds} s without shutting down`;
       });
     }
@@ -133,7 +137,9 @@ export async function vmCycle(
     try {
       await CancellationScope.nonCancellable(() =>
         step('restarting', async () => {
-          await restore.ensureRunning(vm);
+          // Interrupted between the stop request and "shut off": the guest may still be powering off.
+          const watch = stopRequestedAt && !shutOffConfirmed ? policy.shutdownTimeoutSeconds : 0;
+          await restore.ensureRunning(vm, watch);
           if (stopRequestedAt) result.downtimeMs = Date.now() - stopRequestedAt;
           result.runningAtEnd = true;
         }),

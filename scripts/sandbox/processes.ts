@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer, connect } from 'node:net';
 
 /** A free TCP port on a loopback address (the kernel picks it). */
@@ -72,9 +73,37 @@ export async function stopProcess(child: ChildProcess, timeoutMs = 5000): Promis
   clearTimeout(timer);
 }
 
-/** Starts a long-running child whose output goes to a log file descriptor (or is ignored). */
+/**
+ * Starts a long-running child whose output goes to a log file descriptor (or is ignored).
+ * Under the test runner ($CLUSTER_BACKUP_PID_DIR set) its PID is recorded until it exits, so that the
+ * runner can end exactly the processes a killed or timed-out test file left behind.
+ */
 export function startChild(command: string, args: string[], options: SpawnOptions = {}): ChildProcess {
   const child = spawn(command, args, { stdio: 'ignore', ...options });
   child.on('error', (err) => console.error(`${command}: ${err.message}`));
+  const pidDir = process.env.CLUSTER_BACKUP_PID_DIR;
+  if (pidDir && child.pid !== undefined) {
+    const record = join(pidDir, String(child.pid));
+    writeFileSync(record, realpathSync(command)); // commands here are absolute paths
+    child.once('exit', () => rmSync(record, { force: true }));
+  }
   return child;
+}
+
+/** Ends recorded processes that are still the ones recorded (same executable), with their children. */
+export function endRecordedProcesses(pidDir: string): number[] {
+  const ended: number[] = [];
+  for (const entry of readdirSync(pidDir)) {
+    const pid = Number(entry);
+    const executable = readFileSync(join(pidDir, entry), 'utf8');
+    try {
+      if (readlinkSync(`/proc/${pid}/exe`) !== executable) continue; // the PID now belongs to something else
+    } catch {
+      continue; // gone
+    }
+    for (const c of childPids(pid)) signal(c, 'SIGKILL');
+    signal(pid, 'SIGKILL');
+    ended.push(pid);
+  }
+  return ended;
 }

@@ -99,7 +99,7 @@ export class ImageArea {
       'sync "$partial"',
       'mv -f "$partial" "$final"',
     ].join('\n');
-    await this.ssh.run({ shell: script }, { signal });
+    await this.ssh.run({ shell: script }, { signal, label: `imaging ${disk.source} to ${partial}` });
     return final;
   }
 

@@ -17,6 +17,8 @@ export interface ExecOptions {
   signal?: AbortSignal;
   /** Written to the command's stdin, which is then closed (no stdin: closed at once). */
   input?: Buffer | string;
+  /** What the command does, for messages, when the command line itself is a long script. */
+  label?: string;
 }
 
 /** argv words (each quoted for the remote shell), or a pipeline already assembled from `quote`d words. */
@@ -146,14 +148,18 @@ export class SshSession {
   /** Runs a command and returns its stdout; a non-zero exit becomes a RemoteCommandError. */
   async run(command: RemoteCommand, options: ExecOptions = {}): Promise<Buffer> {
     const result = await this.exec(command, options);
-    if (result.exitCode !== 0) throw this.commandFailure(toCommandLine(command), result);
+    if (result.exitCode !== 0) throw this.commandFailure(toCommandLine(command), result, options.label);
     return result.stdout;
   }
 
-  commandFailure(line: string, result: ExecResult): RemoteCommandError {
+  commandFailure(line: string, result: ExecResult, label?: string): RemoteCommandError {
     const how = result.signal ? `was killed by ${result.signal}` : `exited ${result.exitCode}`;
     const firstLine = result.stderr.trim().split('\n')[0] ?? '';
-    return new RemoteCommandError(`${this.label}: \`${line}\` ${how}${firstLine ? `: ${firstLine}` : ''}`, {
+    // The message names the command briefly; the whole script is in the failure's details.
+    const brief =
+      label ??
+      (line.length > 100 || line.includes('\n') ? `\`${line.split('\n')[0]!.slice(0, 100)} …\`` : `\`${line}\``);
+    return new RemoteCommandError(`${this.label}: ${brief} ${how}${firstLine ? `: ${firstLine}` : ''}`, {
       kind: 'command',
       host: this.label,
       command: line,
