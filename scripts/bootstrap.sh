@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
-# Debian packages: sshd for the sandbox hosts, rsync for the benchmark baseline.
-DEBIAN_PACKAGES=(openssh-server openssh-client rsync coreutils findutils)
+# Debian packages: sshd for the sandbox hosts, rsync for the benchmark baseline, libvirt + QEMU for the
+# sandbox hypervisor (not libvirt-daemon-system: it would upgrade systemd/udev on this kind of machine).
+DEBIAN_PACKAGES=(openssh-server openssh-client rsync coreutils findutils
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils)
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -34,4 +36,10 @@ if ! cmp -s package-lock.json node_modules/.installed-lock 2>/dev/null; then
   log "npm ci"
   npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json node_modules/.installed-lock
+fi
+
+# The tiny test guest (Debian kernel + busybox), built from Debian packages, for the sandbox hypervisor.
+if [ ! -s .data/guest/initramfs.gz ]; then
+  log "building the test guest"
+  bash scripts/sandbox/build-guest.sh .data/guest
 fi

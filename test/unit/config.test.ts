@@ -79,3 +79,12 @@ describe('config', () => {
     assert.equal(loadConfig(join(dir, 'ok.yaml')).supim!.destinationRoot, join(dir, 'backup'));
   });
 });
+
+describe('the example config', () => {
+  it('is valid, so the documentation cannot drift from the schema', () => {
+    const config = loadConfig(join(__dirname, '..', '..', '..', 'config', 'cluster-backup.example.yaml'));
+    assert.equal(config.hypervisor?.vms, 'all-running');
+    assert.equal(config.hypervisor?.perVm['legacy-windows']?.shutdownTimeoutSeconds, 600);
+    assert.equal(config.supim?.daysBack, 2);
+  });
+});
