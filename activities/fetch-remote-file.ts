@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rename, stat, utimes } from 'node:fs/promises';
+import { open, rename, rm, stat, utimes } from 'node:fs/promises';
+import { ApplicationFailure } from '@temporalio/common';
 import type { SFTPWrapper } from 'ssh2';
 import type { TransferConfig } from '../config/schema';
 import { sftpDownload } from './adapters/ssh/sftp-download';
@@ -17,6 +18,8 @@ export interface FetchRequest {
   /** Bytes of the partial file a previous attempt reported as written; they are kept, not fetched again. */
   resumeFrom?: number;
   sha256?: boolean;
+  /** The hash the source host computed: a copy that differs is deleted, never renamed into place. */
+  expectedSha256?: string;
   transfer: TransferConfig;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
   signal?: AbortSignal;
@@ -49,7 +52,7 @@ async function hashPrefix(path: string, length: number, hash: ReturnType<typeof 
  */
 export async function fetchRemoteFile(req: FetchRequest): Promise<FetchResult> {
   const partial = req.localPath + PARTIAL_SUFFIX;
-  const hash = req.sha256 ? createHash('sha256') : undefined;
+  const hash = req.sha256 || req.expectedSha256 ? createHash('sha256') : undefined;
   const kept = await partialLength(partial);
   const resumedAt = req.resumeFrom && kept >= req.resumeFrom && req.resumeFrom <= req.size ? req.resumeFrom : 0;
 
@@ -71,7 +74,15 @@ export async function fetchRemoteFile(req: FetchRequest): Promise<FetchResult> {
   } finally {
     await file.close();
   }
+  const sha256 = hash?.digest('hex');
+  if (req.expectedSha256 && sha256 !== req.expectedSha256) {
+    await rm(partial, { force: true });
+    throw ApplicationFailure.retryable(
+      `${req.remotePath}: SHA-256 of the copy (${sha256}) differs from the source's (${req.expectedSha256}); copy deleted`,
+      'ChecksumMismatch',
+    );
+  }
   if (req.mtime !== undefined) await utimes(partial, req.mtime, req.mtime);
   await rename(partial, req.localPath);
-  return { bytesTransferred: req.size - resumedAt, resumedAt, sha256: hash?.digest('hex') };
+  return { bytesTransferred: req.size - resumedAt, resumedAt, sha256 };
 }

@@ -1,10 +1,11 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config, HypervisorConfig } from '../config/schema';
+import { planRetention, setsThatMayMakeRoom } from '../domain/retention';
 import type { VmImage, WeeklySettings } from '../domain/weekly-summary';
 import { unsafeVmNameReason } from '../domain/vm-names';
 import type { HypervisorDriver, VmDisk, VmPowerState } from './adapters/hypervisor/driver';
-import { ImageArea, type DiskInfo, type ImageSet } from './adapters/hypervisor/image-area';
+import { ImageArea, type DiskInfo } from './adapters/hypervisor/image-area';
 import { LibvirtDriver } from './adapters/hypervisor/libvirt-driver';
 import type { SshSession } from './adapters/ssh/ssh-session';
 import { requireSection } from './config-section';
@@ -36,13 +37,6 @@ const SUPPORTED_FORMATS = new Set(['qcow2', 'raw']);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Sets that may go to make room or by retention: never `protect`, never the newest verified set. */
-export function deletableSets(sets: ImageSet[], protect: string): ImageSet[] {
-  const newestVerified = sets.filter((s) => s.verified).at(-1);
-  if (!newestVerified) return [];
-  return sets.filter((s) => s.stamp !== protect && s.stamp < newestVerified.stamp);
-}
-
 export function createHypervisorActivities({ config, openSsh }: HypervisorDeps) {
   async function withHypervisor<T>(
     use: (driver: HypervisorDriver, area: ImageArea, hv: HypervisorConfig) => Promise<T>,
@@ -68,6 +62,7 @@ export function createHypervisorActivities({ config, openSsh }: HypervisorDeps) 
       vms: hv.vms,
       concurrency: hv.concurrency,
       keepImages: hv.keepImages,
+      store: config.store !== undefined,
       heartbeatTimeoutSeconds: config.transfer.heartbeatTimeoutSeconds,
       policy,
       defaultPolicy,
@@ -116,9 +111,9 @@ export function createHypervisorActivities({ config, openSsh }: HypervisorDeps) 
       result.freeBytes = await area.freeBytes();
 
       if (result.freeBytes < result.requiredBytes) {
-        for (const set of deletableSets(await area.listSets(vm), stamp)) {
+        for (const set of setsThatMayMakeRoom(await area.listSets(vm), stamp)) {
           await area.removeSet(vm, set.stamp);
-          result.deleted.push(`${vm}/${set.stamp} (${set.bytes} bytes${set.verified ? '' : ', unverified'})`);
+          result.deleted.push(`${vm}/${set.stamp} (${set.why})`);
           result.freeBytes = await area.freeBytes();
           if (result.freeBytes >= result.requiredBytes) break;
         }
@@ -241,27 +236,16 @@ export function createHypervisorActivities({ config, openSsh }: HypervisorDeps) 
     await withHypervisor((_driver, area) => area.removePartials(vm, stamp));
   }
 
-  /** Keeps the newest `keep` verified sets; removes older sets, never one newer than the newest verified. */
+  /** Keeps the newest `keep` verified sets (see planRetention: never the newest verified, never this run's). */
   async function applyRetention(
     vm: string,
     keep: number,
     current: string,
   ): Promise<{ deleted: string[]; freeBytes: number }> {
     return withHypervisor(async (_driver, area) => {
-      const sets = await area.listSets(vm);
-      const keepStamps = new Set(
-        sets
-          .filter((s) => s.verified)
-          .slice(-keep)
-          .map((s) => s.stamp),
-      );
-      const deleted: string[] = [];
-      for (const set of deletableSets(sets, current)) {
-        if (keepStamps.has(set.stamp)) continue;
-        await area.removeSet(vm, set.stamp);
-        deleted.push(`${vm}/${set.stamp} (${set.bytes} bytes${set.verified ? '' : ', unverified'})`);
-      }
-      return { deleted, freeBytes: await area.freeBytes() };
+      const plan = planRetention(await area.listSets(vm), { keepLast: keep, keepWeekly: 0, keepMonthly: 0 }, current);
+      for (const set of plan.delete) await area.removeSet(vm, set.stamp);
+      return { deleted: plan.delete.map((d) => `${vm}/${d.stamp} (${d.why})`), freeBytes: await area.freeBytes() };
     });
   }
 

@@ -1,4 +1,5 @@
 import { createHypervisorActivities } from './hypervisor';
+import { createStoreActivities } from './store';
 import { createSupimActivities, type SupimDeps } from './supim';
 
 export type ActivityDeps = SupimDeps;
@@ -8,6 +9,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createSupimActivities(deps),
     ...createHypervisorActivities(deps),
+    ...createStoreActivities(deps),
   };
 }
 

@@ -77,9 +77,27 @@ const hypervisorSchema = z.strictObject({
   /** VMs taken down at the same time. */
   concurrency: z.number().int().min(1).max(16).default(1),
   /** Free space required in the image area beyond the VM's allocated disk size. */
-  spaceMarginBytes: z.number().int().min(0).default(1024 ** 3),
+  spaceMarginBytes: z
+    .number()
+    .int()
+    .min(0)
+    .default(1024 ** 3),
   /** Verified image sets kept per VM on the hypervisor (older ones go once a newer one is verified). */
   keepImages: z.number().int().min(1).default(2),
+});
+
+const storeSchema = z.strictObject({
+  /** The backup store on the worker's machine: <root>/<vm>/<stamp>/<disk>.<format> + manifest.json. */
+  root: absolutePath,
+  /** Free space required beyond this week's expected images. */
+  spaceMarginBytes: z.number().int().min(0).default(1024 ** 3),
+  retention: z
+    .strictObject({
+      keepLast: z.number().int().min(1).default(4),
+      keepWeekly: z.number().int().min(0).default(8),
+      keepMonthly: z.number().int().min(0).default(12),
+    })
+    .prefault({}),
 });
 
 const temporalSchema = z.strictObject({
@@ -107,6 +125,8 @@ export const configSchema = z
     hosts: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'host keys are letters, digits, - and _'), hostSchema),
     supim: supimSchema.optional(),
     hypervisor: hypervisorSchema.optional(),
+    /** Where verified VM images are pulled to; without it, images stay on the hypervisor only. */
+    store: storeSchema.optional(),
     transfer: transferSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
@@ -127,6 +147,7 @@ export const configSchema = z
 
 export type Config = z.output<typeof configSchema>;
 export type HostConfig = z.output<typeof hostSchema>;
+export type StoreConfig = z.output<typeof storeSchema>;
 export type HypervisorConfig = z.output<typeof hypervisorSchema>;
 export type SupimConfig = z.output<typeof supimSchema>;
 export type TransferConfig = z.output<typeof transferSchema>;

@@ -7,6 +7,7 @@ export type VmStep =
   | 'imaging'
   | 'verifying'
   | 'starting'
+  | 'pulling' // copying the verified images to the backup store (the VM is running again)
   | 'retention'
   | 'restarting' // compensation after a failure, an abort or a cancel
   | 'done';
@@ -43,10 +44,14 @@ export interface VmResult {
   /** Stop requested -> confirmed running again. */
   downtimeMs?: number;
   images: VmImage[];
+  /** The same images in the backup store, each hash equal to the hypervisor's. */
+  stored: VmImage[];
   steps: StepTiming[];
   imageAreaFreeBefore?: number;
   imageAreaFreeAfter?: number;
-  /** Image sets removed from the hypervisor's image area by retention or to make space. */
+  storeFreeBefore?: number;
+  storeFreeAfter?: number;
+  /** Image sets removed (image area, or store: prefixed) by retention or to make space. */
   deleted: string[];
 }
 
@@ -73,6 +78,8 @@ export interface WeeklySettings {
   vms: 'all-running' | string[];
   concurrency: number;
   keepImages: number;
+  /** Whether verified images are pulled into a backup store. */
+  store: boolean;
   /** Every VM activity heartbeats: a dead worker's step is retried elsewhere after this long. */
   heartbeatTimeoutSeconds: number;
   /** Per VM: shutdown timeout and whether forcing off is allowed. */

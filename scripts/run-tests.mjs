@@ -32,6 +32,7 @@ const result = spawnSync(
   { stdio: 'inherit', env: { ...process.env, CLUSTER_BACKUP_PID_DIR: pidDir } },
 );
 const leftovers = endRecordedProcesses(pidDir);
-if (leftovers.length) console.error(`ended ${leftovers.length} process(es) a test left running: ${leftovers.join(' ')}`);
+if (leftovers.length)
+  console.error(`ended ${leftovers.length} process(es) a test left running: ${leftovers.join(' ')}`);
 rmSync(pidDir, { recursive: true, force: true });
 process.exit(result.status ?? 1);

@@ -60,6 +60,7 @@ export async function vmCycle(
     wasRunning: null,
     runningAtEnd: null,
     images: [],
+    stored: [],
     steps: progress.steps,
     deleted: [],
   };
@@ -86,6 +87,13 @@ export async function vmCycle(
     result.imageAreaFreeBefore = preflight.freeBytes;
     if (preflight.state !== 'missing') result.wasRunning = preflight.state === 'running';
     if (!preflight.ok) throw new SkipVm(preflight.reason);
+    if (settings.store) {
+      const allocated = preflight.disks.reduce((sum, d) => sum + d.allocatedBytes, 0);
+      const room = await step('preflight', () => quick.storePreflight(vm, stamp, allocated));
+      result.deleted.push(...room.deleted.map((d) => `store: ${d}`));
+      result.storeFreeBefore = room.freeBytes;
+      if (!room.ok) throw new SkipVm(room.reason);
+    }
 
     if (result.wasRunning) {
       mustRestart = true; // the compensation exists before the VM is asked to stop
@@ -117,6 +125,13 @@ export async function vmCycle(
       mustRestart = false;
       result.runningAtEnd = true;
       result.downtimeMs = Date.now() - stopRequestedAt;
+    }
+    if (settings.store) {
+      for (const image of images) result.stored.push(await step('pulling', () => long.pullImage(vm, stamp, image)));
+      await quick.recordStoredSet(vm, stamp, result.stored, images);
+      const storeRetention = await step('retention', () => quick.applyStoreRetention(vm, stamp));
+      result.deleted.push(...storeRetention.deleted.map((d) => `store: ${d}`));
+      result.storeFreeAfter = storeRetention.freeBytes;
     }
     const retention = await step('retention', () => quick.applyRetention(vm, settings.keepImages, stamp));
     result.deleted.push(...retention.deleted);
@@ -160,5 +175,15 @@ export async function vmCycle(
 }
 
 export function notStarted(vm: string, reason: string): VmResult {
-  return { vm, status: 'aborted', reason, wasRunning: null, runningAtEnd: null, images: [], steps: [], deleted: [] };
+  return {
+    vm,
+    status: 'aborted',
+    reason,
+    wasRunning: null,
+    runningAtEnd: null,
+    images: [],
+    stored: [],
+    steps: [],
+    deleted: [],
+  };
 }

@@ -46,6 +46,8 @@ export function formatWeeklySummary(summary: WeeklySummary): string {
     for (const image of vm.images) {
       lines.push(`      ${image.disk}: ${formatBytes(image.bytes)} sha256 ${image.sha256.slice(0, 16)}… ${image.path}`);
     }
+    for (const image of vm.stored)
+      lines.push(`      stored ${image.disk}: ${image.path} (hash matches the hypervisor's)`);
     if (vm.steps.length)
       lines.push(`      steps: ${vm.steps.map((s) => `${s.step} ${formatSeconds(s.ms)}`).join(', ')}`);
     for (const d of vm.deleted) lines.push(`      deleted: ${d}`);

@@ -58,5 +58,14 @@ export async function supimSandbox(
 
 /** Runs an activity function with a real activity context (heartbeats, cancellation) outside a worker. */
 export function runActivity<A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
-  return new MockActivityEnvironment().run(fn, ...args);
+  return runIn(new MockActivityEnvironment(), fn, ...args);
+}
+
+/** The same in a given environment (with heartbeat details from an earlier attempt, or listening to heartbeats). */
+export function runIn<A extends unknown[], R>(
+  env: MockActivityEnvironment,
+  fn: (...args: A) => Promise<R>,
+  ...args: A
+): Promise<R> {
+  return env.run(fn as (...a: unknown[]) => Promise<R>, ...args) as Promise<R>;
 }

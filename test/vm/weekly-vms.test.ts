@@ -112,6 +112,7 @@ describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: 
           spaceMarginBytes: 1 << 20,
           keepImages: 2,
         },
+        store: { root: join(root, 'store'), spaceMarginBytes: 1 << 20 },
         transfer: { heartbeatTimeoutSeconds: 4 },
       },
       'vm test',
@@ -145,6 +146,10 @@ describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: 
       const image = vm.images[0]!;
       assert.equal(image.sha256, createHash('sha256').update(readFileSync(image.path)).digest('hex'));
       assert.ok(existsSync(join(image.path, '..', 'manifest.json')));
+      assert.equal(vm.stored.length, 1);
+      assert.equal(vm.stored[0]!.sha256, image.sha256);
+      assert.equal(createHash('sha256').update(readFileSync(vm.stored[0]!.path)).digest('hex'), image.sha256);
+      assert.ok(existsSync(join(vm.stored[0]!.path, '..', 'manifest.json')));
       const [boot, state] = markers(root, image.path);
       assert.equal(boot, 'cbguest boot 1');
       assert.equal(state, 'cbguest clean-shutdown', 'the image was taken after a clean shutdown');
@@ -168,6 +173,27 @@ describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: 
     assert.equal(hostile!.status, 'skipped');
     assert.equal(existsSync('/tmp/cluster-backup-pwned'), false);
     assert.equal(summary.ok, false);
+  });
+
+  it('shuts nothing down when the store cannot hold the week`s images', async () => {
+    const queue = 'vm-store-full';
+    const file = writeConfigFile(root, {
+      ...config,
+      temporal: { ...config.temporal, taskQueue: queue },
+      store: { ...config.store!, spaceMarginBytes: Number.MAX_SAFE_INTEGER / 2 },
+    });
+    const small = spawnWorker(file, join(root, 'worker-store-full.log'));
+    try {
+      const summary = await (await runWeekly(['alpha', BETA], queue)).result();
+      for (const vm of summary.vms) {
+        assert.equal(vm.status, 'skipped');
+        assert.match(vm.reason ?? '', /not enough space in the store/);
+        assert.ok(!vm.steps.some((s) => s.step === 'stopping'), 'no VM was asked to stop');
+      }
+      assert.match(await hypervisor.state('alpha'), /running/);
+    } finally {
+      await stopProcess(small);
+    }
   });
 
   it('leaves a guest that ignores ACPI running after the timeout, and forces it off only where allowed', async () => {

@@ -1,0 +1,141 @@
+import { mkdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Config } from '../config/schema';
+import { planRetention, setsThatMayMakeRoom } from '../domain/retention';
+import type { VmImage } from '../domain/weekly-summary';
+import type { SshSession } from './adapters/ssh/ssh-session';
+import { requireSection } from './config-section';
+import { fetchRemoteFile } from './fetch-remote-file';
+import { whileHeartbeating } from './heartbeat';
+import { ImageStore } from './image-store';
+
+export interface StoreDeps {
+  config: Config;
+  openSsh: (hostKey: string) => Promise<SshSession>;
+}
+
+export interface StorePreflight {
+  ok: boolean;
+  reason?: string;
+  freeBytes: number;
+  requiredBytes: number;
+  deleted: string[];
+}
+
+/** What a pull reports in its heartbeats: the next attempt continues from `offset`. */
+export interface PullProgress {
+  image: string;
+  offset: number;
+  size: number;
+}
+
+const IMAGE_FILE = /^[a-z0-9]{1,32}\.(qcow2|raw)$/i;
+
+export function createStoreActivities({ config, openSsh }: StoreDeps) {
+  const store = () => new ImageStore(requireSection(config.store, 'store').root);
+
+  /**
+   * Before a VM goes down: can the store take this week's images? Expected size is the larger of the VM's
+   * allocated disk size and its last stored set, plus the margin. Room is made only by removing sets older
+   * than the newest verified one.
+   */
+  async function storePreflight(vm: string, stamp: string, allocatedBytes: number): Promise<StorePreflight> {
+    if (!config.store) return { ok: true, reason: 'no store configured', freeBytes: 0, requiredBytes: 0, deleted: [] };
+    const images = store();
+    const sets = await images.listSets(vm);
+    const lastWeek = sets.filter((s) => s.verified).at(-1)?.bytes ?? 0;
+    const requiredBytes = Math.max(allocatedBytes, lastWeek) + config.store.spaceMarginBytes;
+    let freeBytes = await images.freeBytes();
+    const deleted: string[] = [];
+    for (const set of freeBytes < requiredBytes ? setsThatMayMakeRoom(sets, stamp) : []) {
+      await images.removeSet(vm, set.stamp);
+      deleted.push(`${vm}/${set.stamp} (${set.why})`);
+      freeBytes = await images.freeBytes();
+      if (freeBytes >= requiredBytes) break;
+    }
+    const ok = freeBytes >= requiredBytes;
+    return {
+      ok,
+      ...(ok
+        ? {}
+        : { reason: `not enough space in the store ${images.root}: ${freeBytes} bytes free, ${requiredBytes} needed` }),
+      freeBytes,
+      requiredBytes,
+      deleted,
+    };
+  }
+
+  /**
+   * Pulls one verified image from the hypervisor into the store: pipelined SFTP, SHA-256 while streaming,
+   * resumed from the last heartbeat after a crash or a cut link, compared with the hypervisor's hash before
+   * it is renamed into place. A copy that differs is deleted.
+   */
+  async function pullImage(vm: string, stamp: string, image: VmImage): Promise<VmImage> {
+    const hv = requireSection(config.hypervisor, 'hypervisor');
+    const name = basename(image.path);
+    if (!IMAGE_FILE.test(name)) throw ApplicationFailure.nonRetryable(`refusing image name ${JSON.stringify(name)}`);
+    const images = store();
+    const dir = images.setDir(vm, stamp);
+    await mkdir(dir, { recursive: true });
+    const previous = Context.current().info.heartbeatDetails as PullProgress | undefined;
+    const progress: PullProgress = {
+      image: name,
+      offset: previous?.image === name ? previous.offset : 0,
+      size: image.bytes,
+    };
+    const ssh = await openSsh(hv.host);
+    try {
+      await whileHeartbeating(
+        () => progress,
+        async () =>
+          fetchRemoteFile({
+            sftp: await ssh.sftp(),
+            host: ssh.label,
+            remotePath: image.path,
+            localPath: join(dir, name),
+            size: image.bytes,
+            resumeFrom: progress.offset,
+            expectedSha256: image.sha256,
+            transfer: config.transfer,
+            signal: Context.current().cancellationSignal,
+            onProgress: (done) => {
+              progress.offset = done;
+            },
+          }),
+      );
+    } finally {
+      ssh.close();
+    }
+    return { ...image, path: join(dir, name) };
+  }
+
+  async function recordStoredSet(vm: string, stamp: string, stored: VmImage[], source: VmImage[]): Promise<string> {
+    return store().writeManifest(vm, stamp, {
+      vm,
+      stamp,
+      images: stored.map((s, i) => ({
+        disk: s.disk,
+        file: basename(s.path),
+        bytes: s.bytes,
+        virtualSize: s.virtualSize,
+        sha256: s.sha256,
+        source: { path: source[i]?.path, sha256: source[i]?.sha256 },
+      })),
+      storedAt: new Date().toISOString(),
+      tool: { name: 'cluster-backup', node: process.version },
+      howToCheck: 'sha256sum <file> must print the sha256 above; qemu-img check <file> must pass',
+    });
+  }
+
+  async function applyStoreRetention(vm: string, stamp: string): Promise<{ deleted: string[]; freeBytes: number }> {
+    const policy = requireSection(config.store, 'store').retention;
+    const images = store();
+    const plan = planRetention(await images.listSets(vm), policy, stamp);
+    for (const set of plan.delete) await images.removeSet(vm, set.stamp);
+    return { deleted: plan.delete.map((d) => `${vm}/${d.stamp} (${d.why})`), freeBytes: await images.freeBytes() };
+  }
+
+  return { storePreflight, pullImage, recordStoredSet, applyStoreRetention };
+}
