@@ -1,4 +1,5 @@
 import { createHypervisorActivities } from './hypervisor';
+import { createReportActivities } from './report';
 import { createStoreActivities } from './store';
 import { createSupimActivities, type SupimDeps } from './supim';
 
@@ -10,6 +11,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createSupimActivities(deps),
     ...createHypervisorActivities(deps),
     ...createStoreActivities(deps),
+    ...createReportActivities(deps),
   };
 }
 

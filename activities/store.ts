@@ -22,6 +22,8 @@ export interface StorePreflight {
   freeBytes: number;
   requiredBytes: number;
   deleted: string[];
+  /** Bytes of the newest verified set already in the store. */
+  previousBytes?: number;
 }
 
 /** What a pull reports in its heartbeats: the next attempt continues from `offset`. */

@@ -15,7 +15,7 @@ export class ConfigError extends Error {
 }
 
 /** Keys whose values are file paths; relative ones are taken relative to the config file. */
-const PATH_KEYS = new Set(['privateKeyFile', 'knownHostsFile', 'destinationRoot', 'imageArea', 'root']);
+const PATH_KEYS = new Set(['privateKeyFile', 'knownHostsFile', 'destinationRoot', 'imageArea', 'root', 'outbox', 'passwordFile', 'caFile']);
 
 function resolveRelativePaths(value: unknown, baseDir: string): unknown {
   if (Array.isArray(value)) return value.map((v) => resolveRelativePaths(v, baseDir));
@@ -35,8 +35,14 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return `${path}: ${issue.message}`;
 }
 
+/** Reports go somewhere even when nobody configured mail: an outbox folder beside the config file. */
+function withDefaultMail(raw: unknown): unknown {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || 'mail' in raw) return raw;
+  return { ...raw, mail: { outbox: 'outbox' } };
+}
+
 export function parseConfig(raw: unknown, source: string, baseDir: string): Config {
-  const result = configSchema.safeParse(resolveRelativePaths(raw, baseDir));
+  const result = configSchema.safeParse(resolveRelativePaths(withDefaultMail(raw), baseDir));
   if (!result.success) throw new ConfigError(source, result.error.issues.map(describeIssue));
   return result.data;
 }

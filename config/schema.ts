@@ -100,6 +100,41 @@ const storeSchema = z.strictObject({
     .prefault({}),
 });
 
+const email = z.string().regex(/^[^\s@<>]+@[^\s@<>]+$/, 'is not an email address');
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1)$/;
+
+const mailSchema = z
+  .strictObject({
+    from: email.default('cluster-backup@localhost'),
+    /** Who gets each job's report. */
+    recipients: z
+      .strictObject({ daily: z.array(email).default([]), weekly: z.array(email).default([]) })
+      .prefault({}),
+    /** Without smtp, every report is written as an .eml file into the outbox instead. */
+    smtp: z
+      .strictObject({
+        host: z.string().min(1),
+        port: z.number().int().min(1).max(65535).default(587),
+        /** starttls: required upgrade (port 587); implicit-tls: TLS from the start (port 465); none: loopback only. */
+        security: z.enum(['starttls', 'implicit-tls', 'none']).default('starttls'),
+        user: z.string().min(1).optional(),
+        /** The password is read from this file by the worker; it never enters Temporal. */
+        passwordFile: absolutePath.optional(),
+        /** Extra CA certificate (PEM) to trust, e.g. for an internal mail relay. */
+        caFile: absolutePath.optional(),
+      })
+      .refine((s) => s.security !== 'none' || LOOPBACK.test(s.host), {
+        message: 'security "none" (plain text) is only allowed to a loopback host',
+        path: ['security'],
+      })
+      .refine((s) => !s.user === !s.passwordFile, { message: 'user and passwordFile go together', path: ['passwordFile'] })
+      .optional(),
+    outbox: absolutePath.optional(),
+    /** Temporal Web UI address, for the link to the run in each report. */
+    webUiBaseUrl: z.url().optional(),
+  })
+  .refine((m) => m.smtp || m.outbox, { message: 'needs smtp or an outbox folder' });
+
 const temporalSchema = z.strictObject({
   address: z.string().min(1).default('127.0.0.1:7233'),
   namespace: z.string().min(1).default('default'),
@@ -127,6 +162,8 @@ export const configSchema = z
     hypervisor: hypervisorSchema.optional(),
     /** Where verified VM images are pulled to; without it, images stay on the hypervisor only. */
     store: storeSchema.optional(),
+    /** Reports; the default writes them to ./outbox next to the config file. */
+    mail: mailSchema,
     transfer: transferSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
@@ -147,6 +184,7 @@ export const configSchema = z
 
 export type Config = z.output<typeof configSchema>;
 export type HostConfig = z.output<typeof hostSchema>;
+export type MailConfig = z.output<typeof mailSchema>;
 export type StoreConfig = z.output<typeof storeSchema>;
 export type HypervisorConfig = z.output<typeof hypervisorSchema>;
 export type SupimConfig = z.output<typeof supimSchema>;

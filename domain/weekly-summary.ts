@@ -50,6 +50,8 @@ export interface VmResult {
   imageAreaFreeBefore?: number;
   imageAreaFreeAfter?: number;
   storeFreeBefore?: number;
+  /** Size of the VM's previous stored image set, to show the change. */
+  previousImageBytes?: number;
   storeFreeAfter?: number;
   /** Image sets removed (image area, or store: prefixed) by retention or to make space. */
   deleted: string[];

@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import {
   blankDayResult,
   dailyRunOk,
@@ -6,8 +6,11 @@ import {
   type DailySummary,
   type DayResult,
 } from '../domain/daily-summary';
-import { isoDateInZone, julianDaysEndingOn } from '../domain/julian-day';
+import { calendarDay, isoDateInZone, julianDaysEndingOn } from '../domain/julian-day';
+import type { RunOutcome } from '../domain/report';
 import type { Activities } from '../activities';
+import { failureText } from './failure-text';
+import { reportRun } from './report-run';
 
 export interface DailySupimInput {
   /** YYYY-MM-DD; default: the day the workflow started, in the configured time zone. */
@@ -28,30 +31,39 @@ function dayCopyActivities(settings: DailySettings) {
   });
 }
 
-function failureText(err: unknown): string {
-  let e: unknown = err;
-  while (e instanceof ActivityFailure && e.cause) e = e.cause;
-  return e instanceof Error ? e.message : String(e);
+/** Copies today's and the previous days' SUPIM-DAVS outputs into the backup store, day by day, then reports. */
+export async function dailySupimBackup(input: DailySupimInput = {}): Promise<DailySummary> {
+  let runLabel = input.date ? calendarDay(input.date).label : 'run';
+  let outcome: RunOutcome<DailySummary> = { state: 'failed', error: 'the run did not finish' };
+  try {
+    const summary = await backupDays(input, (label) => (runLabel = label));
+    outcome = { state: 'completed', summary };
+    return summary;
+  } catch (err) {
+    outcome = isCancellation(err) ? { state: 'cancelled' } : { state: 'failed', error: failureText(err) };
+    throw err;
+  } finally {
+    await reportRun({ job: 'daily', outcome, runLabel });
+  }
 }
 
-/** Copies today's and the previous days' SUPIM-DAVS outputs into the backup store, day by day. */
-export async function dailySupimBackup(input: DailySupimInput = {}): Promise<DailySummary> {
+async function backupDays(input: DailySupimInput, named: (label: string) => void): Promise<DailySummary> {
   const startedAt = new Date().toISOString();
   const settings = await getDailySettings();
   const runDate = input.date ?? isoDateInZone(workflowInfo().startTime, settings.timeZone);
-  const days = julianDaysEndingOn(runDate, settings.daysBack);
+  named(calendarDay(runDate).label);
   const { backupSupimDay } = dayCopyActivities(settings);
 
   const results: DayResult[] = [];
-  for (const day of days) {
+  for (const day of julianDaysEndingOn(runDate, settings.daysBack)) {
     try {
       results.push(await backupSupimDay(day));
     } catch (err) {
+      if (isCancellation(err)) throw err;
       // One day's failure must not stop the others; the summary carries it.
       results.push({ ...blankDayResult(day, settings, 'failed'), reason: failureText(err) });
     }
   }
-  if (results.length === 0) throw ApplicationFailure.nonRetryable('no days to back up');
   return {
     runDate,
     timeZone: settings.timeZone,

@@ -1,4 +1,4 @@
-import { ActivityFailure, CancellationScope, isCancellation, proxyActivities } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, proxyActivities } from '@temporalio/workflow';
 import {
   policyFor,
   type VmImage,
@@ -8,6 +8,7 @@ import {
   type WeeklySettings,
 } from '../domain/weekly-summary';
 import type { Activities } from '../activities';
+import { failureText } from './failure-text';
 
 function cycleActivities(settings: WeeklySettings, shutdownTimeoutSeconds: number) {
   const heartbeatTimeout = settings.heartbeatTimeoutSeconds * 1000; // milliseconds
@@ -36,12 +37,6 @@ function cycleActivities(settings: WeeklySettings, shutdownTimeoutSeconds: numbe
 
 /** A VM left untouched on purpose (the run goes on with the others). */
 class SkipVm extends Error {}
-
-function failureText(err: unknown): string {
-  let e: unknown = err;
-  while (e instanceof ActivityFailure && e.cause) e = e.cause;
-  return e instanceof Error ? e.message : String(e);
-}
 
 /**
  * One VM: preflight -> stop -> image -> verify -> start -> retention.
@@ -92,6 +87,7 @@ export async function vmCycle(
       const room = await step('preflight', () => quick.storePreflight(vm, stamp, allocated));
       result.deleted.push(...room.deleted.map((d) => `store: ${d}`));
       result.storeFreeBefore = room.freeBytes;
+      result.previousImageBytes = room.previousBytes;
       if (!room.ok) throw new SkipVm(room.reason);
     }
 

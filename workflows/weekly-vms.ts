@@ -7,6 +7,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { RunOutcome } from '../domain/report';
 import {
   imageStamp,
   isoWeekLabel,
@@ -17,6 +18,8 @@ import {
 } from '../domain/weekly-summary';
 import type { Activities } from '../activities';
 import { abortUpdate, progressQuery } from './definitions';
+import { failureText } from './failure-text';
+import { reportRun } from './report-run';
 import { notStarted, vmCycle } from './vm-cycle';
 
 export interface WeeklyVmInput {
@@ -29,10 +32,14 @@ const { getWeeklySettings, resolveVms } = proxyActivities<Activities>({
   retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5 },
 });
 
-/** Weekly VM images: every VM through its cycle (a few at once at most), then a summary. No execution timeout. */
+/**
+ * Weekly VM images: every VM through its cycle (a few at once at most), then a summary and a report.
+ * No execution timeout. An abort (update) or a cancel puts every stopped VM back before the run ends.
+ */
 export async function weeklyVmBackup(input: WeeklyVmInput = {}): Promise<WeeklySummary> {
   const startedAt = new Date().toISOString();
   const stamp = imageStamp(workflowInfo().startTime);
+  const week = isoWeekLabel(startedAt.slice(0, 10));
   const progress: VmProgress[] = [];
   const results: VmResult[] = [];
   const cycles = new CancellationScope();
@@ -59,37 +66,51 @@ export async function weeklyVmBackup(input: WeeklyVmInput = {}): Promise<WeeklyS
     },
   );
 
-  try {
-    const settings = await getWeeklySettings();
-    const vms = await resolveVms(input.vms);
-    progress.push(...vms.map((vm) => ({ vm, step: 'pending' as const, steps: [] })));
-    const queue = [...progress];
-    const lane = async () => {
-      for (let next = queue.shift(); next; next = queue.shift()) {
-        const stop = aborted ?? (CancellationScope.current().consideredCancelled ? 'run cancelled' : undefined);
-        results.push(
-          stop ? notStarted(next.vm, `not started: ${stop}`) : await vmCycle(next.vm, stamp, settings, next),
-        );
-      }
+  const summary = (): WeeklySummary => {
+    const order = new Map(progress.map((p, i) => [p.vm, i]));
+    const vms = [...results].sort((a, b) => (order.get(a.vm) ?? 0) - (order.get(b.vm) ?? 0));
+    return {
+      week,
+      stamp,
+      vms,
+      ok: !aborted && weeklyRunOk(vms),
+      ...(aborted ? { aborted } : {}),
+      startedAt,
+      finishedAt: new Date().toISOString(),
     };
-    await cycles.run(() => Promise.all(Array.from({ length: Math.min(settings.concurrency, vms.length) }, lane)));
-  } catch (err) {
-    if (!isCancellation(err)) throw err;
-  } finally {
-    finished = true;
-  }
-  if (!aborted && CancellationScope.current().consideredCancelled)
-    throw new CancelledFailure('weekly VM backup cancelled; VMs restarted');
-
-  const order = new Map(progress.map((p, i) => [p.vm, i]));
-  results.sort((a, b) => (order.get(a.vm) ?? 0) - (order.get(b.vm) ?? 0));
-  return {
-    week: isoWeekLabel(startedAt.slice(0, 10)),
-    stamp,
-    vms: results,
-    ok: !aborted && weeklyRunOk(results),
-    ...(aborted ? { aborted } : {}),
-    startedAt,
-    finishedAt: new Date().toISOString(),
   };
+
+  let outcome: RunOutcome<WeeklySummary> = { state: 'failed', error: 'the run did not finish' };
+  try {
+    try {
+      const settings = await getWeeklySettings();
+      const vms = await resolveVms(input.vms);
+      progress.push(...vms.map((vm) => ({ vm, step: 'pending' as const, steps: [] })));
+      const queue = [...progress];
+      const lane = async () => {
+        for (let next = queue.shift(); next; next = queue.shift()) {
+          const stop = aborted ?? (CancellationScope.current().consideredCancelled ? 'run cancelled' : undefined);
+          results.push(
+            stop ? notStarted(next.vm, `not started: ${stop}`) : await vmCycle(next.vm, stamp, settings, next),
+          );
+        }
+      };
+      await cycles.run(() => Promise.all(Array.from({ length: Math.min(settings.concurrency, vms.length) }, lane)));
+    } catch (err) {
+      if (!isCancellation(err)) throw err;
+    } finally {
+      finished = true;
+    }
+    if (!aborted && CancellationScope.current().consideredCancelled) {
+      outcome = { state: 'cancelled', summary: summary() };
+      throw new CancelledFailure('weekly VM backup cancelled; the VMs it had stopped were started again');
+    }
+    outcome = { state: 'completed', summary: summary() };
+    return outcome.summary;
+  } catch (err) {
+    if (outcome.state === 'failed') outcome = { state: 'failed', error: failureText(err), summary: summary() };
+    throw err;
+  } finally {
+    await reportRun({ job: 'weekly', outcome, runLabel: week });
+  }
 }

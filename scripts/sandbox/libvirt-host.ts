@@ -2,13 +2,17 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startChild, stopProcess } from './processes';
+import { recordOwnedFolder, startChild, stopProcess } from './processes';
 import { PROJECT_ROOT } from './temporal-dev-server';
 
 const run = promisify(execFile);
 export const GUEST_DIR = join(PROJECT_ROOT, '.data', 'guest');
 
+/** Every sandbox guest's name starts with this, so that stale ones can be recognised and removed. */
+export const GUEST_PREFIX = 'cbtest-';
+
 export interface GuestOptions {
+  /** Must start with GUEST_PREFIX. */
   name: string;
   /** false: the guest starts no acpid and ignores shutdown requests. */
   acpi?: boolean;
@@ -77,6 +81,7 @@ export async function startHypervisor(dir: string): Promise<SandboxHypervisor> {
   if (!existsSync(join(GUEST_DIR, 'vmlinuz'))) {
     await run('bash', [join(PROJECT_ROOT, 'scripts', 'sandbox', 'build-guest.sh'), GUEST_DIR]);
   }
+  recordOwnedFolder(dir); // the guests' disks live here: how the test runner recognises our QEMUs
   const sockDir = join(dir, 'sock');
   mkdirSync(sockDir, { recursive: true });
   const conf = join(dir, 'libvirtd.conf');
@@ -99,6 +104,11 @@ export async function startHypervisor(dir: string): Promise<SandboxHypervisor> {
   const virsh = async (...args: string[]) => (await run('virsh', ['-q', '-c', uri, ...args])).stdout;
   await waitFor(() => existsSync(join(sockDir, 'libvirt-sock')), 20_000, 'the libvirtd socket');
   await virsh('version'); // the first connection probes QEMU's capabilities (~8 s)
+  // Definitions outlive libvirtd (they live in /etc/libvirt/qemu): remove our own left by a killed run.
+  for (const stale of (await virsh('list', '--all', '--name')).split('\n').filter((n) => n.startsWith(GUEST_PREFIX))) {
+    await virsh('destroy', '--domain', stale).catch(() => undefined);
+    await virsh('undefine', '--domain', stale);
+  }
 
   const defined: string[] = [];
   let index = 0;
@@ -108,6 +118,7 @@ export async function startHypervisor(dir: string): Promise<SandboxHypervisor> {
     virsh,
     state: async (name) => (await virsh('domstate', '--domain', name)).trim(),
     async defineGuest({ name, acpi = true, diskMiB = 16, memoryMiB = 128 }: GuestOptions): Promise<SandboxGuest> {
+      if (!name.startsWith(GUEST_PREFIX)) throw new Error(`sandbox guest names start with ${GUEST_PREFIX}: ${name}`);
       const id = `guest-${index++}`;
       const disk = join(dir, `${id}.qcow2`);
       const consoleLog = join(dir, `${id}.console.log`);

@@ -90,10 +90,38 @@ export function startChild(command: string, args: string[], options: SpawnOption
   return child;
 }
 
+/**
+ * Under the test runner: records a folder whose path marks processes started on our behalf by a daemon we
+ * started (QEMU guests started by our libvirtd have their disks there), so that they too can be ended.
+ */
+export function recordOwnedFolder(folder: string): void {
+  const pidDir = process.env.CLUSTER_BACKUP_PID_DIR;
+  if (pidDir) writeFileSync(join(pidDir, `folder-${process.pid}-${Date.now()}`), folder);
+}
+
+function pidsWithArgument(folder: string): number[] {
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .filter((e) => {
+      try {
+        return readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(`${folder}/`);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 /** Ends recorded processes that are still the ones recorded (same executable), with their children. */
 export function endRecordedProcesses(pidDir: string): number[] {
   const ended: number[] = [];
-  for (const entry of readdirSync(pidDir)) {
+  for (const entry of readdirSync(pidDir).filter((e) => e.startsWith('folder-'))) {
+    for (const pid of pidsWithArgument(readFileSync(join(pidDir, entry), 'utf8'))) {
+      signal(pid, 'SIGKILL');
+      ended.push(pid);
+    }
+  }
+  for (const entry of readdirSync(pidDir).filter((e) => /^\d+$/.test(e))) {
     const pid = Number(entry);
     const executable = readFileSync(join(pidDir, entry), 'utf8');
     try {

@@ -9,7 +9,7 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
-import type { WeeklySummary } from '../../domain/weekly-summary';
+import { isoWeekLabel, type WeeklySummary } from '../../domain/weekly-summary';
 import { connectClient } from '../../scripts/commands/temporal-client';
 import { startWeekly } from '../../scripts/commands/run-vms';
 import { startHypervisor, type SandboxGuest, type SandboxHypervisor } from '../../scripts/sandbox/libvirt-host';
@@ -18,12 +18,17 @@ import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-ho
 import { PROJECT_ROOT, type DevServer } from '../../scripts/sandbox/temporal-dev-server';
 import { abortUpdate, progressQuery } from '../../workflows/definitions';
 import { createWorker } from '../../worker/create-worker';
+import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp';
 import { quietWorkerLogs, testDevServer } from '../helpers/temporal';
 import { spawnWorker, writeConfigFile } from '../helpers/worker-process';
 
 quietWorkerLogs();
 
-const BETA = "b'eta gamma"; // a space and a quote: must reach virsh intact
+const ALPHA = 'cbtest-alpha';
+const BETA = "cbtest-b'eta gamma"; // a space and a quote: must reach virsh intact
+const IGNORES = 'cbtest-ignores-acpi';
+const FORCED = 'cbtest-ignores-acpi-forced';
+const OFFLINE = 'cbtest-offline';
 const INJECTION = "x'; touch /tmp/cluster-backup-pwned; '";
 
 /** Sector 0 and 1 of a guest disk image: the boot counter and the running/clean-shutdown marker. */
@@ -56,6 +61,14 @@ describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: 
   const guests: Record<string, SandboxGuest> = {};
   const boots: Record<string, number> = {};
   let runCount = 0;
+  let smtp: TestSmtpServer;
+  const week = () => isoWeekLabel(new Date().toISOString().slice(0, 10));
+  /** The one report a run sent (fails if none or several). */
+  const reportOf = (workflowId: string) => {
+    const found = smtp.messages.filter((m) => String(m.text).includes(`Workflow ${workflowId} `));
+    assert.equal(found.length, 1, `reports for ${workflowId}: ${found.map((m) => m.subject).join(' | ')}`);
+    return found[0]!;
+  };
 
   const imageArea = () => join(root, 'images');
   /** Runs the weekly workflow to completion on a task queue (the in-process worker's by default). */
@@ -84,16 +97,17 @@ describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: 
       testDevServer(),
     ]);
     for (const [name, acpi] of [
-      ['alpha', true],
+      [ALPHA, true],
       [BETA, true],
-      ['ignores-acpi', false],
-      ['ignores-acpi-forced', false],
-      ['offline', true],
+      [IGNORES, false],
+      [FORCED, false],
+      [OFFLINE, true],
     ] as const) {
       guests[name] = await hypervisor.defineGuest({ name, acpi });
-      if (name !== 'offline') await hypervisor.virsh('start', '--domain', name);
+      if (name !== OFFLINE) await hypervisor.virsh('start', '--domain', name);
     }
-    await rebooted('alpha', BETA, 'ignores-acpi', 'ignores-acpi-forced');
+    await rebooted(ALPHA, BETA, IGNORES, FORCED);
+    smtp = await startSmtpServer(root);
 
     config = parseConfig(
       {
@@ -103,16 +117,20 @@ describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: 
           host: 'hypervisor',
           uri: hypervisor.uri,
           imageArea: imageArea(),
-          vms: ['alpha', BETA],
+          vms: [ALPHA, BETA],
           shutdownTimeoutSeconds: 30,
           perVm: {
-            'ignores-acpi': { shutdownTimeoutSeconds: 3 },
-            'ignores-acpi-forced': { shutdownTimeoutSeconds: 3, forceOff: true },
+            [IGNORES]: { shutdownTimeoutSeconds: 3 },
+            [FORCED]: { shutdownTimeoutSeconds: 3, forceOff: true },
           },
           spaceMarginBytes: 1 << 20,
           keepImages: 2,
         },
         store: { root: join(root, 'store'), spaceMarginBytes: 1 << 20 },
+        mail: {
+          recipients: { weekly: ['ops@cluster.test'] },
+          smtp: { host: '127.0.0.1', port: smtp.port, security: 'starttls', caFile: smtp.certFile },
+        },
         transfer: { heartbeatTimeoutSeconds: 4 },
       },
       'vm test',
@@ -130,13 +148,17 @@ describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: 
     worker?.shutdown();
     await running;
     await closeWorker?.();
-    await Promise.all([hypervisor?.stop(), sshHost?.stop(), server?.stop()]);
+    await Promise.all([hypervisor?.stop(), sshHost?.stop(), server?.stop(), smtp?.stop()]);
     rmSync(root, { recursive: true, force: true });
   });
 
   it('images two running guests after a clean shutdown, verifies them and leaves both running', async () => {
-    const summary = await (await runWeekly(['alpha', BETA])).result();
+    const run = await runWeekly([ALPHA, BETA]);
+    const summary = await run.result();
     assert.equal(summary.ok, true, JSON.stringify(summary, null, 2));
+    const mail = reportOf(run.handle.workflowId);
+    assert.equal(mail.subject, `[cluster-backup] OK weekly ${week()} (2/2 VMs)`);
+    assert.match(String(mail.text), /cbtest-alpha\s+backed-up\s+running/);
     for (const vm of summary.vms) {
       assert.equal(vm.status, 'backed-up');
       assert.equal(vm.wasRunning, true);
@@ -157,17 +179,17 @@ describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: 
     }
     assert.deepEqual(
       summary.vms.map((v) => v.vm),
-      ['alpha', BETA],
+      [ALPHA, BETA],
     );
-    await rebooted('alpha', BETA);
+    await rebooted(ALPHA, BETA);
   });
 
   it('leaves a VM that was off off, reports a missing one, and injects nothing through a hostile name', async () => {
-    const summary = await (await runWeekly(['offline', 'no-such-vm', INJECTION])).result();
+    const summary = await (await runWeekly([OFFLINE, 'no-such-vm', INJECTION])).result();
     const [offline, missing, hostile] = summary.vms;
     assert.equal(offline!.status, 'backed-up');
     assert.equal(offline!.wasRunning, false);
-    assert.match(await hypervisor.state('offline'), /shut off/);
+    assert.match(await hypervisor.state(OFFLINE), /shut off/);
     assert.equal(missing!.status, 'skipped');
     assert.match(missing!.reason ?? '', /no such VM/);
     assert.equal(hostile!.status, 'skipped');
@@ -180,24 +202,24 @@ describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: 
     const file = writeConfigFile(root, {
       ...config,
       temporal: { ...config.temporal, taskQueue: queue },
-      store: { ...config.store!, spaceMarginBytes: Number.MAX_SAFE_INTEGER / 2 },
+      store: { ...config.store!, spaceMarginBytes: 2 ** 52 }, // 4 PiB
     });
     const small = spawnWorker(file, join(root, 'worker-store-full.log'));
     try {
-      const summary = await (await runWeekly(['alpha', BETA], queue)).result();
+      const summary = await (await runWeekly([ALPHA, BETA], queue)).result();
       for (const vm of summary.vms) {
         assert.equal(vm.status, 'skipped');
         assert.match(vm.reason ?? '', /not enough space in the store/);
         assert.ok(!vm.steps.some((s) => s.step === 'stopping'), 'no VM was asked to stop');
       }
-      assert.match(await hypervisor.state('alpha'), /running/);
+      assert.match(await hypervisor.state(ALPHA), /running/);
     } finally {
       await stopProcess(small);
     }
   });
 
   it('leaves a guest that ignores ACPI running after the timeout, and forces it off only where allowed', async () => {
-    const summary = await (await runWeekly(['ignores-acpi', 'ignores-acpi-forced'])).result();
+    const summary = await (await runWeekly([IGNORES, FORCED])).result();
     const [polite, forced] = summary.vms;
     assert.equal(polite!.status, 'skipped');
     assert.match(polite!.reason ?? '', /did not shut down within 3 s/);
@@ -206,62 +228,68 @@ describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: 
     assert.equal(forced!.status, 'backed-up');
     assert.match(forced!.reason ?? '', /forced off/);
     assert.equal(markers(root, forced!.images[0]!.path)[1], 'cbguest running', 'forced off: no clean-shutdown marker');
-    assert.match(await hypervisor.state('ignores-acpi'), /running/);
-    assert.match(await hypervisor.state('ignores-acpi-forced'), /running/);
-    await rebooted('ignores-acpi-forced');
+    assert.match(await hypervisor.state(IGNORES), /running/);
+    assert.match(await hypervisor.state(FORCED), /running/);
+    await rebooted(FORCED);
   });
 
   it('restarts a VM whose imaging fails, reports the failure and still backs up the other', async () => {
     mkdirSync(imageArea(), { recursive: true });
     writeFileSync(join(imageArea(), 'alpha-blocker'), '');
-    rmSync(join(imageArea(), 'alpha'), { recursive: true, force: true });
-    writeFileSync(join(imageArea(), 'alpha'), 'a file where the VM folder should be');
+    rmSync(join(imageArea(), ALPHA), { recursive: true, force: true });
+    writeFileSync(join(imageArea(), ALPHA), 'a file where the VM folder should be');
     try {
-      const summary = await (await runWeekly(['alpha', BETA])).result();
+      const run = await runWeekly([ALPHA, BETA]);
+      const summary = await run.result();
       const [alpha, beta] = summary.vms;
+      assert.equal(
+        reportOf(run.handle.workflowId).subject,
+        `[cluster-backup] FAILED weekly ${week()}: ${ALPHA} imaging failed`,
+      );
       assert.equal(alpha!.status, 'failed');
       assert.equal(alpha!.failedStep, 'imaging');
       assert.match(alpha!.reason ?? '', /Not a directory/);
       assert.equal(alpha!.runningAtEnd, true);
       assert.equal(beta!.status, 'backed-up');
-      assert.match(await hypervisor.state('alpha'), /running/);
+      assert.match(await hypervisor.state(ALPHA), /running/);
       assert.deepEqual(partialsUnder(imageArea()), []);
     } finally {
-      rmSync(join(imageArea(), 'alpha'), { force: true });
+      rmSync(join(imageArea(), ALPHA), { force: true });
       rmSync(join(imageArea(), 'alpha-blocker'), { force: true });
     }
-    await rebooted('alpha', BETA);
+    await rebooted(ALPHA, BETA);
   });
 
   it('restarts the VM when the run is cancelled mid-cycle', async () => {
-    const { handle, result } = await runWeekly(['alpha', BETA]);
-    await waitForStep(handle, 'alpha', 'stopping');
+    const { handle, result } = await runWeekly([ALPHA, BETA]);
+    await waitForStep(handle, ALPHA, 'stopping');
     await handle.cancel();
     await assert.rejects(result(), (err: unknown) => err instanceof WorkflowFailedError);
-    assert.match(await hypervisor.state('alpha'), /running/);
+    assert.equal(reportOf(handle.workflowId).subject, `[cluster-backup] CANCELLED weekly ${week()}`);
+    assert.match(await hypervisor.state(ALPHA), /running/);
     assert.match(await hypervisor.state(BETA), /running/);
-    await rebooted('alpha');
+    await rebooted(ALPHA);
   });
 
   it('answers an abort update once the VMs are back, and reports the run as aborted', async () => {
-    const { handle, result } = await runWeekly(['alpha', BETA]);
-    await waitForStep(handle, 'alpha', 'stopping');
+    const { handle, result } = await runWeekly([ALPHA, BETA]);
+    await waitForStep(handle, ALPHA, 'stopping');
     const answer = await handle.executeUpdate(abortUpdate, { args: ['maintenance window over'] });
     assert.equal(answer.acknowledged, true);
-    assert.deepEqual(answer.running, ['alpha']);
+    assert.deepEqual(answer.running, [ALPHA]);
     const summary = await result();
     assert.equal(summary.aborted, 'maintenance window over');
     assert.equal(summary.ok, false);
     assert.deepEqual(
       summary.vms.map((v) => [v.vm, v.status]),
       [
-        ['alpha', 'aborted'],
+        [ALPHA, 'aborted'],
         [BETA, 'aborted'],
       ],
     );
-    assert.match(await hypervisor.state('alpha'), /running/);
+    assert.match(await hypervisor.state(ALPHA), /running/);
     assert.match(await hypervisor.state(BETA), /running/);
-    await rebooted('alpha');
+    await rebooted(ALPHA);
   });
 
   for (const [when, activity] of [
@@ -283,7 +311,7 @@ describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: 
       const exited = new Promise<NodeJS.Signals | null>((resolve) =>
         faulty.once('exit', (_code, signal) => resolve(signal)),
       );
-      const { result } = await runWeekly(['alpha', BETA], queue);
+      const { result } = await runWeekly([ALPHA, BETA], queue);
       assert.equal(await exited, 'SIGKILL');
       const healthy: ChildProcess = spawnWorker(file, join(root, `worker-${activity}.log`));
       try {
@@ -291,18 +319,18 @@ describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: 
         assert.deepEqual(
           summary.vms.map((v) => [v.vm, v.status, v.runningAtEnd]),
           [
-            ['alpha', 'backed-up', true],
+            [ALPHA, 'backed-up', true],
             [BETA, 'backed-up', true],
           ],
           JSON.stringify(summary, null, 2),
         );
-        assert.match(await hypervisor.state('alpha'), /running/);
+        assert.match(await hypervisor.state(ALPHA), /running/);
         assert.match(await hypervisor.state(BETA), /running/);
         assert.deepEqual(partialsUnder(imageArea()), []);
       } finally {
         await stopProcess(healthy);
       }
-      await rebooted('alpha', BETA);
+      await rebooted(ALPHA, BETA);
     });
   }
 

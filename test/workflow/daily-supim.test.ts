@@ -11,6 +11,7 @@ import { writeSupimDay } from '../../scripts/sandbox/supim-data';
 import type { DevServer } from '../../scripts/sandbox/temporal-dev-server';
 import { createWorker } from '../../worker/create-worker';
 import { supimSandbox, type SupimSandbox } from '../helpers/sandbox';
+import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp';
 import { quietWorkerLogs, testDevServer } from '../helpers/temporal';
 
 quietWorkerLogs();
@@ -33,10 +34,26 @@ describe('dailySupimBackup on a real Temporal dev server', () => {
   let worker: Worker;
   let running: Promise<void>;
   let closeWorkerConnection: () => Promise<void>;
+  let smtp: TestSmtpServer;
+  /** The one message the run with this workflow ID sent (fails if none or several). */
+  const reportOf = (workflowId: string) => {
+    const found = smtp.messages.filter((m) => String(m.text).includes(`Workflow ${workflowId} `));
+    assert.equal(found.length, 1, `reports for ${workflowId}: ${found.map((m) => m.subject).join(' | ')}`);
+    return found[0]!;
+  };
 
   before(async () => {
     [server, box] = await Promise.all([testDevServer(), supimSandbox()]);
-    config = { ...box.config, temporal: { address: server.address, namespace: 'default', taskQueue: 'daily-test' } };
+    smtp = await startSmtpServer(box.root);
+    config = {
+      ...box.config,
+      temporal: { address: server.address, namespace: 'default', taskQueue: 'daily-test' },
+      mail: {
+        ...box.config.mail,
+        recipients: { daily: ['ops@cluster.test'], weekly: [] },
+        smtp: { host: '127.0.0.1', port: smtp.port, security: 'starttls', caFile: smtp.certFile },
+      },
+    };
     const created = await createWorker(config);
     worker = created.worker;
     closeWorkerConnection = () => created.connection.close();
@@ -46,6 +63,7 @@ describe('dailySupimBackup on a real Temporal dev server', () => {
     worker.shutdown();
     await running;
     await closeWorkerConnection();
+    await smtp.stop();
     await Promise.all([server.stop(), box.cleanup()]);
   });
 
@@ -71,8 +89,14 @@ describe('dailySupimBackup on a real Temporal dev server', () => {
       );
       assert.equal(summary.ok, true);
       assert.equal(summary.days[1]!.bytesCopied, (partial.files.length - 5) * 10_000);
+      const mail = reportOf('supim-2025-001');
+      assert.equal(mail.subject, '[cluster-backup] OK daily 2025-001 (2/3 days, 1 not yet)');
+      assert.deepEqual(mail.envelopeTo, ['ops@cluster.test']);
+      assert.match(String(mail.text), /2025-001\s+2025-01-01\s+not-yet/);
 
+      const before = smtp.messages.length;
       const rerun = await (await startDaily(client, config, '2025-01-01')).result();
+      assert.equal(smtp.messages.length, before + 1, 'exactly one report per run');
       assert.deepEqual(
         rerun.days.map((d) => [d.day.label, d.status, d.filesCopied]),
         [
@@ -116,6 +140,10 @@ describe('dailySupimBackup on a real Temporal dev server', () => {
       assert.equal(byLabel[broken.label]!.status, 'failed');
       assert.match(byLabel[broken.label]!.reason ?? '', /not a folder/);
       assert.equal(summary.ok, false);
+      assert.equal(
+        reportOf('supim-2026-032').subject,
+        '[cluster-backup] FAILED daily 2026-032: 2026-031 source is not a folder',
+      );
     } finally {
       await close();
     }

@@ -1,0 +1,92 @@
+import { readFile, mkdir, writeFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import nodemailer, { type SendMailOptions } from 'nodemailer';
+import type { MailConfig } from '../../../config/schema';
+import type { Report } from '../../../domain/report';
+
+export interface Delivery {
+  via: 'smtp' | 'outbox';
+  /** smtp: host:port and recipients; outbox: the .eml file. */
+  where: string;
+  messageId: string;
+}
+
+const FALLBACK_RECIPIENT = 'root@localhost';
+
+function safeFileName(text: string): string {
+  return text.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 120);
+}
+
+/** Delivers reports by SMTP, or writes them as .eml files into the outbox when no SMTP server is configured. */
+export class Mailer {
+  constructor(private readonly mail: MailConfig) {}
+
+  recipients(job: Report['job']): string[] {
+    const list = this.mail.recipients[job];
+    return list.length ? list : [FALLBACK_RECIPIENT];
+  }
+
+  async deliver(report: Report, name: string): Promise<Delivery> {
+    const message = {
+      from: this.mail.from,
+      to: this.recipients(report.job),
+      subject: report.subject,
+      text: report.text,
+      html: report.html,
+    };
+    return this.mail.smtp ? this.sendSmtp(message) : this.writeOutbox(message, name);
+  }
+
+  private async sendSmtp(message: SendMailOptions): Promise<Delivery> {
+    const smtp = this.mail.smtp!;
+    const where = `${smtp.host}:${smtp.port}`;
+    const transport = nodemailer.createTransport({
+      host: smtp.host,
+      port: smtp.port,
+      secure: smtp.security === 'implicit-tls',
+      requireTLS: smtp.security === 'starttls',
+      ignoreTLS: smtp.security === 'none',
+      connectionTimeout: 20_000,
+      greetingTimeout: 20_000,
+      socketTimeout: 60_000,
+      ...(smtp.user && smtp.passwordFile
+        ? { auth: { user: smtp.user, pass: (await readFile(smtp.passwordFile, 'utf8')).trimEnd() } }
+        : {}),
+      ...(smtp.caFile ? { tls: { ca: await readFile(smtp.caFile) } } : {}),
+    });
+    try {
+      const info = await transport.sendMail(message);
+      return { via: 'smtp', where: `${where} to ${[message.to].flat().join(', ')}`, messageId: info.messageId };
+    } catch (err) {
+      const e = err as Error & { code?: string; responseCode?: number; response?: string };
+      if (e.code === 'EAUTH') {
+        throw ApplicationFailure.nonRetryable(
+          `SMTP server ${where} refused the login of ${smtp.user ?? '(no user)'}: ${e.response ?? e.message}. Check the user and the password file.`,
+          'MailAuthError',
+        );
+      }
+      // A permanent rejection (5xx) will not pass on retry; anything else (network, 4xx) may.
+      const permanent = typeof e.responseCode === 'number' && e.responseCode >= 500;
+      const failure = new ApplicationFailure(
+        `sending the report via ${where} failed: ${e.message}`,
+        'MailDeliveryError',
+        permanent,
+      );
+      throw failure;
+    } finally {
+      transport.close();
+    }
+  }
+
+  private async writeOutbox(message: SendMailOptions, name: string): Promise<Delivery> {
+    const outbox = this.mail.outbox!;
+    const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+    const info = await transport.sendMail(message);
+    await mkdir(outbox, { recursive: true });
+    const file = join(outbox, `${safeFileName(name)}.eml`);
+    await writeFile(`${file}.partial`, info.message as Buffer);
+    await rename(`${file}.partial`, file);
+    return { via: 'outbox', where: file, messageId: info.messageId };
+  }
+}

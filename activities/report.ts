@@ -1,0 +1,29 @@
+import type { Config } from '../config/schema';
+import type { DailySummary } from '../domain/daily-summary';
+import { dailyReport, weeklyReport, type RunLink, type RunOutcome } from '../domain/report';
+import type { WeeklySummary } from '../domain/weekly-summary';
+import { Mailer, type Delivery } from './adapters/mail/mailer';
+
+export interface ReportDeps {
+  config: Config;
+  now?: () => Date;
+}
+
+export type ReportRequest =
+  | { job: 'daily'; outcome: RunOutcome<DailySummary>; link: Omit<RunLink, 'uiBaseUrl'>; runLabel: string }
+  | { job: 'weekly'; outcome: RunOutcome<WeeklySummary>; link: Omit<RunLink, 'uiBaseUrl'>; runLabel: string };
+
+export function createReportActivities({ config, now = () => new Date() }: ReportDeps) {
+  /** Renders the run's report and delivers it (SMTP, or the outbox). Returns where it went and its subject. */
+  async function sendReport(request: ReportRequest): Promise<Delivery & { subject: string }> {
+    const link = { ...request.link, uiBaseUrl: config.mail.webUiBaseUrl };
+    const report =
+      request.job === 'daily'
+        ? dailyReport(request.outcome, link, request.runLabel)
+        : weeklyReport(request.outcome, link, request.runLabel);
+    const stamp = now().toISOString().replace(/[:.]/g, '-');
+    const delivery = await new Mailer(config.mail).deliver(report, `${stamp}-${request.link.workflowId}`);
+    return { ...delivery, subject: report.subject };
+  }
+  return { sendReport };
+}

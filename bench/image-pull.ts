@@ -1,0 +1,137 @@
+/**
+ * Benchmark (not a test): pulling a VM image through the product (pipelined SFTP + SHA-256 while streaming)
+ * vs rsync -a, scp and sftp -c aes128-gcm over the same sshd in the same run, for a random and a mostly-zero
+ * image. Prints MB/s, ratios and the product's peak RSS. Size: BENCH_IMAGE_MB (default 1024).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../config/load';
+import { startSshHost } from '../scripts/sandbox/sshd-host';
+
+const MB = Number(process.env.BENCH_IMAGE_MB ?? 1024);
+
+function writeImage(path: string, kind: 'random' | 'mostly-zero'): string {
+  const hash = createHash('sha256');
+  const fd = openSync(path, 'w');
+  const zero = Buffer.alloc(1 << 20);
+  for (let i = 0; i < MB; i++) {
+    const block = kind === 'random' || i % 10 === 0 ? randomBytes(1 << 20) : zero;
+    writeSync(fd, block);
+    hash.update(block);
+  }
+  closeSync(fd);
+  return hash.digest('hex');
+}
+
+function timed(fn: () => void): number {
+  const start = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+async function main(): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), 'cluster-backup-bench-'));
+  const host = await startSshHost({ dir: join(root, 'ssh'), address: '127.0.0.7' });
+  try {
+    const h = host.config;
+    const sshArgs = ['-i', h.privateKeyFile, '-o', `UserKnownHostsFile=${h.knownHostsFile}`, '-o', 'BatchMode=yes'];
+    const remote = (p: string) => `${h.user}@${h.host}:${p}`;
+    const area = join(root, 'area', 'bench', '20260101T000000Z');
+    mkdirSync(area, { recursive: true });
+    const config = parseConfig(
+      {
+        hosts: { hypervisor: h },
+        hypervisor: { host: 'hypervisor', imageArea: join(root, 'area') },
+        store: { root: join(root, 'store') },
+      },
+      'bench',
+      root,
+    );
+    const configFile = join(root, 'config.json');
+    writeFileSync(configFile, JSON.stringify(config));
+    console.log(`image pull, ${MB} MiB, same sshd (${h.host}); ratio = tool time / product time (> 1: product faster)`);
+
+    for (const [i, kind] of (['random', 'mostly-zero'] as const).entries()) {
+      const path = join(area, `vd${'ab'[i]}.raw`);
+      const sha256 = writeImage(path, kind);
+      const image = { disk: `vd${'ab'[i]}`, path, bytes: MB << 20, virtualSize: MB << 20, sha256 };
+      const out = (name: string) => join(root, 'out', kind, name);
+      mkdirSync(join(root, 'out', kind), { recursive: true });
+      execFileSync('sync');
+      const child = spawnSync(process.execPath, [
+        join(__dirname, 'pull-one.js'),
+        configFile,
+        JSON.stringify(image),
+        `2026010${i + 1}T000000Z`,
+      ]);
+      if (child.status !== 0) throw new Error(child.stderr.toString());
+      const product = JSON.parse(child.stdout.toString()) as { seconds: number; maxRssMiB: number };
+      const tools: [string, () => void][] = [
+        [
+          'rsync -a',
+          () =>
+            execFileSync('rsync', ['-a', '-e', `ssh ${sshArgs.join(' ')} -p ${h.port}`, remote(path), out('rsync')]),
+        ],
+        ['scp', () => execFileSync('scp', ['-q', ...sshArgs, '-P', String(h.port), remote(path), out('scp')])],
+        [
+          'sftp -c aes128-gcm',
+          () =>
+            execFileSync('sftp', [
+              '-q',
+              ...sshArgs,
+              '-c',
+              'aes128-gcm@openssh.com',
+              '-P',
+              String(h.port),
+              `${remote(path)}`,
+              out('sftp'),
+            ]),
+        ],
+      ];
+      if (kind === 'mostly-zero') {
+        tools.push([
+          'rsync -a --compress-choice=zstd',
+          () =>
+            execFileSync('rsync', [
+              '-a',
+              '-z',
+              '--compress-choice=zstd',
+              '-e',
+              `ssh ${sshArgs.join(' ')} -p ${h.port}`,
+              remote(path),
+              out('rsync-zstd'),
+            ]),
+        ]);
+      }
+      const mbps = (s: number) => ((MB * 1.048576) / s).toFixed(0).padStart(5);
+      console.log(
+        `\n${kind}: product (SHA-256 while streaming) ${mbps(product.seconds)} MB/s, peak RSS ${product.maxRssMiB.toFixed(0)} MiB`,
+      );
+      let best = Infinity;
+      for (const [name, run] of tools) {
+        execFileSync('sync');
+        let seconds = NaN;
+        try {
+          seconds = timed(run);
+        } catch (err) {
+          console.log(`  ${name.padEnd(32)} failed: ${(err as Error).message.split('\n')[0]}`);
+          continue;
+        }
+        if (!name.startsWith('rsync -a ')) best = Math.min(best, seconds);
+        console.log(`  ${name.padEnd(32)} ${mbps(seconds)} MB/s   ratio ${(seconds / product.seconds).toFixed(2)}x`);
+      }
+      console.log(`  product vs best OpenSSH tool: ${(best / product.seconds).toFixed(2)}x`);
+    }
+  } finally {
+    await host.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,23 @@
+/** Child process of bench/image-pull.ts: one product pull, alone in its process so its peak RSS is its own. */
+import { readFileSync } from 'node:fs';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createActivities } from '../activities';
+import { SshSession } from '../activities/adapters/ssh/ssh-session';
+import type { Config } from '../config/schema';
+import type { VmImage } from '../domain/weekly-summary';
+
+async function main(): Promise<void> {
+  const [configFile = '', imageJson = '', stamp = ''] = process.argv.slice(2);
+  const config = JSON.parse(readFileSync(configFile, 'utf8')) as Config;
+  const image = JSON.parse(imageJson) as VmImage;
+  const activities = createActivities({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) });
+  const start = process.hrtime.bigint();
+  await new MockActivityEnvironment().run(activities.pullImage, 'bench', stamp, image);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  console.log(JSON.stringify({ seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024 }));
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,25 @@
+import { CancellationScope, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { ReportRequest } from '../activities/report';
+import { failureText } from './failure-text';
+
+const { sendReport } = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  // A mail server that is down for a while still gets the report; each try is visible in the Web UI.
+  retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 8 },
+});
+
+/**
+ * Sends the run's report from the workflow's finally-path: also after a failure or a cancel, and never
+ * changing the run's own result (a report that cannot be sent is logged, not thrown).
+ */
+export async function reportRun(request: Omit<ReportRequest, 'link'>): Promise<void> {
+  const { namespace, workflowId, runId } = workflowInfo();
+  try {
+    await CancellationScope.nonCancellable(() =>
+      sendReport({ ...request, link: { namespace, workflowId, runId } } as ReportRequest),
+    );
+  } catch (err) {
+    log.warn('the report could not be sent', { error: failureText(err) });
+  }
+}
