@@ -3,7 +3,7 @@
  * a sandbox compute host (real sshd on loopback with generated keys and SUPIM-like data), the worker,
  * and one daily run whose summary is printed. `--keep-running` leaves it all up for the Web UI.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,6 +29,15 @@ async function portOr(preferred: number): Promise<number> {
     probe.once('error', () => resolve(freePort()));
     probe.listen(preferred, '127.0.0.1', () => probe.close(() => resolve(preferred)));
   });
+}
+
+/** The run's report is written by the workflow's last activity: the newest .eml in the outbox. */
+function newestReport(outbox: string): string | undefined {
+  if (!existsSync(outbox)) return undefined;
+  const files = readdirSync(outbox)
+    .filter((f) => f.endsWith('.eml'))
+    .sort();
+  return files.length ? join(outbox, files.at(-1)!) : undefined;
 }
 
 async function main(): Promise<number> {
@@ -76,6 +85,8 @@ async function main(): Promise<number> {
         timeZone: TIME_ZONE,
         settleSeconds: 300,
       },
+      // No SMTP server in the sandbox: reports are written as .eml files here (set mail.smtp for real mail).
+      mail: { outbox: join(dataDir, 'outbox'), recipients: { daily: ['operators@localhost'] } },
     }),
   );
   const config = loadConfig(configFile);
@@ -93,6 +104,7 @@ async function main(): Promise<number> {
     const summary = await handle.result();
     console.log(`\n${formatDailySummary(summary)}`);
     console.log(`\nbackup store: ${config.supim!.destinationRoot}`);
+    console.log(`report: ${newestReport(config.mail.outbox!) ?? '(none yet: see the worker log)'}`);
     console.log('Run it again: days already backed up copy nothing; the "not yet" day is copied once it has settled.');
     exitCode = summary.ok ? 0 : 1;
     if (values['keep-running']) {
