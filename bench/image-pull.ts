@@ -12,6 +12,7 @@ import { parseConfig } from '../config/load';
 import { startSshHost } from '../scripts/sandbox/sshd-host';
 
 const MB = Number(process.env.BENCH_IMAGE_MB ?? 1024);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
 function writeImage(path: string, kind: 'random' | 'mostly-zero'): string {
   const hash = createHash('sha256');
@@ -46,6 +47,9 @@ async function main(): Promise<void> {
         hosts: { hypervisor: h },
         hypervisor: { host: 'hypervisor', imageArea: join(root, 'area') },
         store: { root: join(root, 'store') },
+        ...(process.env.BENCH_PARALLEL_READS
+          ? { transfer: { parallelReads: Number(process.env.BENCH_PARALLEL_READS) } }
+          : {}),
       },
       'bench',
       root,
@@ -60,15 +64,23 @@ async function main(): Promise<void> {
       const image = { disk: `vd${'ab'[i]}`, path, bytes: MB << 20, virtualSize: MB << 20, sha256 };
       const out = (name: string) => join(root, 'out', kind, name);
       mkdirSync(join(root, 'out', kind), { recursive: true });
-      execFileSync('sync');
-      const child = spawnSync(process.execPath, [
-        join(__dirname, 'pull-one.js'),
-        configFile,
-        JSON.stringify(image),
-        `2026010${i + 1}T000000Z`,
-      ]);
-      if (child.status !== 0) throw new Error(child.stderr.toString());
-      const product = JSON.parse(child.stdout.toString()) as { seconds: number; maxRssMiB: number };
+      // Best of ROUNDS for every contender: this machine's two shared cores make single runs noisy.
+      const pullOnce = (round: number) => {
+        execFileSync('sync');
+        const child = spawnSync(process.execPath, [
+          join(__dirname, 'pull-one.js'),
+          configFile,
+          JSON.stringify(image),
+          `2026010${i + 1}T00000${round}Z`,
+        ]);
+        if (child.status !== 0) throw new Error(child.stderr.toString());
+        return JSON.parse(child.stdout.toString()) as { seconds: number; maxRssMiB: number };
+      };
+      const pulls = Array.from({ length: ROUNDS }, (_, round) => pullOnce(round));
+      const product = {
+        seconds: Math.min(...pulls.map((p) => p.seconds)),
+        maxRssMiB: Math.max(...pulls.map((p) => p.maxRssMiB)),
+      };
       const tools: [string, () => void][] = [
         [
           'rsync -a',
@@ -108,19 +120,26 @@ async function main(): Promise<void> {
       }
       const mbps = (s: number) => ((MB * 1.048576) / s).toFixed(0).padStart(5);
       console.log(
-        `\n${kind}: product (SHA-256 while streaming) ${mbps(product.seconds)} MB/s, peak RSS ${product.maxRssMiB.toFixed(0)} MiB`,
+        `\n${kind} (best of ${ROUNDS}): product (SHA-256 while streaming) ${mbps(product.seconds)} MB/s, peak RSS ${product.maxRssMiB.toFixed(0)} MiB`,
       );
       let best = Infinity;
       for (const [name, run] of tools) {
         execFileSync('sync');
         let seconds = NaN;
         try {
-          seconds = timed(run);
+          seconds = Math.min(
+            ...Array.from({ length: ROUNDS }, () => {
+              rmSync(join(root, 'out', kind), { recursive: true, force: true }); // every round copies the whole file
+              mkdirSync(join(root, 'out', kind), { recursive: true });
+              execFileSync('sync');
+              return timed(run);
+            }),
+          );
         } catch (err) {
           console.log(`  ${name.padEnd(32)} failed: ${(err as Error).message.split('\n')[0]}`);
           continue;
         }
-        if (!name.startsWith('rsync -a ')) best = Math.min(best, seconds);
+        if (!name.startsWith('rsync')) best = Math.min(best, seconds); // the plain OpenSSH tools
         console.log(`  ${name.padEnd(32)} ${mbps(seconds)} MB/s   ratio ${(seconds / product.seconds).toFixed(2)}x`);
       }
       console.log(`  product vs best OpenSSH tool: ${(best / product.seconds).toFixed(2)}x`);

@@ -67,7 +67,10 @@ function pipelinedCopy(
   transferError: (message: string, cause?: Error) => RemoteCommandError,
 ): Promise<void> {
   const window = options.parallelReads * options.chunkBytes;
-  const arrived = new Map<number, Buffer>();
+  const arrived = new Map<number, { piece: Buffer; owner: Buffer }>();
+  // Read buffers are recycled once written: at hundreds of MB/s, fresh 255 KiB buffers keep the GC busy.
+  const pool: Buffer[] = [];
+  const take = (length: number) => (length === options.chunkBytes && pool.pop()) || Buffer.allocUnsafe(length);
   let nextRead = start;
   let written = start;
   let writing = false;
@@ -90,7 +93,7 @@ function pipelinedCopy(
     options.signal?.addEventListener('abort', onAbort, { once: true });
 
     const readAt = (offset: number, length: number) => {
-      const buffer = Buffer.allocUnsafe(length);
+      const buffer = take(length);
       sftp.read(handle, buffer, 0, length, offset, (err, bytesRead) => {
         if (settled) return;
         if (err) return fail(transferError(`read at ${offset} failed`, err));
@@ -98,7 +101,7 @@ function pipelinedCopy(
           return fail(transferError(`file ended at ${offset}, expected ${size} bytes (truncated while copying?)`));
         // The server may answer with fewer bytes than asked: ask again for the rest.
         if (bytesRead < length) readAt(offset + bytesRead, length - bytesRead);
-        arrived.set(offset, bytesRead < length ? buffer.subarray(0, bytesRead) : buffer);
+        arrived.set(offset, { piece: bytesRead < length ? buffer.subarray(0, bytesRead) : buffer, owner: buffer });
         void drain();
       });
     };
@@ -124,11 +127,13 @@ function pipelinedCopy(
       if (writing || settled) return;
       writing = true;
       try {
-        for (let piece = arrived.get(written); piece && !settled; piece = arrived.get(written)) {
+        for (let next = arrived.get(written); next && !settled; next = arrived.get(written)) {
           arrived.delete(written);
+          const { piece, owner } = next;
           await local.write(piece, 0, piece.length, written);
           options.hash?.update(piece);
           written += piece.length;
+          if (owner.length === options.chunkBytes) pool.push(owner);
           options.onProgress?.(written, size);
         }
       } catch (err) {
