@@ -1,9 +1,10 @@
 import { createHypervisorActivities } from './hypervisor';
 import { createReportActivities } from './report';
 import { createStoreActivities } from './store';
+import { createWatchdogActivities, type WatchdogDeps } from './watchdog';
 import { createSupimActivities, type SupimDeps } from './supim';
 
-export type ActivityDeps = SupimDeps;
+export type ActivityDeps = SupimDeps & WatchdogDeps;
 
 /** Every activity the worker registers, built from its dependencies (config, SSH sessions, clock). */
 export function createActivities(deps: ActivityDeps) {
@@ -12,6 +13,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createHypervisorActivities(deps),
     ...createStoreActivities(deps),
     ...createReportActivities(deps),
+    ...createWatchdogActivities(deps),
   };
 }
 

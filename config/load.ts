@@ -15,7 +15,16 @@ export class ConfigError extends Error {
 }
 
 /** Keys whose values are file paths; relative ones are taken relative to the config file. */
-const PATH_KEYS = new Set(['privateKeyFile', 'knownHostsFile', 'destinationRoot', 'imageArea', 'root', 'outbox', 'passwordFile', 'caFile']);
+const PATH_KEYS = new Set([
+  'privateKeyFile',
+  'knownHostsFile',
+  'destinationRoot',
+  'imageArea',
+  'root',
+  'outbox',
+  'passwordFile',
+  'caFile',
+]);
 
 function resolveRelativePaths(value: unknown, baseDir: string): unknown {
   if (Array.isArray(value)) return value.map((v) => resolveRelativePaths(v, baseDir));

@@ -90,7 +90,11 @@ const storeSchema = z.strictObject({
   /** The backup store on the worker's machine: <root>/<vm>/<stamp>/<disk>.<format> + manifest.json. */
   root: absolutePath,
   /** Free space required beyond this week's expected images. */
-  spaceMarginBytes: z.number().int().min(0).default(1024 ** 3),
+  spaceMarginBytes: z
+    .number()
+    .int()
+    .min(0)
+    .default(1024 ** 3),
   retention: z
     .strictObject({
       keepLast: z.number().int().min(1).default(4),
@@ -107,9 +111,7 @@ const mailSchema = z
   .strictObject({
     from: email.default('cluster-backup@localhost'),
     /** Who gets each job's report. */
-    recipients: z
-      .strictObject({ daily: z.array(email).default([]), weekly: z.array(email).default([]) })
-      .prefault({}),
+    recipients: z.strictObject({ daily: z.array(email).default([]), weekly: z.array(email).default([]) }).prefault({}),
     /** Without smtp, every report is written as an .eml file into the outbox instead. */
     smtp: z
       .strictObject({
@@ -127,13 +129,52 @@ const mailSchema = z
         message: 'security "none" (plain text) is only allowed to a loopback host',
         path: ['security'],
       })
-      .refine((s) => !s.user === !s.passwordFile, { message: 'user and passwordFile go together', path: ['passwordFile'] })
+      .refine((s) => !s.user === !s.passwordFile, {
+        message: 'user and passwordFile go together',
+        path: ['passwordFile'],
+      })
       .optional(),
     outbox: absolutePath.optional(),
     /** Temporal Web UI address, for the link to the run in each report. */
     webUiBaseUrl: z.url().optional(),
   })
   .refine((m) => m.smtp || m.outbox, { message: 'needs smtp or an outbox folder' });
+
+const timeOfDay = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'is not a time HH:MM');
+const DAYS = ['MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY', 'SUNDAY'] as const;
+
+const schedulesSchema = z.strictObject({
+  timeZone: z.string().default('America/Sao_Paulo').refine(isValidTimeZone, 'is not an IANA time zone'),
+  daily: z.strictObject({ at: timeOfDay.default('03:00'), paused: z.boolean().default(false) }).prefault({}),
+  weekly: z
+    .strictObject({
+      dayOfWeek: z.enum(DAYS).default('SUNDAY'),
+      at: timeOfDay.default('02:00'),
+      paused: z.boolean().default(false),
+    })
+    .prefault({}),
+  /** The dead-man's switch: how often to check, and how old the last successful run of each job may be. */
+  watchdog: z
+    .strictObject({
+      everyMinutes: z.number().int().min(1).default(60),
+      maxAgeHours: z
+        .strictObject({
+          daily: z.number().positive().default(26),
+          weekly: z
+            .number()
+            .positive()
+            .default(24 * 8),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  /** After the server or worker was down, a missed run still starts if it is at most this late (once, not a burst). */
+  catchupWindowHours: z
+    .number()
+    .positive()
+    .max(24 * 7)
+    .default(12),
+});
 
 const temporalSchema = z.strictObject({
   address: z.string().min(1).default('127.0.0.1:7233'),
@@ -162,6 +203,17 @@ export const configSchema = z
     hypervisor: hypervisorSchema.optional(),
     /** Where verified VM images are pulled to; without it, images stay on the hypervisor only. */
     store: storeSchema.optional(),
+    worker: z
+      .strictObject({
+        /** host:port where the worker serves Prometheus metrics (Temporal SDK runtime telemetry); unset: none. */
+        metricsBindAddress: z
+          .string()
+          .regex(/^[^\s:]+:\d{1,5}$/, 'is not host:port')
+          .optional(),
+      })
+      .prefault({}),
+    /** Temporal Schedules that fire the jobs: `cluster-backup schedules apply` creates or updates them. */
+    schedules: schedulesSchema.prefault({}),
     /** Reports; the default writes them to ./outbox next to the config file. */
     mail: mailSchema,
     transfer: transferSchema.prefault({}),
@@ -184,6 +236,7 @@ export const configSchema = z
 
 export type Config = z.output<typeof configSchema>;
 export type HostConfig = z.output<typeof hostSchema>;
+export type SchedulesConfig = z.output<typeof schedulesSchema>;
 export type MailConfig = z.output<typeof mailSchema>;
 export type StoreConfig = z.output<typeof storeSchema>;
 export type HypervisorConfig = z.output<typeof hypervisorSchema>;

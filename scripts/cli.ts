@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
+import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import { ConfigError, loadConfig } from '../config/load';
+import type { Config } from '../config/schema';
+import { backfillDaily } from './commands/backfill';
+import { applySchedules, JOBS, scheduleId, type Job } from './commands/schedules';
 import { runWorker } from '../worker/main';
 import { connectClient } from './commands/temporal-client';
 import { formatDailySummary, startDaily } from './commands/run-daily';
@@ -14,6 +18,11 @@ commands:
                                         the summary; exit 0 only if every available day is backed up
   run vms [--vm NAME ...] [--json]      start this week's VM backup (or join it), wait, print per-VM results;
                                         exit 0 only if every VM was imaged, verified and is back as it was
+  schedules apply                       create or update the Temporal Schedules from config (idempotent)
+  schedules list                        show each schedule: spec, paused, next and recent runs
+  schedules pause|unpause <job>         pause or resume a job's schedule until the next apply (job: daily|weekly)
+  trigger <job>                         fire a job's schedule now (one run; overlap policy applies)
+  backfill daily --from DATE --to DATE  one daily run per date, one after the other
   config check                          validate the config file and print it
 
 The config file is --config, else $CLUSTER_BACKUP_CONFIG, else ./cluster-backup.yaml.`;
@@ -26,6 +35,8 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string' },
       date: { type: 'string' },
       vm: { type: 'string', multiple: true },
+      from: { type: 'string' },
+      to: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -36,8 +47,73 @@ async function main(argv: string[]): Promise<number> {
   }
   const configFile = values.config ?? process.env.CLUSTER_BACKUP_CONFIG ?? 'cluster-backup.yaml';
   const command = positionals.join(' ');
+  const withClient = async <T>(use: (client: Client, config: Config) => Promise<T>): Promise<T> => {
+    const config = loadConfig(configFile);
+    const { client, close } = await connectClient(config);
+    try {
+      return await use(client, config);
+    } finally {
+      await close();
+    }
+  };
+  const job = positionals[positionals.length - 1] as Job;
+  const needJob = () => {
+    if (!JOBS.includes(job)) throw new UsageError(`name a job: ${JOBS.join(' or ')}`);
+    return job;
+  };
 
-  switch (command) {
+  const commandWithJob = /^(schedules pause|schedules unpause|trigger|backfill) \S+$/.test(command);
+  switch (commandWithJob ? command.replace(/ \S+$/, ' <job>') : command) {
+    case 'schedules apply':
+      return withClient(async (client, config) => {
+        for (const r of await applySchedules(client, config)) console.log(`${r.scheduleId}: ${r.change}`);
+        return 0;
+      });
+    case 'schedules list':
+      return withClient(async (client) => {
+        for (const job of JOBS) {
+          try {
+            const d = await client.schedule.getHandle(scheduleId(job)).describe();
+            const next = d.info.nextActionTimes[0]?.toISOString() ?? '-';
+            const recent = d.info.recentActions.at(-1);
+            console.log(
+              `${d.scheduleId}: ${d.state.paused ? 'PAUSED' : 'active'}, ${JSON.stringify(d.spec.calendars?.[0] ?? {})} ${d.spec.timezone ?? ''}, next ${next}` +
+                (recent ? `, last ${recent.takenAt.toISOString()} (${recent.action.workflow.workflowId})` : ''),
+            );
+          } catch (err) {
+            if (!(err instanceof ScheduleNotFoundError)) throw err;
+            console.log(`${scheduleId(job)}: not created (run: schedules apply)`);
+          }
+        }
+        return 0;
+      });
+    case 'schedules pause <job>':
+    case 'schedules unpause <job>':
+      return withClient(async (client) => {
+        const handle = client.schedule.getHandle(scheduleId(needJob()));
+        if (positionals[1] === 'pause') await handle.pause('paused with cluster-backup schedules pause');
+        else await handle.unpause('unpaused with cluster-backup schedules unpause');
+        console.log(`${handle.scheduleId}: ${positionals[1]}d`);
+        return 0;
+      });
+    case 'trigger <job>':
+      return withClient(async (client) => {
+        await client.schedule.getHandle(scheduleId(needJob())).trigger();
+        console.log(`${scheduleId(job)}: triggered`);
+        return 0;
+      });
+    case 'backfill <job>':
+      if (needJob() !== 'daily') throw new UsageError('backfill is for the daily job');
+      if (!values.from || !values.to)
+        throw new UsageError('backfill daily needs --from YYYY-MM-DD and --to YYYY-MM-DD');
+      return withClient(async (client, config) => {
+        const runs = await backfillDaily(client, config, values.from!, values.to!, (date, summary) =>
+          console.log(
+            `${date}: ${summary.ok ? 'OK' : 'FAILED'} ${summary.days.map((d) => `${d.day.label} ${d.status}`).join(', ')}`,
+          ),
+        );
+        return runs.every((r) => r.ok) ? 0 : 1;
+      });
     case 'worker':
       await runWorker(configFile);
       return 0;
@@ -80,10 +156,16 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+class UsageError extends Error {}
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    console.error(err instanceof ConfigError ? err.message : `error: ${(err as Error).stack ?? String(err)}`);
-    process.exit(err instanceof ConfigError ? 2 : 1);
+    if (err instanceof ConfigError || err instanceof UsageError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    console.error(`error: ${(err as Error).stack ?? String(err)}`);
+    process.exit(1);
   },
 );

@@ -1,3 +1,4 @@
+import { Client, Connection } from '@temporalio/client';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -13,8 +14,13 @@ export async function createWorker(
   config: Config,
   options: { wrapActivities?: (activities: Activities) => Activities } = {},
 ): Promise<{ worker: Worker; connection: NativeConnection }> {
+  let clientConnection: Promise<Client> | undefined;
   const built = createActivities({
     config,
+    temporalClient: () =>
+      (clientConnection ??= Connection.connect({ address: config.temporal.address }).then(
+        (connection) => new Client({ connection, namespace: config.temporal.namespace }),
+      )),
     openSsh: (hostKey) => {
       const host = config.hosts[hostKey];
       if (!host) throw new Error(`no host ${hostKey} in config`);

@@ -1,2 +1,3 @@
 export { dailySupimBackup } from './daily-supim';
 export { weeklyVmBackup } from './weekly-vms';
+export { backupWatchdog } from './watchdog';

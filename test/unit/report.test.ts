@@ -13,12 +13,24 @@ function vm(name: string, over: Partial<VmResult> = {}): VmResult {
     runningAtEnd: true,
     downtimeMs: 12_300,
     images: [
-      { disk: 'vda', path: `/img/${name}/vda.qcow2`, bytes: 2 << 30, virtualSize: 8 << 30, sha256: 'a'.repeat(64) },
+      {
+        disk: 'vda',
+        path: `/img/${name}/vda.qcow2`,
+        bytes: 2 * 1024 ** 3,
+        virtualSize: 8 * 1024 ** 3,
+        sha256: 'a'.repeat(64),
+      },
     ],
     stored: [
-      { disk: 'vda', path: `/store/${name}/vda.qcow2`, bytes: 2 << 30, virtualSize: 8 << 30, sha256: 'a'.repeat(64) },
+      {
+        disk: 'vda',
+        path: `/store/${name}/vda.qcow2`,
+        bytes: 2 * 1024 ** 3,
+        virtualSize: 8 * 1024 ** 3,
+        sha256: 'a'.repeat(64),
+      },
     ],
-    previousImageBytes: 1 << 30,
+    previousImageBytes: 1024 ** 3,
     steps: [{ step: 'stopping', startedAt: '', ms: 2000 }],
     deleted: ['store: x/20261101T050000Z (beyond the retention policy)'],
     ...over,

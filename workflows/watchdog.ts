@@ -1,0 +1,19 @@
+import { proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { LastSuccess } from '../activities/watchdog';
+
+const { lastSuccess, sendStaleAlert } = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '10 seconds', maximumInterval: '5 minutes', maximumAttempts: 5 },
+});
+
+/** The dead-man's switch: a backup that silently stopped running is the worst failure, so say it loudly. */
+export async function backupWatchdog(input: { jobs: ('daily' | 'weekly')[] }): Promise<LastSuccess[]> {
+  const checks: LastSuccess[] = [];
+  for (const job of input.jobs) {
+    const check = await lastSuccess(job);
+    if (check.stale) await sendStaleAlert(check);
+    checks.push(check);
+  }
+  return checks;
+}
