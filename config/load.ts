@@ -24,6 +24,9 @@ const PATH_KEYS = new Set([
   'outbox',
   'passwordFile',
   'caFile',
+  'certFile',
+  'keyFile',
+  'apiKeyFile',
 ]);
 
 function resolveRelativePaths(value: unknown, baseDir: string): unknown {

@@ -177,9 +177,23 @@ const schedulesSchema = z.strictObject({
 });
 
 const temporalSchema = z.strictObject({
+  /** Overridden by $TEMPORAL_ADDRESS when set. */
   address: z.string().min(1).default('127.0.0.1:7233'),
+  /** Overridden by $TEMPORAL_NAMESPACE when set. */
   namespace: z.string().min(1).default('default'),
   taskQueue: z.string().min(1).default('cluster-backup'),
+  /** mTLS or server-verified TLS to a Temporal cluster (files read by the worker and the CLI, never sent). */
+  tls: z
+    .strictObject({
+      caFile: absolutePath.optional(),
+      certFile: absolutePath.optional(),
+      keyFile: absolutePath.optional(),
+      serverName: z.string().optional(),
+    })
+    .refine((t) => !t.certFile === !t.keyFile, { message: 'certFile and keyFile go together', path: ['keyFile'] })
+    .optional(),
+  /** API key (e.g. Temporal Cloud) read from this file; $TEMPORAL_API_KEY wins when set. */
+  apiKeyFile: absolutePath.optional(),
 });
 
 const transferSchema = z.strictObject({

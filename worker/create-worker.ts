@@ -5,6 +5,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities, type Activities } from '../activities';
 import { SshSession } from '../activities/adapters/ssh/ssh-session';
 import type { Config } from '../config/schema';
+import { temporalConnection } from '../config/temporal-connection';
 
 /** Written by `npm run build` (scripts/bundle-workflows.ts). */
 export const WORKFLOW_BUNDLE = join(__dirname, '..', 'workflow-bundle.js');
@@ -14,12 +15,13 @@ export async function createWorker(
   config: Config,
   options: { wrapActivities?: (activities: Activities) => Activities } = {},
 ): Promise<{ worker: Worker; connection: NativeConnection }> {
+  const { namespace, ...connectionOptions } = temporalConnection(config);
   let clientConnection: Promise<Client> | undefined;
   const built = createActivities({
     config,
     temporalClient: () =>
-      (clientConnection ??= Connection.connect({ address: config.temporal.address }).then(
-        (connection) => new Client({ connection, namespace: config.temporal.namespace }),
+      (clientConnection ??= Connection.connect(connectionOptions).then(
+        (connection) => new Client({ connection, namespace }),
       )),
     openSsh: (hostKey) => {
       const host = config.hosts[hostKey];
@@ -28,10 +30,10 @@ export async function createWorker(
     },
   });
   const activities = options.wrapActivities ? options.wrapActivities(built) : built;
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const connection = await NativeConnection.connect(connectionOptions);
   const worker = await Worker.create({
     connection,
-    namespace: config.temporal.namespace,
+    namespace,
     taskQueue: config.temporal.taskQueue,
     ...(existsSync(WORKFLOW_BUNDLE)
       ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } }

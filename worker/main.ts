@@ -1,5 +1,6 @@
 import { Runtime } from '@temporalio/worker';
 import { loadConfig } from '../config/load';
+import { temporalConnection } from '../config/temporal-connection';
 import { createWorker } from './create-worker';
 
 /** Runs the worker until SIGINT/SIGTERM. */
@@ -13,7 +14,7 @@ export async function runWorker(configFile: string): Promise<void> {
   }
   const { worker, connection } = await createWorker(config);
   console.log(
-    `worker: task queue ${config.temporal.taskQueue} on ${config.temporal.address} (${config.temporal.namespace})`,
+    `worker: task queue ${config.temporal.taskQueue} on ${temporalConnection(config).address} (${temporalConnection(config).namespace})`,
   );
   try {
     await worker.run();

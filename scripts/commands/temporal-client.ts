@@ -1,7 +1,9 @@
 import { Client, Connection } from '@temporalio/client';
 import type { Config } from '../../config/schema';
+import { temporalConnection } from '../../config/temporal-connection';
 
 export async function connectClient(config: Config): Promise<{ client: Client; close: () => Promise<void> }> {
-  const connection = await Connection.connect({ address: config.temporal.address });
-  return { client: new Client({ connection, namespace: config.temporal.namespace }), close: () => connection.close() };
+  const { namespace, ...options } = temporalConnection(config);
+  const connection = await Connection.connect(options);
+  return { client: new Client({ connection, namespace }), close: () => connection.close() };
 }
