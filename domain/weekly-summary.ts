@@ -3,12 +3,14 @@
 export type VmStep =
   | 'pending'
   | 'preflight'
+  | 'store-preflight'
   | 'stopping'
   | 'imaging'
   | 'verifying'
   | 'starting'
   | 'pulling' // copying the verified images to the backup store (the VM is running again)
   | 'retention'
+  | 'store-retention'
   | 'restarting' // compensation after a failure, an abort or a cancel
   | 'done';
 

@@ -5,6 +5,7 @@ import { ConfigError, loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
 import { backfillDaily } from './commands/backfill';
 import { applySchedules, JOBS, scheduleId, type Job } from './commands/schedules';
+import { statusLines } from './commands/status';
 import { runWorker } from '../worker/main';
 import { connectClient } from './commands/temporal-client';
 import { formatDailySummary, startDaily } from './commands/run-daily';
@@ -23,6 +24,7 @@ commands:
   schedules pause|unpause <job>         pause or resume a job's schedule until the next apply (job: daily|weekly)
   trigger <job>                         fire a job's schedule now (one run; overlap policy applies)
   backfill daily --from DATE --to DATE  one daily run per date, one after the other
+  status                                last run of each job, and what is running now with its progress
   config check                          validate the config file and print it
 
 The config file is --config, else $CLUSTER_BACKUP_CONFIG, else ./cluster-backup.yaml.`;
@@ -64,6 +66,11 @@ async function main(argv: string[]): Promise<number> {
 
   const commandWithJob = /^(schedules pause|schedules unpause|trigger|backfill) \S+$/.test(command);
   switch (commandWithJob ? command.replace(/ \S+$/, ' <job>') : command) {
+    case 'status':
+      return withClient(async (client) => {
+        for (const line of await statusLines(client)) console.log(line);
+        return 0;
+      });
     case 'schedules apply':
       return withClient(async (client, config) => {
         for (const r of await applySchedules(client, config)) console.log(`${r.scheduleId}: ${r.change}`);

@@ -1,7 +1,9 @@
 /**
  * The embedded default, end to end on one machine: a local Temporal dev server (SQLite under .data/),
- * a sandbox compute host (real sshd on loopback with generated keys and SUPIM-like data), the worker,
- * and one daily run whose summary is printed. `--keep-running` leaves it all up for the Web UI.
+ * a sandbox compute host (real sshd on loopback with generated keys and SUPIM-like data), a sandbox
+ * hypervisor (real libvirtd + QEMU with two tiny guests, reached over its own sshd), the worker, the
+ * schedules, one daily and one weekly run with their summaries and reports (outbox).
+ * `--keep-running` leaves it all up for the Web UI; `--no-vms` skips the hypervisor part.
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
@@ -12,15 +14,20 @@ import { stringify } from 'yaml';
 import { loadConfig } from '../config/load';
 import { isoDateInZone, julianDaysEndingOn } from '../domain/julian-day';
 import { renderPathTemplate } from '../domain/path-template';
+import { progressQuery } from '../workflows/definitions';
 import { createWorker } from '../worker/create-worker';
-import { connectClient } from './commands/temporal-client';
 import { formatDailySummary, startDaily } from './commands/run-daily';
+import { formatWeeklySummary, startWeekly } from './commands/run-vms';
+import { applySchedules } from './commands/schedules';
+import { connectClient } from './commands/temporal-client';
+import { startHypervisor, type SandboxHypervisor } from './sandbox/libvirt-host';
 import { freePort } from './sandbox/processes';
-import { startSshHost } from './sandbox/sshd-host';
+import { startSshHost, type SandboxSshHost } from './sandbox/sshd-host';
 import { writeSupimDay } from './sandbox/supim-data';
 import { PROJECT_ROOT, startDevServer } from './sandbox/temporal-dev-server';
 
 const TIME_ZONE = 'America/Sao_Paulo';
+const GUESTS = ['cbtest-web', 'cbtest-db'];
 
 async function portOr(preferred: number): Promise<number> {
   const { createServer } = await import('node:net');
@@ -41,85 +48,152 @@ function newestReport(outbox: string): string | undefined {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { 'keep-running': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    options: { 'keep-running': { type: 'boolean', default: false }, 'no-vms': { type: 'boolean', default: false } },
+  });
+  const withVms = !values['no-vms'];
   const dataDir = join(PROJECT_ROOT, '.data', 'demo');
   mkdirSync(dataDir, { recursive: true });
   const step = (text: string) => console.log(`\n== ${text}`);
+  const stops: (() => Promise<void>)[] = [];
 
-  step('Temporal dev server');
-  const server = await startDevServer({
-    dbFile: join(dataDir, 'temporal.db'),
-    logFile: join(dataDir, 'temporal.log'),
-    port: await portOr(7233),
-    uiPort: await portOr(8233),
-  });
-  console.log(`gRPC ${server.address}, Web UI ${server.uiUrl}, state in ${join(dataDir, 'temporal.db')}`);
-
-  step('sandbox compute host (OpenSSH sshd on loopback, generated keys, host key pinned in known_hosts)');
-  const user = process.getuid?.() === 0 ? 'supim' : userInfo().username;
-  const compute = await startSshHost({ dir: join(dataDir, 'compute-ssh'), address: '127.0.0.2', user });
-  console.log(`${user}@${compute.config.host}:${compute.config.port}, known_hosts ${compute.config.knownHostsFile}`);
-
-  const sourceTemplate = join(dataDir, 'compute', 'supim-davs', '{yyyy}', '{ddd}');
-  const today = isoDateInZone(new Date(), TIME_ZONE);
-  step(`SUPIM-DAVS outputs for ${today} and the two days before (today's still being written)`);
-  for (const [i, day] of julianDaysEndingOn(today, 2).entries()) {
-    const folder = renderPathTemplate(sourceTemplate, day);
-    if (existsSync(folder)) continue;
-    // Today's files are fresh: the run must call that day "not yet" rather than copy half of it.
-    writeSupimDay(sourceTemplate, day, { bytesPerFile: 256 * 1024, ageSeconds: i === 0 ? 0 : 3600 * 24 * i });
-    console.log(`wrote ${folder}`);
-  }
-
-  const configFile = join(dataDir, 'cluster-backup.yaml');
-  writeFileSync(
-    configFile,
-    stringify({
-      temporal: { address: server.address, namespace: 'default', taskQueue: 'cluster-backup' },
-      hosts: { compute: compute.config },
-      supim: {
-        host: 'compute',
-        sourceTemplate,
-        destinationRoot: join(dataDir, 'backup-store', 'supim'),
-        daysBack: 2,
-        timeZone: TIME_ZONE,
-        settleSeconds: 300,
-      },
-      // No SMTP server in the sandbox: reports are written as .eml files here (set mail.smtp for real mail).
-      mail: { outbox: join(dataDir, 'outbox'), recipients: { daily: ['operators@localhost'] } },
-    }),
-  );
-  const config = loadConfig(configFile);
-  console.log(`config: ${configFile}`);
-
-  step('worker + daily run');
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-  const { worker, connection } = await createWorker(config);
-  const running = worker.run();
-  const { client, close } = await connectClient(config);
-  let exitCode = 1;
   try {
-    const handle = await startDaily(client, config, today);
-    console.log(`workflow ${handle.workflowId}: ${server.uiUrl}/namespaces/default/workflows/${handle.workflowId}`);
-    const summary = await handle.result();
-    console.log(`\n${formatDailySummary(summary)}`);
-    console.log(`\nbackup store: ${config.supim!.destinationRoot}`);
-    console.log(`report: ${newestReport(config.mail.outbox!) ?? '(none yet: see the worker log)'}`);
-    console.log('Run it again: days already backed up copy nothing; the "not yet" day is copied once it has settled.');
-    exitCode = summary.ok ? 0 : 1;
+    step('Temporal dev server');
+    const server = await startDevServer({
+      dbFile: join(dataDir, 'temporal.db'),
+      logFile: join(dataDir, 'temporal.log'),
+      port: await portOr(7233),
+      uiPort: await portOr(8233),
+    });
+    stops.push(() => server.stop());
+    console.log(`gRPC ${server.address}, Web UI ${server.uiUrl}, state in ${join(dataDir, 'temporal.db')}`);
+
+    step('sandbox compute host (OpenSSH sshd on loopback, generated keys, host key pinned in known_hosts)');
+    const user = process.getuid?.() === 0 ? 'supim' : userInfo().username;
+    const compute = await startSshHost({ dir: join(dataDir, 'compute-ssh'), address: '127.0.0.2', user });
+    stops.push(() => compute.stop());
+    console.log(`${user}@${compute.config.host}:${compute.config.port}, known_hosts ${compute.config.knownHostsFile}`);
+
+    const sourceTemplate = join(dataDir, 'compute', 'supim-davs', '{yyyy}', '{ddd}');
+    const today = isoDateInZone(new Date(), TIME_ZONE);
+    step(`SUPIM-DAVS outputs for ${today} and the two days before (today's still being written)`);
+    for (const [i, day] of julianDaysEndingOn(today, 2).entries()) {
+      const folder = renderPathTemplate(sourceTemplate, day);
+      if (existsSync(folder)) continue;
+      // Today's files are fresh: the run must call that day "not yet" rather than copy half of it.
+      writeSupimDay(sourceTemplate, day, { bytesPerFile: 256 * 1024, ageSeconds: i === 0 ? 0 : 3600 * 24 * i });
+      console.log(`wrote ${folder}`);
+    }
+
+    let hypervisor: SandboxHypervisor | undefined;
+    let hypervisorSsh: SandboxSshHost | undefined;
+    if (withVms) {
+      step(`sandbox hypervisor: libvirtd + QEMU (software emulation), guests ${GUESTS.join(', ')}`);
+      hypervisor = await startHypervisor(join(dataDir, 'libvirt'));
+      stops.push(() => hypervisor!.stop());
+      hypervisorSsh = await startSshHost({ dir: join(dataDir, 'hypervisor-ssh'), address: '127.0.0.3' });
+      stops.push(() => hypervisorSsh!.stop());
+      const guests = await Promise.all(GUESTS.map((name) => hypervisor!.defineGuest({ name })));
+      for (const g of guests) await hypervisor.virsh('start', '--domain', g.name);
+      await Promise.all(guests.map((g) => g.waitReady(1)));
+      console.log(
+        `guests running; hypervisor reached as root@${hypervisorSsh.config.host}:${hypervisorSsh.config.port}`,
+      );
+    }
+
+    const configFile = join(dataDir, 'cluster-backup.yaml');
+    writeFileSync(
+      configFile,
+      stringify({
+        temporal: { address: server.address, namespace: 'default', taskQueue: 'cluster-backup' },
+        hosts: { compute: compute.config, ...(hypervisorSsh ? { hypervisor: hypervisorSsh.config } : {}) },
+        supim: {
+          host: 'compute',
+          sourceTemplate,
+          destinationRoot: join(dataDir, 'backup-store', 'supim'),
+          daysBack: 2,
+          timeZone: TIME_ZONE,
+          settleSeconds: 300,
+        },
+        ...(hypervisor
+          ? {
+              hypervisor: {
+                host: 'hypervisor',
+                uri: hypervisor.uri,
+                imageArea: join(dataDir, 'image-area'),
+                vms: GUESTS,
+                shutdownTimeoutSeconds: 60,
+                spaceMarginBytes: 64 << 20,
+              },
+              store: { root: join(dataDir, 'backup-store', 'vms'), spaceMarginBytes: 64 << 20 },
+            }
+          : {}),
+        schedules: { timeZone: TIME_ZONE },
+        // No SMTP server in the sandbox: reports are written as .eml files here (set mail.smtp for real mail).
+        mail: {
+          outbox: join(dataDir, 'outbox'),
+          recipients: { daily: ['operators@localhost'], weekly: ['operators@localhost'] },
+          webUiBaseUrl: server.uiUrl,
+        },
+      }),
+    );
+    const config = loadConfig(configFile);
+    console.log(`config: ${configFile}`);
+
+    step('worker and schedules');
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    const { worker, connection } = await createWorker(config);
+    const running = worker.run();
+    stops.push(async () => {
+      worker.shutdown();
+      await running;
+      await connection.close();
+    });
+    const { client, close } = await connectClient(config);
+    stops.push(close);
+    for (const r of await applySchedules(client, config)) console.log(`schedule ${r.scheduleId}: ${r.change}`);
+
+    step('daily run');
+    const daily = await startDaily(client, config, today);
+    console.log(`workflow ${daily.workflowId}: ${server.uiUrl}/namespaces/default/workflows/${daily.workflowId}`);
+    const dailySummary = await daily.result();
+    console.log(`\n${formatDailySummary(dailySummary)}`);
+    console.log(`report: ${newestReport(config.mail.outbox!) ?? '(none)'}`);
+    let ok = dailySummary.ok;
+
+    if (withVms) {
+      step('weekly VM run (each VM: preflight, ACPI shutdown, image, verify, start, pull to the store)');
+      const weekly = await startWeekly(client, config);
+      console.log(`workflow ${weekly.workflowId}: ${server.uiUrl}/namespaces/default/workflows/${weekly.workflowId}`);
+      let shown = '';
+      const watch = setInterval(() => {
+        weekly
+          .query(progressQuery)
+          .then((p) => {
+            const now = p.vms.map((v) => `${v.vm}: ${v.step}`).join(', ');
+            if (now && now !== shown) console.log(`  progress: ${(shown = now)}`);
+          })
+          .catch(() => undefined);
+      }, 500);
+      const weeklySummary = await weekly.result().finally(() => clearInterval(watch));
+      console.log(`\n${formatWeeklySummary(weeklySummary)}`);
+      console.log(`report: ${newestReport(config.mail.outbox!) ?? '(none)'}`);
+      ok &&= weeklySummary.ok;
+    }
+
+    step('what to look at');
+    console.log(`Web UI: ${server.uiUrl} (workflows, their event histories, Schedules, pending activities)`);
+    console.log(`backup store: ${join(dataDir, 'backup-store')}; reports: ${config.mail.outbox}`);
+    console.log('Run `npm start` again: days already backed up are not copied twice; the weekly run takes new images');
+    console.log('and retention keeps the newest verified sets.');
     if (values['keep-running']) {
-      console.log(`\nEverything stays up; Web UI ${server.uiUrl}. Ctrl-C to stop.`);
+      console.log(`\nEverything stays up. Ctrl-C to stop.`);
       await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
     }
+    return ok ? 0 : 1;
   } finally {
-    await close();
-    worker.shutdown();
-    await running;
-    await connection.close();
-    await compute.stop();
-    await server.stop();
+    for (const stop of stops.reverse()) await stop().catch((err: unknown) => console.error(err));
   }
-  return exitCode;
 }
 
 main().then(

@@ -84,7 +84,7 @@ export async function vmCycle(
     if (!preflight.ok) throw new SkipVm(preflight.reason);
     if (settings.store) {
       const allocated = preflight.disks.reduce((sum, d) => sum + d.allocatedBytes, 0);
-      const room = await step('preflight', () => quick.storePreflight(vm, stamp, allocated));
+      const room = await step('store-preflight', () => quick.storePreflight(vm, stamp, allocated));
       result.deleted.push(...room.deleted.map((d) => `store: ${d}`));
       result.storeFreeBefore = room.freeBytes;
       result.previousImageBytes = room.previousBytes;
@@ -125,7 +125,7 @@ export async function vmCycle(
     if (settings.store) {
       for (const image of images) result.stored.push(await step('pulling', () => long.pullImage(vm, stamp, image)));
       await quick.recordStoredSet(vm, stamp, result.stored, images);
-      const storeRetention = await step('retention', () => quick.applyStoreRetention(vm, stamp));
+      const storeRetention = await step('store-retention', () => quick.applyStoreRetention(vm, stamp));
       result.deleted.push(...storeRetention.deleted.map((d) => `store: ${d}`));
       result.storeFreeAfter = storeRetention.freeBytes;
     }

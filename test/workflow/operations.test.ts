@@ -12,6 +12,7 @@ import type { Config } from '../../config/schema';
 import { calendarDay } from '../../domain/julian-day';
 import { backfillDaily, datesBetween } from '../../scripts/commands/backfill';
 import { applySchedules, scheduleId } from '../../scripts/commands/schedules';
+import { statusLines } from '../../scripts/commands/status';
 import { connectClient } from '../../scripts/commands/temporal-client';
 import { freePort, stopProcess } from '../../scripts/sandbox/processes';
 import { writeSupimDay } from '../../scripts/sandbox/supim-data';
@@ -166,6 +167,12 @@ describe('operations: schedules, triggers, backfill, documented CLI, metrics', {
       });
       if (command.includes('workflow result')) assert.match(stdout, /2026-11-27/, command);
     }
+  });
+
+  it('shows the last run of each job in `status`', async () => {
+    const lines = await statusLines(client);
+    assert.match(lines.find((l) => l.startsWith('daily:')) ?? '', /^daily: last run supim-\S+ COMPLETED at \d{4}-/);
+    assert.match(lines.find((l) => l.startsWith('weekly:')) ?? '', /^weekly: last run none/);
   });
 
   it('serves Prometheus metrics from the worker when configured', async () => {
