@@ -58,6 +58,16 @@ async function main(argv: string[]): Promise<number> {
       await close();
     }
   };
+  /** Waits for a run and prints its summary; exit code 0 only when the summary says ok. */
+  const waitAndPrint = async <S extends { ok: boolean }>(
+    handle: { workflowId: string; firstExecutionRunId: string; result(): Promise<S> },
+    format: (summary: S) => string,
+  ): Promise<number> => {
+    if (!values.json) console.error(`workflow ${handle.workflowId} (run ${handle.firstExecutionRunId}); waiting...`);
+    const summary = await handle.result();
+    console.log(values.json ? JSON.stringify(summary, null, 2) : format(summary));
+    return summary.ok ? 0 : 1;
+  };
   const job = positionals[positionals.length - 1] as Job;
   const needJob = () => {
     if (!JOBS.includes(job)) throw new UsageError(`name a job: ${JOBS.join(' or ')}`);
@@ -96,16 +106,18 @@ async function main(argv: string[]): Promise<number> {
       });
     case 'schedules pause <job>':
     case 'schedules unpause <job>':
+      needJob();
       return withClient(async (client) => {
-        const handle = client.schedule.getHandle(scheduleId(needJob()));
+        const handle = client.schedule.getHandle(scheduleId(job));
         if (positionals[1] === 'pause') await handle.pause('paused with cluster-backup schedules pause');
         else await handle.unpause('unpaused with cluster-backup schedules unpause');
         console.log(`${handle.scheduleId}: ${positionals[1]}d`);
         return 0;
       });
     case 'trigger <job>':
+      needJob();
       return withClient(async (client) => {
-        await client.schedule.getHandle(scheduleId(needJob())).trigger();
+        await client.schedule.getHandle(scheduleId(job)).trigger();
         console.log(`${scheduleId(job)}: triggered`);
         return 0;
       });
@@ -129,34 +141,14 @@ async function main(argv: string[]): Promise<number> {
       console.log(JSON.stringify(config, null, 2));
       return 0;
     }
-    case 'run daily': {
-      const config = loadConfig(configFile);
-      const { client, close } = await connectClient(config);
-      try {
-        const handle = await startDaily(client, config, values.date);
-        if (!values.json)
-          console.error(`workflow ${handle.workflowId} started (run ${handle.firstExecutionRunId}); waiting...`);
-        const summary = await handle.result();
-        console.log(values.json ? JSON.stringify(summary, null, 2) : formatDailySummary(summary));
-        return summary.ok ? 0 : 1;
-      } finally {
-        await close();
-      }
-    }
-    case 'run vms': {
-      const config = loadConfig(configFile);
-      const { client, close } = await connectClient(config);
-      try {
-        const handle = await startWeekly(client, config, values.vm);
-        if (!values.json)
-          console.error(`workflow ${handle.workflowId} started (run ${handle.firstExecutionRunId}); waiting...`);
-        const summary = await handle.result();
-        console.log(values.json ? JSON.stringify(summary, null, 2) : formatWeeklySummary(summary));
-        return summary.ok ? 0 : 1;
-      } finally {
-        await close();
-      }
-    }
+    case 'run daily':
+      return withClient(async (client, config) =>
+        waitAndPrint(await startDaily(client, config, values.date), formatDailySummary),
+      );
+    case 'run vms':
+      return withClient(async (client, config) =>
+        waitAndPrint(await startWeekly(client, config, values.vm), formatWeeklySummary),
+      );
     default:
       console.error(`unknown command: ${command}\n\n${USAGE}`);
       return 2;

@@ -1,4 +1,6 @@
 import { DefaultLogger, Runtime } from '@temporalio/worker';
+import type { Config } from '../../config/schema';
+import { createWorker } from '../../worker/create-worker';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +21,19 @@ export async function testDevServer(): Promise<DevServer & { dir: string }> {
     stop: async () => {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The real worker, in this process, until `stop()`. */
+export async function inProcessWorker(config: Config): Promise<{ stop: () => Promise<void> }> {
+  const { worker, connection } = await createWorker(config);
+  const running = worker.run();
+  return {
+    stop: async () => {
+      worker.shutdown();
+      await running;
+      await connection.close();
     },
   };
 }

@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
 import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
 import { isoWeekLabel, type WeeklySummary } from '../../domain/weekly-summary';
@@ -17,9 +16,8 @@ import { startChild, stopProcess } from '../../scripts/sandbox/processes';
 import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
 import { PROJECT_ROOT, type DevServer } from '../../scripts/sandbox/temporal-dev-server';
 import { abortUpdate, progressQuery } from '../../workflows/definitions';
-import { createWorker } from '../../worker/create-worker';
 import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp';
-import { quietWorkerLogs, testDevServer } from '../helpers/temporal';
+import { inProcessWorker, quietWorkerLogs, testDevServer } from '../helpers/temporal';
 import { spawnWorker, writeConfigFile } from '../helpers/worker-process';
 
 quietWorkerLogs();
@@ -53,11 +51,9 @@ describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: 
   let sshHost: SandboxSshHost;
   let server: DevServer;
   let config: Config;
-  let worker: Worker;
-  let running: Promise<void>;
+  let worker: { stop: () => Promise<void> };
   let client: Client;
   let closeClient: () => Promise<void>;
-  let closeWorker: () => Promise<void>;
   const guests: Record<string, SandboxGuest> = {};
   const boots: Record<string, number> = {};
   let runCount = 0;
@@ -136,18 +132,13 @@ describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: 
       'vm test',
       root,
     );
-    const created = await createWorker(config);
-    worker = created.worker;
-    closeWorker = () => created.connection.close();
-    running = worker.run();
+    worker = await inProcessWorker(config);
     ({ client, close: closeClient } = await connectClient(config));
   });
 
   after(async () => {
     await closeClient?.();
-    worker?.shutdown();
-    await running;
-    await closeWorker?.();
+    await worker?.stop();
     await Promise.all([hypervisor?.stop(), sshHost?.stop(), server?.stop(), smtp?.stop()]);
     rmSync(root, { recursive: true, force: true });
   });

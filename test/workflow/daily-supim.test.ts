@@ -1,18 +1,16 @@
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, utimesSync, statSync } from 'node:fs';
+import { cpSync, mkdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Worker } from '@temporalio/worker';
 import type { Config } from '../../config/schema';
 import { calendarDay } from '../../domain/julian-day';
 import { connectClient } from '../../scripts/commands/temporal-client';
 import { dailyWorkflowId, startDaily } from '../../scripts/commands/run-daily';
 import { writeSupimDay } from '../../scripts/sandbox/supim-data';
 import type { DevServer } from '../../scripts/sandbox/temporal-dev-server';
-import { createWorker } from '../../worker/create-worker';
 import { supimSandbox, type SupimSandbox } from '../helpers/sandbox';
 import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp';
-import { quietWorkerLogs, testDevServer } from '../helpers/temporal';
+import { inProcessWorker, quietWorkerLogs, testDevServer } from '../helpers/temporal';
 
 quietWorkerLogs();
 
@@ -31,9 +29,7 @@ describe('dailySupimBackup on a real Temporal dev server', () => {
   let server: DevServer;
   let box: SupimSandbox;
   let config: Config;
-  let worker: Worker;
-  let running: Promise<void>;
-  let closeWorkerConnection: () => Promise<void>;
+  let worker: { stop: () => Promise<void> };
   let smtp: TestSmtpServer;
   /** The one message the run with this workflow ID sent (fails if none or several). */
   const reportOf = (workflowId: string) => {
@@ -54,15 +50,10 @@ describe('dailySupimBackup on a real Temporal dev server', () => {
         smtp: { host: '127.0.0.1', port: smtp.port, security: 'starttls', caFile: smtp.certFile },
       },
     };
-    const created = await createWorker(config);
-    worker = created.worker;
-    closeWorkerConnection = () => created.connection.close();
-    running = worker.run();
+    worker = await inProcessWorker(config);
   });
   after(async () => {
-    worker.shutdown();
-    await running;
-    await closeWorkerConnection();
+    await worker?.stop();
     await smtp.stop();
     await Promise.all([server.stop(), box.cleanup()]);
   });
@@ -146,6 +137,39 @@ describe('dailySupimBackup on a real Temporal dev server', () => {
       );
     } finally {
       await close();
+    }
+  });
+
+  it('keeps a successful backup successful when the report cannot be sent (wrong SMTP password)', async () => {
+    const guarded = await startSmtpServer(box.root, { user: 'reporter', pass: 'right' });
+    const passwordFile = join(box.root, 'wrong-password');
+    writeFileSync(passwordFile, 'wrong\n');
+    const strict: Config = {
+      ...config,
+      temporal: { ...config.temporal, taskQueue: 'daily-wrong-password' },
+      mail: {
+        ...config.mail,
+        smtp: { ...config.mail.smtp!, port: guarded.port, caFile: guarded.certFile, user: 'reporter', passwordFile },
+      },
+    };
+    const second = await inProcessWorker(strict);
+    const { client, close } = await connectClient(strict);
+    try {
+      writeSupimDay(box.sourceTemplate, calendarDay('2026-08-01'), { bytesPerFile: 100 });
+      const handle = await startDaily(client, strict, '2026-08-01');
+      const summary = await handle.result();
+      assert.equal(summary.ok, true);
+      assert.equal(guarded.messages.length, 0);
+      const history = await handle.fetchHistory();
+      const failures = (history.events ?? [])
+        .map((e) => e.activityTaskFailedEventAttributes?.failure)
+        .filter((f) => f !== undefined && f !== null);
+      assert.equal(failures.length, 1, 'the failed send is visible in the history');
+      assert.match(failures[0]!.message ?? '', /refused the login of reporter/);
+    } finally {
+      await close();
+      await second.stop();
+      await guarded.stop();
     }
   });
 });

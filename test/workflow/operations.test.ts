@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import type { Client } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
 import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
 import { calendarDay } from '../../domain/julian-day';
@@ -17,9 +16,8 @@ import { connectClient } from '../../scripts/commands/temporal-client';
 import { freePort, stopProcess } from '../../scripts/sandbox/processes';
 import { writeSupimDay } from '../../scripts/sandbox/supim-data';
 import { PROJECT_ROOT, TEMPORAL_CLI, type DevServer } from '../../scripts/sandbox/temporal-dev-server';
-import { createWorker } from '../../worker/create-worker';
 import { supimSandbox, type SupimSandbox } from '../helpers/sandbox';
-import { quietWorkerLogs, testDevServer } from '../helpers/temporal';
+import { inProcessWorker, quietWorkerLogs, testDevServer } from '../helpers/temporal';
 import { spawnWorker, writeConfigFile } from '../helpers/worker-process';
 
 quietWorkerLogs();
@@ -39,11 +37,9 @@ describe('operations: schedules, triggers, backfill, documented CLI, metrics', {
   let server: DevServer;
   let box: SupimSandbox;
   let config: Config;
-  let worker: Worker;
-  let running: Promise<void>;
+  let worker: { stop: () => Promise<void> };
   let client: Client;
   let closeClient: () => Promise<void>;
-  let closeWorker: () => Promise<void>;
 
   before(async () => {
     [server, box] = await Promise.all([testDevServer(), supimSandbox()]);
@@ -51,17 +47,12 @@ describe('operations: schedules, triggers, backfill, documented CLI, metrics', {
       ...box.config,
       temporal: { address: server.address, namespace: 'default', taskQueue: 'cluster-backup' },
     };
-    const created = await createWorker(config);
-    worker = created.worker;
-    closeWorker = () => created.connection.close();
-    running = worker.run();
+    worker = await inProcessWorker(config);
     ({ client, close: closeClient } = await connectClient(config));
   });
   after(async () => {
     await closeClient();
-    worker.shutdown();
-    await running;
-    await closeWorker();
+    await worker?.stop();
     await Promise.all([server.stop(), box.cleanup()]);
   });
 
