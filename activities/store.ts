@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -10,6 +10,7 @@ import { requireSection } from './config-section';
 import { fetchRemoteFile } from './fetch-remote-file';
 import { whileHeartbeating } from './heartbeat';
 import { ImageStore } from './image-store';
+import { PARTIAL_SUFFIX } from './local-tree';
 
 export interface StoreDeps {
   config: Config;
@@ -88,6 +89,7 @@ export function createStoreActivities({ config, openSsh }: StoreDeps) {
       size: image.bytes,
     };
     const ssh = await openSsh(hv.host);
+    const localPath = join(dir, name);
     try {
       await whileHeartbeating(
         () => progress,
@@ -96,7 +98,7 @@ export function createStoreActivities({ config, openSsh }: StoreDeps) {
             sftp: await ssh.sftp(),
             host: ssh.label,
             remotePath: image.path,
-            localPath: join(dir, name),
+            localPath,
             size: image.bytes,
             resumeFrom: progress.offset,
             expectedSha256: image.sha256,
@@ -107,10 +109,18 @@ export function createStoreActivities({ config, openSsh }: StoreDeps) {
             },
           }),
       );
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+      // No resume into a full disk: free what this copy took, leave every older set as it was.
+      await rm(localPath + PARTIAL_SUFFIX, { force: true });
+      throw ApplicationFailure.nonRetryable(
+        `the store ${images.root} filled up while pulling ${image.path}; partial copy removed`,
+        'StoreFull',
+      );
     } finally {
       ssh.close();
     }
-    return { ...image, path: join(dir, name) };
+    return { ...image, path: localPath };
   }
 
   async function recordStoredSet(vm: string, stamp: string, stored: VmImage[], source: VmImage[]): Promise<string> {

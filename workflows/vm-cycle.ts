@@ -144,14 +144,15 @@ export async function vmCycle(
     }
   }
 
-  if (mustRestart || (result.status !== 'backed-up' && result.wasRunning)) {
+  // Only a VM this cycle asked to stop is touched here; one that was never asked stays as it was found.
+  if (mustRestart || (stopRequestedAt && result.status !== 'backed-up')) {
     try {
       await CancellationScope.nonCancellable(() =>
         step('restarting', async () => {
           // Interrupted between the stop request and "shut off": the guest may still be powering off.
           const watch = stopRequestedAt && !shutOffConfirmed ? policy.shutdownTimeoutSeconds : 0;
           await restore.ensureRunning(vm, watch);
-          if (stopRequestedAt) result.downtimeMs = Date.now() - stopRequestedAt;
+          result.downtimeMs ??= Date.now() - stopRequestedAt;
           result.runningAtEnd = true;
         }),
       );

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { ApplicationFailure } from '@temporalio/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +15,8 @@ import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
 import type { VmImage } from '../../domain/weekly-summary';
 import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
+import { PROJECT_ROOT } from '../../scripts/sandbox/temporal-dev-server';
+import { writeConfigFile } from '../helpers/worker-process';
 import { runActivity, runIn } from '../helpers/sandbox';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 
@@ -115,5 +120,75 @@ describe('pulling verified images into the store, through a proxy that can kill 
     assert.match(room.reason ?? '', /not enough space in the store/);
     // It may free only sets older than the newest verified one: the verified set of the first test stays.
     assert.ok(existsSync(join(root, 'store', 'alpha', STAMP, 'manifest.json')));
+  });
+
+  it('resumes a pull after its worker process was killed with SIGKILL, without fetching the prefix again', async () => {
+    const stamp = '20261108T050000Z';
+    const file = writeConfigFile(
+      root,
+      parseConfig({ ...config, transfer: { maxBytesPerSecond: 16 << 20 } }, 'test', root),
+    );
+    const child = spawn(
+      process.execPath,
+      [join(PROJECT_ROOT, 'dist', 'test', 'helpers', 'pull-in-child.js'), file, JSON.stringify(image), stamp],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.once('exit', (_code, signal) => resolve(signal)),
+    );
+    let last: PullProgress | undefined;
+    for await (const line of createInterface({ input: child.stdout! })) {
+      last = JSON.parse(line) as PullProgress;
+      if (last.offset > 8 << 20) {
+        child.kill('SIGKILL');
+        break;
+      }
+    }
+    assert.equal(await exited, 'SIGKILL');
+    assert.ok(last && last.offset > 0 && last.offset < SIZE, `killed at ${last?.offset}`);
+    const first = proxy.downstreamBytes.length;
+    const stored = await runIn(
+      new MockActivityEnvironment({ heartbeatDetails: last }),
+      activitiesFor().pullImage,
+      'alpha',
+      stamp,
+      image,
+    );
+    assert.equal(sha256(readFileSync(stored.path)), image.sha256);
+    const resent = proxy.downstreamBytes.slice(first).reduce((a, b) => a + b, 0);
+    assert.ok(
+      resent < SIZE - last.offset + (1 << 20),
+      `moved ${resent} bytes after a kill at ${last.offset} of ${SIZE}`,
+    );
+  });
+
+  it('removes the partial and keeps older backups when the store fills up mid-pull', async (t) => {
+    const small = join(root, 'small-store');
+    mkdirSync(small, { recursive: true });
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', small], { stdio: 'ignore' });
+    } catch {
+      t.skip('cannot mount a small tmpfs here (needs root)');
+      return;
+    }
+    try {
+      const older = join(small, 'alpha', '20261101T050000Z');
+      mkdirSync(older, { recursive: true });
+      const olderImage = randomBytes(4 << 20);
+      writeFileSync(join(older, 'vda.qcow2'), olderImage);
+      writeFileSync(join(older, 'manifest.json'), '{}');
+      const activities = activitiesFor({ store: { root: small, spaceMarginBytes: 0 } });
+      const stamp = '20261129T050000Z';
+      await assert.rejects(
+        runActivity(activities.pullImage, 'alpha', stamp, image),
+        (err: unknown) => err instanceof ApplicationFailure && err.type === 'StoreFull' && err.nonRetryable === true,
+      );
+      assert.deepEqual(readdirSync(join(small, 'alpha', stamp)), []);
+      assert.equal(sha256(readFileSync(join(older, 'vda.qcow2'))), sha256(olderImage));
+    } finally {
+      execFileSync('umount', [small]);
+    }
   });
 });
