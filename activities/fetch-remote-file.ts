@@ -5,10 +5,13 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { SFTPWrapper } from 'ssh2';
 import type { TransferConfig } from '../config/schema';
 import { sftpDownload } from './adapters/ssh/sftp-download';
+import type { SshSession } from './adapters/ssh/ssh-session';
+import { zstdDownload } from './adapters/ssh/zstd-download';
 import { PARTIAL_SUFFIX } from './local-tree';
 
 export interface FetchRequest {
-  sftp: SFTPWrapper;
+  /** Pipelined SFTP reads, or zstd on the wire through a remote command (for compressible images). */
+  via: { sftp: SFTPWrapper } | { zstd: SshSession };
   host: string;
   remotePath: string;
   localPath: string;
@@ -60,16 +63,22 @@ export async function fetchRemoteFile(req: FetchRequest): Promise<FetchResult> {
   try {
     await file.truncate(resumedAt);
     if (hash) await hashPrefix(partial, resumedAt, hash);
-    await sftpDownload(req.sftp, req.host, req.remotePath, file, {
-      parallelReads: req.transfer.parallelReads,
-      chunkBytes: req.transfer.chunkBytes,
-      maxBytesPerSecond: req.transfer.maxBytesPerSecond,
+    const common = {
       startOffset: resumedAt,
       expectedSize: req.size,
       hash,
       onProgress: req.onProgress,
       signal: req.signal,
-    });
+    };
+    if ('zstd' in req.via) await zstdDownload(req.via.zstd, req.remotePath, file, common);
+    else {
+      await sftpDownload(req.via.sftp, req.host, req.remotePath, file, {
+        ...common,
+        parallelReads: req.transfer.parallelReads,
+        chunkBytes: req.transfer.chunkBytes,
+        maxBytesPerSecond: req.transfer.maxBytesPerSecond,
+      });
+    }
     await file.sync();
   } finally {
     await file.close();

@@ -10,6 +10,7 @@ import { requireSection } from './config-section';
 import { fetchRemoteFile } from './fetch-remote-file';
 import { whileHeartbeating } from './heartbeat';
 import { ImageStore } from './image-store';
+import { remoteHasZstd } from './adapters/ssh/zstd-download';
 import { PARTIAL_SUFFIX } from './local-tree';
 
 export interface StoreDeps {
@@ -38,6 +39,10 @@ const IMAGE_FILE = /^[a-z0-9]{1,32}\.(qcow2|raw)$/i;
 
 export function createStoreActivities({ config, openSsh }: StoreDeps) {
   const store = () => new ImageStore(requireSection(config.store, 'store').root);
+  const useZstd = async (ssh: SshSession) => {
+    const mode = requireSection(config.store, 'store').compression;
+    return mode === 'zstd' || (mode === 'auto' && (await remoteHasZstd(ssh)));
+  };
 
   /**
    * Before a VM goes down: can the store take this week's images? Expected size is the larger of the VM's
@@ -95,7 +100,7 @@ export function createStoreActivities({ config, openSsh }: StoreDeps) {
         () => progress,
         async () =>
           fetchRemoteFile({
-            sftp: await ssh.sftp(),
+            via: (await useZstd(ssh)) ? { zstd: ssh } : { sftp: await ssh.sftp() },
             host: ssh.label,
             remotePath: image.path,
             localPath,

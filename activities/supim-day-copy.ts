@@ -92,7 +92,7 @@ export class DayCopy {
     const slot = { path: file.path, size: file.size, mtime: file.mtime, offset: resumeFrom };
     this.progress.inFlight.push(slot);
     const fetched = await fetchRemoteFile({
-      sftp: await this.ssh.sftp(),
+      via: { sftp: await this.ssh.sftp() },
       host: this.ssh.label,
       remotePath: `${this.source}/${file.path}`,
       localPath,

@@ -56,6 +56,8 @@ async function main(): Promise<void> {
     );
     const configFile = join(root, 'config.json');
     writeFileSync(configFile, JSON.stringify(config));
+    const zstdConfigFile = join(root, 'config-zstd.json');
+    writeFileSync(zstdConfigFile, JSON.stringify({ ...config, store: { ...config.store, compression: 'zstd' } }));
     console.log(`image pull, ${MB} MiB, same sshd (${h.host}); ratio = tool time / product time (> 1: product faster)`);
 
     for (const [i, kind] of (['random', 'mostly-zero'] as const).entries()) {
@@ -65,13 +67,13 @@ async function main(): Promise<void> {
       const out = (name: string) => join(root, 'out', kind, name);
       mkdirSync(join(root, 'out', kind), { recursive: true });
       // Best of ROUNDS for every contender: this machine's two shared cores make single runs noisy.
-      const pullOnce = (round: number) => {
+      const pullOnce = (round: number, file = configFile) => {
         execFileSync('sync');
         const child = spawnSync(process.execPath, [
           join(__dirname, 'pull-one.js'),
-          configFile,
+          file,
           JSON.stringify(image),
-          `2026010${i + 1}T00000${round}Z`,
+          `20260${file === configFile ? 1 : 2}0${i + 1}T00000${round}Z`,
         ]);
         if (child.status !== 0) throw new Error(child.stderr.toString());
         return JSON.parse(child.stdout.toString()) as { seconds: number; maxRssMiB: number };
@@ -122,6 +124,12 @@ async function main(): Promise<void> {
       console.log(
         `\n${kind} (best of ${ROUNDS}): product (SHA-256 while streaming) ${mbps(product.seconds)} MB/s, peak RSS ${product.maxRssMiB.toFixed(0)} MiB`,
       );
+      if (kind === 'mostly-zero') {
+        const zstd = Math.min(...Array.from({ length: ROUNDS }, (_, round) => pullOnce(round, zstdConfigFile).seconds));
+        console.log(
+          `  ${'product, store.compression: zstd'.padEnd(32)} ${mbps(zstd)} MB/s   vs product ${(product.seconds / zstd).toFixed(2)}x`,
+        );
+      }
       let best = Infinity;
       for (const [name, run] of tools) {
         execFileSync('sync');

@@ -95,6 +95,11 @@ const storeSchema = z.strictObject({
     .int()
     .min(0)
     .default(1024 ** 3),
+  /**
+   * zstd on the wire (compressed on the hypervisor, decompressed here; the stored image is bit-identical):
+   * worth it for mostly-empty disks. auto: when the hypervisor has zstd. none: pipelined SFTP.
+   */
+  compression: z.enum(['none', 'zstd', 'auto']).default('none'),
   retention: z
     .strictObject({
       keepLast: z.number().int().min(1).default(4),

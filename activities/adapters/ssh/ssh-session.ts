@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
+import type { Readable } from 'node:stream';
 import { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import type { HostConfig } from '../../../config/schema';
 import { keysForHost, knownHostsName } from './known-hosts';
@@ -141,6 +142,37 @@ export class SshSession {
           }
           resolve({ stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr).toString('utf8'), exitCode, signal });
         });
+      });
+    });
+  }
+
+  /**
+   * Runs a command whose stdout is consumed as a stream (with backpressure); `finished` settles with the
+   * exit status once the command ends.
+   */
+  execStream(command: RemoteCommand): Promise<{ stdout: Readable; finished: Promise<ExecResult> }> {
+    const line = toCommandLine(command);
+    return new Promise((resolve, reject) => {
+      this.client.exec(line, (err, channel) => {
+        if (err) return reject(this.linkFailure(line, err));
+        const stderr: Buffer[] = [];
+        let exitCode: number | null = null;
+        let signal: string | null = null;
+        channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+        channel.on('exit', (code: number | null, sig?: string) => {
+          exitCode = code;
+          signal = sig ?? null;
+        });
+        const finished = new Promise<ExecResult>((done, fail) =>
+          channel.on('close', () =>
+            exitCode === null && signal === null
+              ? fail(this.linkFailure(line, new Error('connection closed before the command finished')))
+              : done({ stdout: Buffer.alloc(0), stderr: Buffer.concat(stderr).toString('utf8'), exitCode, signal }),
+          ),
+        );
+        finished.catch(() => undefined); // observed by the caller; never an unhandled rejection
+        channel.end();
+        resolve({ stdout: channel, finished });
       });
     });
   }
