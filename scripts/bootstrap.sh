@@ -8,7 +8,7 @@ log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
 # Debian packages: sshd for the sandbox hosts, rsync for the benchmark baseline, libvirt + QEMU for the
 # sandbox hypervisor (not libvirt-daemon-system: it would upgrade systemd/udev on this kind of machine).
-DEBIAN_PACKAGES=(openssh-server openssh-client rsync coreutils findutils
+DEBIAN_PACKAGES=(openssh-server openssh-client rsync coreutils findutils zstd
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils)
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
