@@ -3,6 +3,7 @@
  * is tested as units; the mailer only delivers it. Every value is escaped in the HTML.
  */
 import type { DailySummary } from './daily-summary';
+import { formatBytes, formatSeconds } from './format';
 import type { VmResult, WeeklySummary } from './weekly-summary';
 
 export type RunOutcome<S> =
@@ -35,19 +36,8 @@ export function escapeHtml(value: unknown): string {
   );
 }
 
-function bytes(n: number | undefined): string {
-  if (n === undefined) return '-';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let unit = 0;
-  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
-}
-
-const seconds = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
+const bytes = (n: number | undefined) => (n === undefined ? '-' : formatBytes(n));
+const seconds = (ms: number | undefined) => (ms === undefined ? '-' : formatSeconds(ms));
 
 export function runUrl(link: RunLink): string | undefined {
   if (!link.uiBaseUrl) return undefined;

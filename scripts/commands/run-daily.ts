@@ -3,7 +3,7 @@ import type { Config } from '../../config/schema';
 import type { DailySummary } from '../../domain/daily-summary';
 import { calendarDay, isoDateInZone } from '../../domain/julian-day';
 import type { dailySupimBackup } from '../../workflows';
-import { formatBytes } from './format';
+import { formatBytes } from '../../domain/format';
 
 export function dailyWorkflowId(isoDate: string): string {
   return `supim-${calendarDay(isoDate).label}`;

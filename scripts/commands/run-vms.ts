@@ -3,7 +3,7 @@ import type { Config } from '../../config/schema';
 import { isoDateInZone } from '../../domain/julian-day';
 import { isoWeekLabel, type WeeklySummary } from '../../domain/weekly-summary';
 import type { weeklyVmBackup } from '../../workflows';
-import { formatBytes, formatSeconds } from './format';
+import { formatBytes, formatSeconds } from '../../domain/format';
 
 export function weeklyWorkflowId(isoDate: string): string {
   return `vms-${isoWeekLabel(isoDate)}`;

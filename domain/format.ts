@@ -1,3 +1,4 @@
+/** Human-readable sizes and durations, for the CLI and the reports alike. */
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
 export function formatBytes(bytes: number): string {
