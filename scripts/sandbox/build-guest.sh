@@ -10,6 +10,7 @@ set -euo pipefail
 out=${1:?usage: build-guest.sh OUT_DIR}
 [ -s "$out/vmlinuz" ] && [ -s "$out/initramfs.gz" ] && exit 0
 mkdir -p "$out"
+out=$(cd "$out" && pwd) # absolute: the initramfs is packed from inside another folder
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
