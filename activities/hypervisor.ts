@@ -38,16 +38,19 @@ const SUPPORTED_FORMATS = new Set(['qcow2', 'raw']);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function createHypervisorActivities({ config, openSsh }: HypervisorDeps) {
+  /**
+   * One SSH session to the hypervisor for the activity. Every VM activity heartbeats (`details`, shown in the
+   * Web UI), so a worker that dies mid-step is noticed within the heartbeat timeout.
+   */
   async function withHypervisor<T>(
     use: (driver: HypervisorDriver, area: ImageArea, hv: HypervisorConfig) => Promise<T>,
+    details: () => unknown = () => undefined,
   ) {
     const hv = requireSection(config.hypervisor, 'hypervisor');
     const ssh = await openSsh(hv.host);
     try {
-      // Every VM activity heartbeats, so a worker that dies mid-step is noticed within the heartbeat timeout.
-      return await whileHeartbeating(
-        () => undefined,
-        () => use(new LibvirtDriver(ssh, hv.uri), new ImageArea(ssh, hv.imageArea), hv),
+      return await whileHeartbeating(details, () =>
+        use(new LibvirtDriver(ssh, hv.uri), new ImageArea(ssh, hv.imageArea), hv),
       );
     } finally {
       ssh.close();
@@ -138,23 +141,21 @@ export function createHypervisorActivities({ config, openSsh }: HypervisorDeps) 
 
   /** Polls until the VM is shut off or the timeout passes; heartbeats so a dead worker is noticed. */
   async function awaitShutOff(vm: string, timeoutSeconds: number): Promise<'shut-off' | 'timeout'> {
-    return withHypervisor(async (driver) => {
-      const deadline = Date.now() + timeoutSeconds * 1000;
-      let last = '';
-      return whileHeartbeating(
-        () => ({ vm, state: last }),
-        async () => {
-          for (;;) {
-            const state = await driver.state(vm);
-            last = state.detail;
-            if (state.state === 'shut-off') return 'shut-off';
-            if (state.state === 'missing') throw ApplicationFailure.nonRetryable(`${vm} disappeared while stopping`);
-            if (Date.now() >= deadline) return 'timeout';
-            await sleep(POLL_MS);
-          }
-        },
-      );
-    });
+    const deadline = Date.now() + timeoutSeconds * 1000;
+    let last = '';
+    return withHypervisor(
+      async (driver) => {
+        for (;;) {
+          const state = await driver.state(vm);
+          last = state.detail;
+          if (state.state === 'shut-off') return 'shut-off';
+          if (state.state === 'missing') throw ApplicationFailure.nonRetryable(`${vm} disappeared while stopping`);
+          if (Date.now() >= deadline) return 'timeout';
+          await sleep(POLL_MS);
+        }
+      },
+      () => ({ vm, state: last }),
+    );
   }
 
   async function forceOff(vm: string): Promise<void> {
@@ -162,34 +163,26 @@ export function createHypervisorActivities({ config, openSsh }: HypervisorDeps) 
   }
 
   async function createImage(vm: string, stamp: string, disk: PreparedDisk): Promise<string> {
-    return withHypervisor((driver, area) =>
-      whileHeartbeating(
-        () => ({ vm, disk: disk.target }),
-        async () => {
-          // Imaging a disk the guest is writing would give a torn image: refuse unless it is off.
-          const state = await driver.state(vm);
-          if (state.state !== 'shut-off')
-            throw ApplicationFailure.nonRetryable(`${vm} is ${state.detail}, not shut off: not imaging`);
-          return area.createImage(vm, stamp, disk, Context.current().cancellationSignal);
-        },
-      ),
+    return withHypervisor(
+      async (driver, area) => {
+        // Imaging a disk the guest is writing would give a torn image: refuse unless it is off.
+        const state = await driver.state(vm);
+        if (state.state !== 'shut-off')
+          throw ApplicationFailure.nonRetryable(`${vm} is ${state.detail}, not shut off: not imaging`);
+        return area.createImage(vm, stamp, disk, Context.current().cancellationSignal);
+      },
+      () => ({ vm, disk: disk.target, step: 'imaging' }),
     );
   }
 
   async function verifyImage(vm: string, stamp: string, disk: PreparedDisk): Promise<VmImage> {
-    return withHypervisor((_driver, area) =>
-      whileHeartbeating(
-        () => ({ vm, disk: disk.target }),
-        async () => {
-          const image = await area.verifyImage(
-            area.imagePath(vm, stamp, disk),
-            disk.format,
-            disk.virtualSize,
-            Context.current().cancellationSignal,
-          );
-          return { disk: disk.target, ...image };
-        },
-      ),
+    return withHypervisor(
+      async (_driver, area) => {
+        const path = area.imagePath(vm, stamp, disk);
+        const image = await area.verifyImage(path, disk.format, disk.virtualSize, Context.current().cancellationSignal);
+        return { disk: disk.target, ...image };
+      },
+      () => ({ vm, disk: disk.target, step: 'verifying' }),
     );
   }
 

@@ -7,6 +7,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
@@ -29,8 +30,8 @@ import { PROJECT_ROOT, startDevServer } from './sandbox/temporal-dev-server';
 const TIME_ZONE = 'America/Sao_Paulo';
 const GUESTS = ['cbtest-web', 'cbtest-db'];
 
+/** The usual port when it is free (the Web UI at :8233 as the docs say), else any free one. */
 async function portOr(preferred: number): Promise<number> {
-  const { createServer } = await import('node:net');
   return new Promise((resolve) => {
     const probe = createServer();
     probe.once('error', () => resolve(freePort()));
