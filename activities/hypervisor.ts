@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config, HypervisorConfig } from '../config/schema';
+import { storeTaskQueue } from '../config/temporal-connection';
 import { planRetention, setsThatMayMakeRoom } from '../domain/retention';
 import type { VmImage, WeeklySettings } from '../domain/weekly-summary';
 import { unsafeVmNameReason } from '../domain/vm-names';
@@ -66,6 +67,7 @@ export function createHypervisorActivities({ config, openSsh }: HypervisorDeps) 
       concurrency: hv.concurrency,
       keepImages: hv.keepImages,
       store: config.store !== undefined,
+      storeTaskQueue: storeTaskQueue(config),
       heartbeatTimeoutSeconds: config.transfer.heartbeatTimeoutSeconds,
       policy,
       defaultPolicy,

@@ -1,6 +1,7 @@
 import { createHypervisorActivities } from './hypervisor';
 import { createReportActivities } from './report';
 import { createStoreActivities } from './store';
+import { createVisibilityActivities } from './visibility';
 import { createWatchdogActivities, type WatchdogDeps } from './watchdog';
 import { createSupimActivities, type SupimDeps } from './supim';
 
@@ -14,7 +15,31 @@ export function createActivities(deps: ActivityDeps) {
     ...createStoreActivities(deps),
     ...createReportActivities(deps),
     ...createWatchdogActivities(deps),
+    ...createVisibilityActivities(deps),
   };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+/**
+ * The activities that read or write the backup store's local disk (and the partial files a retry resumes
+ * from). They run on the store task queue, polled only by workers on the backup host; everything else
+ * talks to remote hosts only and may run on any worker.
+ */
+export const STORE_ACTIVITIES = [
+  'backupSupimDay',
+  'storePreflight',
+  'pullImage',
+  'recordStoredSet',
+  'applyStoreRetention',
+] as const satisfies readonly (keyof Activities)[];
+
+export function splitByTaskQueue(activities: Activities) {
+  const store: Partial<Activities> = {};
+  const anyWorker: Partial<Activities> = { ...activities };
+  for (const name of STORE_ACTIVITIES) {
+    Object.assign(store, { [name]: activities[name] });
+    delete anyWorker[name];
+  }
+  return { store, anyWorker };
+}

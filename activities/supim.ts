@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../config/schema';
+import { storeTaskQueue } from '../config/temporal-connection';
 import { blankDayResult, type DailySettings, type DayResult } from '../domain/daily-summary';
 import type { CalendarDay } from '../domain/julian-day';
 import { listRemoteTree } from './adapters/ssh/remote-tree';
@@ -35,6 +36,7 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
       destinationRoot,
       verify,
       heartbeatTimeoutSeconds: transfer.heartbeatTimeoutSeconds,
+      storeTaskQueue: storeTaskQueue(config),
     };
   }
 

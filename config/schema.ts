@@ -186,7 +186,13 @@ const temporalSchema = z.strictObject({
   address: z.string().min(1).default('127.0.0.1:7233'),
   /** Overridden by $TEMPORAL_NAMESPACE when set. */
   namespace: z.string().min(1).default('default'),
+  /** Workflows and every activity that only talks to remote hosts: any worker, on any machine, may take them. */
   taskQueue: z.string().min(1).default('cluster-backup'),
+  /**
+   * Activities that read or write the backup store's disk (day copies, image pulls, store retention): only
+   * workers on the backup host poll it (worker.storeHost). Default: <taskQueue>-store.
+   */
+  storeTaskQueue: z.string().min(1).optional(),
   /** mTLS or server-verified TLS to a Temporal cluster (files read by the worker and the CLI, never sent). */
   tls: z
     .strictObject({
@@ -224,6 +230,11 @@ export const configSchema = z
     store: storeSchema.optional(),
     worker: z
       .strictObject({
+        /**
+         * This machine holds the backup store (supim.destinationRoot, store.root): the worker also polls the
+         * store task queue. Set false on workers elsewhere; they run workflows and remote-only activities.
+         */
+        storeHost: z.boolean().default(true),
         /** host:port where the worker serves Prometheus metrics (Temporal SDK runtime telemetry); unset: none. */
         metricsBindAddress: z
           .string()

@@ -36,3 +36,8 @@ export function temporalConnection(config: Config, env: NodeJS.ProcessEnv = proc
     ...(apiKey ? { apiKey } : {}),
   };
 }
+
+/** The task queue of the activities bound to the backup store's disk (see temporal.storeTaskQueue). */
+export function storeTaskQueue(config: Config): string {
+  return config.temporal.storeTaskQueue ?? `${config.temporal.taskQueue}-store`;
+}

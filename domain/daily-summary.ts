@@ -50,6 +50,8 @@ export interface DailySettings {
   destinationRoot: string;
   verify: 'size' | 'sha256';
   heartbeatTimeoutSeconds: number;
+  /** Day copies write to the backup store's disk: they run only on workers of the backup host. */
+  storeTaskQueue: string;
 }
 
 /** A day's result before anything is known about it; `status` is filled in by whoever finishes it. */

@@ -84,6 +84,8 @@ export interface WeeklySettings {
   keepImages: number;
   /** Whether verified images are pulled into a backup store. */
   store: boolean;
+  /** Store activities write to the backup store's disk: they run only on workers of the backup host. */
+  storeTaskQueue: string;
   /** Every VM activity heartbeats: a dead worker's step is retried elsewhere after this long. */
   heartbeatTimeoutSeconds: number;
   /** Per VM: shutdown timeout and whether forcing off is allowed. */

@@ -5,6 +5,7 @@ import { ConfigError, loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
 import { backfillDaily } from './commands/backfill';
 import { applySchedules, JOBS, scheduleId, type Job } from './commands/schedules';
+import { registerSearchAttributes } from './commands/search-attributes';
 import { statusLines } from './commands/status';
 import { runWorker } from '../worker/main';
 import { connectClient } from './commands/temporal-client';
@@ -25,6 +26,8 @@ commands:
   trigger <job>                         fire a job's schedule now (one run; overlap policy applies)
   backfill daily --from DATE --to DATE  one daily run per date, one after the other
   status                                last run of each job, and what is running now with its progress
+  search-attributes register            register BackupJob, BackupPeriod, BackupResult in the namespace
+                                        (once per cluster; the dev server of the demo and tests has them)
   config check                          validate the config file and print it
 
 The config file is --config, else $CLUSTER_BACKUP_CONFIG, else ./cluster-backup.yaml.`;
@@ -79,6 +82,11 @@ async function main(argv: string[]): Promise<number> {
     case 'status':
       return withClient(async (client) => {
         for (const line of await statusLines(client)) console.log(line);
+        return 0;
+      });
+    case 'search-attributes register':
+      return withClient(async (client) => {
+        for (const r of await registerSearchAttributes(client)) console.log(`${r.name}: ${r.change}`);
         return 0;
       });
     case 'schedules apply':

@@ -143,12 +143,12 @@ async function main(): Promise<number> {
 
     step('worker and schedules');
     Runtime.install({ logger: new DefaultLogger('WARN') });
-    const { worker, connection } = await createWorker(config);
+    const worker = await createWorker(config);
     const running = worker.run();
     stops.push(async () => {
       worker.shutdown();
       await running;
-      await connection.close();
+      await worker.connection.close();
     });
     const { client, close } = await connectClient(config);
     stops.push(close);
@@ -184,6 +184,9 @@ async function main(): Promise<number> {
 
     step('what to look at');
     console.log(`Web UI: ${server.uiUrl} (workflows, their event histories, Schedules, pending activities)`);
+    console.log(
+      `  filter runs: BackupJob = "weekly" AND BackupResult != "ok" (search attributes); each activity has a summary`,
+    );
     console.log(`backup store: ${join(dataDir, 'backup-store')}; reports: ${config.mail.outbox}`);
     console.log('Run `npm start` again: days already backed up are not copied twice; the weekly run takes new images');
     console.log('and retention keeps the newest verified sets.');

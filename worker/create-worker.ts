@@ -2,19 +2,30 @@ import { Client, Connection } from '@temporalio/client';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { createActivities, type Activities } from '../activities';
+import { createActivities, splitByTaskQueue, type Activities } from '../activities';
 import { SshSession } from '../activities/adapters/ssh/ssh-session';
 import type { Config } from '../config/schema';
-import { temporalConnection } from '../config/temporal-connection';
+import { storeTaskQueue, temporalConnection } from '../config/temporal-connection';
 
 /** Written by `npm run build` (scripts/bundle-workflows.ts). */
 export const WORKFLOW_BUNDLE = join(__dirname, '..', 'workflow-bundle.js');
 
-/** Builds the adapters from config and a worker that runs every workflow and activity on the task queue. */
+/** One process's workers: the main task queue always, the store task queue on the backup host. */
+export interface BackupWorker {
+  taskQueues: string[];
+  run(): Promise<void>;
+  shutdown(): void;
+  connection: NativeConnection;
+}
+
+/**
+ * Builds the adapters from config and the workers: workflows and remote-only activities on the main task
+ * queue (any machine), and, when this machine holds the backup store, its activities on the store queue.
+ */
 export async function createWorker(
   config: Config,
   options: { wrapActivities?: (activities: Activities) => Activities } = {},
-): Promise<{ worker: Worker; connection: NativeConnection }> {
+): Promise<BackupWorker> {
   const { namespace, ...connectionOptions } = temporalConnection(config);
   let clientConnection: Promise<Client> | undefined;
   const built = createActivities({
@@ -29,18 +40,42 @@ export async function createWorker(
       return SshSession.connect(hostKey, host);
     },
   });
-  const activities = options.wrapActivities ? options.wrapActivities(built) : built;
+  const { store, anyWorker } = splitByTaskQueue(options.wrapActivities ? options.wrapActivities(built) : built);
   const connection = await NativeConnection.connect(connectionOptions);
-  const worker = await Worker.create({
+  const common = {
     connection,
     namespace,
-    taskQueue: config.temporal.taskQueue,
-    ...(existsSync(WORKFLOW_BUNDLE)
-      ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } }
-      : { workflowsPath: require.resolve('../workflows') }),
-    activities,
     // Lets a replacement worker pick up an abandoned activity quickly after a crash.
     shutdownGraceTime: '10 seconds',
-  });
-  return { worker, connection };
+  } as const;
+  const workers = [
+    await Worker.create({
+      ...common,
+      taskQueue: config.temporal.taskQueue,
+      ...(existsSync(WORKFLOW_BUNDLE)
+        ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } }
+        : { workflowsPath: require.resolve('../workflows') }),
+      activities: anyWorker,
+    }),
+  ];
+  if (config.worker.storeHost) {
+    workers.push(await Worker.create({ ...common, taskQueue: storeTaskQueue(config), activities: store }));
+  }
+  return {
+    taskQueues: workers.map((w) => w.options.taskQueue),
+    connection,
+    run: async () => {
+      // One worker failing stops the other too: a half-serving process would look healthy and hang runs.
+      const runs = workers.map((w) => w.run());
+      try {
+        await Promise.all(runs);
+      } finally {
+        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+        await Promise.allSettled(runs);
+      }
+    },
+    shutdown: () => {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    },
+  };
 }

@@ -12,13 +12,12 @@ export async function runWorker(configFile: string): Promise<void> {
       telemetryOptions: { metrics: { prometheus: { bindAddress: config.worker.metricsBindAddress } } },
     });
   }
-  const { worker, connection } = await createWorker(config);
-  console.log(
-    `worker: task queue ${config.temporal.taskQueue} on ${temporalConnection(config).address} (${temporalConnection(config).namespace})`,
-  );
+  const worker = await createWorker(config);
+  const { address, namespace } = temporalConnection(config);
+  console.log(`worker: task queues ${worker.taskQueues.join(', ')} on ${address} (${namespace})`);
   try {
     await worker.run();
   } finally {
-    await connection.close();
+    await worker.connection.close();
   }
 }

@@ -1,4 +1,4 @@
-import { isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { isCancellation, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import {
   blankDayResult,
   dailyRunOk,
@@ -11,6 +11,7 @@ import type { RunOutcome } from '../domain/report';
 import type { Activities } from '../activities';
 import { failureText } from './failure-text';
 import { reportRun } from './report-run';
+import { RunTags } from './run-tags';
 
 export interface DailySupimInput {
   /** YYYY-MM-DD; default: the day the workflow started, in the configured time zone. */
@@ -26,6 +27,8 @@ function dayCopyActivities(settings: DailySettings) {
   return proxyActivities<Activities>({
     // A large day over a slow link may take hours; liveness comes from heartbeats, not from this bound.
     startToCloseTimeout: '12 hours',
+    // The copy writes to the backup store's disk: only the backup host's workers take it.
+    taskQueue: settings.storeTaskQueue,
     heartbeatTimeout: `${settings.heartbeatTimeoutSeconds} seconds`,
     retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 8 },
   });
@@ -35,14 +38,19 @@ function dayCopyActivities(settings: DailySettings) {
 export async function dailySupimBackup(input: DailySupimInput = {}): Promise<DailySummary> {
   let runLabel = input.date ? calendarDay(input.date).label : 'run';
   let outcome: RunOutcome<DailySummary> = { state: 'failed', error: 'the run did not finish' };
+  const tags = await RunTags.start('daily');
   try {
-    const summary = await backupDays(input, (label) => (runLabel = label));
+    const summary = await backupDays(input, (label) => {
+      runLabel = label;
+      tags.period(label);
+    });
     outcome = { state: 'completed', summary };
     return summary;
   } catch (err) {
     outcome = isCancellation(err) ? { state: 'cancelled' } : { state: 'failed', error: failureText(err) };
     throw err;
   } finally {
+    tags.finish(outcome);
     await reportRun({ job: 'daily', outcome, runLabel });
   }
 }
@@ -55,15 +63,19 @@ async function backupDays(input: DailySupimInput, named: (label: string) => void
   const { backupSupimDay } = dayCopyActivities(settings);
 
   const results: DayResult[] = [];
-  for (const day of julianDaysEndingOn(runDate, settings.daysBack)) {
+  const days = julianDaysEndingOn(runDate, settings.daysBack);
+  for (const [i, day] of days.entries()) {
+    const what = `day ${day.label} (${day.isoDate})`;
+    setCurrentDetails(`copying ${what}, ${i + 1} of ${days.length}`);
     try {
-      results.push(await backupSupimDay(day));
+      results.push(await backupSupimDay.executeWithOptions({ summary: `SUPIM ${what}` }, [day]));
     } catch (err) {
       if (isCancellation(err)) throw err;
       // One day's failure must not stop the others; the summary carries it.
       results.push({ ...blankDayResult(day, settings, 'failed'), reason: failureText(err) });
     }
   }
+  setCurrentDetails(`done: ${results.map((r) => `${r.day.label} ${r.status}`).join(', ')}`);
   return {
     runDate,
     timeZone: settings.timeZone,

@@ -1,4 +1,4 @@
-import { CancellationScope, isCancellation, proxyActivities } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import {
   policyFor,
   type VmImage,
@@ -8,28 +8,38 @@ import {
   type WeeklySettings,
 } from '../domain/weekly-summary';
 import type { Activities } from '../activities';
+import { formatBytes } from '../domain/format';
 import { failureText } from './failure-text';
 
-function cycleActivities(settings: WeeklySettings, shutdownTimeoutSeconds: number) {
-  const heartbeatTimeout = settings.heartbeatTimeoutSeconds * 1000; // milliseconds
+function cycleActivities(vm: string, settings: WeeklySettings, shutdownTimeoutSeconds: number) {
+  const common = {
+    heartbeatTimeout: settings.heartbeatTimeoutSeconds * 1000, // milliseconds
+    summary: `VM ${vm}`, // shown next to each activity in the Web UI's event history
+  };
+  /** Short remote calls: a few tries, then the failure is reported. */
+  const quick: ActivityOptions = {
+    ...common,
+    startToCloseTimeout: '10 minutes',
+    retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5 },
+  };
+  /** Imaging, verifying, pulling: long, so liveness comes from heartbeats. */
+  const long: ActivityOptions = {
+    ...common,
+    startToCloseTimeout: '12 hours',
+    retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 3 },
+  };
+  // The store's activities write to the backup host's disk: only its workers take them.
+  const onStore = { taskQueue: settings.storeTaskQueue };
   return {
-    /** Short remote calls: a few tries, then the failure is reported. */
-    quick: proxyActivities<Activities>({
-      startToCloseTimeout: '10 minutes',
-      heartbeatTimeout,
-      retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5 },
-    }),
-    /** Imaging and verifying: long, so liveness comes from heartbeats. */
-    long: proxyActivities<Activities>({
-      startToCloseTimeout: '12 hours',
-      heartbeatTimeout,
-      retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 3 },
-    }),
+    quick: proxyActivities<Activities>(quick),
+    long: proxyActivities<Activities>(long),
+    storeQuick: proxyActivities<Activities>({ ...quick, ...onStore }),
+    storeLong: proxyActivities<Activities>({ ...long, ...onStore }),
     /** Putting a VM back: retried until it is confirmed running, whatever happens. */
     restore: proxyActivities<Activities>({
+      ...common,
       // It may watch a shutdown that is still under way before it can start the VM again.
       startToCloseTimeout: (shutdownTimeoutSeconds + 300) * 1000,
-      heartbeatTimeout,
       retry: { initialInterval: '2 seconds', maximumInterval: '1 minute' }, // no maximumAttempts: unlimited
     }),
   };
@@ -48,6 +58,7 @@ export async function vmCycle(
   stamp: string,
   settings: WeeklySettings,
   progress: VmProgress,
+  progressChanged: () => void = () => undefined,
 ): Promise<VmResult> {
   const result: VmResult = {
     vm,
@@ -60,7 +71,7 @@ export async function vmCycle(
     deleted: [],
   };
   const policy = policyFor(settings, vm);
-  const { quick, long, restore } = cycleActivities(settings, policy.shutdownTimeoutSeconds);
+  const { quick, long, storeQuick, storeLong, restore } = cycleActivities(vm, settings, policy.shutdownTimeoutSeconds);
   let shutOffConfirmed = false;
   let mustRestart = false;
   let stopRequestedAt = 0;
@@ -69,6 +80,7 @@ export async function vmCycle(
     const startedAt = Date.now();
     progress.step = name;
     progress.stepStartedAt = new Date(startedAt).toISOString();
+    progressChanged();
     try {
       return await work();
     } finally {
@@ -84,7 +96,7 @@ export async function vmCycle(
     if (!preflight.ok) throw new SkipVm(preflight.reason);
     if (settings.store) {
       const allocated = preflight.disks.reduce((sum, d) => sum + d.allocatedBytes, 0);
-      const room = await step('store-preflight', () => quick.storePreflight(vm, stamp, allocated));
+      const room = await step('store-preflight', () => storeQuick.storePreflight(vm, stamp, allocated));
       result.deleted.push(...room.deleted.map((d) => `store: ${d}`));
       result.storeFreeBefore = room.freeBytes;
       result.previousImageBytes = room.previousBytes;
@@ -110,9 +122,14 @@ export async function vmCycle(
       });
     }
 
-    for (const disk of preflight.disks) await step('imaging', () => long.createImage(vm, stamp, disk));
+    const onDisk = (disk: { target: string }) => ({ summary: `VM ${vm}: disk ${disk.target}` });
+    for (const disk of preflight.disks) {
+      await step('imaging', () => long.createImage.executeWithOptions(onDisk(disk), [vm, stamp, disk]));
+    }
     const images: VmImage[] = [];
-    for (const disk of preflight.disks) images.push(await step('verifying', () => long.verifyImage(vm, stamp, disk)));
+    for (const disk of preflight.disks) {
+      images.push(await step('verifying', () => long.verifyImage.executeWithOptions(onDisk(disk), [vm, stamp, disk])));
+    }
     await quick.recordVerifiedSet(vm, stamp, images);
     result.images = images;
 
@@ -123,9 +140,14 @@ export async function vmCycle(
       result.downtimeMs = Date.now() - stopRequestedAt;
     }
     if (settings.store) {
-      for (const image of images) result.stored.push(await step('pulling', () => long.pullImage(vm, stamp, image)));
-      await quick.recordStoredSet(vm, stamp, result.stored, images);
-      const storeRetention = await step('store-retention', () => quick.applyStoreRetention(vm, stamp));
+      for (const image of images) {
+        const pull = { summary: `VM ${vm}: disk ${image.disk}, ${formatBytes(image.bytes)}` };
+        result.stored.push(
+          await step('pulling', () => storeLong.pullImage.executeWithOptions(pull, [vm, stamp, image])),
+        );
+      }
+      await storeQuick.recordStoredSet(vm, stamp, result.stored, images);
+      const storeRetention = await step('store-retention', () => storeQuick.applyStoreRetention(vm, stamp));
       result.deleted.push(...storeRetention.deleted.map((d) => `store: ${d}`));
       result.storeFreeAfter = storeRetention.freeBytes;
     }
@@ -168,6 +190,7 @@ export async function vmCycle(
     await CancellationScope.nonCancellable(() => quick.discardPartials(vm, stamp)).catch(() => undefined);
   }
   progress.step = 'done';
+  progressChanged();
   return result;
 }
 

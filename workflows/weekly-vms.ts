@@ -4,6 +4,7 @@ import {
   condition,
   isCancellation,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -20,6 +21,7 @@ import type { Activities } from '../activities';
 import { abortUpdate, progressQuery } from './definitions';
 import { failureText } from './failure-text';
 import { reportRun } from './report-run';
+import { RunTags } from './run-tags';
 import { notStarted, vmCycle } from './vm-cycle';
 
 export interface WeeklyVmInput {
@@ -80,18 +82,26 @@ export async function weeklyVmBackup(input: WeeklyVmInput = {}): Promise<WeeklyS
     };
   };
 
+  // The Web UI's "current details": one line per VM with the step it is in.
+  const showProgress = () => setCurrentDetails(progress.map((p) => `${p.vm}: ${p.step}`).join('\n'));
+
   let outcome: RunOutcome<WeeklySummary> = { state: 'failed', error: 'the run did not finish' };
+  const tags = await RunTags.start('weekly');
+  tags.period(week);
   try {
     try {
       const settings = await getWeeklySettings();
       const vms = await resolveVms(input.vms);
       progress.push(...vms.map((vm) => ({ vm, step: 'pending' as const, steps: [] })));
+      showProgress();
       const queue = [...progress];
       const lane = async () => {
         for (let next = queue.shift(); next; next = queue.shift()) {
           const stop = aborted ?? (CancellationScope.current().consideredCancelled ? 'run cancelled' : undefined);
           results.push(
-            stop ? notStarted(next.vm, `not started: ${stop}`) : await vmCycle(next.vm, stamp, settings, next),
+            stop
+              ? notStarted(next.vm, `not started: ${stop}`)
+              : await vmCycle(next.vm, stamp, settings, next, showProgress),
           );
         }
       };
@@ -111,6 +121,7 @@ export async function weeklyVmBackup(input: WeeklyVmInput = {}): Promise<WeeklyS
     if (outcome.state === 'failed') outcome = { state: 'failed', error: failureText(err), summary: summary() };
     throw err;
   } finally {
+    tags.finish(outcome);
     await reportRun({ job: 'weekly', outcome, runLabel: week });
   }
 }

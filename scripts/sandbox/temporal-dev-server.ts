@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { DEV_SERVER_SEARCH_ATTRIBUTE_FLAGS } from '../commands/search-attributes';
 import { freePort, startChild, stopProcess, waitForPort } from './processes';
 
 /** Where bootstrap.sh installs the pinned Temporal binaries. */
@@ -23,6 +24,8 @@ export interface DevServerOptions {
   port?: number;
   uiPort?: number;
   namespace?: string;
+  /** Register the backup search attributes at start (default); false: a namespace without them. */
+  searchAttributes?: boolean;
 }
 
 /** `temporal server start-dev` on loopback, persisted to SQLite, as a child of this process. */
@@ -54,6 +57,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       '--log-level',
       'warn',
       '--ui-disable-news-fetch',
+      ...(options.searchAttributes === false ? [] : DEV_SERVER_SEARCH_ATTRIBUTE_FLAGS),
     ],
     { stdio: ['ignore', log, log] },
   );

@@ -19,6 +19,7 @@ const settings: DailySettings = {
   destinationRoot: '/backup',
   verify: 'size',
   heartbeatTimeoutSeconds: 30,
+  storeTaskQueue: 'cluster-backup-store',
 };
 const link = { namespace: 'default', workflowId: 'supim-2026-331', runId: 'run-1' };
 

@@ -12,7 +12,7 @@ async function main(): Promise<void> {
   const [configFile = '', when, name = ''] = process.argv.slice(2);
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const die = () => process.kill(process.pid, 'SIGKILL');
-  const { worker } = await createWorker(loadConfig(configFile), {
+  const worker = await createWorker(loadConfig(configFile), {
     wrapActivities: (activities: Activities) => {
       const original = activities[name as keyof Activities] as (...args: unknown[]) => Promise<unknown>;
       if (!original) throw new Error(`no activity ${name}`);

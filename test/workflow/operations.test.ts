@@ -6,9 +6,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import type { Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { workflowMetadataQuery } from '@temporalio/workflow';
 import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
 import { calendarDay } from '../../domain/julian-day';
+import { BACKUP_JOB, BACKUP_RESULT } from '../../domain/search-attributes';
+import type { dailySupimBackup } from '../../workflows';
 import { backfillDaily, datesBetween } from '../../scripts/commands/backfill';
 import { applySchedules, scheduleId } from '../../scripts/commands/schedules';
 import { statusLines } from '../../scripts/commands/status';
@@ -128,6 +132,35 @@ describe('operations: schedules, triggers, backfill, documented CLI, metrics', {
     assert.equal(runs[0]!.days[0]!.status, 'copied');
   });
 
+  it('tags runs with search attributes, summarizes each activity and shows current details', async () => {
+    const handle = client.workflow.getHandle<typeof dailySupimBackup>('supim-2025-365');
+    const listed = await eventually(async () => {
+      const ids: string[] = [];
+      for await (const w of client.workflow.list({ query: 'BackupJob = "daily" AND BackupPeriod = "2025-365"' })) {
+        ids.push(w.workflowId);
+      }
+      return ids.length > 0 ? ids : undefined;
+    }, 'the run in a search-attribute query');
+    assert.deepEqual(listed, ['supim-2025-365']);
+    const summary = await handle.result();
+    const attributes = (await handle.describe()).typedSearchAttributes;
+    assert.equal(attributes.get(BACKUP_JOB), 'daily');
+    assert.equal(attributes.get(BACKUP_RESULT), summary.ok ? 'ok' : 'incomplete');
+
+    const scheduled = (await handle.fetchHistory()).events
+      ?.map((e) => ({ attributes: e.activityTaskScheduledEventAttributes, summary: e.userMetadata?.summary }))
+      .filter((e) => e.attributes?.activityType?.name === 'backupSupimDay');
+    assert.deepEqual(
+      scheduled?.map((e) => (e.summary ? defaultPayloadConverter.fromPayload(e.summary) : undefined)),
+      // Today first: the freshest data is the one not backed up anywhere yet.
+      ['SUPIM day 2025-365 (2025-12-31)', 'SUPIM day 2025-364 (2025-12-30)', 'SUPIM day 2025-363 (2025-12-29)'],
+    );
+    // Day copies write to the backup store's disk: they go to the store task queue.
+    assert.deepEqual(new Set(scheduled?.map((e) => e.attributes?.taskQueue?.name)), new Set(['cluster-backup-store']));
+    const metadata = await handle.query(workflowMetadataQuery);
+    assert.match(metadata.currentDetails ?? '', /^done: 2025-365 copied, 2025-364 \S+, 2025-363 \S+$/);
+  });
+
   it('has a dead-man`s switch that stays quiet for a fresh job and alerts for a stale one', async () => {
     const outbox = config.mail.outbox!;
     const before = existsSync(outbox) ? readdirSync(outbox).length : 0;
@@ -157,6 +190,7 @@ describe('operations: schedules, triggers, backfill, documented CLI, metrics', {
         env: { ...process.env, TEMPORAL_CLI, TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: 'default' },
       });
       if (command.includes('workflow result')) assert.match(stdout, /2026-11-27/, command);
+      if (command.includes('BackupPeriod="2026-331"')) assert.match(stdout, /supim-2026-331/, command);
     }
   });
 
@@ -171,7 +205,7 @@ describe('operations: schedules, triggers, backfill, documented CLI, metrics', {
     const file = writeConfigFile(box.root, {
       ...config,
       temporal: { ...config.temporal, taskQueue: 'metrics' },
-      worker: { metricsBindAddress: `127.0.0.1:${port}` },
+      worker: { storeHost: true, metricsBindAddress: `127.0.0.1:${port}` },
     });
     const child = spawnWorker(file, join(box.root, 'metrics-worker.log'));
     try {

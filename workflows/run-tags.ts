@@ -1,0 +1,43 @@
+import { log, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { RunOutcome } from '../domain/report';
+import { BACKUP_JOB, BACKUP_PERIOD, BACKUP_RESULT, type BackupResult } from '../domain/search-attributes';
+import { failureText } from './failure-text';
+
+const { registeredSearchAttributes } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 3 },
+});
+
+/**
+ * Tags the run with the backup search attributes (job, period, result) so operators can filter runs in the
+ * Web UI or with `temporal workflow list --query`. Sets only the keys the namespace has registered.
+ */
+export class RunTags {
+  private constructor(private readonly registered: ReadonlySet<string>) {}
+
+  static async start(job: 'daily' | 'weekly'): Promise<RunTags> {
+    const registered = await registeredSearchAttributes().catch((err: unknown) => {
+      log.warn('runs are not tagged with search attributes', { error: failureText(err) });
+      return [];
+    });
+    const tags = new RunTags(new Set(registered));
+    tags.set(BACKUP_JOB, job);
+    tags.set(BACKUP_RESULT, 'running');
+    return tags;
+  }
+
+  period(label: string): void {
+    this.set(BACKUP_PERIOD, label);
+  }
+
+  finish(outcome: RunOutcome<{ ok: boolean }>): void {
+    const result: BackupResult =
+      outcome.state === 'completed' ? (outcome.summary.ok ? 'ok' : 'incomplete') : outcome.state;
+    this.set(BACKUP_RESULT, result);
+  }
+
+  private set(key: typeof BACKUP_JOB, value: string): void {
+    if (this.registered.has(key.name)) upsertSearchAttributes([{ key, value }]);
+  }
+}
