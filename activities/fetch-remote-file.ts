@@ -1,18 +1,16 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { open, rename, rm, stat, utimes } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
-import type { SFTPWrapper } from 'ssh2';
 import type { TransferConfig } from '../config/schema';
 import { sftpDownload } from './adapters/ssh/sftp-download';
 import type { SshSession } from './adapters/ssh/ssh-session';
 import { zstdDownload } from './adapters/ssh/zstd-download';
+import { BACKGROUND_SINK_BYTES, BackgroundFileSink, InlineFileSink, type FileSink } from './file-sink';
 import { PARTIAL_SUFFIX } from './local-tree';
 
 export interface FetchRequest {
+  ssh: SshSession;
   /** Pipelined SFTP reads, or zstd on the wire through a remote command (for compressible images). */
-  via: { sftp: SFTPWrapper } | { zstd: SshSession };
-  host: string;
+  via: 'sftp' | 'zstd';
   remotePath: string;
   localPath: string;
   size: number;
@@ -42,48 +40,45 @@ async function partialLength(path: string): Promise<number> {
   }
 }
 
-async function hashPrefix(path: string, length: number, hash: ReturnType<typeof createHash>): Promise<void> {
-  if (length === 0) return;
-  for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: 1 << 20 })) {
-    hash.update(chunk as Buffer);
-  }
-}
-
 /**
  * Fetches one remote file into `<localPath>.cluster-backup-partial`, flushes it to disk and only then
  * renames it into place: a reader never sees half a file under the real name.
  */
 export async function fetchRemoteFile(req: FetchRequest): Promise<FetchResult> {
   const partial = req.localPath + PARTIAL_SUFFIX;
-  const hash = req.sha256 || req.expectedSha256 ? createHash('sha256') : undefined;
+  const hashing = req.sha256 === true || req.expectedSha256 !== undefined;
   const kept = await partialLength(partial);
   const resumedAt = req.resumeFrom && kept >= req.resumeFrom && req.resumeFrom <= req.size ? req.resumeFrom : 0;
 
+  let sha256: string | undefined;
   const file = await open(partial, resumedAt > 0 ? 'r+' : 'w');
   try {
     await file.truncate(resumedAt);
-    if (hash) await hashPrefix(partial, resumedAt, hash);
-    const common = {
-      startOffset: resumedAt,
-      expectedSize: req.size,
-      hash,
-      onProgress: req.onProgress,
-      signal: req.signal,
-    };
-    if ('zstd' in req.via) await zstdDownload(req.via.zstd, req.remotePath, file, common);
-    else {
-      await sftpDownload(req.via.sftp, req.host, req.remotePath, file, {
-        ...common,
-        parallelReads: req.transfer.parallelReads,
-        chunkBytes: req.transfer.chunkBytes,
-        maxBytesPerSecond: req.transfer.maxBytesPerSecond,
-      });
+    const sink: FileSink =
+      req.size - resumedAt >= BACKGROUND_SINK_BYTES
+        ? new BackgroundFileSink(file, hashing)
+        : new InlineFileSink(file, hashing);
+    try {
+      await sink.seed(partial, resumedAt);
+      const common = { startOffset: resumedAt, expectedSize: req.size, onProgress: req.onProgress, signal: req.signal };
+      if (req.via === 'zstd') await zstdDownload(req.ssh, req.remotePath, sink, common);
+      else {
+        await sftpDownload(await req.ssh.sftp(), req.ssh.label, req.remotePath, sink, {
+          ...common,
+          inOneWrite: (send) => req.ssh.inOneWrite(send),
+          parallelReads: req.transfer.parallelReads,
+          chunkBytes: req.transfer.chunkBytes,
+          maxBytesPerSecond: req.transfer.maxBytesPerSecond,
+        });
+      }
+      sha256 = await sink.digest();
+    } finally {
+      await sink.close();
     }
     await file.sync();
   } finally {
     await file.close();
   }
-  const sha256 = hash?.digest('hex');
   if (req.expectedSha256 && sha256 !== req.expectedSha256) {
     await rm(partial, { force: true });
     throw ApplicationFailure.retryable(

@@ -100,8 +100,8 @@ export function createStoreActivities({ config, openSsh }: StoreDeps) {
         () => progress,
         async () =>
           fetchRemoteFile({
-            via: (await useZstd(ssh)) ? { zstd: ssh } : { sftp: await ssh.sftp() },
-            host: ssh.label,
+            ssh,
+            via: (await useZstd(ssh)) ? 'zstd' : 'sftp',
             remotePath: image.path,
             localPath,
             size: image.bytes,

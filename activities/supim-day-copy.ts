@@ -92,8 +92,8 @@ export class DayCopy {
     const slot = { path: file.path, size: file.size, mtime: file.mtime, offset: resumeFrom };
     this.progress.inFlight.push(slot);
     const fetched = await fetchRemoteFile({
-      via: { sftp: await this.ssh.sftp() },
-      host: this.ssh.label,
+      ssh: this.ssh,
+      via: 'sftp',
       remotePath: `${this.source}/${file.path}`,
       localPath,
       size: file.size,

@@ -1,6 +1,5 @@
-import type { Hash } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
 import type { SFTPWrapper } from 'ssh2';
+import type { FileSink } from '../../file-sink';
 import { RemoteCommandError } from './remote-command-error';
 
 export interface DownloadOptions {
@@ -13,14 +12,14 @@ export interface DownloadOptions {
   startOffset?: number;
   /** The size the listing promised; a remote file of another size is a changed file, not a copy. */
   expectedSize?: number;
-  /** Fed every byte in file order, including none of the skipped prefix. */
-  hash?: Hash;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
   signal?: AbortSignal;
+  /** Sends the requests `send` makes together (SshSession.inOneWrite); default: as they come. */
+  inOneWrite?: (send: () => void) => void;
 }
 
 /**
- * Copies a remote file into an open local file with pipelined SFTP reads written in order.
+ * Copies a remote file into a local file sink with pipelined SFTP reads, handed over in file order.
  * ssh2's fastGet defaults (64 x 32 KiB) are several times slower than OpenSSH; this keeps a deep
  * queue of near-maximal reads and never holds more than the window in memory.
  */
@@ -28,7 +27,7 @@ export async function sftpDownload(
   sftp: SFTPWrapper,
   host: string,
   remotePath: string,
-  local: FileHandle,
+  sink: FileSink,
   options: DownloadOptions,
 ): Promise<{ bytes: number }> {
   const transferError = (message: string, cause?: Error) =>
@@ -50,7 +49,7 @@ export async function sftpDownload(
     }
     const start = options.startOffset ?? 0;
     if (start > size) throw transferError(`resume offset ${start} is past the end (${size} bytes)`);
-    await pipelinedCopy(sftp, handle, local, start, size, options, transferError);
+    await pipelinedCopy(sftp, handle, sink, start, size, options, transferError);
     return { bytes: size - start };
   } finally {
     sftp.close(handle, () => undefined);
@@ -60,20 +59,21 @@ export async function sftpDownload(
 function pipelinedCopy(
   sftp: SFTPWrapper,
   handle: Buffer,
-  local: FileHandle,
+  sink: FileSink,
   start: number,
   size: number,
   options: DownloadOptions,
   transferError: (message: string, cause?: Error) => RemoteCommandError,
 ): Promise<void> {
   const window = options.parallelReads * options.chunkBytes;
-  const arrived = new Map<number, { piece: Buffer; owner: Buffer }>();
+  const arrived = new Map<number, Buffer>();
   // Read buffers are recycled once written: at hundreds of MB/s, fresh 255 KiB buffers keep the GC busy.
   const pool: Buffer[] = [];
   const take = (length: number) => (length === options.chunkBytes && pool.pop()) || Buffer.allocUnsafe(length);
   let nextRead = start;
+  /** Handed to the sink up to here; `written` trails it until the sink confirms. */
+  let handedOver = start;
   let written = start;
-  let writing = false;
   let settled = false;
   let waitingForBudget = false;
   const startedAt = Date.now();
@@ -101,12 +101,19 @@ function pipelinedCopy(
           return fail(transferError(`file ended at ${offset}, expected ${size} bytes (truncated while copying?)`));
         // The server may answer with fewer bytes than asked: ask again for the rest.
         if (bytesRead < length) readAt(offset + bytesRead, length - bytesRead);
-        arrived.set(offset, { piece: bytesRead < length ? buffer.subarray(0, bytesRead) : buffer, owner: buffer });
-        void drain();
+        arrived.set(offset, bytesRead < length ? buffer.subarray(0, bytesRead) : buffer);
+        drain();
       });
     };
 
+    const inOneWrite = options.inOneWrite ?? ((send: () => void) => send());
+    // Requests go out in bursts of a few: fewer, fuller packets on the wire and fewer system calls.
+    const burst = Math.min(4, options.parallelReads) * options.chunkBytes;
     const fillWindow = () => {
+      if (nextRead < size && nextRead - written > window - burst) return;
+      inOneWrite(fillWindowNow);
+    };
+    const fillWindowNow = () => {
       while (!settled && !waitingForBudget && nextRead < size && nextRead - written < window) {
         const length = Math.min(options.chunkBytes, size - nextRead);
         const wait = budgetWait(nextRead + length);
@@ -123,34 +130,31 @@ function pipelinedCopy(
       }
     };
 
-    const drain = async () => {
-      if (writing || settled) return;
-      writing = true;
-      try {
-        for (let next = arrived.get(written); next && !settled; next = arrived.get(written)) {
-          arrived.delete(written);
-          const { piece, owner } = next;
-          await local.write(piece, 0, piece.length, written);
-          options.hash?.update(piece);
-          written += piece.length;
-          if (owner.length === options.chunkBytes) pool.push(owner);
-          options.onProgress?.(written, size);
-        }
-      } catch (err) {
-        return fail(err as Error);
-      } finally {
-        writing = false;
+    // What is next in file order goes to the sink in batches of about a megabyte (one message, one
+    // writev); the window counts it as in flight until the sink is done, so memory stays bounded.
+    const batchBytes = Math.min(1 << 20, window / 2);
+    let batch: Buffer[] = [];
+    let batchFrom = start;
+    const drain = () => {
+      for (let piece = arrived.get(handedOver); piece && !settled; piece = arrived.get(handedOver)) {
+        arrived.delete(handedOver);
+        batch.push(piece);
+        handedOver += piece.length;
       }
-      if (written >= size) {
-        if (!settled) {
-          settled = true;
-          options.signal?.removeEventListener('abort', onAbort);
-          resolve();
-        }
-      } else {
-        fillWindow();
-        if (arrived.has(written)) void drain();
-      }
+      if (batch.length === 0 || (handedOver - batchFrom < batchBytes && handedOver < size)) return;
+      const [pieces, from, length] = [batch, batchFrom, handedOver - batchFrom];
+      batch = [];
+      batchFrom = handedOver;
+      sink.write(pieces, from).then((reusable) => {
+        if (settled) return;
+        written += length;
+        pool.push(...reusable.filter((b) => b.length === options.chunkBytes));
+        options.onProgress?.(written, size);
+        if (written < size) return fillWindow();
+        settled = true;
+        options.signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, fail);
     };
 
     if (start >= size) {

@@ -1,6 +1,5 @@
-import type { Hash } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
+import type { FileSink } from '../../file-sink';
 import { RemoteCommandError } from './remote-command-error';
 import { quote } from './shell-quote';
 import type { SshSession } from './ssh-session';
@@ -8,7 +7,6 @@ import type { SshSession } from './ssh-session';
 export interface ZstdDownloadOptions {
   startOffset?: number;
   expectedSize: number;
-  hash?: Hash;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
   signal?: AbortSignal;
 }
@@ -26,7 +24,7 @@ export async function remoteHasZstd(ssh: SshSession): Promise<boolean> {
 export async function zstdDownload(
   ssh: SshSession,
   remotePath: string,
-  local: FileHandle,
+  sink: FileSink,
   options: ZstdDownloadOptions,
 ): Promise<void> {
   const start = options.startOffset ?? 0;
@@ -41,7 +39,7 @@ export async function zstdDownload(
     );
 
   // Decompression runs in the local zstd binary: a process (and core) of its own, several times faster
-  // than decompressing in this thread. Its output is hashed and written here, in order.
+  // than decompressing in this thread. Its output goes to the sink (written and hashed), in order.
   const decompressor = spawn('zstd', ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'ignore'] });
   const decompressed = new Promise<number | null>((resolve) => decompressor.once('close', (code) => resolve(code)));
   decompressor.stdin.on('error', () => undefined); // a failed decompressor is reported by its exit code
@@ -57,8 +55,7 @@ export async function zstdDownload(
       const bytes = chunk as Buffer;
       if (written + bytes.length > options.expectedSize)
         throw fail(`more data than the expected ${options.expectedSize} bytes`);
-      await local.write(bytes, 0, bytes.length, written);
-      options.hash?.update(bytes);
+      await sink.write([bytes], written);
       written += bytes.length;
       options.onProgress?.(written, options.expectedSize);
     }

@@ -1,0 +1,59 @@
+/**
+ * Worker-thread side of BackgroundFileSink: writes each piece at its offset and feeds the running
+ * SHA-256, so the main thread only decrypts and parses. Pieces arrive and are acknowledged in order.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import type { SinkMessage, SinkReply } from './file-sink';
+
+const { fd, hashing } = workerData as { fd: number; hashing: boolean };
+const hash = hashing ? createHash('sha256') : undefined;
+const port = parentPort!;
+
+function handle(message: SinkMessage): SinkReply {
+  switch (message.kind) {
+    case 'seed': {
+      // The kept prefix of a resumed file is hashed here too: the hash state cannot cross threads.
+      const input = openSync(message.path, 'r');
+      try {
+        const buffer = Buffer.allocUnsafe(1 << 20);
+        for (let at = 0; at < message.length;) {
+          const n = readSync(input, buffer, 0, Math.min(buffer.length, message.length - at), at);
+          if (n === 0) throw new Error(`${message.path} ended at ${at}, expected ${message.length} bytes`);
+          hash?.update(buffer.subarray(0, n));
+          at += n;
+        }
+      } finally {
+        closeSync(input);
+      }
+      return { kind: 'done' };
+    }
+    case 'write': {
+      let position = message.position;
+      for (const buffer of message.buffers) {
+        const piece = new Uint8Array(buffer);
+        for (let done = 0; done < piece.length;) {
+          done += writeSync(fd, piece, done, piece.length - done, position + done);
+        }
+        hash?.update(piece);
+        position += piece.length;
+      }
+      return { kind: 'done', buffers: message.buffers };
+    }
+    case 'digest':
+      return { kind: 'digest', sha256: hash?.digest('hex') };
+  }
+}
+
+port.on('message', (message: SinkMessage) => {
+  let reply: SinkReply;
+  try {
+    reply = handle(message);
+  } catch (err) {
+    const { message: text, code } = err as NodeJS.ErrnoException;
+    reply = { kind: 'error', message: text, code };
+  }
+  // Written buffers go back (transferred) for the caller to fill again.
+  port.postMessage(reply, reply.kind === 'done' ? (reply.buffers ?? []) : []);
+});
