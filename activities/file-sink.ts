@@ -24,7 +24,7 @@ export interface FileSink {
 }
 
 /** Files at least this large get a background sink: the hash and the writes leave the event loop. */
-export const BACKGROUND_SINK_BYTES = 64 << 20;
+export const BACKGROUND_SINK_BYTES = 32 << 20;
 
 /** Writes and hashes on the event loop's thread: no start-up cost, right for small files. */
 export class InlineFileSink implements FileSink {

@@ -55,8 +55,9 @@ export async function zstdDownload(
       const bytes = chunk as Buffer;
       if (written + bytes.length > options.expectedSize)
         throw fail(`more data than the expected ${options.expectedSize} bytes`);
+      const length = bytes.length; // read first: the sink may take the buffer's memory
       await sink.write([bytes], written);
-      written += bytes.length;
+      written += length;
       options.onProgress?.(written, options.expectedSize);
     }
   } catch (err) {
