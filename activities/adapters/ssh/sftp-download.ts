@@ -108,7 +108,7 @@ function pipelinedCopy(
 
     const inOneWrite = options.inOneWrite ?? ((send: () => void) => send());
     // Requests go out in bursts of a few: fewer, fuller packets on the wire and fewer system calls.
-    const burst = Math.min(4, options.parallelReads) * options.chunkBytes;
+    const burst = Math.min(4, Math.max(1, Math.floor(options.parallelReads / 8))) * options.chunkBytes;
     const fillWindow = () => {
       if (nextRead < size && nextRead - written > window - burst) return;
       inOneWrite(fillWindowNow);
