@@ -46,8 +46,9 @@ export class InlineFileSink implements FileSink {
 
   async write(pieces: Buffer[], position: number): Promise<Buffer[]> {
     for (const piece of pieces) this.hash?.update(piece); // now: calls come in file order, writes may overlap
+    const total = pieces.reduce((sum, p) => sum + p.length, 0);
     let done = 0;
-    while (done < pieces.reduce((sum, p) => sum + p.length, 0)) {
+    while (done < total) {
       const { bytesWritten } = await this.file.writev(remainder(pieces, done), position + done);
       done += bytesWritten;
     }

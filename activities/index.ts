@@ -35,11 +35,10 @@ export const STORE_ACTIVITIES = [
 ] as const satisfies readonly (keyof Activities)[];
 
 export function splitByTaskQueue(activities: Activities) {
-  const store: Partial<Activities> = {};
-  const anyWorker: Partial<Activities> = { ...activities };
-  for (const name of STORE_ACTIVITIES) {
-    Object.assign(store, { [name]: activities[name] });
-    delete anyWorker[name];
-  }
-  return { store, anyWorker };
+  const onStore = new Set<string>(STORE_ACTIVITIES);
+  const entries = Object.entries(activities);
+  return {
+    store: Object.fromEntries(entries.filter(([name]) => onStore.has(name))) as Partial<Activities>,
+    anyWorker: Object.fromEntries(entries.filter(([name]) => !onStore.has(name))) as Partial<Activities>,
+  };
 }
