@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SinkMessage, SinkReply } from './file-sink';
+import { dataRuns } from './sparse-runs';
 
 const { fd, hashing } = workerData as { fd: number; hashing: boolean };
 const hash = hashing ? createHash('sha256') : undefined;
@@ -30,15 +31,17 @@ function handle(message: SinkMessage): SinkReply {
       return { kind: 'done' };
     }
     case 'write': {
-      let position = message.position;
-      for (const buffer of message.buffers) {
-        const piece = new Uint8Array(buffer);
-        for (let done = 0; done < piece.length;) {
-          done += writeSync(fd, piece, done, piece.length - done, position + done);
+      const pieces = message.buffers.map((b) => new Uint8Array(b));
+      for (const run of dataRuns(pieces, message.position)) {
+        let position = run.position;
+        for (const piece of run.buffers) {
+          for (let done = 0; done < piece.length;) {
+            done += writeSync(fd, piece, done, piece.length - done, position + done);
+          }
+          position += piece.length;
         }
-        hash?.update(piece);
-        position += piece.length;
       }
+      for (const piece of pieces) hash?.update(piece);
       return { kind: 'done', buffers: message.buffers };
     }
     case 'digest':

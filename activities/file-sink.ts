@@ -3,9 +3,11 @@ import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { dataRuns } from './sparse-runs';
 
 /**
- * Where a download's bytes go, in file order: written at their offset and fed to the running SHA-256.
+ * Where a download's bytes go, in file order: written at their offset (zero blocks as holes, see
+ * dataRuns) and fed to the running SHA-256.
  * Memory stays bounded because the caller reuses a buffer only once the sink has handed it back.
  */
 export interface FileSink {
@@ -46,11 +48,11 @@ export class InlineFileSink implements FileSink {
 
   async write(pieces: Buffer[], position: number): Promise<Buffer[]> {
     for (const piece of pieces) this.hash?.update(piece); // now: calls come in file order, writes may overlap
-    const total = pieces.reduce((sum, p) => sum + p.length, 0);
-    let done = 0;
-    while (done < total) {
-      const { bytesWritten } = await this.file.writev(remainder(pieces, done), position + done);
-      done += bytesWritten;
+    for (const run of dataRuns(pieces, position)) {
+      for (let done = 0; done < run.length;) {
+        const { bytesWritten } = await this.file.writev(remainder(run.buffers, done), run.position + done);
+        done += bytesWritten;
+      }
     }
     return pieces;
   }
@@ -62,8 +64,8 @@ export class InlineFileSink implements FileSink {
   async close(): Promise<void> {}
 }
 
-function remainder(pieces: Buffer[], skip: number): Buffer[] {
-  const rest: Buffer[] = [];
+function remainder(pieces: Uint8Array[], skip: number): Uint8Array[] {
+  const rest: Uint8Array[] = [];
   for (const piece of pieces) {
     if (skip >= piece.length) skip -= piece.length;
     else {

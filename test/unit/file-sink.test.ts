@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +47,32 @@ for (const [name, make] of Object.entries(sinks)) {
       }
       assert.ok(readFileSync(path).equals(content));
       assert.equal(sha256, createHash('sha256').update(content).digest('hex'));
+    });
+
+    it('stores blocks of zeros as holes: same content, less disk', async () => {
+      const content = Buffer.alloc(8 << 20);
+      randomBytes(1 << 20).copy(content, 3 << 20);
+      const path = join(dir, `${name}-sparse.bin`);
+      const file = await open(path, 'w');
+      const sink = make(file);
+      let sha256: string | undefined;
+      try {
+        // Pieces of their own, as a download hands them over; the last one is all zeros.
+        const pieces = Array.from({ length: 8 }, (_, i) => Buffer.from(content.subarray(i << 20, (i + 1) << 20)));
+        await sink.write(pieces.slice(0, 5), 0);
+        await sink.write(pieces.slice(5), 5 << 20);
+        sha256 = await sink.digest();
+      } finally {
+        await sink.close();
+        await file.close();
+      }
+      assert.equal(statSync(path).size, content.length, 'a file ending in zeros still has its full length');
+      assert.ok(readFileSync(path).equals(content));
+      assert.equal(sha256, createHash('sha256').update(content).digest('hex'), 'zeros are hashed all the same');
+      assert.ok(
+        statSync(path).blocks * 512 < 2 << 20,
+        `${statSync(path).blocks * 512} bytes on disk for 1 MiB of data`,
+      );
     });
 
     it('rejects with the system error code when a write fails', async () => {
