@@ -3,14 +3,17 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TransferConfig } from '../config/schema';
 import { sftpDownload } from './adapters/ssh/sftp-download';
 import type { SshSession } from './adapters/ssh/ssh-session';
-import { zstdDownload } from './adapters/ssh/zstd-download';
+import { streamDownload } from './adapters/ssh/stream-download';
 import { BACKGROUND_SINK_BYTES, BackgroundFileSink, InlineFileSink, type FileSink } from './file-sink';
 import { PARTIAL_SUFFIX } from './local-tree';
 
 export interface FetchRequest {
   ssh: SshSession;
-  /** Pipelined SFTP reads, or zstd on the wire through a remote command (for compressible images). */
-  via: 'sftp' | 'zstd';
+  /**
+   * Pipelined SFTP reads (many files over one session), or one stream from a remote command (big files;
+   * zstd: compressed on the wire, for mostly-empty images).
+   */
+  via: 'sftp' | 'stream' | 'zstd';
   remotePath: string;
   localPath: string;
   size: number;
@@ -61,8 +64,13 @@ export async function fetchRemoteFile(req: FetchRequest): Promise<FetchResult> {
     try {
       await sink.seed(partial, resumedAt);
       const common = { startOffset: resumedAt, expectedSize: req.size, onProgress: req.onProgress, signal: req.signal };
-      if (req.via === 'zstd') await zstdDownload(req.ssh, req.remotePath, sink, common);
-      else {
+      if (req.via !== 'sftp') {
+        await streamDownload(req.ssh, req.remotePath, sink, {
+          ...common,
+          compressed: req.via === 'zstd',
+          maxBytesPerSecond: req.transfer.maxBytesPerSecond,
+        });
+      } else {
         await sftpDownload(await req.ssh.sftp(), req.ssh.label, req.remotePath, sink, {
           ...common,
           inOneWrite: (send) => req.ssh.inOneWrite(send),

@@ -3,16 +3,22 @@
  * SHA-256, so the main thread only decrypts and parses. Pieces arrive and are acknowledged in order.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, writev } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SinkMessage, SinkReply } from './file-sink';
-import { dataRuns } from './sparse-runs';
+import { dataRuns, writeRun } from './sparse-runs';
 
 const { fd, hashing } = workerData as { fd: number; hashing: boolean };
 const hash = hashing ? createHash('sha256') : undefined;
 const port = parentPort!;
 
-function handle(message: SinkMessage): SinkReply {
+const writeAt = (buffers: Uint8Array[], position: number) =>
+  new Promise<number>((resolve, reject) =>
+    writev(fd, buffers, position, (err, bytesWritten) => (err ? reject(err) : resolve(bytesWritten))),
+  );
+
+/** Starts the writes, hashes meanwhile (the writes run in libuv's thread pool), resolves when both are done. */
+async function handle(message: SinkMessage): Promise<SinkReply> {
   switch (message.kind) {
     case 'seed': {
       // The kept prefix of a resumed file is hashed here too: the hash state cannot cross threads.
@@ -32,16 +38,10 @@ function handle(message: SinkMessage): SinkReply {
     }
     case 'write': {
       const pieces = message.buffers.map((b) => new Uint8Array(b));
-      for (const run of dataRuns(pieces, message.position)) {
-        let position = run.position;
-        for (const piece of run.buffers) {
-          for (let done = 0; done < piece.length;) {
-            done += writeSync(fd, piece, done, piece.length - done, position + done);
-          }
-          position += piece.length;
-        }
-      }
+      const written = Promise.all(dataRuns(pieces, message.position).map((run) => writeRun(run, writeAt)));
+      written.catch(() => undefined); // awaited below, after hashing
       for (const piece of pieces) hash?.update(piece);
+      await written;
       return { kind: 'done', buffers: message.buffers };
     }
     case 'digest':
@@ -49,14 +49,12 @@ function handle(message: SinkMessage): SinkReply {
   }
 }
 
+// Messages are handled as they come (the hash sees the pieces in file order); replies leave in the same order.
+let replies: Promise<void> = Promise.resolve();
 port.on('message', (message: SinkMessage) => {
-  let reply: SinkReply;
-  try {
-    reply = handle(message);
-  } catch (err) {
-    const { message: text, code } = err as NodeJS.ErrnoException;
-    reply = { kind: 'error', message: text, code };
-  }
+  const reply = handle(message).catch((err: NodeJS.ErrnoException): SinkReply => {
+    return { kind: 'error', message: err.message, code: err.code };
+  });
   // Written buffers go back (transferred) for the caller to fill again.
-  port.postMessage(reply, reply.kind === 'done' ? (reply.buffers ?? []) : []);
+  replies = replies.then(() => reply).then((r) => port.postMessage(r, r.kind === 'done' ? (r.buffers ?? []) : []));
 });

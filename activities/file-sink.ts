@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { dataRuns } from './sparse-runs';
+import { dataRuns, writeRun } from './sparse-runs';
 
 /**
  * Where a download's bytes go, in file order: written at their offset (zero blocks as holes, see
@@ -49,10 +49,7 @@ export class InlineFileSink implements FileSink {
   async write(pieces: Buffer[], position: number): Promise<Buffer[]> {
     for (const piece of pieces) this.hash?.update(piece); // now: calls come in file order, writes may overlap
     for (const run of dataRuns(pieces, position)) {
-      for (let done = 0; done < run.length;) {
-        const { bytesWritten } = await this.file.writev(remainder(run.buffers, done), run.position + done);
-        done += bytesWritten;
-      }
+      await writeRun(run, async (buffers, at) => (await this.file.writev(buffers, at)).bytesWritten);
     }
     return pieces;
   }
@@ -62,18 +59,6 @@ export class InlineFileSink implements FileSink {
   }
 
   async close(): Promise<void> {}
-}
-
-function remainder(pieces: Uint8Array[], skip: number): Uint8Array[] {
-  const rest: Uint8Array[] = [];
-  for (const piece of pieces) {
-    if (skip >= piece.length) skip -= piece.length;
-    else {
-      rest.push(skip > 0 ? piece.subarray(skip) : piece);
-      skip = 0;
-    }
-  }
-  return rest;
 }
 
 export type SinkMessage =

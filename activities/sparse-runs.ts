@@ -44,3 +44,23 @@ export function dataRuns(pieces: Uint8Array[], position: number): DataRun[] {
   if (end > position && (!last || last.position + last.length < end)) add(new Uint8Array(1), end - 1);
   return runs;
 }
+
+/** Writes a run whole, however many calls `writev` (bytes written at a position) takes for it. */
+export async function writeRun(
+  run: DataRun,
+  writev: (buffers: Uint8Array[], position: number) => Promise<number>,
+): Promise<void> {
+  for (let done = 0; done < run.length;) done += await writev(remainder(run.buffers, done), run.position + done);
+}
+
+function remainder(pieces: Uint8Array[], skip: number): Uint8Array[] {
+  const rest: Uint8Array[] = [];
+  for (const piece of pieces) {
+    if (skip >= piece.length) skip -= piece.length;
+    else {
+      rest.push(skip > 0 ? piece.subarray(skip) : piece);
+      skip = 0;
+    }
+  }
+  return rest;
+}

@@ -6,11 +6,11 @@ import type { Config } from '../config/schema';
 import { planRetention, setsThatMayMakeRoom } from '../domain/retention';
 import type { VmImage } from '../domain/weekly-summary';
 import type { SshSession } from './adapters/ssh/ssh-session';
+import { remoteHasZstd } from './adapters/ssh/stream-download';
 import { requireSection } from './config-section';
-import { fetchRemoteFile } from './fetch-remote-file';
+import { fetchRemoteFile, type FetchRequest } from './fetch-remote-file';
 import { whileHeartbeating } from './heartbeat';
 import { ImageStore } from './image-store';
-import { remoteHasZstd } from './adapters/ssh/zstd-download';
 import { PARTIAL_SUFFIX } from './local-tree';
 
 export interface StoreDeps {
@@ -39,9 +39,11 @@ const IMAGE_FILE = /^[a-z0-9]{1,32}\.(qcow2|raw)$/i;
 
 export function createStoreActivities({ config, openSsh }: StoreDeps) {
   const store = () => new ImageStore(requireSection(config.store, 'store').root);
-  const useZstd = async (ssh: SshSession) => {
-    const mode = requireSection(config.store, 'store').compression;
-    return mode === 'zstd' || (mode === 'auto' && (await remoteHasZstd(ssh)));
+  const wireFor = async (ssh: SshSession): Promise<FetchRequest['via']> => {
+    const { transport, compression } = requireSection(config.store, 'store');
+    if (transport === 'sftp') return 'sftp';
+    const zstd = compression === 'zstd' || (compression === 'auto' && (await remoteHasZstd(ssh)));
+    return zstd ? 'zstd' : 'stream';
   };
 
   /**
@@ -101,7 +103,7 @@ export function createStoreActivities({ config, openSsh }: StoreDeps) {
         async () =>
           fetchRemoteFile({
             ssh,
-            via: (await useZstd(ssh)) ? 'zstd' : 'sftp',
+            via: await wireFor(ssh),
             remotePath: image.path,
             localPath,
             size: image.bytes,

@@ -86,28 +86,38 @@ const hypervisorSchema = z.strictObject({
   keepImages: z.number().int().min(1).default(2),
 });
 
-const storeSchema = z.strictObject({
-  /** The backup store on the worker's machine: <root>/<vm>/<stamp>/<disk>.<format> + manifest.json. */
-  root: absolutePath,
-  /** Free space required beyond this week's expected images. */
-  spaceMarginBytes: z
-    .number()
-    .int()
-    .min(0)
-    .default(1024 ** 3),
-  /**
-   * zstd on the wire (compressed on the hypervisor, decompressed here; the stored image is bit-identical):
-   * worth it for mostly-empty disks. auto: when the hypervisor has zstd. none: pipelined SFTP.
-   */
-  compression: z.enum(['none', 'zstd', 'auto']).default('none'),
-  retention: z
-    .strictObject({
-      keepLast: z.number().int().min(1).default(4),
-      keepWeekly: z.number().int().min(0).default(8),
-      keepMonthly: z.number().int().min(0).default(12),
-    })
-    .prefault({}),
-});
+const storeSchema = z
+  .strictObject({
+    /** The backup store on the worker's machine: <root>/<vm>/<stamp>/<disk>.<format> + manifest.json. */
+    root: absolutePath,
+    /** Free space required beyond this week's expected images. */
+    spaceMarginBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(1024 ** 3),
+    /**
+     * How images travel. stream: one remote `cat` over an SSH exec channel, as scp and rsync do (the fastest:
+     * no requests, no reassembly). sftp: pipelined SFTP reads (transfer.parallelReads x chunkBytes).
+     */
+    transport: z.enum(['stream', 'sftp']).default('stream'),
+    /**
+     * zstd on the wire (compressed on the hypervisor, decompressed here; the stored image is bit-identical):
+     * worth it for mostly-empty disks and slow links. auto: when the hypervisor has zstd. Needs transport: stream.
+     */
+    compression: z.enum(['none', 'zstd', 'auto']).default('none'),
+    retention: z
+      .strictObject({
+        keepLast: z.number().int().min(1).default(4),
+        keepWeekly: z.number().int().min(0).default(8),
+        keepMonthly: z.number().int().min(0).default(12),
+      })
+      .prefault({}),
+  })
+  .refine((s) => s.transport === 'stream' || s.compression === 'none', {
+    message: 'compression travels as a stream: set transport: stream, or compression: none',
+    path: ['compression'],
+  });
 
 const email = z.string().regex(/^[^\s@<>]+@[^\s@<>]+$/, 'is not an email address');
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1)$/;

@@ -85,31 +85,60 @@ describe('pulling verified images into the store, through a proxy that can kill 
     assert.deepEqual(readdirSync(join(root, 'store', 'alpha', stamp)), []);
   });
 
-  it('fails fast on a dead link and resumes from the last offset without fetching the prefix again', async () => {
-    const activities = activitiesFor({ transfer: { maxBytesPerSecond: 24 << 20 } });
-    const stamp = '20261115T050000Z';
-    const first = proxy.downstreamBytes.length;
-    proxy.stallNextAfter(16 << 20);
+  it('detects a byte flipped on the wire, keeps none of it, and completes on the retry', async () => {
+    const activities = activitiesFor();
+    const stamp = '20261101T050000Z';
+    proxy.flipNextAt(20 << 20);
     const heartbeats: PullProgress[] = [];
     const env = new MockActivityEnvironment();
     env.on('heartbeat', (d: PullProgress) => heartbeats.push({ ...d }));
-    const started = Date.now();
-    await assert.rejects(runIn(env, activities.pullImage, 'alpha', stamp, image));
-    const failedAfter = Date.now() - started;
-    assert.ok(failedAfter < 20_000, `a dead link took ${failedAfter} ms to fail`);
-    const last = heartbeats.at(-1)!;
-    assert.ok(last.offset > 0 && last.offset < SIZE, `resume offset ${last.offset}`);
+    await assert.rejects(
+      runIn(env, activities.pullImage, 'alpha', stamp, image),
+      (err: unknown) => err instanceof ApplicationFailure && err.nonRetryable === false,
+    );
+    const target = join(root, 'store', 'alpha', stamp, 'vda.qcow2');
+    assert.equal(existsSync(target), false, 'nothing under the real name');
+    const partial = readFileSync(`${target}.cluster-backup-partial`);
+    assert.ok(partial.length < 21 << 20, `the partial stops near the corruption (${partial.length} bytes)`);
+    assert.ok(partial.equals(content.subarray(0, partial.length)), 'what was kept is the source`s own bytes');
 
-    const retry = new MockActivityEnvironment({ heartbeatDetails: last });
+    const retry = new MockActivityEnvironment({ heartbeatDetails: heartbeats.at(-1) });
     const stored = await runIn(retry, activities.pullImage, 'alpha', stamp, image);
     assert.equal(sha256(readFileSync(stored.path)), image.sha256);
-    const resent = proxy.downstreamBytes.slice(first + 1).reduce((a, b) => a + b, 0);
-    assert.ok(
-      resent < SIZE - last.offset + (1 << 20),
-      `second attempt moved ${resent} bytes, resumed at ${last.offset} of ${SIZE}`,
-    );
-    assert.equal(existsSync(`${stored.path}.cluster-backup-partial`), false);
   });
+
+  for (const [transport, stamp] of [
+    ['stream', '20261115T050000Z'],
+    ['sftp', '20261116T050000Z'],
+  ] as const) {
+    it(`${transport}: fails fast on a dead link and resumes from the last offset without fetching the prefix again`, async () => {
+      const activities = activitiesFor({
+        transfer: { maxBytesPerSecond: 24 << 20 },
+        store: { ...config.store, transport },
+      });
+      const first = proxy.downstreamBytes.length;
+      proxy.stallNextAfter(16 << 20);
+      const heartbeats: PullProgress[] = [];
+      const env = new MockActivityEnvironment();
+      env.on('heartbeat', (d: PullProgress) => heartbeats.push({ ...d }));
+      const started = Date.now();
+      await assert.rejects(runIn(env, activities.pullImage, 'alpha', stamp, image));
+      const failedAfter = Date.now() - started;
+      assert.ok(failedAfter < 20_000, `a dead link took ${failedAfter} ms to fail`);
+      const last = heartbeats.at(-1)!;
+      assert.ok(last.offset > 0 && last.offset < SIZE, `resume offset ${last.offset}`);
+
+      const retry = new MockActivityEnvironment({ heartbeatDetails: last });
+      const stored = await runIn(retry, activities.pullImage, 'alpha', stamp, image);
+      assert.equal(sha256(readFileSync(stored.path)), image.sha256);
+      const resent = proxy.downstreamBytes.slice(first + 1).reduce((a, b) => a + b, 0);
+      assert.ok(
+        resent < SIZE - last.offset + (1 << 20),
+        `second attempt moved ${resent} bytes, resumed at ${last.offset} of ${SIZE}`,
+      );
+      assert.equal(existsSync(`${stored.path}.cluster-backup-partial`), false);
+    });
+  }
 
   it('refuses, before any shutdown, a week whose images the store cannot hold', async () => {
     const activities = activitiesFor({

@@ -6,19 +6,24 @@ export interface TcpProxy {
   downstreamBytes: number[];
   /** The next connection goes silent (nothing forwarded either way, nothing closed) after this many bytes downstream. */
   stallNextAfter(bytes: number): void;
+  /** The next connection gets one byte inverted downstream, at this offset of what the server sends. */
+  flipNextAt(offset: number): void;
   stop(): Promise<void>;
 }
 
-/** A loopback TCP proxy in front of a test server that can count what passes and play a dead link. */
+/** A loopback TCP proxy in front of a test server that can count what passes, play a dead link or corrupt a byte. */
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   const downstreamBytes: number[] = [];
   let stallAt: number | undefined;
+  let flipAt: number | undefined;
 
   const server = createServer((client) => {
     const index = downstreamBytes.push(0) - 1;
     const limit = stallAt;
+    const flip = flipAt;
     stallAt = undefined;
+    flipAt = undefined;
     let stalled = false;
     const upstream = connect({ host: targetHost, port: targetPort });
     for (const s of [client, upstream]) {
@@ -35,6 +40,8 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     });
     upstream.on('data', (chunk: Buffer) => {
       if (stalled) return;
+      const at = downstreamBytes[index]!;
+      if (flip !== undefined && flip >= at && flip < at + chunk.length) chunk[flip - at]! ^= 0xff;
       downstreamBytes[index]! += chunk.length;
       if (limit !== undefined && downstreamBytes[index]! >= limit) stalled = true;
       client.write(chunk);
@@ -48,6 +55,9 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     downstreamBytes,
     stallNextAfter: (bytes) => {
       stallAt = bytes;
+    },
+    flipNextAt: (offset) => {
+      flipAt = offset;
     },
     stop: async () => {
       for (const s of sockets) s.destroy();

@@ -60,6 +60,10 @@ describe('config', () => {
       problems({ ...valid(), hypervisor: { host: 'compute', imageArea: '/img', vms: ['ok', '../etc'] } }).join(),
       /^hypervisor\.vms\.1: VM name contains "\/"/,
     );
+    assert.match(
+      problems({ ...valid(), store: { root: '/b', transport: 'sftp', compression: 'zstd' } }).join(),
+      /^store\.compression: compression travels as a stream/,
+    );
   });
 
   it('refuses host and user names that could be taken as options', () => {

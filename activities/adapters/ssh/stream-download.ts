@@ -1,0 +1,128 @@
+import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FileSink } from '../../file-sink';
+import { RemoteCommandError } from './remote-command-error';
+import { quote } from './shell-quote';
+import type { SshSession } from './ssh-session';
+
+/** Decompressed or not, the stream goes to the sink in batches of about this size (one message, one writev). */
+const BATCH_BYTES = 1 << 20;
+
+export interface StreamDownloadOptions {
+  /** zstd on the wire: compressed on the remote host, decompressed by the local zstd. */
+  compressed: boolean;
+  startOffset?: number;
+  expectedSize: number;
+  /** Bandwidth cap on what comes out of the stream (like rsync --bwlimit). 0: none. */
+  maxBytesPerSecond?: number;
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  signal?: AbortSignal;
+}
+
+/** Whether the remote host can compress with zstd (the worker's machine has it: bootstrap installs it). */
+export async function remoteHasZstd(ssh: SshSession): Promise<boolean> {
+  return (await ssh.exec({ shell: 'command -v zstd >/dev/null 2>&1' })).exitCode === 0;
+}
+
+/** The remote side: the file from `start` on, read by the program that sends it (no pipe copy when it can). */
+function remoteCommand(path: string, start: number, compressed: boolean): string {
+  const from = start > 0 ? `tail -c +${start + 1} < ${quote(path)}` : undefined;
+  if (!compressed) return from ?? `cat < ${quote(path)}`;
+  return from ? `${from} | zstd -q -1 -T0 -c` : `zstd -q -1 -T0 -c < ${quote(path)}`;
+}
+
+/**
+ * Copies a remote file as one stream over an SSH exec channel, as scp and rsync do: the host sends without
+ * waiting for requests, and each packet's payload goes to the sink as it is (no reassembly as with SFTP).
+ * Optionally zstd on the wire, for mostly-empty VM disks; the bytes written are the file's own bytes either
+ * way, so the hash and the stored copy are the same. Resumes from `startOffset`.
+ */
+export async function streamDownload(
+  ssh: SshSession,
+  remotePath: string,
+  sink: FileSink,
+  options: StreamDownloadOptions,
+): Promise<void> {
+  const start = options.startOffset ?? 0;
+  const command = remoteCommand(remotePath, start, options.compressed);
+  const { stdout: remote, finished } = await ssh.execStream({ shell: command });
+  const fail = (message: string, cause?: Error) =>
+    new RemoteCommandError(
+      `${ssh.label}: ${remotePath}: ${message}`,
+      { kind: 'transfer', host: ssh.label, command },
+      cause,
+    );
+
+  // Decompression runs in the local zstd binary: a process (and core) of its own, several times faster
+  // than decompressing in this thread.
+  const decompressor = options.compressed
+    ? spawn('zstd', ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'ignore'] })
+    : undefined;
+  const decompressed = new Promise<number | null>((resolve) =>
+    decompressor ? decompressor.once('close', (code) => resolve(code)) : resolve(0),
+  );
+  if (decompressor) {
+    decompressor.stdin.on('error', () => undefined); // a failed decompressor is reported by its exit code
+    remote.pipe(decompressor.stdin);
+  }
+  const source: Readable = decompressor?.stdout ?? remote;
+  const onAbort = () => {
+    remote.destroy();
+    decompressor?.kill('SIGKILL');
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+
+  const startedAt = Date.now();
+  const limit = options.maxBytesPerSecond ?? 0;
+  let received = start;
+  let written = start;
+  let batch: Buffer[] = [];
+  let batchFrom = start;
+  let inFlight: Promise<void> = Promise.resolve();
+  let localFailure: Error | undefined;
+  // One batch is written while the next one fills; not reading meanwhile holds the remote back (SSH window).
+  const handOver = async () => {
+    const [pieces, from, to] = [batch, batchFrom, received];
+    batch = [];
+    batchFrom = received;
+    await inFlight;
+    inFlight = sink.write(pieces, from).then(
+      () => {
+        written = to;
+        options.onProgress?.(written, options.expectedSize);
+      },
+      (err: Error) => {
+        localFailure = err; // the store's own error (ENOSPC...), not the link's: passed on as it is
+        throw err;
+      },
+    );
+    inFlight.catch(() => undefined); // its error is thrown where it is awaited next
+  };
+  try {
+    for await (const chunk of source) {
+      const bytes = chunk as Buffer;
+      if (received + bytes.length > options.expectedSize)
+        throw fail(`more data than the expected ${options.expectedSize} bytes`);
+      batch.push(bytes);
+      received += bytes.length;
+      if (received - batchFrom < BATCH_BYTES) continue;
+      await handOver();
+      const wait = limit > 0 ? ((received - start) / limit) * 1000 - (Date.now() - startedAt) : 0;
+      if (wait > 0) await sleep(wait);
+    }
+    if (batch.length > 0) await handOver();
+    await inFlight;
+  } catch (err) {
+    onAbort();
+    throw err instanceof RemoteCommandError || err === localFailure ? err : fail('stream broke', err as Error);
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+  if (options.signal?.aborted) throw fail('cancelled');
+  // A cut link ends the stream early: the channel's end says so before the byte count does.
+  const result = await finished;
+  if (result.exitCode !== 0) throw ssh.commandFailure(command, result, `sending ${remotePath}`);
+  if ((await decompressed) !== 0) throw fail('the local zstd could not decompress the stream');
+  if (written !== options.expectedSize) throw fail(`got ${written} bytes, expected ${options.expectedSize}`);
+}
