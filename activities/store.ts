@@ -78,9 +78,9 @@ export function createStoreActivities({ config, openSsh }: StoreDeps) {
   }
 
   /**
-   * Pulls one verified image from the hypervisor into the store: pipelined SFTP, SHA-256 while streaming,
-   * resumed from the last heartbeat after a crash or a cut link, compared with the hypervisor's hash before
-   * it is renamed into place. A copy that differs is deleted.
+   * Pulls one verified image from the hypervisor into the store (one stream, or SFTP, per store.transport),
+   * SHA-256 while streaming, resumed from the last heartbeat after a crash or a cut link, compared with the
+   * hypervisor's hash before it is renamed into place. A copy that differs is deleted.
    */
   async function pullImage(vm: string, stamp: string, image: VmImage): Promise<VmImage> {
     const hv = requireSection(config.hypervisor, 'hypervisor');

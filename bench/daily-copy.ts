@@ -20,9 +20,10 @@ function writeLarge(folder: string): number {
   const path = join(folder, 'large.dat');
   const block = randomBytes(16 << 20);
   writeFileSync(path, '');
-  for (let written = 0; written < LARGE_MB << 20; written += block.length) writeFileSync(path, block, { flag: 'a' });
+  for (let written = 0; written < LARGE_MB * 2 ** 20; written += block.length)
+    writeFileSync(path, block, { flag: 'a' });
   utimesSync(path, 1_700_000_000, 1_700_000_000);
-  return LARGE_MB << 20;
+  return LARGE_MB * 2 ** 20;
 }
 
 function writeSmall(folder: string): number {

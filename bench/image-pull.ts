@@ -71,7 +71,7 @@ async function main(): Promise<void> {
     for (const [i, kind] of (['random', 'mostly-zero'] as const).entries()) {
       const path = join(area, `vd${'ab'[i]}.raw`);
       const sha256 = writeImage(path, kind);
-      const image = { disk: `vd${'ab'[i]}`, path, bytes: MB << 20, virtualSize: MB << 20, sha256 };
+      const image = { disk: `vd${'ab'[i]}`, path, bytes: MB * 2 ** 20, virtualSize: MB * 2 ** 20, sha256 };
       const out = (name: string) => join(root, 'out', kind, name);
       mkdirSync(join(root, 'out', kind), { recursive: true });
       // Best of ROUNDS for every contender: this machine's two shared cores make single runs noisy.

@@ -115,6 +115,7 @@ export async function streamDownload(
     await inFlight;
   } catch (err) {
     onAbort();
+    if (options.signal?.aborted) throw fail('cancelled');
     throw err instanceof RemoteCommandError || err === localFailure ? err : fail('stream broke', err as Error);
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
