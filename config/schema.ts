@@ -218,7 +218,7 @@ const temporalSchema = z.strictObject({
 });
 
 const transferSchema = z.strictObject({
-  /** SFTP reads kept in flight per file: throughput needs a deep pipeline, memory is this x chunk. */
+  /** SFTP reads kept in flight per file (daily copies; images with store.transport: sftp): memory is this x chunk. */
   parallelReads: z.number().int().min(1).max(256).default(48),
   /** Bytes per SFTP read; OpenSSH's sftp-server answers at most 261120 (255 KiB). */
   chunkBytes: z.number().int().min(4096).max(261120).default(261120),
