@@ -71,9 +71,9 @@ export type SinkReply =
   | { kind: 'error'; message: string; code?: string };
 
 /**
- * Writes and hashes in a worker thread: at hundreds of MB/s SHA-256 alone keeps a core a fifth busy, time
- * the event loop needs for decrypting. Whole buffers move between the threads (transferred, not copied)
- * and come back for reuse.
+ * Hashes in a worker thread, which hands the writes to libuv's pool meanwhile: at hundreds of MB/s SHA-256
+ * alone keeps a core a third busy, time the event loop needs for decrypting. Whole buffers move between the
+ * threads (transferred, not copied) and come back for reuse.
  */
 export class BackgroundFileSink implements FileSink {
   private readonly worker: Worker;
