@@ -50,13 +50,14 @@ async function partialLength(path: string): Promise<number> {
 export async function fetchRemoteFile(req: FetchRequest): Promise<FetchResult> {
   const partial = req.localPath + PARTIAL_SUFFIX;
   const hashing = req.sha256 === true || req.expectedSha256 !== undefined;
-  const kept = await partialLength(partial);
-  const resumedAt = req.resumeFrom && kept >= req.resumeFrom && req.resumeFrom <= req.size ? req.resumeFrom : 0;
+  const offset = req.resumeFrom ?? 0;
+  const resumable = offset > 0 && offset <= req.size && (await partialLength(partial)) >= offset;
+  const resumedAt = resumable ? offset : 0;
 
   let sha256: string | undefined;
-  const file = await open(partial, resumedAt > 0 ? 'r+' : 'w');
+  const file = await open(partial, resumedAt > 0 ? 'r+' : 'w'); // 'w' starts from an empty file
   try {
-    await file.truncate(resumedAt);
+    if (resumedAt > 0) await file.truncate(resumedAt); // what lies past the reported offset is not trusted
     const sink: FileSink =
       req.size - resumedAt >= BACKGROUND_SINK_BYTES
         ? new BackgroundFileSink(file, hashing)
