@@ -1,10 +1,25 @@
-import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StoredSet } from '../domain/retention';
 import { unsafeVmNameReason } from '../domain/vm-names';
 import { MANIFEST } from './adapters/hypervisor/image-area';
 
 const STAMP = /^\d{8}T\d{6}Z$/;
+/** What an image file in the store may be called: `<disk>.<format>`, nothing a path could hide in. */
+export const IMAGE_FILE = /^[a-z0-9]{1,32}\.(qcow2|raw)$/i;
+
+/** What a check of one stored set found, read from the disk alone (its manifest and its files). */
+export interface SetCheck {
+  vm: string;
+  stamp: string;
+  /** ok: every image the manifest lists is there, same size, same SHA-256. unverified: no manifest (never completed). */
+  state: 'ok' | 'damaged' | 'unverified';
+  problems: string[];
+  images: number;
+  bytes: number;
+}
 
 export interface StoreSet extends StoredSet {
   bytes: number;
@@ -44,6 +59,53 @@ export class ImageStore {
     return sets.sort((a, b) => a.stamp.localeCompare(b.stamp));
   }
 
+  /** The VMs that have a folder in the store; anything else found there is left alone. */
+  async listVms(): Promise<string[]> {
+    const entries = await readdir(this.root, { withFileTypes: true }).catch(() => []);
+    return entries
+      .filter((e) => e.isDirectory() && !unsafeVmNameReason(e.name))
+      .map((e) => e.name)
+      .sort();
+  }
+
+  /** Re-reads a set's images and compares them with its manifest: what a restore would rely on. */
+  async checkSet(vm: string, stamp: string): Promise<SetCheck> {
+    const dir = this.setDir(vm, stamp);
+    const check: SetCheck = { vm, stamp, state: 'ok', problems: [], images: 0, bytes: 0 };
+    let manifest: { images?: { file?: unknown; bytes?: unknown; sha256?: unknown }[] };
+    try {
+      manifest = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8')) as typeof manifest;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { ...check, state: 'unverified' };
+      return { ...check, state: 'damaged', problems: [`${MANIFEST} unreadable: ${(err as Error).message}`] };
+    }
+    const images = Array.isArray(manifest.images) ? manifest.images : [];
+    if (images.length === 0) check.problems.push(`${MANIFEST} lists no images`);
+    for (const image of images) {
+      const file = String(image.file);
+      if (!IMAGE_FILE.test(file)) {
+        check.problems.push(`${MANIFEST} names ${JSON.stringify(file)}, not an image file name`);
+        continue;
+      }
+      const path = join(dir, file);
+      const size = await stat(path).then(
+        (st) => st.size,
+        () => undefined,
+      );
+      if (size === undefined) check.problems.push(`${file} is missing`);
+      else if (size !== image.bytes) check.problems.push(`${file} has ${size} bytes, the manifest says ${image.bytes}`);
+      else {
+        const sha256 = await sha256OfFile(path);
+        if (sha256 !== image.sha256)
+          check.problems.push(`${file}: SHA-256 ${sha256}, the manifest says ${image.sha256}`);
+        check.images += 1;
+        check.bytes += size;
+      }
+    }
+    if (check.problems.length > 0) check.state = 'damaged';
+    return check;
+  }
+
   async removeSet(vm: string, stamp: string): Promise<void> {
     await rm(this.setDir(vm, stamp), { recursive: true, force: true });
   }
@@ -62,4 +124,10 @@ export class ImageStore {
     await rename(partial, path);
     return path;
   }
+}
+
+async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }

@@ -10,7 +10,7 @@ import { remoteHasZstd } from './adapters/ssh/stream-download';
 import { requireSection } from './config-section';
 import { fetchRemoteFile, type FetchRequest } from './fetch-remote-file';
 import { whileHeartbeating } from './heartbeat';
-import { ImageStore } from './image-store';
+import { IMAGE_FILE, ImageStore } from './image-store';
 import { PARTIAL_SUFFIX } from './local-tree';
 
 export interface StoreDeps {
@@ -34,8 +34,6 @@ export interface PullProgress {
   offset: number;
   size: number;
 }
-
-const IMAGE_FILE = /^[a-z0-9]{1,32}\.(qcow2|raw)$/i;
 
 export function createStoreActivities({ config, openSsh }: StoreDeps) {
   const store = () => new ImageStore(requireSection(config.store, 'store').root);

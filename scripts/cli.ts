@@ -7,6 +7,7 @@ import { backfillDaily } from './commands/backfill';
 import { applySchedules, JOBS, scheduleId, type Job } from './commands/schedules';
 import { registerSearchAttributes } from './commands/search-attributes';
 import { statusLines } from './commands/status';
+import { verifyStore } from './commands/store-verify';
 import { runWorker } from '../worker/main';
 import { connectClient } from './commands/temporal-client';
 import { formatDailySummary, startDaily } from './commands/run-daily';
@@ -28,6 +29,9 @@ commands:
   status                                last run of each job, and what is running now with its progress
   search-attributes register            register BackupJob, BackupPeriod, BackupResult in the namespace
                                         (once per cluster; the dev server of the demo and tests has them)
+  store verify [--vm NAME ...]          re-read every stored VM image set and compare it with its manifest
+                                        (size, SHA-256), on the backup host, without Temporal; exit 0 only
+                                        if no set is damaged
   config check                          validate the config file and print it
 
 The config file is --config, else $CLUSTER_BACKUP_CONFIG, else ./cluster-backup.yaml.`;
@@ -144,6 +148,10 @@ async function main(argv: string[]): Promise<number> {
     case 'worker':
       await runWorker(configFile);
       return 0;
+    case 'store verify': {
+      const { ok } = await verifyStore(loadConfig(configFile), values.vm, (line) => console.log(line));
+      return ok ? 0 : 1;
+    }
     case 'config check': {
       const config = loadConfig(configFile);
       console.log(JSON.stringify(config, null, 2));
