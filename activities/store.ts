@@ -24,8 +24,17 @@ export interface StorePreflight {
   freeBytes: number;
   requiredBytes: number;
   deleted: string[];
+  /** With store.retention.dryRun: the sets that would have been deleted to make room. */
+  wouldDelete?: string[];
   /** Bytes of the newest verified set already in the store. */
   previousBytes?: number;
+}
+
+export interface RetentionOutcome {
+  deleted: string[];
+  /** With store.retention.dryRun: what the policy would delete; nothing was. */
+  wouldDelete?: string[];
+  freeBytes: number;
 }
 
 /** What a pull reports in its heartbeats: the next attempt continues from `offset`. */
@@ -47,31 +56,42 @@ export function createStoreActivities({ config, openSsh }: StoreDeps) {
   /**
    * Before a VM goes down: can the store take this week's images? Expected size is the larger of the VM's
    * allocated disk size and its last stored set, plus the margin. Room is made only by removing sets older
-   * than the newest verified one.
+   * than the newest verified one; with retention.dryRun they are only listed, and the VM waits for room.
    */
   async function storePreflight(vm: string, stamp: string, allocatedBytes: number): Promise<StorePreflight> {
     if (!config.store) return { ok: true, reason: 'no store configured', freeBytes: 0, requiredBytes: 0, deleted: [] };
+    const { dryRun } = config.store.retention;
     const images = store();
     const sets = await images.listSets(vm);
-    const lastWeek = sets.filter((s) => s.verified).at(-1)?.bytes ?? 0;
-    const requiredBytes = Math.max(allocatedBytes, lastWeek) + config.store.spaceMarginBytes;
+    const lastWeek = sets.filter((s) => s.verified).at(-1)?.bytes;
+    const requiredBytes = Math.max(allocatedBytes, lastWeek ?? 0) + config.store.spaceMarginBytes;
     let freeBytes = await images.freeBytes();
     const deleted: string[] = [];
+    const wouldDelete: string[] = [];
+    let wouldFree = 0;
     for (const set of freeBytes < requiredBytes ? setsThatMayMakeRoom(sets, stamp) : []) {
+      const entry = `${vm}/${set.stamp} (${set.why})`;
+      if (dryRun) {
+        wouldDelete.push(entry);
+        wouldFree += sets.find((s) => s.stamp === set.stamp)?.bytes ?? 0;
+        if (freeBytes + wouldFree >= requiredBytes) break;
+        continue;
+      }
       await images.removeSet(vm, set.stamp);
-      deleted.push(`${vm}/${set.stamp} (${set.why})`);
+      deleted.push(entry);
       freeBytes = await images.freeBytes();
       if (freeBytes >= requiredBytes) break;
     }
     const ok = freeBytes >= requiredBytes;
+    const short = `not enough space in the store ${images.root}: ${freeBytes} bytes free, ${requiredBytes} needed`;
     return {
       ok,
-      ...(ok
-        ? {}
-        : { reason: `not enough space in the store ${images.root}: ${freeBytes} bytes free, ${requiredBytes} needed` }),
+      ...(ok ? {} : { reason: wouldDelete.length > 0 ? `${short} (store.retention.dryRun: nothing deleted)` : short }),
       freeBytes,
       requiredBytes,
       deleted,
+      ...(wouldDelete.length > 0 ? { wouldDelete } : {}),
+      ...(lastWeek !== undefined ? { previousBytes: lastWeek } : {}),
     };
   }
 
@@ -146,12 +166,15 @@ export function createStoreActivities({ config, openSsh }: StoreDeps) {
     });
   }
 
-  async function applyStoreRetention(vm: string, stamp: string): Promise<{ deleted: string[]; freeBytes: number }> {
+  /** The store's GFS policy for one VM after a verified pull; with dryRun it only lists what it would delete. */
+  async function applyStoreRetention(vm: string, stamp: string): Promise<RetentionOutcome> {
     const policy = requireSection(config.store, 'store').retention;
     const images = store();
     const plan = planRetention(await images.listSets(vm), policy, stamp);
+    const entries = plan.delete.map((d) => `${vm}/${d.stamp} (${d.why})`);
+    if (policy.dryRun) return { deleted: [], wouldDelete: entries, freeBytes: await images.freeBytes() };
     for (const set of plan.delete) await images.removeSet(vm, set.stamp);
-    return { deleted: plan.delete.map((d) => `${vm}/${d.stamp} (${d.why})`), freeBytes: await images.freeBytes() };
+    return { deleted: entries, freeBytes: await images.freeBytes() };
   }
 
   return { storePreflight, pullImage, recordStoredSet, applyStoreRetention };

@@ -111,6 +111,11 @@ const storeSchema = z
         keepLast: z.number().int().min(1).default(4),
         keepWeekly: z.number().int().min(0).default(8),
         keepMonthly: z.number().int().min(0).default(12),
+        /**
+         * List what retention would delete in the store (run summary, report) and delete nothing: to try a
+         * policy. Room is then not made either, so a VM whose images would not fit is skipped before it stops.
+         */
+        dryRun: z.boolean().default(false),
       })
       .prefault({}),
   })

@@ -191,6 +191,7 @@ export function weeklyReport(outcome: RunOutcome<WeeklySummary>, link: RunLink, 
   ]);
   const notes = [
     ...vms.flatMap((v) => v.deleted.map((d) => `retention deleted ${d}`)),
+    ...vms.flatMap((v) => (v.wouldDelete ?? []).map((d) => `retention would delete ${d} (dry run: kept)`)),
     ...problems.filter((v) => v.failedStep).map((v) => `${v.vm}: failed at ${v.failedStep}: ${v.reason ?? ''}`),
   ];
   const intro = [

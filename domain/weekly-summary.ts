@@ -57,6 +57,8 @@ export interface VmResult {
   storeFreeAfter?: number;
   /** Image sets removed (image area, or store: prefixed) by retention or to make space. */
   deleted: string[];
+  /** Store sets that retention would have removed; store.retention.dryRun kept them. */
+  wouldDelete?: string[];
 }
 
 export interface VmProgress {

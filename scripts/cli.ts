@@ -7,7 +7,7 @@ import { backfillDaily } from './commands/backfill';
 import { applySchedules, JOBS, scheduleId, type Job } from './commands/schedules';
 import { registerSearchAttributes } from './commands/search-attributes';
 import { statusLines } from './commands/status';
-import { verifyStore } from './commands/store-verify';
+import { previewStoreRetention, verifyStore } from './commands/store';
 import { runWorker } from '../worker/main';
 import { connectClient } from './commands/temporal-client';
 import { formatDailySummary, startDaily } from './commands/run-daily';
@@ -32,6 +32,8 @@ commands:
   store verify [--vm NAME ...]          re-read every stored VM image set and compare it with its manifest
                                         (size, SHA-256), on the backup host, without Temporal; exit 0 only
                                         if no set is damaged
+  store retention [--vm NAME ...]       what the store's retention policy keeps and would delete now, and
+                                        why (deletes nothing)
   config check                          validate the config file and print it
 
 The config file is --config, else $CLUSTER_BACKUP_CONFIG, else ./cluster-backup.yaml.`;
@@ -152,6 +154,9 @@ async function main(argv: string[]): Promise<number> {
       const { ok } = await verifyStore(loadConfig(configFile), values.vm, (line) => console.log(line));
       return ok ? 0 : 1;
     }
+    case 'store retention':
+      await previewStoreRetention(loadConfig(configFile), values.vm, (line) => console.log(line));
+      return 0;
     case 'config check': {
       const config = loadConfig(configFile);
       console.log(JSON.stringify(config, null, 2));

@@ -98,6 +98,7 @@ export async function vmCycle(
       const allocated = preflight.disks.reduce((sum, d) => sum + d.allocatedBytes, 0);
       const room = await step('store-preflight', () => storeQuick.storePreflight(vm, stamp, allocated));
       result.deleted.push(...room.deleted.map((d) => `store: ${d}`));
+      if (room.wouldDelete) result.wouldDelete = room.wouldDelete.map((d) => `store: ${d}`);
       result.storeFreeBefore = room.freeBytes;
       result.previousImageBytes = room.previousBytes;
       if (!room.ok) throw new SkipVm(room.reason);
@@ -149,6 +150,9 @@ export async function vmCycle(
       await storeQuick.recordStoredSet(vm, stamp, result.stored, images);
       const storeRetention = await step('store-retention', () => storeQuick.applyStoreRetention(vm, stamp));
       result.deleted.push(...storeRetention.deleted.map((d) => `store: ${d}`));
+      if (storeRetention.wouldDelete) {
+        result.wouldDelete = [...(result.wouldDelete ?? []), ...storeRetention.wouldDelete.map((d) => `store: ${d}`)];
+      }
       result.storeFreeAfter = storeRetention.freeBytes;
     }
     const retention = await step('retention', () => quick.applyRetention(vm, settings.keepImages, stamp));

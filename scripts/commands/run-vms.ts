@@ -51,6 +51,7 @@ export function formatWeeklySummary(summary: WeeklySummary): string {
     if (vm.steps.length)
       lines.push(`      steps: ${vm.steps.map((s) => `${s.step} ${formatSeconds(s.ms)}`).join(', ')}`);
     for (const d of vm.deleted) lines.push(`      deleted: ${d}`);
+    for (const d of vm.wouldDelete ?? []) lines.push(`      would delete (dry run, kept): ${d}`);
   }
   return lines.join('\n');
 }

@@ -48,11 +48,16 @@ const summary = (vms: VmResult[], extra: Partial<WeeklySummary> = {}): WeeklySum
 });
 
 describe('weekly report', () => {
-  it('says OK with the VM count, image change, hash match, downtime and what retention deleted', () => {
-    const r = weeklyReport({ state: 'completed', summary: summary([vm('db'), vm('web')]) }, link, '2026-W48');
+  it('says OK with the VM count, image change, hash match, downtime, what retention deleted and would delete', () => {
+    const dryRun = vm('web', { wouldDelete: ['store: web/20261004T050000Z (beyond the retention policy)'] });
+    const r = weeklyReport({ state: 'completed', summary: summary([vm('db'), dryRun]) }, link, '2026-W48');
     assert.equal(r.subject, '[cluster-backup] OK weekly 2026-W48 (2/2 VMs)');
     assert.match(r.text, /db\s+backed-up\s+running\s+12\.3 s\s+2\.0 GiB\s+100\.0%\s+match/);
     assert.match(r.text, /retention deleted store: x\/20261101T050000Z/);
+    assert.match(
+      r.text,
+      /retention would delete store: web\/20261004T050000Z \(beyond the retention policy\) \(dry run: kept\)/,
+    );
     assert.match(r.text, /http:\/\/ui:8233\/namespaces\/default\/workflows\/vms-2026-W48\/r1\/history/);
   });
 

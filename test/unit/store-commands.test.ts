@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createStoreActivities } from '../../activities/store';
 import { parseConfig } from '../../config/load';
 import type { VmImage } from '../../domain/weekly-summary';
-import { verifyStore } from '../../scripts/commands/store-verify';
+import { previewStoreRetention, verifyStore } from '../../scripts/commands/store';
 import { PROJECT_ROOT } from '../../scripts/sandbox/temporal-dev-server';
 import { runActivity } from '../helpers/sandbox';
 
@@ -110,5 +110,82 @@ describe('store verify: a scrub of the backup store against its manifests', () =
     const hostile = cli('--vm', '../alpha');
     assert.notEqual(hostile.status, 0);
     assert.match(hostile.stderr, /VM name "\.\.\/alpha"/);
+  });
+});
+
+describe('store retention dry run: lists what would go and deletes nothing', () => {
+  const root = mkdtempSync(join(tmpdir(), 'cluster-backup-dryrun-'));
+  const storeRoot = join(root, 'store');
+  const stamps = ['20261011T050000Z', '20261018T050000Z', '20261025T050000Z', '20261101T050000Z', '20261108T050000Z'];
+  const activitiesWith = (store: Record<string, unknown>) => {
+    const config = parseConfig(
+      {
+        hosts: { hv: { host: '127.0.0.1', user: 'backup', privateKeyFile: '/k', knownHostsFile: '/kh' } },
+        hypervisor: { host: 'hv', imageArea: '/img' },
+        store: { root: storeRoot, ...store },
+      },
+      'test',
+      root,
+    );
+    return { config, ...createStoreActivities({ config, openSsh: () => Promise.reject(new Error('no SSH here')) }) };
+  };
+  const keepTwo = { keepLast: 2, keepWeekly: 0, keepMonthly: 0 };
+  const present = () => readdirSync(join(storeRoot, 'zeta')).sort();
+
+  before(() => {
+    for (const stamp of stamps) {
+      mkdirSync(join(storeRoot, 'zeta', stamp), { recursive: true });
+      writeFileSync(join(storeRoot, 'zeta', stamp, 'vda.qcow2'), randomBytes(64 << 10));
+      writeFileSync(join(storeRoot, 'zeta', stamp, 'manifest.json'), '{"images":[]}');
+    }
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  it('after a pull: the summary gets what the policy would delete, the store keeps every set', async () => {
+    const { applyStoreRetention } = activitiesWith({ retention: { ...keepTwo, dryRun: true } });
+    const outcome = await runActivity(applyStoreRetention, 'zeta', stamps[4]!);
+    assert.deepEqual(outcome.deleted, []);
+    assert.deepEqual(
+      outcome.wouldDelete,
+      stamps
+        .slice(0, 3)
+        .reverse()
+        .map((s) => `zeta/${s} (beyond the retention policy)`),
+    );
+    assert.deepEqual(present(), stamps);
+  });
+
+  it('before a VM stops: lists the sets that would make room, keeps them, and so does not make room', async () => {
+    const { storePreflight } = activitiesWith({
+      retention: { ...keepTwo, dryRun: true },
+      spaceMarginBytes: 1, // with the sizes below, deleting the oldest set would be enough
+    });
+    const free = statfsSync(storeRoot).bavail * statfsSync(storeRoot).bsize;
+    const room = await runActivity(storePreflight, 'zeta', '20261115T050000Z', free);
+    assert.equal(room.ok, false);
+    assert.match(room.reason ?? '', /store\.retention\.dryRun: nothing deleted/);
+    assert.ok((room.wouldDelete ?? []).length >= 1, JSON.stringify(room));
+    assert.equal(room.wouldDelete![0], `zeta/${stamps[0]} (beyond the retention policy)`, 'oldest first');
+    assert.equal(room.previousBytes, (64 << 10) + '{"images":[]}'.length, 'last week`s set size, for the report');
+    assert.deepEqual(present(), stamps);
+  });
+
+  it('`store retention` prints the plan with its reasons; without dryRun the weekly run deletes exactly that', async () => {
+    const { config, applyStoreRetention } = activitiesWith({ retention: keepTwo });
+    const lines: string[] = [];
+    await previewStoreRetention(config, ['zeta'], (line) => lines.push(line));
+    assert.deepEqual(lines, [
+      'policy: keep last 2, weekly 0, monthly 0',
+      `zeta/${stamps[4]}: keep (newest verified)`,
+      `zeta/${stamps[3]}: keep (last 2)`,
+      ...stamps
+        .slice(0, 3)
+        .reverse()
+        .map((s) => `zeta/${s}: would delete (beyond the retention policy)`),
+    ]);
+    assert.deepEqual(present(), stamps, 'the preview deleted nothing');
+    const outcome = await runActivity(applyStoreRetention, 'zeta', stamps[4]!);
+    assert.equal(outcome.wouldDelete, undefined);
+    assert.deepEqual(present(), stamps.slice(3));
   });
 });

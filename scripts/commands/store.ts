@@ -1,14 +1,37 @@
 import { ImageStore, type SetCheck } from '../../activities/image-store';
 import type { Config } from '../../config/schema';
 import { formatBytes } from '../../domain/format';
+import { planRetention } from '../../domain/retention';
+
+function storeOf(config: Config): ImageStore {
+  if (!config.store) throw new Error('the config has no store section');
+  return new ImageStore(config.store.root);
+}
+
+/**
+ * What the store's retention policy keeps and would delete right now, and why, for every VM (or the named
+ * ones); deletes nothing. The weekly run applies the same plan after each verified pull.
+ */
+export async function previewStoreRetention(config: Config, vms: string[] | undefined, print: (line: string) => void) {
+  const store = storeOf(config);
+  const policy = config.store!.retention;
+  print(`policy: keep last ${policy.keepLast}, weekly ${policy.keepWeekly}, monthly ${policy.keepMonthly}`);
+  const plans = [];
+  for (const vm of vms ?? (await store.listVms())) {
+    const plan = planRetention(await store.listSets(vm), policy);
+    for (const k of plan.keep) print(`${vm}/${k.stamp}: keep (${k.why.join(', ')})`);
+    for (const d of plan.delete) print(`${vm}/${d.stamp}: would delete (${d.why})`);
+    plans.push({ vm, plan });
+  }
+  return plans;
+}
 
 /**
  * Re-reads every stored set (or the named VMs' sets) and compares it with its manifest, on the backup host
  * alone, without Temporal: a scrub that finds bit rot or a tampered copy before a restore needs it.
  */
 export async function verifyStore(config: Config, vms: string[] | undefined, print: (line: string) => void) {
-  if (!config.store) throw new Error('the config has no store section: nothing to verify');
-  const store = new ImageStore(config.store.root);
+  const store = storeOf(config);
   const checks: SetCheck[] = [];
   for (const vm of vms ?? (await store.listVms())) {
     const sets = await store.listSets(vm);
