@@ -3,9 +3,9 @@ import type { Config } from '../../config/schema';
 import { formatBytes } from '../../domain/format';
 import { planRetention } from '../../domain/retention';
 
-function storeOf(config: Config): ImageStore {
+function storeSection(config: Config): NonNullable<Config['store']> {
   if (!config.store) throw new Error('the config has no store section');
-  return new ImageStore(config.store.root);
+  return config.store;
 }
 
 /**
@@ -13,8 +13,8 @@ function storeOf(config: Config): ImageStore {
  * ones); deletes nothing. The weekly run applies the same plan after each verified pull.
  */
 export async function previewStoreRetention(config: Config, vms: string[] | undefined, print: (line: string) => void) {
-  const store = storeOf(config);
-  const policy = config.store!.retention;
+  const { root, retention: policy } = storeSection(config);
+  const store = new ImageStore(root);
   print(`policy: keep last ${policy.keepLast}, weekly ${policy.keepWeekly}, monthly ${policy.keepMonthly}`);
   const plans = [];
   for (const vm of vms ?? (await store.listVms())) {
@@ -31,7 +31,7 @@ export async function previewStoreRetention(config: Config, vms: string[] | unde
  * alone, without Temporal: a scrub that finds bit rot or a tampered copy before a restore needs it.
  */
 export async function verifyStore(config: Config, vms: string[] | undefined, print: (line: string) => void) {
-  const store = storeOf(config);
+  const store = new ImageStore(storeSection(config).root);
   const checks: SetCheck[] = [];
   for (const vm of vms ?? (await store.listVms())) {
     const sets = await store.listSets(vm);
