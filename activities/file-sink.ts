@@ -1,8 +1,8 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { hashFile } from './hash-file';
 import { dataRuns, writeRun } from './sparse-runs';
 
 /**
@@ -40,10 +40,7 @@ export class InlineFileSink implements FileSink {
   }
 
   async seed(path: string, length: number): Promise<void> {
-    if (!this.hash || length === 0) return;
-    for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: 1 << 20 })) {
-      this.hash.update(chunk as Buffer);
-    }
+    if (this.hash) await hashFile(this.hash, path, length);
   }
 
   async write(pieces: Buffer[], position: number): Promise<Buffer[]> {

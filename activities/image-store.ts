@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StoredSet } from '../domain/retention';
 import { unsafeVmNameReason } from '../domain/vm-names';
 import { MANIFEST } from './adapters/hypervisor/image-area';
+import { hashFile } from './hash-file';
 
 const STAMP = /^\d{8}T\d{6}Z$/;
 /** What an image file in the store may be called: `<disk>.<format>`, nothing a path could hide in. */
@@ -95,7 +95,7 @@ export class ImageStore {
       if (size === undefined) check.problems.push(`${file} is missing`);
       else if (size !== image.bytes) check.problems.push(`${file} has ${size} bytes, the manifest says ${image.bytes}`);
       else {
-        const sha256 = await sha256OfFile(path);
+        const sha256 = (await hashFile(createHash('sha256'), path)).digest('hex');
         if (sha256 !== image.sha256)
           check.problems.push(`${file}: SHA-256 ${sha256}, the manifest says ${image.sha256}`);
         check.images += 1;
@@ -124,10 +124,4 @@ export class ImageStore {
     await rename(partial, path);
     return path;
   }
-}
-
-async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }

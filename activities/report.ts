@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema';
 import type { DailySummary } from '../domain/daily-summary';
+import { fileStamp } from '../domain/format';
 import { dailyReport, weeklyReport, type RunLink, type RunOutcome } from '../domain/report';
 import type { WeeklySummary } from '../domain/weekly-summary';
 import { Mailer, type Delivery } from './adapters/mail/mailer';
@@ -21,8 +22,7 @@ export function createReportActivities({ config, now = () => new Date() }: Repor
       request.job === 'daily'
         ? dailyReport(request.outcome, link, request.runLabel)
         : weeklyReport(request.outcome, link, request.runLabel);
-    const stamp = now().toISOString().replace(/[:.]/g, '-');
-    const delivery = await new Mailer(config.mail).deliver(report, `${stamp}-${request.link.workflowId}`);
+    const delivery = await new Mailer(config.mail).deliver(report, `${fileStamp(now())}-${request.link.workflowId}`);
     return { ...delivery, subject: report.subject };
   }
   return { sendReport };

@@ -4,6 +4,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { SupimConfig, TransferConfig } from '../config/schema';
 import type { DayResult } from '../domain/daily-summary';
+import { fileStamp } from '../domain/format';
 import { remoteSha256, type RemoteEntry } from './adapters/ssh/remote-tree';
 import type { SshSession } from './adapters/ssh/ssh-session';
 import { fetchRemoteFile } from './fetch-remote-file';
@@ -118,7 +119,7 @@ export class DayCopy {
   private async keepLongerBackup(file: RemoteEntry, localPath: string): Promise<void> {
     const existing = await localFileState(localPath);
     if (!existing || existing.size <= file.size) return;
-    const stamp = this.now().toISOString().replace(/[:.]/g, '-');
+    const stamp = fileStamp(this.now());
     const keptAs = join(this.supim.destinationRoot, '.superseded', this.result.day.label, stamp, file.path);
     await mkdir(dirname(keptAs), { recursive: true });
     await rename(localPath, keptAs);

@@ -1,5 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config/schema';
+import { fileStamp } from '../domain/format';
+import { JOB_WORKFLOW_TYPE, type Job } from '../domain/jobs';
 import type { Report } from '../domain/report';
 import { escapeHtml } from '../domain/report';
 import { Mailer, type Delivery } from './adapters/mail/mailer';
@@ -12,7 +14,7 @@ export interface WatchdogDeps {
 }
 
 export interface LastSuccess {
-  job: 'daily' | 'weekly';
+  job: Job;
   workflowType: string;
   /** When the newest successful run closed; undefined if none was found. */
   at?: string;
@@ -22,16 +24,15 @@ export interface LastSuccess {
   stale: boolean;
 }
 
-const TYPES = { daily: 'dailySupimBackup', weekly: 'weeklyVmBackup' } as const;
 const LOOK_AT = 50;
 
 export function createWatchdogActivities({ config, temporalClient, now = () => new Date() }: WatchdogDeps) {
   /** Finds the newest run of the job whose summary says ok, and whether it is older than allowed. */
-  async function lastSuccess(job: 'daily' | 'weekly'): Promise<LastSuccess> {
+  async function lastSuccess(job: Job): Promise<LastSuccess> {
     if (!temporalClient) throw new Error('the watchdog needs a Temporal client');
     const client = await temporalClient();
     const maxAgeHours = config.schedules.watchdog.maxAgeHours[job];
-    const query = `WorkflowType = '${TYPES[job]}' AND ExecutionStatus = 'Completed'`;
+    const query = `WorkflowType = '${JOB_WORKFLOW_TYPE[job]}' AND ExecutionStatus = 'Completed'`;
     let seen = 0;
     for await (const execution of client.workflow.list({ query })) {
       if (++seen > LOOK_AT) break;
@@ -42,7 +43,7 @@ export function createWatchdogActivities({ config, temporalClient, now = () => n
       const ageHours = (now().getTime() - execution.closeTime.getTime()) / 3_600_000;
       return {
         job,
-        workflowType: TYPES[job],
+        workflowType: JOB_WORKFLOW_TYPE[job],
         at: execution.closeTime.toISOString(),
         workflowId: execution.workflowId,
         ageHours,
@@ -50,7 +51,7 @@ export function createWatchdogActivities({ config, temporalClient, now = () => n
         stale: ageHours > maxAgeHours,
       };
     }
-    return { job, workflowType: TYPES[job], maxAgeHours, stale: true };
+    return { job, workflowType: JOB_WORKFLOW_TYPE[job], maxAgeHours, stale: true };
   }
 
   /** Mails the job's recipients that backups silently stopped. */
@@ -65,10 +66,7 @@ export function createWatchdogActivities({ config, temporalClient, now = () => n
       'and the last runs in the Temporal Web UI.',
     ].join('\n');
     const report: Report = { job: stale.job, ok: false, subject, text, html: `<p>${escapeHtml(text)}</p>` };
-    return new Mailer(config.mail).deliver(
-      report,
-      `${now().toISOString().replace(/[:.]/g, '-')}-watchdog-${stale.job}`,
-    );
+    return new Mailer(config.mail).deliver(report, `${fileStamp(now())}-watchdog-${stale.job}`);
   }
 
   return { lastSuccess, sendStaleAlert };

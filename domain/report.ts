@@ -4,6 +4,7 @@
  */
 import type { DailySummary } from './daily-summary';
 import { formatBytes, formatSeconds } from './format';
+import type { Job } from './jobs';
 import type { VmResult, WeeklySummary } from './weekly-summary';
 
 export type RunOutcome<S> =
@@ -20,7 +21,7 @@ export interface RunLink {
 }
 
 export interface Report {
-  job: 'daily' | 'weekly';
+  job: Job;
   ok: boolean;
   subject: string;
   text: string;

@@ -1,5 +1,6 @@
 import { log, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { Job } from '../domain/jobs';
 import type { RunOutcome } from '../domain/report';
 import { BACKUP_JOB, BACKUP_PERIOD, BACKUP_RESULT, type BackupResult } from '../domain/search-attributes';
 import { failureText } from './failure-text';
@@ -16,7 +17,7 @@ const { registeredSearchAttributes } = proxyActivities<Activities>({
 export class RunTags {
   private constructor(private readonly registered: ReadonlySet<string>) {}
 
-  static async start(job: 'daily' | 'weekly'): Promise<RunTags> {
+  static async start(job: Job): Promise<RunTags> {
     const registered = await registeredSearchAttributes().catch((err: unknown) => {
       log.warn('runs are not tagged with search attributes', { error: failureText(err) });
       return [];

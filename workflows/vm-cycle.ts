@@ -72,6 +72,13 @@ export async function vmCycle(
   };
   const policy = policyFor(settings, vm);
   const { quick, long, storeQuick, storeLong, restore } = cycleActivities(vm, settings, policy.shutdownTimeoutSeconds);
+  /** What the store removed, or with retention.dryRun would have removed, goes into the summary. */
+  const noteStoreDeletions = (outcome: { deleted: string[]; wouldDelete?: string[] }) => {
+    result.deleted.push(...outcome.deleted.map((d) => `store: ${d}`));
+    if (outcome.wouldDelete) {
+      result.wouldDelete = [...(result.wouldDelete ?? []), ...outcome.wouldDelete.map((d) => `store: ${d}`)];
+    }
+  };
   let shutOffConfirmed = false;
   let mustRestart = false;
   let stopRequestedAt = 0;
@@ -97,8 +104,7 @@ export async function vmCycle(
     if (settings.store) {
       const allocated = preflight.disks.reduce((sum, d) => sum + d.allocatedBytes, 0);
       const room = await step('store-preflight', () => storeQuick.storePreflight(vm, stamp, allocated));
-      result.deleted.push(...room.deleted.map((d) => `store: ${d}`));
-      if (room.wouldDelete) result.wouldDelete = room.wouldDelete.map((d) => `store: ${d}`);
+      noteStoreDeletions(room);
       result.storeFreeBefore = room.freeBytes;
       result.previousImageBytes = room.previousBytes;
       if (!room.ok) throw new SkipVm(room.reason);
@@ -149,10 +155,7 @@ export async function vmCycle(
       }
       await storeQuick.recordStoredSet(vm, stamp, result.stored, images);
       const storeRetention = await step('store-retention', () => storeQuick.applyStoreRetention(vm, stamp));
-      result.deleted.push(...storeRetention.deleted.map((d) => `store: ${d}`));
-      if (storeRetention.wouldDelete) {
-        result.wouldDelete = [...(result.wouldDelete ?? []), ...storeRetention.wouldDelete.map((d) => `store: ${d}`)];
-      }
+      noteStoreDeletions(storeRetention);
       result.storeFreeAfter = storeRetention.freeBytes;
     }
     const retention = await step('retention', () => quick.applyRetention(vm, settings.keepImages, stamp));

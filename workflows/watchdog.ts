@@ -1,6 +1,7 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { LastSuccess } from '../activities/watchdog';
+import type { Job } from '../domain/jobs';
 
 const { lastSuccess, sendStaleAlert } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
@@ -8,7 +9,7 @@ const { lastSuccess, sendStaleAlert } = proxyActivities<Activities>({
 });
 
 /** The dead-man's switch: a backup that silently stopped running is the worst failure, so say it loudly. */
-export async function backupWatchdog(input: { jobs: ('daily' | 'weekly')[] }): Promise<LastSuccess[]> {
+export async function backupWatchdog(input: { jobs: Job[] }): Promise<LastSuccess[]> {
   const checks: LastSuccess[] = [];
   for (const job of input.jobs) {
     const check = await lastSuccess(job);

@@ -1,9 +1,8 @@
 import type { Client, ScheduleDescription, ScheduleOptions } from '@temporalio/client';
 import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Config } from '../../config/schema';
+import { JOB_WORKFLOW_TYPE, JOBS, type Job } from '../../domain/jobs';
 
-export type Job = 'daily' | 'weekly';
-export const JOBS: readonly Job[] = ['daily', 'weekly'];
 /** The dead-man's switch has a schedule of its own. */
 export type ScheduleName = Job | 'watchdog';
 
@@ -11,10 +10,8 @@ export function scheduleId(job: ScheduleName): string {
   return `cluster-backup-${job}`;
 }
 
-const WORKFLOW: Record<Job, { type: string; idPrefix: string }> = {
-  daily: { type: 'dailySupimBackup', idPrefix: 'supim-scheduled' },
-  weekly: { type: 'weeklyVmBackup', idPrefix: 'vms-scheduled' },
-};
+/** The schedule appends the scheduled time, e.g. supim-scheduled-2026-11-27T06:00:00Z. */
+const WORKFLOW_ID_PREFIX: Record<Job, string> = { daily: 'supim-scheduled', weekly: 'vms-scheduled' };
 
 /** The jobs the config can run: daily needs a supim section, weekly a hypervisor section. */
 export function configuredJobs(config: Config): Job[] {
@@ -52,11 +49,10 @@ export function desiredSchedule(config: Config, job: Job): ScheduleOptions {
     },
     action: {
       type: 'startWorkflow',
-      workflowType: WORKFLOW[job].type,
+      workflowType: JOB_WORKFLOW_TYPE[job],
       args: [{}],
       taskQueue: config.temporal.taskQueue,
-      // The schedule appends the scheduled time, e.g. supim-scheduled-2026-11-27T06:00:00Z.
-      workflowId: WORKFLOW[job].idPrefix,
+      workflowId: WORKFLOW_ID_PREFIX[job],
     },
     policies: {
       // A run still going (a slow week) is never doubled; a missed run within the window runs once.

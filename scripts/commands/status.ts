@@ -1,12 +1,9 @@
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import { JOB_WORKFLOW_TYPE } from '../../domain/jobs';
 import { progressQuery } from '../../workflows/definitions';
 
-const JOB_TYPES = [
-  ['daily', 'dailySupimBackup'],
-  ['weekly', 'weeklyVmBackup'],
-  ['watchdog', 'backupWatchdog'],
-] as const;
+const JOB_TYPES = [...Object.entries(JOB_WORKFLOW_TYPE), ['watchdog', 'backupWatchdog']] as const;
 
 /** The last finished run of each job, and every running one with its progress (heartbeats, VM steps). */
 export async function statusLines(client: Client): Promise<string[]> {
@@ -31,7 +28,7 @@ export async function statusLines(client: Client): Promise<string[]> {
         const details = payload ? JSON.stringify(defaultPayloadConverter.fromPayload(payload)) : '';
         lines.push(`    ${activity.activityType?.name ?? 'activity'} attempt ${activity.attempt ?? 1} ${details}`);
       }
-      if (type === 'weeklyVmBackup') {
+      if (type === JOB_WORKFLOW_TYPE.weekly) {
         const progress = await handle.query(progressQuery).catch(() => undefined);
         for (const vm of progress?.vms ?? []) lines.push(`    ${JSON.stringify(vm.vm)}: ${vm.step}`);
       }

@@ -4,6 +4,13 @@ import { escapeHtml, runUrl, weeklyReport } from '../../domain/report';
 import type { VmResult, WeeklySummary } from '../../domain/weekly-summary';
 
 const link = { namespace: 'default', workflowId: 'vms-2026-W48', runId: 'r1', uiBaseUrl: 'http://ui:8233/' };
+const image = (path: string) => ({
+  disk: 'vda',
+  path,
+  bytes: 2 * 1024 ** 3,
+  virtualSize: 8 * 1024 ** 3,
+  sha256: 'a'.repeat(64),
+});
 
 function vm(name: string, over: Partial<VmResult> = {}): VmResult {
   return {
@@ -12,24 +19,8 @@ function vm(name: string, over: Partial<VmResult> = {}): VmResult {
     wasRunning: true,
     runningAtEnd: true,
     downtimeMs: 12_300,
-    images: [
-      {
-        disk: 'vda',
-        path: `/img/${name}/vda.qcow2`,
-        bytes: 2 * 1024 ** 3,
-        virtualSize: 8 * 1024 ** 3,
-        sha256: 'a'.repeat(64),
-      },
-    ],
-    stored: [
-      {
-        disk: 'vda',
-        path: `/store/${name}/vda.qcow2`,
-        bytes: 2 * 1024 ** 3,
-        virtualSize: 8 * 1024 ** 3,
-        sha256: 'a'.repeat(64),
-      },
-    ],
+    images: [image(`/img/${name}/vda.qcow2`)],
+    stored: [image(`/store/${name}/vda.qcow2`)],
     previousImageBytes: 1024 ** 3,
     steps: [{ step: 'stopping', startedAt: '', ms: 2000 }],
     deleted: ['store: x/20261101T050000Z (beyond the retention policy)'],
