@@ -29,6 +29,7 @@ export default tseslint.config(
           paths: nodeBuiltins.map((name) => ({ name, message: 'Workflows must not use Node built-ins.' })),
           patterns: [
             { group: ['**/activities', '**/activities/**'], allowTypeImports: true, message: 'Import activity types only.' },
+            { group: ['**/adapters/**'], allowTypeImports: true, message: 'Adapters do I/O: import their types only.' },
             { group: ['ssh2', 'nodemailer', '@temporalio/client', '@temporalio/worker'], message: 'Not allowed in workflows.' },
           ],
         },

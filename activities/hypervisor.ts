@@ -5,10 +5,10 @@ import { storeTaskQueue } from '../config/temporal-connection';
 import { planRetention, setsThatMayMakeRoom } from '../domain/retention';
 import type { VmImage, WeeklySettings } from '../domain/weekly-summary';
 import { unsafeVmNameReason } from '../domain/vm-names';
-import type { HypervisorDriver, VmDisk, VmPowerState } from './adapters/hypervisor/driver';
-import { ImageArea, type DiskInfo } from './adapters/hypervisor/image-area';
-import { LibvirtDriver } from './adapters/hypervisor/libvirt-driver';
-import type { SshSession } from './adapters/ssh/ssh-session';
+import type { HypervisorDriver, VmDisk, VmPowerState } from '../adapters/hypervisor/driver';
+import { ImageArea, type DiskInfo } from '../adapters/image-sets/image-area';
+import { LibvirtDriver } from '../adapters/hypervisor/libvirt-driver';
+import type { SshSession } from '../adapters/ssh/ssh-session';
 import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
 

@@ -3,7 +3,7 @@ import type { DailySummary } from '../domain/daily-summary';
 import { fileStamp } from '../domain/format';
 import { dailyReport, weeklyReport, type RunLink, type RunOutcome } from '../domain/report';
 import type { WeeklySummary } from '../domain/weekly-summary';
-import { Mailer, type Delivery } from './adapters/mail/mailer';
+import { Mailer, type Delivery } from '../adapters/mail/mailer';
 
 export interface ReportDeps {
   config: Config;

@@ -5,13 +5,13 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../config/schema';
 import { planRetention, setsThatMayMakeRoom } from '../domain/retention';
 import type { VmImage } from '../domain/weekly-summary';
-import type { SshSession } from './adapters/ssh/ssh-session';
-import { remoteHasZstd } from './adapters/ssh/stream-download';
+import type { SshSession } from '../adapters/ssh/ssh-session';
+import { remoteHasZstd } from '../adapters/ssh/stream-download';
 import { requireSection } from './config-section';
-import { fetchRemoteFile, type FetchRequest } from './fetch-remote-file';
+import { fetchRemoteFile, type FetchRequest } from '../adapters/local/fetch-remote-file';
 import { whileHeartbeating } from './heartbeat';
-import { IMAGE_FILE, ImageStore } from './image-store';
-import { PARTIAL_SUFFIX } from './local-tree';
+import { IMAGE_FILE, ImageStore } from '../adapters/image-sets/image-store';
+import { PARTIAL_SUFFIX } from '../adapters/local/local-tree';
 
 export interface StoreDeps {
   config: Config;

@@ -6,12 +6,12 @@ import type { Config } from '../config/schema';
 import { storeTaskQueue } from '../config/temporal-connection';
 import { blankDayResult, type DailySettings, type DayResult } from '../domain/daily-summary';
 import type { CalendarDay } from '../domain/julian-day';
-import { listRemoteTree } from './adapters/ssh/remote-tree';
-import type { SshSession } from './adapters/ssh/ssh-session';
+import { listRemoteTree } from '../adapters/ssh/remote-tree';
+import type { SshSession } from '../adapters/ssh/ssh-session';
 import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
-import { LocalTree, UnsafeLocalPathError } from './local-tree';
-import { DayCopy, filesToCopy, newDayCopyProgress, notReadyReason } from './supim-day-copy';
+import { LocalTree, UnsafeLocalPathError } from '../adapters/local/local-tree';
+import { DayCopy, filesToCopy, newDayCopyProgress, notReadyReason } from '../adapters/local/day-copy';
 
 export interface SupimDeps {
   config: Config;

@@ -4,7 +4,7 @@ import { fileStamp } from '../domain/format';
 import { JOB_WORKFLOW_TYPE, type Job } from '../domain/jobs';
 import type { Report } from '../domain/report';
 import { escapeHtml } from '../domain/report';
-import { Mailer, type Delivery } from './adapters/mail/mailer';
+import { Mailer, type Delivery } from '../adapters/mail/mailer';
 
 export interface WatchdogDeps {
   config: Config;

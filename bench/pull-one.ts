@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../activities';
-import { SshSession } from '../activities/adapters/ssh/ssh-session';
+import { SshSession } from '../adapters/ssh/ssh-session';
 import type { Config } from '../config/schema';
 import type { VmImage } from '../domain/weekly-summary';
 

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities, splitByTaskQueue, type Activities } from '../activities';
-import { SshSession } from '../activities/adapters/ssh/ssh-session';
+import { SshSession } from '../adapters/ssh/ssh-session';
 import type { Config } from '../config/schema';
 import { storeTaskQueue, temporalConnection } from '../config/temporal-connection';
 

@@ -1,4 +1,4 @@
-import { ImageStore, type SetCheck } from '../../activities/image-store';
+import { ImageStore, type SetCheck } from '../../adapters/image-sets/image-store';
 import type { Config } from '../../config/schema';
 import { formatBytes } from '../../domain/format';
 import { planRetention } from '../../domain/retention';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
-import { SshSession } from '../../activities/adapters/ssh/ssh-session';
+import { SshSession } from '../../adapters/ssh/ssh-session';
 import type { PullProgress } from '../../activities/store';
 import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';

@@ -4,9 +4,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { RemoteCommandError } from '../../activities/adapters/ssh/remote-command-error';
-import { SshSession, withSsh } from '../../activities/adapters/ssh/ssh-session';
-import { quote } from '../../activities/adapters/ssh/shell-quote';
+import { RemoteCommandError } from '../../adapters/ssh/remote-command-error';
+import { SshSession, withSsh } from '../../adapters/ssh/ssh-session';
+import { quote } from '../../adapters/ssh/shell-quote';
 import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
 
 describe('SSH session against a real sshd', () => {

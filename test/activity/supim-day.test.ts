@@ -146,7 +146,7 @@ for (const user of ['root', 'cbremote']) {
 }
 
 import { createActivities } from '../../activities';
-import { SshSession } from '../../activities/adapters/ssh/ssh-session';
+import { SshSession } from '../../adapters/ssh/ssh-session';
 import { parseConfig } from '../../config/load';
 
 async function supimSandboxActivities(box: SupimSandbox, supim: Record<string, unknown>) {

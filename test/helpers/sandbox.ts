@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
-import { SshSession } from '../../activities/adapters/ssh/ssh-session';
+import { SshSession } from '../../adapters/ssh/ssh-session';
 import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
 import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';

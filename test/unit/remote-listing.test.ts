@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseTreeListing, unsafeRelativePathReason } from '../../activities/adapters/ssh/remote-tree';
-import { RemoteCommandError } from '../../activities/adapters/ssh/remote-command-error';
+import { parseTreeListing, unsafeRelativePathReason } from '../../adapters/ssh/remote-tree';
+import { RemoteCommandError } from '../../adapters/ssh/remote-command-error';
 
 const listing = (...entries: string[][]) => Buffer.from(['1700000000.5', ...entries.flat()].join('\0') + '\0');
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { dataRuns } from '../../activities/sparse-runs';
+import { dataRuns } from '../../adapters/local/sparse-runs';
 
 const KiB = 1024;
 const zeros = (n: number) => Buffer.alloc(n);

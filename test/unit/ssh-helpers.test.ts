@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { keysForHost, knownHostsName } from '../../activities/adapters/ssh/known-hosts';
-import { isRetryable, RemoteCommandError } from '../../activities/adapters/ssh/remote-command-error';
-import { commandLine, quote } from '../../activities/adapters/ssh/shell-quote';
+import { keysForHost, knownHostsName } from '../../adapters/ssh/known-hosts';
+import { isRetryable, RemoteCommandError } from '../../adapters/ssh/remote-command-error';
+import { commandLine, quote } from '../../adapters/ssh/shell-quote';
 
 describe('shell quoting', () => {
   const words = ["it's", 'a b', '$(id)', '`id`', '"x"', 'new\nline', '-rf', '\\', ';', '*', 'ü'];

@@ -2,8 +2,8 @@ import { readFile, mkdir, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import nodemailer, { type SendMailOptions } from 'nodemailer';
-import type { MailConfig } from '../../../config/schema';
-import type { Report } from '../../../domain/report';
+import type { MailConfig } from '../../config/schema';
+import type { Report } from '../../domain/report';
 
 export interface Delivery {
   via: 'smtp' | 'outbox';

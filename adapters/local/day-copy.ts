@@ -2,11 +2,11 @@ import { mkdir, rename, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { SupimConfig, TransferConfig } from '../config/schema';
-import type { DayResult } from '../domain/daily-summary';
-import { fileStamp } from '../domain/format';
-import { remoteSha256, type RemoteEntry } from './adapters/ssh/remote-tree';
-import type { SshSession } from './adapters/ssh/ssh-session';
+import type { SupimConfig, TransferConfig } from '../../config/schema';
+import type { DayResult } from '../../domain/daily-summary';
+import { fileStamp } from '../../domain/format';
+import { remoteSha256, type RemoteEntry } from '../ssh/remote-tree';
+import type { SshSession } from '../ssh/ssh-session';
 import { fetchRemoteFile } from './fetch-remote-file';
 import { LocalTree, localFileState, sameFile } from './local-tree';
 

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { StoredSet } from '../domain/retention';
-import { unsafeVmNameReason } from '../domain/vm-names';
-import { MANIFEST } from './adapters/hypervisor/image-area';
-import { hashFile } from './hash-file';
+import type { StoredSet } from '../../domain/retention';
+import { unsafeVmNameReason } from '../../domain/vm-names';
+import { MANIFEST } from './image-area';
+import { hashFile } from '../local/hash-file';
 
 const STAMP = /^\d{8}T\d{6}Z$/;
 /** What an image file in the store may be called: `<disk>.<format>`, nothing a path could hide in. */

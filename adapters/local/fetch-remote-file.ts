@@ -1,9 +1,9 @@
 import { open, rename, rm, stat, utimes } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
-import type { TransferConfig } from '../config/schema';
-import { sftpDownload } from './adapters/ssh/sftp-download';
-import type { SshSession } from './adapters/ssh/ssh-session';
-import { streamDownload } from './adapters/ssh/stream-download';
+import type { TransferConfig } from '../../config/schema';
+import { sftpDownload } from '../ssh/sftp-download';
+import type { SshSession } from '../ssh/ssh-session';
+import { streamDownload } from '../ssh/stream-download';
 import { BACKGROUND_SINK_BYTES, BackgroundFileSink, InlineFileSink, type FileSink } from './file-sink';
 import { PARTIAL_SUFFIX } from './local-tree';
 

@@ -1,5 +1,5 @@
 import type { SFTPWrapper } from 'ssh2';
-import type { FileSink } from '../../file-sink';
+import type { FileSink } from '../local/file-sink';
 import { RemoteCommandError } from './remote-command-error';
 
 export interface DownloadOptions {

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
-import type { HostConfig } from '../../../config/schema';
+import type { HostConfig } from '../../config/schema';
 import { keysForHost, knownHostsName } from './known-hosts';
 import { RemoteCommandError } from './remote-command-error';
 import { commandLine } from './shell-quote';

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FileSink } from '../../file-sink';
+import type { FileSink } from '../local/file-sink';
 import { RemoteCommandError } from './remote-command-error';
 import { quote } from './shell-quote';
 import type { SshSession } from './ssh-session';

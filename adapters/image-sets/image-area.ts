@@ -1,8 +1,8 @@
-import { unsafeVmNameReason } from '../../../domain/vm-names';
+import { unsafeVmNameReason } from '../../domain/vm-names';
 import { RemoteCommandError } from '../ssh/remote-command-error';
 import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
-import type { VmDisk } from './driver';
+import type { VmDisk } from '../hypervisor/driver';
 
 export const IMAGE_PARTIAL_SUFFIX = '.partial';
 export const MANIFEST = 'manifest.json';
