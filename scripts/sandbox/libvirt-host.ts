@@ -1,5 +1,6 @@
 import { execFile, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { recordOwnedFolder, startChild, stopProcess } from './processes';
@@ -72,11 +73,57 @@ async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: numbe
   }
 }
 
+const MACHINE_LOCK = join(tmpdir(), 'cluster-backup-sandbox-hypervisor.lock');
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * libvirtd's state folders are global and a new sandbox removes stale guests: two sandboxes at once (two test
+ * files, two checkouts) would destroy each other's guests. A folder created atomically is the lock; its owner
+ * PID lets a later process take over from one that died without releasing it.
+ */
+async function lockMachineWide(timeoutMs = 60 * 60_000): Promise<() => void> {
+  const owner = join(MACHINE_LOCK, 'pid');
+  await waitFor(
+    () => {
+      try {
+        mkdirSync(MACHINE_LOCK);
+        writeFileSync(owner, String(process.pid));
+        return true;
+      } catch {
+        const pid = Number(existsSync(owner) ? readFileSync(owner, 'utf8') : NaN);
+        if (Number.isInteger(pid) && !alive(pid)) rmSync(MACHINE_LOCK, { recursive: true, force: true });
+        return false;
+      }
+    },
+    timeoutMs,
+    `the sandbox hypervisor lock ${MACHINE_LOCK} (another sandbox hypervisor is running)`,
+  );
+  return () => rmSync(MACHINE_LOCK, { recursive: true, force: true });
+}
+
 /**
  * A real libvirtd (QEMU, software emulation) with its own socket folder, run in the foreground as a child
- * of this process with virtlogd. One at a time per machine: libvirtd's state folders are global.
+ * of this process with virtlogd. One at a time per machine (see lockMachineWide).
  */
 export async function startHypervisor(dir: string): Promise<SandboxHypervisor> {
+  const unlock = await lockMachineWide();
+  try {
+    return await startLockedHypervisor(dir, unlock);
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+}
+
+async function startLockedHypervisor(dir: string, unlock: () => void): Promise<SandboxHypervisor> {
   await prepareSystem();
   if (!existsSync(join(GUEST_DIR, 'vmlinuz'))) {
     await run('bash', [join(PROJECT_ROOT, 'scripts', 'sandbox', 'build-guest.sh'), GUEST_DIR]);
@@ -169,6 +216,7 @@ export async function startHypervisor(dir: string): Promise<SandboxHypervisor> {
         await virsh('undefine', '--domain', name).catch(() => undefined);
       }
       for (const child of children.reverse()) await stopProcess(child);
+      unlock();
     },
   };
 }
