@@ -39,7 +39,7 @@ if ! cmp -s package-lock.json node_modules/.installed-lock 2>/dev/null; then
 fi
 
 # The tiny test guest (Debian kernel + busybox), built from Debian packages, for the sandbox hypervisor.
-if [ ! -s .data/guest/initramfs.gz ]; then
+if [ "$(cat .data/guest/built-from 2>/dev/null)" != "$(sha256sum scripts/sandbox/build-guest.sh | cut -c1-64)" ]; then
   log "building the test guest"
   bash scripts/sandbox/build-guest.sh .data/guest
 fi

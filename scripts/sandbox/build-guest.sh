@@ -4,11 +4,16 @@
 # from an image, whether it was taken after a clean shutdown:
 #   sector 0: "cbguest boot <n>"      written at every boot
 #   sector 1: "cbguest running"       written at boot;  "cbguest clean-shutdown" written by the ACPI handler
+#   sector 2: "cbguest tick <n>"      rewritten every second while it runs (a guest that writes during a copy)
+#   sector 3: "cbguest broken"        if a test writes this, the guest hangs before it says ready: a disk that
+#                                     hashes fine but does not boot, for restore tests
 # Kernel command line `cbguest.acpi=off` starts no acpid: a guest that ignores shutdown requests.
-# Output: <out>/vmlinuz and <out>/initramfs.gz. Idempotent: does nothing when both exist.
+# Output: <out>/vmlinuz and <out>/initramfs.gz, and <out>/built-from (this script's hash). Idempotent: does
+# nothing when both exist and were built by this version of the script.
 set -euo pipefail
 out=${1:?usage: build-guest.sh OUT_DIR}
-[ -s "$out/vmlinuz" ] && [ -s "$out/initramfs.gz" ] && exit 0
+self_hash=$(sha256sum "$0" | cut -c1-64)
+[ -s "$out/vmlinuz" ] && [ -s "$out/initramfs.gz" ] && [ "$(cat "$out/built-from" 2>/dev/null)" = "$self_hash" ] && exit 0
 mkdir -p "$out"
 out=$(cd "$out" && pwd) # absolute: the initramfs is packed from inside another folder
 work=$(mktemp -d)
@@ -28,7 +33,7 @@ dpkg-deb -x "$work"/busybox-static_*.deb "$work/busybox"
 root="$work/root"
 mkdir -p "$root"/{bin,sbin,proc,sys,dev,etc/acpi/PWRF,lib/modules}
 cp "$work/busybox/bin/busybox" "$root/bin/busybox"
-for applet in sh mount insmod acpid dd echo cat sync poweroff sleep printf head tr; do
+for applet in sh mount insmod acpid dd echo cat sync poweroff sleep printf head tr kill; do
   ln -s busybox "$root/bin/$applet"
 done
 for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk button evdev; do
@@ -49,8 +54,12 @@ while [ ! -b /dev/vda ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done
 marker() { printf '%-511s\n' "$2" | dd of=/dev/vda bs=512 seek="$1" count=1 conv=notrunc,fsync 2>/dev/null; }
 boots=$(dd if=/dev/vda bs=512 count=1 2>/dev/null | tr -d '\000' | head -c 64)
 case "$boots" in "cbguest boot "*) n=${boots#cbguest boot }; n=$(( ${n%% *} + 1 ));; *) n=1;; esac
+broken=$(dd if=/dev/vda bs=512 skip=3 count=1 2>/dev/null | tr -d '\000' | head -c 14)
+if [ "$broken" = "cbguest broken" ]; then echo "cbguest: broken disk, not booting"; while true; do sleep 3600; done; fi
 marker 0 "cbguest boot $n"
 marker 1 "cbguest running"
+( t=0; while true; do t=$((t+1)); marker 2 "cbguest tick $t"; sleep 1; done ) &
+echo $! > /tick.pid
 case "$(cat /proc/cmdline)" in
   *cbguest.acpi=off*) echo "cbguest: acpid not started (ignores ACPI shutdown)";;
   *) acpid -d -c /etc/acpi > /dev/null 2>&1 & ;;
@@ -60,6 +69,7 @@ while true; do sleep 3600; done
 INIT
 cat > "$root/etc/acpi/PWRF/00000080" <<'PWRF'
 #!/bin/sh
+kill $(cat /tick.pid 2>/dev/null) 2>/dev/null
 printf '%-511s\n' "cbguest clean-shutdown" | dd of=/dev/vda bs=512 seek=1 count=1 conv=notrunc,fsync 2>/dev/null
 sync
 poweroff -f
@@ -70,4 +80,5 @@ cp "$work/kernel/boot/vmlinuz-$kver" "$out/vmlinuz.tmp"
 (cd "$root" && find . | "$root/bin/busybox" cpio -o -H newc 2>/dev/null | gzip -1 > "$out/initramfs.gz.tmp")
 mv "$out/vmlinuz.tmp" "$out/vmlinuz"
 mv "$out/initramfs.gz.tmp" "$out/initramfs.gz"
+echo "$self_hash" > "$out/built-from"
 echo "build-guest: $out (kernel $kver)" >&2
