@@ -1,0 +1,121 @@
+/**
+ * The one manifest format of an image set, in the hypervisor's image area and in the backup store alike:
+ * `<root>/<vm>/<stamp>/manifest.json`, written last, so a set with a manifest is complete and verified.
+ * Version 1 manifests (two shapes: the image area's with `path`, the store's with `file`) are still read.
+ */
+export const MANIFEST = 'manifest.json';
+export const MANIFEST_VERSION = 2;
+
+/** What an image file may be called: `<disk>.<format>`, nothing a path could hide in. */
+export const IMAGE_FILE = /^([a-z0-9]{1,32})\.(qcow2|raw)$/i;
+
+export type ImageFormat = 'qcow2' | 'raw';
+
+export interface ManifestImage {
+  /** Device name inside the VM (vda): the disk map's key. */
+  disk: string;
+  /** `<disk>.<format>`, relative to the set's folder. */
+  file: string;
+  format: ImageFormat;
+  /** Apparent size. */
+  bytes: number;
+  /** Bytes the file occupies on disk (st_blocks x 512); sparse images take less than `bytes`. */
+  allocatedBytes?: number;
+  virtualSize: number;
+  sha256: string;
+  /** Where the image came from: the VM's disk on the hypervisor (and, in the store, the hypervisor's hash). */
+  source?: { path?: string; sha256?: string; type?: 'file' | 'block' };
+}
+
+export interface SetManifest {
+  version: typeof MANIFEST_VERSION;
+  vm: string;
+  stamp: string;
+  images: ManifestImage[];
+  /** `virsh dumpxml --inactive` of the VM when it was imaged, secrets stripped: what a restore defines. */
+  domainXml?: string;
+  completedAt: string;
+  tool: string;
+  howToCheck: string;
+}
+
+export class ManifestError extends Error {
+  override name = 'ManifestError';
+}
+
+const HOW_TO_CHECK = 'sha256sum <file> must print the sha256 above; qemu-img check <file> must pass (qcow2)';
+
+export function newManifest(
+  fields: Pick<SetManifest, 'vm' | 'stamp' | 'images'> & Partial<Pick<SetManifest, 'domainXml' | 'completedAt'>>,
+): SetManifest {
+  return {
+    version: MANIFEST_VERSION,
+    completedAt: new Date().toISOString(),
+    tool: 'cluster-backup',
+    howToCheck: HOW_TO_CHECK,
+    ...fields,
+  };
+}
+
+export function renderManifest(manifest: SetManifest): string {
+  return `${JSON.stringify(manifest, null, 2)}\n`;
+}
+
+function imageFrom(raw: Record<string, unknown>, index: number): ManifestImage {
+  const where = `images[${index}]`;
+  const file =
+    typeof raw.file === 'string'
+      ? raw.file
+      : String(raw.path ?? '')
+          .split('/')
+          .at(-1);
+  const match = IMAGE_FILE.exec(file ?? '');
+  if (!match) throw new ManifestError(`${where} names ${JSON.stringify(file)}, not an image file name`);
+  const number = (key: string, required: boolean): number | undefined => {
+    const value = raw[key];
+    if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
+    if (required || value !== undefined) throw new ManifestError(`${where}.${key} is not a size`);
+    return undefined;
+  };
+  const sha256 = raw.sha256;
+  if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256))
+    throw new ManifestError(`${where}.sha256 is not a SHA-256`);
+  const source = raw.source as ManifestImage['source'] | undefined;
+  const version1Source = typeof raw.path === 'string' ? { path: raw.path } : undefined;
+  const allocatedBytes = number('allocatedBytes', false);
+  return {
+    disk: typeof raw.disk === 'string' ? raw.disk : match[1]!,
+    file: file!,
+    format: match[2]!.toLowerCase() as ImageFormat,
+    bytes: number('bytes', true)!,
+    ...(allocatedBytes !== undefined ? { allocatedBytes } : {}),
+    virtualSize: number('virtualSize', true)!,
+    sha256,
+    ...(source && typeof source === 'object' ? { source } : version1Source ? { source: version1Source } : {}),
+  };
+}
+
+/** Reads a manifest of either version; a damaged one is a ManifestError saying what is wrong. */
+export function parseManifest(text: string): SetManifest {
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new ManifestError(`not JSON: ${(err as Error).message}`);
+  }
+  if (!raw || typeof raw !== 'object') throw new ManifestError('not an object');
+  const version = raw.version ?? 1;
+  if (version !== 1 && version !== MANIFEST_VERSION) throw new ManifestError(`unknown version ${String(version)}`);
+  if (!Array.isArray(raw.images) || raw.images.length === 0) throw new ManifestError('lists no images');
+  const completedAt = raw.completedAt ?? raw.storedAt ?? raw.verifiedAt;
+  return {
+    version: MANIFEST_VERSION,
+    vm: String(raw.vm ?? ''),
+    stamp: String(raw.stamp ?? ''),
+    images: raw.images.map((image, i) => imageFrom((image ?? {}) as Record<string, unknown>, i)),
+    ...(typeof raw.domainXml === 'string' ? { domainXml: raw.domainXml } : {}),
+    completedAt: typeof completedAt === 'string' ? completedAt : '',
+    tool: typeof raw.tool === 'string' ? raw.tool : 'cluster-backup',
+    howToCheck: HOW_TO_CHECK,
+  };
+}
