@@ -3,6 +3,7 @@ import type { DailySummary } from '../domain/daily-summary';
 import { fileStamp } from '../domain/format';
 import { dailyReport, weeklyReport, type RunLink, type RunOutcome } from '../domain/report';
 import type { WeeklySummary } from '../domain/weekly-summary';
+import { storeFileMode } from '../adapters/local/file-mode';
 import { Mailer, type Delivery } from '../adapters/mail/mailer';
 
 export interface ReportDeps {
@@ -22,7 +23,10 @@ export function createReportActivities({ config, now = () => new Date() }: Repor
       request.job === 'daily'
         ? dailyReport(request.outcome, link, request.runLabel)
         : weeklyReport(request.outcome, link, request.runLabel);
-    const delivery = await new Mailer(config.mail).deliver(report, `${fileStamp(now())}-${request.link.workflowId}`);
+    const delivery = await new Mailer(config.mail, storeFileMode(config.permissions)).deliver(
+      report,
+      `${fileStamp(now())}-${request.link.workflowId}`,
+    );
     return { ...delivery, subject: report.subject };
   }
   return { sendReport };

@@ -1,5 +1,4 @@
 import { setMaxListeners } from 'node:events';
-import { mkdir } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../config/schema';
@@ -11,7 +10,15 @@ import type { SshSession } from '../adapters/ssh/ssh-session';
 import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
 import { LocalTree, UnsafeLocalPathError } from '../adapters/local/local-tree';
-import { DayCopy, filesToCopy, newDayCopyProgress, notReadyReason } from '../adapters/local/day-copy';
+import {
+  DayCopy,
+  filesToCopy,
+  newDayCopyProgress,
+  notReadyReason,
+  type DayCopyOutcome,
+} from '../adapters/local/day-copy';
+import { storeFileMode } from '../adapters/local/file-mode';
+import { requireStoreRoot } from '../adapters/local/store-root';
 
 export interface SupimDeps {
   config: Config;
@@ -23,18 +30,51 @@ export interface SupimDeps {
 
 const MAX_LISTED = 20;
 
+const listed = (paths: string[]) =>
+  paths.slice(0, 3).join(', ') + (paths.length > 3 ? ` and ${paths.length - 3} more` : '');
+
+/** The day's status from what became of its files: failed for good > retried > changed meanwhile > copied. */
+function judge(
+  outcome: DayCopyOutcome,
+  finish: (status: DayResult['status'], reason?: string, extra?: Partial<DayResult>) => DayResult,
+): DayResult {
+  const changed = outcome.changed.length ? `changed during the copy: ${listed(outcome.changed)}` : undefined;
+  if (outcome.retryable.length) {
+    // Every file that could be copied now has its real name; the retry copies only the rest.
+    const first = outcome.retryable[0]!;
+    throw ApplicationFailure.retryable(
+      `${outcome.retryable.length} file(s) not copied yet, e.g. ${first.path}: ${first.reason}`,
+      'DayCopyIncomplete',
+    );
+  }
+  if (outcome.failed.length) {
+    const reason = `${outcome.failed.length} file(s) could not be copied: ${outcome.failed
+      .slice(0, 3)
+      .map((f) => `${f.path}: ${f.reason}`)
+      .join('; ')}${changed ? `; ${changed}` : ''}`;
+    return finish('failed', reason, {
+      failedFiles: outcome.failed.slice(0, MAX_LISTED),
+      failedCount: outcome.failed.length,
+    });
+  }
+  if (changed) return finish('not-yet', changed);
+  return finish('copied');
+}
+
 export function createSupimActivities({ config, openSsh, now = () => new Date() }: SupimDeps) {
   const { transfer } = config;
+  const mode = storeFileMode(config.permissions);
 
   async function getDailySettings(): Promise<DailySettings> {
     const supim = requireSection(config.supim, 'supim');
-    const { timeZone, daysBack, sourceTemplate, destinationRoot, verify } = supim;
+    const { timeZone, daysBack, sourceTemplate, destinationRoot, verify, expectedBy } = supim;
     return {
       timeZone,
       daysBack,
       sourceTemplate,
       destinationRoot,
       verify,
+      ...(expectedBy ? { expectedBy } : {}),
       heartbeatTimeoutSeconds: transfer.heartbeatTimeoutSeconds,
       storeTaskQueue: storeTaskQueue(config),
     };
@@ -45,8 +85,9 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
     const supim = requireSection(config.supim, 'supim');
     const started = now().getTime();
     const result = blankDayResult(day, await getDailySettings(), 'complete');
-    const finish = (status: DayResult['status'], reason?: string): DayResult => ({
+    const finish = (status: DayResult['status'], reason?: string, extra: Partial<DayResult> = {}): DayResult => ({
       ...result,
+      ...extra,
       status,
       ...(reason ? { reason } : {}),
       durationMs: now().getTime() - started,
@@ -55,6 +96,8 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
     setMaxListeners(0, signal); // every file in flight listens for cancellation
     const progress = newDayCopyProgress();
 
+    // Before anything else: an unmounted backup disk must fail loudly, not fill the system disk.
+    await requireStoreRoot(supim.destinationRoot);
     const ssh = await openSsh(supim.host);
     try {
       return await whileHeartbeating(
@@ -73,15 +116,19 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
           const notReady = notReadyReason(files, tree.remoteNow, supim);
           if (notReady) return finish('not-yet', notReady);
 
-          const local = new LocalTree(result.destination);
+          const local = new LocalTree(result.destination, mode);
           const changed = await filesToCopy(files, local);
           if (changed.length === 0) return finish('complete');
 
-          await mkdir(result.destination, { recursive: true });
-          const copy = new DayCopy(ssh, result.source, local, supim, transfer, result, progress, now, signal);
-          await copy.copy(changed);
-          await copy.verify(changed);
-          return finish('copied');
+          const copy = new DayCopy(ssh, result.source, local, supim, transfer, result, progress, now, signal, mode);
+          await copy.stage(changed);
+          await copy.verifyChecksums();
+          // One more listing: a file that changed while it was copied must not count as backed up.
+          const after = await listRemoteTree(ssh, result.source, signal);
+          const outcome = await copy.commit(after.state === 'present' ? after.entries : []);
+          result.filesCopied = outcome.committed;
+          result.bytesCopied = outcome.bytesCommitted;
+          return judge(outcome, finish);
         },
       );
     } catch (err) {

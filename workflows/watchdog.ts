@@ -1,9 +1,9 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { patched, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { LastSuccess } from '../activities/watchdog';
 import type { Job } from '../domain/jobs';
 
-const { lastSuccess, sendStaleAlert } = proxyActivities<Activities>({
+const { lastSuccess, sendStaleAlert, dailyDataDrought, sendNoDataAlert } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '10 seconds', maximumInterval: '5 minutes', maximumAttempts: 5 },
 });
@@ -15,6 +15,11 @@ export async function backupWatchdog(input: { jobs: Job[] }): Promise<LastSucces
     const check = await lastSuccess(job);
     if (check.stale) await sendStaleAlert(check);
     checks.push(check);
+    // Runs that succeed while finding nothing are a problem too (a wrong source path, a stopped model).
+    if (job === 'daily' && patched('daily-data-drought')) {
+      const drought = await dailyDataDrought();
+      if (drought.problem) await sendNoDataAlert(drought);
+    }
   }
   return checks;
 }

@@ -1,18 +1,25 @@
-import { mkdir, rename, stat } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { SupimConfig, TransferConfig } from '../../config/schema';
 import type { DayResult } from '../../domain/daily-summary';
 import { fileStamp } from '../../domain/format';
+import { RemoteCommandError } from '../ssh/remote-command-error';
 import { remoteSha256, type RemoteEntry } from '../ssh/remote-tree';
+import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
-import { fetchRemoteFile } from './fetch-remote-file';
-import { LocalTree, localFileState, sameFile } from './local-tree';
+import { commitPartial, fetchRemoteFile } from './fetch-remote-file';
+import { applyFileMode, makeFolders, type StoreFileMode } from './file-mode';
+import { LocalTree, localFileState, partialPathOf, sameFile, UnsafeLocalPathError } from './local-tree';
+import { tarEntries } from './tar-entries';
 
 /** What a day's copy reports in its heartbeats; the next attempt resumes the files in flight from it. */
 export interface DayCopyProgress {
-  phase: 'listing' | 'copying' | 'verifying';
+  phase: 'listing' | 'copying' | 'verifying' | 'committing';
   filesDone: number;
   filesToCopy: number;
   bytesDone: number;
@@ -20,7 +27,28 @@ export interface DayCopyProgress {
   inFlight: { path: string; size: number; mtime: number; offset: number }[];
 }
 
+/** What became of the files a day's copy was asked for. */
+export interface DayCopyOutcome {
+  /** Copied and under their real names. */
+  committed: number;
+  bytesCommitted: number;
+  /** Changed (size or mtime) or vanished on the source while being copied: copied on a later run. */
+  changed: string[];
+  /** Could not be copied, for a reason no retry fixes (permissions, name, refused path). */
+  failed: { path: string; reason: string }[];
+  /** Could not be copied for a reason a retry may fix (link, disk): the activity fails after committing the rest. */
+  retryable: { path: string; reason: string }[];
+}
+
 const LARGE_FILE_LANES = 2;
+/** Names handed to one remote tar, in bytes of command line: far below any ARG_MAX or SSH request limit. */
+const TAR_BATCH_ARGS = 64 << 10;
+/** Small files being written to disk while the stream goes on. */
+const WRITES_IN_FLIGHT = 16;
+/** Local errors about this one file (its name, its folder, its permissions) that no retry changes. */
+const PERMANENT_LOCAL = new Set(['ENAMETOOLONG', 'EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'ELOOP', 'EINVAL', 'EEXIST']);
+/** ssh2's SFTP status codes for a file that cannot be read: permission denied, or the server refusing it. */
+const SFTP_PERMISSION_DENIED = 3;
 
 export function newDayCopyProgress(): DayCopyProgress {
   return { phase: 'listing', filesDone: 0, filesToCopy: 0, bytesDone: 0, bytesToCopy: 0, inFlight: [] };
@@ -48,12 +76,41 @@ export async function filesToCopy(files: RemoteEntry[], local: LocalTree): Promi
   return missing;
 }
 
+/** Whether an error about one file is for good (so: name the file, keep the day) rather than worth a retry. */
+function permanentReason(err: unknown): string | undefined {
+  const e = err as Error & { code?: string | number; cause?: { code?: unknown; message?: string } };
+  if (err instanceof UnsafeLocalPathError) return err.message;
+  if (typeof e.code === 'string' && PERMANENT_LOCAL.has(e.code)) return e.message;
+  if (err instanceof RemoteCommandError) {
+    if (e.cause?.code === SFTP_PERMISSION_DENIED) return `cannot read it on the source host (${e.cause.message})`;
+    if (err.nonRetryable) return err.message;
+  }
+  return undefined;
+}
+
+/** Flushes every file written so far on the file system holding `path` (syncfs): one call for a day's files. */
+async function syncFileSystem(path: string): Promise<void> {
+  await promisify(execFile)('sync', ['-f', path]);
+}
+
+interface Staged {
+  file: RemoteEntry;
+  localPath: string;
+  partial: string;
+  sha256?: string;
+}
+
 /**
- * Copies one day's changed files: a few at a time (small files are latency-bound), each to a partial
- * file renamed when complete, resuming partials that a crashed attempt reported in its heartbeats.
+ * Copies one day's changed files, each isolated from the others: every file is written under its partial
+ * name and flushed; the source is listed again; only then do the files that did not change meanwhile get
+ * their real names. A file that cannot be copied is named, never holds back the rest.
+ * Small files travel as one tar stream per batch (no round trip per file, as rsync); large ones as
+ * pipelined SFTP reads, resumable from the heartbeats of a crashed attempt.
  */
 export class DayCopy {
-  private readonly hashes = new Map<string, string | undefined>();
+  private readonly staged: Staged[] = [];
+  private readonly problems = new Map<string, unknown>();
+  private readonly resumable: Map<string, DayCopyProgress['inFlight'][number]>;
 
   constructor(
     private readonly ssh: SshSession,
@@ -65,31 +122,114 @@ export class DayCopy {
     private readonly progress: DayCopyProgress,
     private readonly now: () => Date,
     private readonly signal: AbortSignal,
-  ) {}
+    private readonly mode: StoreFileMode,
+  ) {
+    const previous = Context.current().info.heartbeatDetails as DayCopyProgress | undefined;
+    this.resumable = new Map((previous?.inFlight ?? []).map((f) => [f.path, f]));
+  }
 
-  async copy(files: RemoteEntry[]): Promise<void> {
+  private get hashing(): boolean {
+    return this.supim.verify === 'sha256';
+  }
+
+  /** Writes every file to its partial name and flushes it; a file that fails is set aside with its error. */
+  async stage(files: RemoteEntry[]): Promise<void> {
     this.progress.phase = 'copying';
     this.progress.filesToCopy = files.length;
     this.progress.bytesToCopy = files.reduce((sum, f) => sum + f.size, 0);
-    const previous = Context.current().info.heartbeatDetails as DayCopyProgress | undefined;
-    const resumable = new Map((previous?.inFlight ?? []).map((f) => [f.path, f]));
-    // Small files are latency-bound: many at once. Large ones fill a whole read pipeline each: a couple at
-    // once, which bounds memory at about (LARGE_FILE_LANES x pipeline + parallelFiles x one pipeline's worth).
+    await makeFolders(this.result.destination, this.mode);
+    // Small files are latency-bound: streamed together. Large ones fill a whole read pipeline each: a couple
+    // at once, which bounds memory at about LARGE_FILE_LANES x pipeline.
     const pipelineBytes = this.transfer.parallelReads * this.transfer.chunkBytes;
-    const large = files.filter((f) => f.size > pipelineBytes / 8);
-    const small = files.filter((f) => f.size <= pipelineBytes / 8);
-    const drain = async (queue: RemoteEntry[]) => {
-      for (let file = queue.shift(); file; file = queue.shift()) await this.copyOne(file, resumable.get(file.path));
-    };
-    const lanes = (queue: RemoteEntry[], count: number) =>
-      Array.from({ length: Math.min(count, queue.length) }, () => drain(queue));
-    await Promise.all([...lanes(large, LARGE_FILE_LANES), ...lanes(small, this.transfer.parallelFiles)]);
+    const small = files.filter((f) => f.size <= pipelineBytes / 8 && !this.resumable.has(f.path));
+    const large = files.filter((f) => !small.includes(f));
+    const settled = await Promise.allSettled([
+      this.sftpLanes(large, LARGE_FILE_LANES),
+      this.tarStream(small).then((left) => this.sftpLanes(left, this.transfer.parallelFiles)),
+    ]);
+    for (const s of settled) if (s.status === 'rejected') throw s.reason;
+    if (this.signal.aborted) throw ApplicationFailure.retryable('cancelled', 'Cancelled');
   }
 
-  private async copyOne(file: RemoteEntry, before?: DayCopyProgress['inFlight'][number]): Promise<void> {
+  /** SHA-256 of each staged copy (taken while writing) against the source's; a mismatch is not committed. */
+  async verifyChecksums(): Promise<void> {
+    if (!this.hashing || this.staged.length === 0) return;
+    this.progress.phase = 'verifying';
+    const paths = this.staged.map((s) => `${this.source}/${s.file.path}`);
+    const remote = await remoteSha256(this.ssh, paths, this.signal);
+    const mismatched = this.staged.filter((s, i) => remote[i] !== s.sha256);
+    for (const s of mismatched) {
+      this.staged.splice(this.staged.indexOf(s), 1);
+      await rm(s.partial, { force: true });
+      this.problems.set(s.file.path, new Error('SHA-256 differs between the compute host and the copy'));
+    }
+  }
+
+  /**
+   * Gives the staged files that the fresh listing shows unchanged their real names; drops the others.
+   * Sorts every file that went wrong into changed (the source moved on), failed (for good) or retryable.
+   */
+  async commit(relisted: RemoteEntry[]): Promise<DayCopyOutcome> {
+    this.progress.phase = 'committing';
+    const now = new Map(relisted.filter((e) => e.type === 'file').map((e) => [e.path, e]));
+    const unchanged = (file: RemoteEntry) => {
+      const after = now.get(file.path);
+      return after !== undefined && after.size === file.size && after.mtime === file.mtime;
+    };
+    const outcome: DayCopyOutcome = { committed: 0, bytesCommitted: 0, changed: [], failed: [], retryable: [] };
+    for (const s of this.staged) {
+      if (!unchanged(s.file)) {
+        await rm(s.partial, { force: true });
+        outcome.changed.push(s.file.path);
+        continue;
+      }
+      await this.keepLongerBackup(s.file, s.localPath);
+      await commitPartial(s.partial, s.localPath, s.file.mtime);
+      outcome.committed += 1;
+      outcome.bytesCommitted += s.file.size;
+    }
+    this.progress.inFlight.length = 0;
+    for (const [path, error] of this.problems) {
+      const listed = this.listed.get(path);
+      if (!listed || !unchanged(listed)) outcome.changed.push(path);
+      else {
+        const reason = permanentReason(error);
+        if (reason) outcome.failed.push({ path, reason });
+        else outcome.retryable.push({ path, reason: (error as Error).message });
+      }
+    }
+    return outcome;
+  }
+
+  private readonly listed = new Map<string, RemoteEntry>();
+
+  /** Runs one file's copy; its failure is kept for commit() to judge, unless the whole activity is cancelled. */
+  private async isolated(file: RemoteEntry, work: () => Promise<void>): Promise<void> {
+    this.listed.set(file.path, file);
+    try {
+      await work();
+    } catch (err) {
+      if (this.signal.aborted) throw err;
+      this.problems.set(file.path, err);
+    }
+  }
+
+  private async sftpLanes(files: RemoteEntry[], lanes: number): Promise<void> {
+    const queue = [...files];
+    const drain = async () => {
+      for (let file = queue.shift(); file && !this.signal.aborted; file = queue.shift()) {
+        const next = file;
+        await this.isolated(next, () => this.fetchOne(next));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(lanes, queue.length) }, drain));
+  }
+
+  private async fetchOne(file: RemoteEntry): Promise<void> {
     const localPath = await this.local.prepareParent(file.path);
-    await this.keepLongerBackup(file, localPath);
+    const before = this.resumable.get(file.path);
     const resumeFrom = before && before.size === file.size && before.mtime === file.mtime ? before.offset : 0;
+    // The slot stays until commit: a crash before the rename resumes from the whole partial file.
     const slot = { path: file.path, size: file.size, mtime: file.mtime, offset: resumeFrom };
     this.progress.inFlight.push(slot);
     const fetched = await fetchRemoteFile({
@@ -98,21 +238,115 @@ export class DayCopy {
       remotePath: `${this.source}/${file.path}`,
       localPath,
       size: file.size,
-      mtime: file.mtime,
       resumeFrom,
-      sha256: this.supim.verify === 'sha256',
+      sha256: this.hashing,
       transfer: this.transfer,
+      fileMode: this.mode,
+      keepPartial: true,
       signal: this.signal,
       onProgress: (done) => {
         this.progress.bytesDone += done - slot.offset;
         slot.offset = done; // the periodic heartbeat (whileHeartbeating) reports it
       },
     });
-    this.progress.inFlight.splice(this.progress.inFlight.indexOf(slot), 1);
     this.progress.filesDone += 1;
-    this.result.filesCopied += 1;
-    this.result.bytesCopied += fetched.bytesTransferred;
-    this.hashes.set(file.path, fetched.sha256);
+    this.staged.push({ file, localPath, partial: fetched.partial, sha256: fetched.sha256 });
+  }
+
+  /**
+   * Streams small files as `tar cf -` of their names (a batch per command line), writing each to its
+   * partial name as it arrives, then flushes them all at once. Only entries that are exactly the files
+   * asked for, as regular files of the listed size, are written: the stream's names are never trusted.
+   * Returns the files that did not arrive (unreadable, vanished, or the stream was refused): each is
+   * then fetched on its own, which names its error.
+   */
+  private async tarStream(files: RemoteEntry[]): Promise<RemoteEntry[]> {
+    const left: RemoteEntry[] = [];
+    const staged: Staged[] = [];
+    for (let start = 0; start < files.length && !this.signal.aborted;) {
+      const batch: RemoteEntry[] = [];
+      for (let bytes = 0; start < files.length && bytes < TAR_BATCH_ARGS; start++) {
+        batch.push(files[start]!);
+        bytes += Buffer.byteLength(files[start]!.path) + 8;
+      }
+      left.push(...(await this.tarBatch(batch, staged)));
+    }
+    if (staged.length > 0) {
+      try {
+        await syncFileSystem(this.result.destination);
+      } catch (err) {
+        for (const s of staged) this.problems.set(s.file.path, err);
+        return left;
+      }
+      this.staged.push(...staged);
+    }
+    return left;
+  }
+
+  private async tarBatch(batch: RemoteEntry[], staged: Staged[]): Promise<RemoteEntry[]> {
+    const wanted = new Map(batch.map((f) => [f.path, f]));
+    // --hard-dereference: a hard link comes as its data, not as a link entry; ./ keeps a leading dash a name.
+    const command =
+      `cd ${quote(this.source)} && exec tar --format=gnu --hard-dereference --no-recursion -cf - -- ` +
+      batch.map((f) => quote(`./${f.path}`)).join(' ');
+    const { stdout, finished } = await this.ssh.execStream({ shell: command });
+    const onAbort = () => stdout.destroy();
+    this.signal.addEventListener('abort', onAbort, { once: true });
+    const writes = new Set<Promise<void>>();
+    let refused = false;
+    try {
+      for await (const entry of tarEntries(stdout as AsyncIterable<Buffer>)) {
+        const file = wanted.get(entry.name.replace(/^\.\//, ''));
+        if (file && entry.type === 'file' && entry.size !== file.size) {
+          wanted.delete(file.path); // it changed since it was listed: the fresh listing will say so
+          this.listed.set(file.path, file);
+          this.problems.set(file.path, new Error(`size changed since it was listed (${file.size} -> ${entry.size})`));
+          continue;
+        }
+        if (!file || entry.type !== 'file') {
+          refused = true; // not what was asked for: the rest go one by one
+          break;
+        }
+        wanted.delete(file.path);
+        const write = this.isolated(file, () => this.writeSmall(file, entry.data, staged));
+        writes.add(write);
+        void write.finally(() => writes.delete(write));
+        if (writes.size >= WRITES_IN_FLIGHT) await Promise.race(writes);
+      }
+    } catch (err) {
+      if (this.signal.aborted) throw err;
+      refused = true; // a malformed or broken stream; a cut link shows again in the next listing
+    } finally {
+      this.signal.removeEventListener('abort', onAbort);
+      if (refused) stdout.destroy();
+      await Promise.all(writes);
+    }
+    // Exit 1 (a file changed while read) and 2 (a file could not be read) leave the file out of the
+    // stream: the fresh listing, or its one-by-one copy, says what became of it.
+    await finished.catch(() => undefined);
+    return [...wanted.values()];
+  }
+
+  private async writeSmall(file: RemoteEntry, data: Buffer[], staged: Staged[]): Promise<void> {
+    const localPath = await this.local.prepareParent(file.path);
+    const partial = partialPathOf(localPath);
+    const handle = await open(partial, 'w', this.mode.fileMode);
+    try {
+      await applyFileMode(handle, this.mode);
+      let pending = [...data];
+      while (pending.length > 0) {
+        let written = (await handle.writev(pending)).bytesWritten;
+        // A short write: drop what went, keep the rest.
+        while (pending.length > 0 && written >= pending[0]!.length) written -= pending.shift()!.length;
+        if (written > 0) pending[0] = pending[0]!.subarray(written);
+      }
+    } finally {
+      await handle.close();
+    }
+    const sha256 = this.hashing ? data.reduce((h, d) => h.update(d), createHash('sha256')).digest('hex') : undefined;
+    this.progress.filesDone += 1;
+    this.progress.bytesDone += file.size;
+    staged.push({ file, localPath, partial, sha256 });
   }
 
   /** Never lets a shorter source file silently replace a longer backup: the old copy is moved aside. */
@@ -121,29 +355,8 @@ export class DayCopy {
     if (!existing || existing.size <= file.size) return;
     const stamp = fileStamp(this.now());
     const keptAs = join(this.supim.destinationRoot, '.superseded', this.result.day.label, stamp, file.path);
-    await mkdir(dirname(keptAs), { recursive: true });
+    await makeFolders(dirname(keptAs), this.mode);
     await rename(localPath, keptAs);
     this.result.superseded.push(`${file.path} (${existing.size} bytes, kept at ${keptAs})`);
-  }
-
-  /** Sizes always; SHA-256 on both ends when configured (the local hash was taken while streaming). */
-  async verify(files: RemoteEntry[]): Promise<void> {
-    this.progress.phase = 'verifying';
-    const mismatch = (message: string) => ApplicationFailure.retryable(message, 'CopyVerifyError');
-    for (const file of files) {
-      const size = (await stat(this.local.pathOf(file.path))).size;
-      if (size !== file.size) throw mismatch(`${file.path}: copied ${size} bytes, source has ${file.size}`);
-    }
-    if (this.supim.verify !== 'sha256') return;
-    const remote = await remoteSha256(
-      this.ssh,
-      files.map((f) => `${this.source}/${f.path}`),
-      this.signal,
-    );
-    files.forEach((file, i) => {
-      if (remote[i] !== this.hashes.get(file.path)) {
-        throw mismatch(`${file.path}: SHA-256 differs between the compute host and the backup`);
-      }
-    });
   }
 }
