@@ -121,11 +121,13 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
           if (changed.length === 0) return finish('complete');
 
           const copy = new DayCopy(ssh, result.source, local, supim, transfer, result, progress, now, signal, mode);
-          await copy.stage(changed);
+          // One more listing once all is read: a file that changed while it was copied is not backed up.
+          const after = await copy.stage(changed, async () => {
+            const tree = await listRemoteTree(ssh, result.source, signal);
+            return tree.state === 'present' ? tree.entries : [];
+          });
           await copy.verifyChecksums();
-          // One more listing: a file that changed while it was copied must not count as backed up.
-          const after = await listRemoteTree(ssh, result.source, signal);
-          const outcome = await copy.commit(after.state === 'present' ? after.entries : []);
+          const outcome = await copy.commit(after);
           result.filesCopied = outcome.committed;
           result.bytesCopied = outcome.bytesCommitted;
           return judge(outcome, finish);

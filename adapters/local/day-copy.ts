@@ -43,8 +43,8 @@ export interface DayCopyOutcome {
 const LARGE_FILE_LANES = 2;
 /** Names handed to one remote tar, in bytes of command line: far below any ARG_MAX or SSH request limit. */
 const TAR_BATCH_ARGS = 64 << 10;
-/** Small files being written to disk while the stream goes on. */
-const WRITES_IN_FLIGHT = 16;
+/** Small files being written to disk while the stream goes on (each at most a pipeline's eighth). */
+const WRITES_IN_FLIGHT = 64;
 /** Local errors about this one file (its name, its folder, its permissions) that no retry changes. */
 const PERMANENT_LOCAL = new Set(['ENAMETOOLONG', 'EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'ELOOP', 'EINVAL', 'EEXIST']);
 /** ssh2's SFTP status codes for a file that cannot be read: permission denied, or the server refusing it. */
@@ -69,11 +69,22 @@ export function notReadyReason(files: RemoteEntry[], remoteNow: number, supim: S
 
 /** The files of a listing that the backup lacks or holds in another version (size or mtime differ). */
 export async function filesToCopy(files: RemoteEntry[], local: LocalTree): Promise<RemoteEntry[]> {
-  const missing: RemoteEntry[] = [];
-  for (const file of files) {
-    if (!sameFile(await localFileState(local.pathOf(file.path)), file)) missing.push(file);
-  }
-  return missing;
+  const differ = await inParallel(
+    files,
+    async (file) => !sameFile(await localFileState(local.pathOf(file.path)), file),
+  );
+  return files.filter((_, i) => differ[i]);
+}
+
+/** `work` on every item, a few at a time (file system calls run in libuv's thread pool), results in order. */
+async function inParallel<T, R>(items: readonly T[], work: (item: T) => Promise<R>, lanes = 16): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const lane = async () => {
+    for (let i = next++; i < items.length; i = next++) results[i] = await work(items[i]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(lanes, items.length) }, lane));
+  return results;
 }
 
 /** Whether an error about one file is for good (so: name the file, keep the day) rather than worth a retry. */
@@ -109,6 +120,10 @@ interface Staged {
  */
 export class DayCopy {
   private readonly staged: Staged[] = [];
+  /** Whether files get exactly the configured mode when created (known after the first). */
+  private createdExact?: boolean;
+  /** Written by a tar stream, not yet flushed. */
+  private readonly unflushed: Staged[] = [];
   private readonly problems = new Map<string, unknown>();
   private readonly resumable: Map<string, DayCopyProgress['inFlight'][number]>;
 
@@ -132,8 +147,12 @@ export class DayCopy {
     return this.supim.verify === 'sha256';
   }
 
-  /** Writes every file to its partial name and flushes it; a file that fails is set aside with its error. */
-  async stage(files: RemoteEntry[]): Promise<void> {
+  /**
+   * Writes every file to its partial name and flushes it; a file that fails is set aside with its error.
+   * Once every file has been read, `relist` lists the source again (while the copies are flushed) and its
+   * listing is returned: commit() compares it with the one the copy started from.
+   */
+  async stage(files: RemoteEntry[], relist: () => Promise<RemoteEntry[]>): Promise<RemoteEntry[]> {
     this.progress.phase = 'copying';
     this.progress.filesToCopy = files.length;
     this.progress.bytesToCopy = files.reduce((sum, f) => sum + f.size, 0);
@@ -149,6 +168,20 @@ export class DayCopy {
     ]);
     for (const s of settled) if (s.status === 'rejected') throw s.reason;
     if (this.signal.aborted) throw ApplicationFailure.retryable('cancelled', 'Cancelled');
+    const [after] = await Promise.all([relist(), this.flushStreamed()]);
+    return after;
+  }
+
+  /** One syncfs for every file the tar streams wrote (the SFTP copies flush their own). */
+  private async flushStreamed(): Promise<void> {
+    const streamed = this.unflushed.splice(0);
+    if (streamed.length === 0) return;
+    try {
+      await syncFileSystem(this.result.destination);
+      this.staged.push(...streamed);
+    } catch (err) {
+      for (const s of streamed) this.problems.set(s.file.path, err);
+    }
   }
 
   /** SHA-256 of each staged copy (taken while writing) against the source's; a mismatch is not committed. */
@@ -177,31 +210,42 @@ export class DayCopy {
       return after !== undefined && after.size === file.size && after.mtime === file.mtime;
     };
     const outcome: DayCopyOutcome = { committed: 0, bytesCommitted: 0, changed: [], failed: [], retryable: [] };
-    for (const s of this.staged) {
+    await inParallel(this.staged, async (s) => {
       if (!unchanged(s.file)) {
         await rm(s.partial, { force: true });
         outcome.changed.push(s.file.path);
-        continue;
+        return;
       }
       await this.keepLongerBackup(s.file, s.localPath);
       await commitPartial(s.partial, s.localPath, s.file.mtime);
       outcome.committed += 1;
       outcome.bytesCommitted += s.file.size;
-    }
+    });
     this.progress.inFlight.length = 0;
     for (const [path, error] of this.problems) {
       const listed = this.listed.get(path);
-      if (!listed || !unchanged(listed)) outcome.changed.push(path);
-      else {
-        const reason = permanentReason(error);
-        if (reason) outcome.failed.push({ path, reason });
-        else outcome.retryable.push({ path, reason: (error as Error).message });
+      const reason = permanentReason(error);
+      if (listed && unchanged(listed) && !reason) {
+        outcome.retryable.push({ path, reason: (error as Error).message }); // its partial file is resumed
+        continue;
       }
+      if (!listed || !unchanged(listed)) outcome.changed.push(path);
+      else outcome.failed.push({ path, reason: reason! });
+      await this.dropPartial(path);
     }
     return outcome;
   }
 
   private readonly listed = new Map<string, RemoteEntry>();
+
+  /** Removes what a failed copy left under the file's partial name (nothing a later attempt resumes). */
+  private async dropPartial(path: string): Promise<void> {
+    try {
+      await rm(partialPathOf(this.local.pathOf(path)), { force: true });
+    } catch {
+      // A path that cannot even be named locally left nothing behind.
+    }
+  }
 
   /** Runs one file's copy; its failure is kept for commit() to judge, unless the whole activity is cancelled. */
   private async isolated(file: RemoteEntry, work: () => Promise<void>): Promise<void> {
@@ -262,28 +306,18 @@ export class DayCopy {
    */
   private async tarStream(files: RemoteEntry[]): Promise<RemoteEntry[]> {
     const left: RemoteEntry[] = [];
-    const staged: Staged[] = [];
     for (let start = 0; start < files.length && !this.signal.aborted;) {
       const batch: RemoteEntry[] = [];
       for (let bytes = 0; start < files.length && bytes < TAR_BATCH_ARGS; start++) {
         batch.push(files[start]!);
         bytes += Buffer.byteLength(files[start]!.path) + 8;
       }
-      left.push(...(await this.tarBatch(batch, staged)));
-    }
-    if (staged.length > 0) {
-      try {
-        await syncFileSystem(this.result.destination);
-      } catch (err) {
-        for (const s of staged) this.problems.set(s.file.path, err);
-        return left;
-      }
-      this.staged.push(...staged);
+      left.push(...(await this.tarBatch(batch)));
     }
     return left;
   }
 
-  private async tarBatch(batch: RemoteEntry[], staged: Staged[]): Promise<RemoteEntry[]> {
+  private async tarBatch(batch: RemoteEntry[]): Promise<RemoteEntry[]> {
     const wanted = new Map(batch.map((f) => [f.path, f]));
     // --hard-dereference: a hard link comes as its data, not as a link entry; ./ keeps a leading dash a name.
     const command =
@@ -308,7 +342,7 @@ export class DayCopy {
           break;
         }
         wanted.delete(file.path);
-        const write = this.isolated(file, () => this.writeSmall(file, entry.data, staged));
+        const write = this.isolated(file, () => this.writeSmall(file, entry.data));
         writes.add(write);
         void write.finally(() => writes.delete(write));
         if (writes.size >= WRITES_IN_FLIGHT) await Promise.race(writes);
@@ -327,13 +361,15 @@ export class DayCopy {
     return [...wanted.values()];
   }
 
-  private async writeSmall(file: RemoteEntry, data: Buffer[], staged: Staged[]): Promise<void> {
+  private async writeSmall(file: RemoteEntry, data: Buffer[]): Promise<void> {
     const localPath = await this.local.prepareParent(file.path);
     const partial = partialPathOf(localPath);
     const handle = await open(partial, 'w', this.mode.fileMode);
     try {
-      await applyFileMode(handle, this.mode);
-      let pending = [...data];
+      // Creating with the mode is enough unless the umask takes bits away or a group is set: then one more call.
+      this.createdExact ??= this.mode.gid === undefined && ((await handle.stat()).mode & 0o777) === this.mode.fileMode;
+      if (!this.createdExact) await applyFileMode(handle, this.mode);
+      const pending = [...data];
       while (pending.length > 0) {
         let written = (await handle.writev(pending)).bytesWritten;
         // A short write: drop what went, keep the rest.
@@ -346,7 +382,7 @@ export class DayCopy {
     const sha256 = this.hashing ? data.reduce((h, d) => h.update(d), createHash('sha256')).digest('hex') : undefined;
     this.progress.filesDone += 1;
     this.progress.bytesDone += file.size;
-    staged.push({ file, localPath, partial, sha256 });
+    this.unflushed.push({ file, localPath, partial, sha256 });
   }
 
   /** Never lets a shorter source file silently replace a longer backup: the old copy is moved aside. */
