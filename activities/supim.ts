@@ -117,7 +117,7 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
           if (notReady) return finish('not-yet', notReady);
 
           const local = new LocalTree(result.destination, mode);
-          const changed = await filesToCopy(files, local);
+          const changed = filesToCopy(files, local);
           if (changed.length === 0) return finish('complete');
 
           const copy = new DayCopy(ssh, result.source, local, supim, transfer, result, progress, now, signal, mode);
