@@ -33,7 +33,7 @@ const MAX_LISTED = 20;
 const listed = (paths: string[]) =>
   paths.slice(0, 3).join(', ') + (paths.length > 3 ? ` and ${paths.length - 3} more` : '');
 
-/** The day's status from what became of its files: failed for good > retried > changed meanwhile > copied. */
+/** The day from what became of its files: a retryable problem fails the attempt; then failed, changed, copied. */
 function judge(
   outcome: DayCopyOutcome,
   finish: (status: DayResult['status'], reason?: string, extra?: Partial<DayResult>) => DayResult,
@@ -129,7 +129,7 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
           await copy.verifyChecksums();
           const outcome = await copy.commit(after);
           result.filesCopied = outcome.committed;
-          result.bytesCopied = outcome.bytesCommitted;
+          result.bytesCopied = outcome.bytesTransferred;
           return judge(outcome, finish);
         },
       );

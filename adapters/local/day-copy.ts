@@ -33,7 +33,8 @@ export interface DayCopyProgress {
 export interface DayCopyOutcome {
   /** Copied and under their real names. */
   committed: number;
-  bytesCommitted: number;
+  /** Bytes fetched by this attempt for the committed files (a resumed file counts what was left). */
+  bytesTransferred: number;
   /** Changed (size or mtime) or vanished on the source while being copied: copied on a later run. */
   changed: string[];
   /** Could not be copied, for a reason no retry fixes (permissions, name, refused path). */
@@ -96,6 +97,8 @@ interface Staged {
   sha256?: string;
   /** The partial file already has the source's mtime. */
   mtimeSet?: boolean;
+  /** Bytes fetched for it by this attempt (a resumed file: less than its size). */
+  bytesTransferred: number;
 }
 
 /**
@@ -110,6 +113,8 @@ export class DayCopy {
   /** Written by a tar stream, not yet flushed. */
   private readonly unflushed: Staged[] = [];
   private readonly problems = new Map<string, unknown>();
+  /** Every file a copy was tried for, as listed before: what a fresh listing is compared with. */
+  private readonly listed = new Map<string, RemoteEntry>();
   private readonly resumable: Map<string, DayCopyProgress['inFlight'][number]>;
 
   constructor(
@@ -194,7 +199,7 @@ export class DayCopy {
       const after = now.get(file.path);
       return after !== undefined && after.size === file.size && after.mtime === file.mtime;
     };
-    const outcome: DayCopyOutcome = { committed: 0, bytesCommitted: 0, changed: [], failed: [], retryable: [] };
+    const outcome: DayCopyOutcome = { committed: 0, bytesTransferred: 0, changed: [], failed: [], retryable: [] };
     // Synchronous renames, as rsync does them: microseconds each, no trip through the thread pool.
     for (const s of this.staged) {
       if (!unchanged(s.file)) {
@@ -202,13 +207,17 @@ export class DayCopy {
         outcome.changed.push(s.file.path);
         continue;
       }
-      await this.keepLongerBackup(s.file, s.localPath);
-      if (!s.mtimeSet) utimesSync(s.partial, s.file.mtime, s.file.mtime);
-      renameSync(s.partial, s.localPath);
+      try {
+        await this.keepLongerBackup(s.file, s.localPath);
+        if (!s.mtimeSet) utimesSync(s.partial, s.file.mtime, s.file.mtime);
+        renameSync(s.partial, s.localPath);
+      } catch (err) {
+        this.problems.set(s.file.path, err); // e.g. a folder where the file should go
+        continue;
+      }
       outcome.committed += 1;
-      outcome.bytesCommitted += s.file.size;
+      outcome.bytesTransferred += s.bytesTransferred;
     }
-    this.progress.inFlight.length = 0;
     for (const [path, error] of this.problems) {
       const listed = this.listed.get(path);
       const reason = permanentReason(error);
@@ -220,10 +229,12 @@ export class DayCopy {
       else outcome.failed.push({ path, reason: reason! });
       await this.dropPartial(path);
     }
+    // Only what a retry resumes stays in the heartbeats.
+    const resumed = new Set(outcome.retryable.map((r) => r.path));
+    const kept = this.progress.inFlight.filter((slot) => resumed.has(slot.path));
+    this.progress.inFlight.splice(0, this.progress.inFlight.length, ...kept);
     return outcome;
   }
-
-  private readonly listed = new Map<string, RemoteEntry>();
 
   /** Removes what a failed copy left under the file's partial name (nothing a later attempt resumes). */
   private async dropPartial(path: string): Promise<void> {
@@ -281,7 +292,8 @@ export class DayCopy {
       },
     });
     this.progress.filesDone += 1;
-    this.staged.push({ file, localPath, partial: fetched.partial, sha256: fetched.sha256 });
+    const { partial, sha256, bytesTransferred } = fetched;
+    this.staged.push({ file, localPath, partial, sha256, bytesTransferred });
   }
 
   /**
@@ -350,7 +362,7 @@ export class DayCopy {
     const sha256 = this.hashing ? data.reduce((h, d) => h.update(d), createHash('sha256')).digest('hex') : undefined;
     this.progress.filesDone += 1;
     this.progress.bytesDone += file.size;
-    this.unflushed.push({ file, localPath, partial, sha256, mtimeSet: true });
+    this.unflushed.push({ file, localPath, partial, sha256, mtimeSet: true, bytesTransferred: file.size });
   }
 
   /** Never lets a shorter source file silently replace a longer backup: the old copy is moved aside. */
