@@ -330,9 +330,9 @@ export function createHypervisorActivities({ config, openSsh, temporalClient }: 
    * `watchSeconds`: a shutdown request may still be under way (the run was aborted while stopping): a VM that
    * is "running" now may power off in a moment, so keep watching it that long and start it if it does.
    */
-  async function ensureRunning(vm: string, watchSeconds = 0): Promise<void> {
+  async function ensureRunning(vm: string, watchSeconds = 0): Promise<{ started: boolean }> {
     try {
-      await withHypervisor(async ({ driver, records }) => {
+      return await withHypervisor(async ({ driver, records }) => {
         const watchUntil = Date.now() + watchSeconds * 1000;
         let deadline = watchUntil + START_CONFIRM_SECONDS * 1000;
         let started = false;
@@ -340,7 +340,7 @@ export function createHypervisorActivities({ config, openSsh, temporalClient }: 
           const state = await driver.state(vm);
           if (state.state === 'running' && (started || Date.now() >= watchUntil)) {
             await records.removeHeldDown(vm);
-            return;
+            return { started };
           }
           if (state.state === 'missing') throw ApplicationFailure.nonRetryable(`${vm} no longer exists`, 'VmMissing');
           if (state.state === 'shut-off') await driver.start(vm);

@@ -116,9 +116,13 @@ export async function vmCycle(
       result.wouldDelete = [...(result.wouldDelete ?? []), ...outcome.wouldDelete.map((d) => `store: ${d}`)];
     }
   };
-  const markRunning = (started: boolean) => {
+  const markRunning = () => {
     result.runningAtEnd = true;
-    if (wentOff || started) result.downtimeMs ??= Date.now() - stopRequestedAt;
+    if (wentOff) result.downtimeMs ??= Date.now() - stopRequestedAt;
+  };
+  /** Starts the VM, or watches a shutdown that may still be under way and starts it if it goes off. */
+  const startAgain = async (watchSeconds: number) => {
+    if ((await act.restart.ensureRunning(vm, watchSeconds)).started) wentOff = true;
   };
 
   // --- the phases -------------------------------------------------------------------------------------
@@ -135,10 +139,18 @@ export async function vmCycle(
     result.imageAreaFreeBefore = preflight.freeBytes;
     if (preflight.state !== 'missing') result.wasRunning = preflight.state === 'running' || !!preflight.heldDown;
     if (preflight.heldDown) {
+      // An earlier run stopped it and is gone: image it now if its budget allows, else start it first and
+      // back it up as any running VM.
       result.heldDownBy = preflight.heldDown.owner.workflowId;
       stopRequestedAt = Date.parse(preflight.heldDown.since);
       wentOff = true;
-      runningAgain = undo.push('start the VM an earlier run left off', () => act.restart.ensureRunning(vm, 0));
+      runningAgain = undo.push('start the VM an earlier run left off', () => startAgain(0));
+      if ((Date.now() - stopRequestedAt) / 1000 + BOOT_RESERVE_SECONDS >= policy.maxDowntimeSeconds) {
+        await step('starting', () => startAgain(0));
+        runningAgain();
+        markRunning();
+        wentOff = false;
+      }
     }
     if (!preflight.ok) throw new SkipVm(preflight.reason);
     if (settings.store) {
@@ -156,9 +168,7 @@ export async function vmCycle(
     step('stopping', async () => {
       // The compensation exists before the VM is asked to stop; it watches a shutdown that may still be under
       // way, so a guest that powers off a moment after an abort is started again too.
-      runningAgain = undo.push('start the VM again', () =>
-        act.restart.ensureRunning(vm, wentOff ? 0 : policy.shutdownTimeoutSeconds),
-      );
+      runningAgain = undo.push('start the VM again', () => startAgain(wentOff ? 0 : policy.shutdownTimeoutSeconds));
       stopRequestedAt = Date.now();
       await act.stopping.requestShutdown(vm, policy.maxDowntimeSeconds);
       if ((await act.stopping.awaitShutOff(vm, policy.shutdownTimeoutSeconds)) === 'shut-off') {
@@ -192,8 +202,8 @@ export async function vmCycle(
 
   const start = () =>
     step('starting', async () => {
-      await act.restart.ensureRunning(vm, 0);
-      markRunning(false);
+      await startAgain(0);
+      markRunning();
     });
 
   const verify = (disks: PreparedDisk[]) =>
@@ -263,7 +273,7 @@ export async function vmCycle(
   await step(undo.pending(RESTART) ? 'restarting' : 'cleaning-up', async () => {
     result.compensations = await undo.unwind();
     const restart = result.compensations.find((c) => c.name.startsWith(RESTART));
-    if (restart?.ok) markRunning(true);
+    if (restart?.ok) markRunning();
     if (restart && !restart.ok) {
       // Only a VM that no longer exists ends here: the restart retries everything else until it runs.
       result.runningAtEnd = false;
