@@ -20,8 +20,11 @@ import { quietWorkerLogs } from '../helpers/temporal';
 import { StubHypervisor, type Fault } from '../helpers/stub-hypervisor';
 
 // Routing is a type: a store activity is not on the main queue's proxy, so calling it there cannot compile.
-// @ts-expect-error pullImage runs only on the store task queue
-type _PullOnMainQueue = ReturnType<typeof remoteActivities>['pullImage'];
+function neverCalled(mainQueue: ReturnType<typeof remoteActivities>) {
+  // @ts-expect-error pullImage runs only on the store task queue
+  return mainQueue.pullImage;
+}
+void neverCalled;
 
 const TASK_QUEUE = 'saga';
 const SETTINGS: WeeklySettings = {
