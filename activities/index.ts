@@ -1,6 +1,7 @@
 import { createGuardianActivities } from './guardian';
 import { createHypervisorActivities } from './hypervisor';
 import { createReportActivities } from './report';
+import { createRunsActivities } from './runs';
 import { createStoreActivities } from './store';
 import { createVisibilityActivities } from './visibility';
 import { createWatchdogActivities, type WatchdogDeps } from './watchdog';
@@ -18,6 +19,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createWatchdogActivities(deps),
     ...createVisibilityActivities(deps),
     ...createGuardianActivities(deps),
+    ...createRunsActivities(deps),
   };
 }
 
