@@ -1,9 +1,9 @@
-import { patched, proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { patched } from '@temporalio/workflow';
 import type { LastSuccess } from '../activities/watchdog';
 import type { Job } from '../domain/jobs';
+import { remoteActivities } from './activity-proxies';
 
-const { lastSuccess, sendStaleAlert, dailyDataDrought, sendNoDataAlert } = proxyActivities<Activities>({
+const { lastSuccess, sendStaleAlert, dailyDataDrought, sendNoDataAlert } = remoteActivities({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '10 seconds', maximumInterval: '5 minutes', maximumAttempts: 5 },
 });
