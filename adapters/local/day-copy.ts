@@ -48,7 +48,8 @@ const LARGE_FILE_LANES = 2;
 const TAR_BATCH_ARGS = 64 << 10;
 /** Local errors about this one file (its name, its folder, its permissions) that no retry changes. */
 const PERMANENT_LOCAL = new Set(['ENAMETOOLONG', 'EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'ELOOP', 'EINVAL', 'EEXIST']);
-/** ssh2's SFTP status codes for a file that cannot be read: permission denied, or the server refusing it. */
+/** SFTP status codes (as ssh2 reports them) for a file that cannot be opened. */
+const SFTP_NO_SUCH_FILE = 2;
 const SFTP_PERMISSION_DENIED = 3;
 
 export function newDayCopyProgress(): DayCopyProgress {
@@ -80,6 +81,9 @@ function permanentReason(err: unknown): string | undefined {
   if (typeof e.code === 'string' && PERMANENT_LOCAL.has(e.code)) return e.message;
   if (err instanceof RemoteCommandError) {
     if (e.cause?.code === SFTP_PERMISSION_DENIED) return `cannot read it on the source host (${e.cause.message})`;
+    // Listed before and after, yet not found under its name: a name that is not valid UTF-8 (find's output
+    // is read as UTF-8), which no retry will change.
+    if (e.cause?.code === SFTP_NO_SUCH_FILE) return 'the source host cannot open it by its listed name (not UTF-8?)';
     if (err.nonRetryable) return err.message;
   }
   return undefined;

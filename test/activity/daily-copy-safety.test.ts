@@ -96,6 +96,22 @@ describe('daily copy: one bad file never holds back the others (real sshd, non-r
     for (const name of copied) assert.equal(sha(join(result.destination, name)), sha(join(generated.folder, name)));
   });
 
+  it('names a file whose name is not UTF-8 as not copied, instead of retrying the day', async () => {
+    const day = calendarDay('2026-04-04');
+    const generated = writeSupimDay(box.sourceTemplate, day, { bytesPerFile: 1000 });
+    writeFileSync(
+      Buffer.concat([Buffer.from(`${generated.folder}/latin1-`), Buffer.from([0xe9]), Buffer.from('.dat')]),
+      'x',
+    );
+    const result = await runActivity(box.activities.backupSupimDay, day);
+    assert.equal(result.status, 'failed');
+    assert.deepEqual(
+      result.failedFiles?.map((f) => f.path),
+      ['latin1-\uFFFD.dat'],
+    );
+    assert.equal(result.filesCopied, generated.files.length);
+  });
+
   it('refuses a day without copying anything when the backup root has no marker (unmounted disk)', async () => {
     const unmounted = await supimSandbox({ initStore: false });
     try {
