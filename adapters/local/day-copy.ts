@@ -10,7 +10,7 @@ import type { SupimConfig, TransferConfig } from '../../config/schema';
 import type { DayResult } from '../../domain/daily-summary';
 import { fileStamp } from '../../domain/format';
 import { RemoteCommandError } from '../ssh/remote-command-error';
-import { remoteSha256, type RemoteEntry } from '../ssh/remote-tree';
+import { remoteSha256, treeFromListing, treeListingScript, type RemoteEntry } from '../ssh/remote-tree';
 import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
 import { fetchRemoteFile } from './fetch-remote-file';
@@ -117,6 +117,10 @@ export class DayCopy {
   /** Written by a tar stream, not yet flushed. */
   private readonly unflushed: Staged[] = [];
   private readonly problems = new Map<string, unknown>();
+  /** The folder as listed by the last tar stream's command, after it read every file. */
+  private listingAfterStream?: RemoteEntry[];
+  /** Some file was read over SFTP (after any tar stream's listing). */
+  private readOneByOne = false;
   /** Every file a copy was tried for, as listed before: what a fresh listing is compared with. */
   private readonly listed = new Map<string, RemoteEntry>();
   private readonly resumable: Map<string, DayCopyProgress['inFlight'][number]>;
@@ -158,11 +162,14 @@ export class DayCopy {
     const large = files.filter((f) => !small.includes(f));
     const settled = await Promise.allSettled([
       this.sftpLanes(large, LARGE_FILE_LANES),
-      this.tarStream(small).then((left) => this.sftpLanes(left, this.transfer.parallelFiles)),
+      // With no large file, the last tar stream can list the folder once it has read everything.
+      this.tarStream(small, large.length === 0).then((left) => this.sftpLanes(left, this.transfer.parallelFiles)),
     ]);
     for (const s of settled) if (s.status === 'rejected') throw s.reason;
     if (this.signal.aborted) throw ApplicationFailure.retryable('cancelled', 'Cancelled');
-    const [after] = await Promise.all([relist(), this.flushStreamed()]);
+    // That listing counts only if no file was read after it (one by one, over SFTP).
+    const listed = this.readOneByOne ? undefined : this.listingAfterStream;
+    const [after] = await Promise.all([listed ?? relist(), this.flushStreamed()]);
     return after;
   }
 
@@ -261,6 +268,7 @@ export class DayCopy {
   }
 
   private async sftpLanes(files: RemoteEntry[], lanes: number): Promise<void> {
+    if (files.length > 0) this.readOneByOne = true;
     const queue = [...files];
     const drain = async () => {
       for (let file = queue.shift(); file && !this.signal.aborted; file = queue.shift()) {
@@ -307,7 +315,7 @@ export class DayCopy {
    * Returns the files that did not arrive (unreadable, vanished, or the stream was refused): each is
    * then fetched on its own, which names its error.
    */
-  private async tarStream(files: RemoteEntry[]): Promise<RemoteEntry[]> {
+  private async tarStream(files: RemoteEntry[], listAfterLast: boolean): Promise<RemoteEntry[]> {
     const left: RemoteEntry[] = [];
     for (let start = 0; start < files.length && !this.signal.aborted;) {
       const batch: RemoteEntry[] = [];
@@ -315,23 +323,38 @@ export class DayCopy {
         batch.push(files[start]!);
         bytes += Buffer.byteLength(files[start]!.path) + 8;
       }
-      left.push(...(await this.tarBatch(batch)));
+      left.push(...(await this.tarBatch(batch, listAfterLast && start >= files.length)));
     }
     return left;
   }
 
-  private async tarBatch(batch: RemoteEntry[]): Promise<RemoteEntry[]> {
+  /**
+   * One `tar cf -` of a batch of names. With `listAfter`, the same command then lists the folder (the
+   * listing follows the archive in the stream): the re-check after the copy costs no round trip.
+   */
+  private async tarBatch(batch: RemoteEntry[], listAfter: boolean): Promise<RemoteEntry[]> {
     const wanted = new Map(batch.map((f) => [f.path, f]));
-    // --hard-dereference: a hard link comes as its data, not as a link entry; ./ keeps a leading dash a name.
-    const command =
-      `cd ${quote(this.source)} && exec tar --format=gnu --hard-dereference --no-recursion -cf - -- ` +
+    // --hard-dereference: a hard link comes as its data, not as a link entry; ./ keeps a leading dash a name;
+    // -b 1: no record padding, so a listing follows the end-of-archive blocks at once.
+    const tar =
+      'tar --format=gnu --hard-dereference --no-recursion -b 1 -cf - -- ' +
       batch.map((f) => quote(`./${f.path}`)).join(' ');
+    const command = listAfter
+      ? `cd ${quote(this.source)} || exit 1; ${tar}; ${treeListingScript(this.source)}`
+      : `cd ${quote(this.source)} && exec ${tar}`;
     const { stdout, finished } = await this.ssh.execStream({ shell: command });
     const onAbort = () => stdout.destroy();
     this.signal.addEventListener('abort', onAbort, { once: true });
     let refused = false;
+    let rest: Buffer | undefined;
+    const entries = tarEntries(stdout as AsyncIterable<Buffer>);
     try {
-      for await (const entry of tarEntries(stdout as AsyncIterable<Buffer>)) {
+      for (let next = await entries.next(); ; next = await entries.next()) {
+        if (next.done) {
+          rest = next.value;
+          break;
+        }
+        const entry = next.value;
         const file = wanted.get(entry.name.replace(/^\.\//, ''));
         if (file && entry.type === 'file' && entry.size !== file.size) {
           wanted.delete(file.path); // it changed since it was listed: the fresh listing will say so
@@ -355,8 +378,22 @@ export class DayCopy {
     }
     // Exit 1 (a file changed while read) and 2 (a file could not be read) leave the file out of the
     // stream: the fresh listing, or its one-by-one copy, says what became of it.
-    await finished.catch(() => undefined);
+    const ended = await finished.catch(() => undefined);
+    if (listAfter && rest && ended && !refused) this.listingAfterStream = this.listingIn(rest, ended.exitCode);
     return [...wanted.values()];
+  }
+
+  /** The listing that followed the archive; undefined when it cannot be used (then the folder is listed anew). */
+  private listingIn(rest: Buffer, exitCode: number | null): RemoteEntry[] | undefined {
+    const start = rest.findIndex((b) => b !== 0); // after the archive's last zero block
+    const listing = rest.subarray(start === -1 ? rest.length : start);
+    try {
+      const tree = treeFromListing(exitCode, listing, this.ssh.label, this.source);
+      if (tree === undefined) return undefined;
+      return tree.state === 'present' ? tree.entries : [];
+    } catch {
+      return undefined;
+    }
   }
 
   private async writeSmall(file: RemoteEntry, data: Buffer[]): Promise<void> {

@@ -65,11 +65,15 @@ class ByteQueue {
     if (n > 0) await this.take(n);
   }
 
-  /** Reads the source to its end (tar pads its output to whole records), so that it can close normally. */
-  async drain(): Promise<void> {
-    this.chunks = [];
-    this.length = 0;
-    while (!(await this.source.next()).done);
+  /** Everything left, to the end of the source (at most `limit` bytes). */
+  async rest(limit: number): Promise<Buffer> {
+    for (let next = await this.source.next(); !next.done; next = await this.source.next()) {
+      const chunk = next.value;
+      this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+      this.length += chunk.length;
+      if (this.length > limit) throw new TarFormatError(`more than ${limit} bytes after the end of the archive`);
+    }
+    return Buffer.concat(this.chunks);
   }
 }
 
@@ -117,18 +121,22 @@ function paxRecords(data: Buffer): Map<string, string> {
   return records;
 }
 
+/** What may follow the archive in the same stream (tar's record padding, output of a later command). */
+const REST_LIMIT = 256 << 20;
+
 /**
- * The entries of a tar stream, in order, each with all its data; after the end-of-archive block the rest
- * of the stream is read and dropped.
+ * The entries of a tar stream, in order, each with all its data. The stream is read to its end: what
+ * follows the end-of-archive block (zero padding, and whatever a command run after tar printed) is the
+ * generator's return value.
  */
-export async function* tarEntries(source: AsyncIterable<Buffer>): AsyncGenerator<TarEntry> {
+export async function* tarEntries(source: AsyncIterable<Buffer>): AsyncGenerator<TarEntry, Buffer> {
   const bytes = new ByteQueue(source[Symbol.asyncIterator]());
   let longName: string | undefined;
   let pax = new Map<string, string>();
   for (;;) {
     if (!(await bytes.have(BLOCK))) throw new TarFormatError('the stream ended without an end-of-archive block');
     const header = Buffer.concat(await bytes.take(BLOCK));
-    if (header.every((b) => b === 0)) return bytes.drain();
+    if (header.every((b) => b === 0)) return bytes.rest(REST_LIMIT);
     if (!checksumOk(header)) throw new TarFormatError('header checksum mismatch');
     const typeflag = String.fromCharCode(header[156]!);
     let size = numeric(header, 124, 12, 'size');
