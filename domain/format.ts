@@ -19,3 +19,12 @@ export function fileStamp(date: Date): string {
 export function formatSeconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
+
+/** Seconds up to two minutes, then minutes and seconds, then hours and minutes: a downtime at a glance. */
+export function formatDuration(ms: number): string {
+  if (ms < 120_000) return formatSeconds(ms);
+  const totalSeconds = Math.round(ms / 1000);
+  const minutes = Math.floor(totalSeconds / 60);
+  if (minutes < 60) return `${minutes} min ${totalSeconds % 60} s`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
