@@ -45,7 +45,7 @@ export function sampleDaily(): RunOutcome<DailySummary> {
           status: 'failed',
           filesInSource: 1440,
           filesCopied: 611,
-          bytesCopied: 15.2 * GiB,
+          bytesCopied: Math.round(15.2 * GiB),
           durationMs: 741_000,
           reason: 'connection to compute (10.0.0.5:22) lost: ECONNRESET; retried 8 times',
         }),
@@ -70,13 +70,16 @@ export function sampleDailyTrend(): DailyTrendPoint[] {
   return points; // newest first, as read from Temporal
 }
 
-const image = (vm: string, disk: string, bytes: number) => ({
-  disk,
-  path: `/var/lib/libvirt/backup/${vm}/20261129T050000Z/${disk}.qcow2`,
-  bytes,
-  virtualSize: 4 * bytes,
-  sha256: `${vm}${disk}`.padEnd(64, '0'),
-});
+const image = (vm: string, disk: string, size: number) => {
+  const bytes = Math.round(size);
+  return {
+    disk,
+    path: `/var/lib/libvirt/backup/${vm}/20261129T050000Z/${disk}.qcow2`,
+    bytes,
+    virtualSize: 4 * bytes,
+    sha256: `${vm}${disk}`.padEnd(64, '0'),
+  };
+};
 
 function vm(name: string, over: Partial<VmResult>): VmResult {
   const images = [image(name, 'vda', 18.4 * GiB)];
@@ -172,7 +175,7 @@ export function sampleStores(): StoreUsage[] {
       stores: ['daily', 'images'],
       path: '/srv/backup',
       totalBytes: 8 * TiB,
-      freeBytes: 2.08 * TiB,
+      freeBytes: Math.round(2.08 * TiB),
       imageSetBytes: 1.9 * TiB,
       imageSets: 36,
     },

@@ -132,7 +132,7 @@ describe('daily report', () => {
     assert.deepEqual(dailyTrendPoint('2026-331', sampleDaily()), {
       label: '2026-331',
       result: 'incomplete',
-      bytesCopied: 15.2 * GiB,
+      bytesCopied: Math.round(15.2 * GiB),
       filesCopied: 611,
     });
     const weekly = weeklyTrendPoint('2026-W48', sampleWeekly());

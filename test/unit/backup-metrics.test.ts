@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Runtime } from '@temporalio/worker';
+import { installBackupMetrics, setVmsHeldDown, type BackupMetrics } from '../../adapters/metrics/backup-metrics';
+import { freePort } from '../../scripts/sandbox/processes';
+import { sampleDaily, sampleStores, sampleWeekly } from '../helpers/report-samples';
+
+/** One sample line's value, e.g. value(body, 'cluster_backup_vm_image_bytes', { vm: 'db' }). */
+export function metricValue(body: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of body.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{([^}]*)\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
+describe('backup metrics on the Prometheus endpoint of the SDK runtime', () => {
+  let url: string;
+  let metrics: BackupMetrics;
+  const scrape = async () => (await fetch(url)).text();
+
+  before(async () => {
+    const port = await freePort();
+    Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${port}` } } } });
+    metrics = installBackupMetrics(Runtime.instance().metricMeter);
+    url = `http://127.0.0.1:${port}/metrics`;
+  });
+  after(async () => {
+    await Runtime.instance().shutdown();
+  });
+
+  it('shows the last weekly run per VM, the image area, the store and the VMs held down', async () => {
+    const reportedAt = new Date('2026-11-29T05:41:00Z');
+    metrics.recordRun({ job: 'weekly', outcome: sampleWeekly() }, reportedAt);
+    metrics.setStoreUsage(sampleStores());
+    setVmsHeldDown(2);
+    const body = await scrape();
+    assert.equal(metricValue(body, 'cluster_backup_vm_downtime_seconds', { vm: 'db' }), 94.3);
+    assert.equal(metricValue(body, 'cluster_backup_vm_downtime_seconds', { vm: 'license-server' }), 132.9);
+    assert.equal(metricValue(body, 'cluster_backup_vm_image_bytes', { vm: 'web' }), Math.round(6.2 * 1024 ** 3));
+    assert.equal(metricValue(body, 'cluster_backup_vm_image_bytes', { vm: 'license-server' }), undefined);
+    assert.equal(metricValue(body, 'cluster_backup_image_area_free_bytes'), 391 * 1024 ** 3);
+    assert.equal(metricValue(body, 'cluster_backup_last_run_result', { job: 'weekly', result: 'incomplete' }), 1);
+    assert.equal(metricValue(body, 'cluster_backup_last_run_result', { job: 'weekly', result: 'ok' }), 0);
+    assert.equal(
+      metricValue(body, 'cluster_backup_last_run_timestamp_seconds', { job: 'weekly' }),
+      reportedAt.getTime() / 1000,
+    );
+    assert.equal(metricValue(body, 'cluster_backup_last_success_timestamp_seconds', { job: 'weekly' }), undefined);
+    assert.equal(metricValue(body, 'cluster_backup_vms_held_down'), 2);
+    assert.equal(metricValue(body, 'cluster_backup_store_size_bytes', { store: 'images' }), 8 * 1024 ** 4);
+    assert.equal(
+      metricValue(body, 'cluster_backup_store_free_bytes', { store: 'daily' }),
+      Math.round(2.08 * 1024 ** 4),
+    );
+  });
+
+  it('keeps the newest run: an older one read back later changes nothing but an older success', async () => {
+    const good = sampleDaily();
+    const days = good.summary!.days.map((d) => ({ ...d, status: 'copied' as const }));
+    const ok = { state: 'completed' as const, summary: { ...good.summary!, days, ok: true } };
+    metrics.recordRun({ job: 'daily', outcome: sampleDaily() }, new Date('2026-11-27T06:21:40Z'));
+    metrics.recordRun({ job: 'daily', outcome: ok }, new Date('2026-11-26T06:10:00Z'));
+    const body = await scrape();
+    assert.equal(metricValue(body, 'cluster_backup_last_run_result', { job: 'daily', result: 'incomplete' }), 1);
+    assert.equal(
+      metricValue(body, 'cluster_backup_last_run_timestamp_seconds', { job: 'daily' }),
+      Date.parse('2026-11-27T06:21:40Z') / 1000,
+    );
+    assert.equal(
+      metricValue(body, 'cluster_backup_last_success_timestamp_seconds', { job: 'daily' }),
+      Date.parse('2026-11-26T06:10:00Z') / 1000,
+    );
+    assert.equal(metricValue(body, 'cluster_backup_daily_last_run_copied_bytes'), Math.round(15.2 * 1024 ** 3));
+  });
+});
