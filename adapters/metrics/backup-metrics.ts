@@ -2,7 +2,8 @@
  * Backup metrics for alerting, served with the Temporal SDK's own on the worker's Prometheus endpoint
  * (worker.metricsBindAddress). Gauges only: each says how things stand now (last run, last success,
  * sizes), so a restarted worker shows the right values as soon as it has read the last runs back from
- * Temporal (refreshFromTemporal), and several workers agree.
+ * Temporal (refreshFromTemporal), and several workers agree. The job is the label `backup` (daily,
+ * weekly): Prometheus keeps `job` for its scrape job and would rename ours.
  */
 import type { Client } from '@temporalio/client';
 import { noopMetricMeter, type MetricGauge, type MetricMeter } from '@temporalio/common';
@@ -73,8 +74,8 @@ export class BackupMetrics {
     if (result === 'ok') this.recordSuccess(job, at);
     if ((this.shownRun[job] ?? 0) > at.getTime()) return;
     this.shownRun[job] = at.getTime();
-    this.lastRun.set(Math.floor(at.getTime() / 1000), { job });
-    for (const r of RESULTS) this.lastResult.set(r === result ? 1 : 0, { job, result: r });
+    this.lastRun.set(Math.floor(at.getTime() / 1000), { backup: job });
+    for (const r of RESULTS) this.lastResult.set(r === result ? 1 : 0, { backup: job, result: r });
     if (job === 'daily') {
       const days = outcome.summary?.days ?? [];
       if (!outcome.summary) return;
@@ -98,7 +99,7 @@ export class BackupMetrics {
   recordSuccess(job: Job, at: Date): void {
     if ((this.shownSuccess[job] ?? 0) > at.getTime()) return;
     this.shownSuccess[job] = at.getTime();
-    this.lastSuccess.set(Math.floor(at.getTime() / 1000), { job });
+    this.lastSuccess.set(Math.floor(at.getTime() / 1000), { backup: job });
   }
 
   /** How many VMs are stopped by a run and not running again (the hypervisor's held-down records). */

@@ -42,13 +42,13 @@ describe('backup metrics on the Prometheus endpoint of the SDK runtime', () => {
     assert.equal(metricValue(body, 'cluster_backup_vm_image_bytes', { vm: 'web' }), Math.round(6.2 * 1024 ** 3));
     assert.equal(metricValue(body, 'cluster_backup_vm_image_bytes', { vm: 'license-server' }), undefined);
     assert.equal(metricValue(body, 'cluster_backup_image_area_free_bytes'), 391 * 1024 ** 3);
-    assert.equal(metricValue(body, 'cluster_backup_last_run_result', { job: 'weekly', result: 'incomplete' }), 1);
-    assert.equal(metricValue(body, 'cluster_backup_last_run_result', { job: 'weekly', result: 'ok' }), 0);
+    assert.equal(metricValue(body, 'cluster_backup_last_run_result', { backup: 'weekly', result: 'incomplete' }), 1);
+    assert.equal(metricValue(body, 'cluster_backup_last_run_result', { backup: 'weekly', result: 'ok' }), 0);
     assert.equal(
-      metricValue(body, 'cluster_backup_last_run_timestamp_seconds', { job: 'weekly' }),
+      metricValue(body, 'cluster_backup_last_run_timestamp_seconds', { backup: 'weekly' }),
       reportedAt.getTime() / 1000,
     );
-    assert.equal(metricValue(body, 'cluster_backup_last_success_timestamp_seconds', { job: 'weekly' }), undefined);
+    assert.equal(metricValue(body, 'cluster_backup_last_success_timestamp_seconds', { backup: 'weekly' }), undefined);
     assert.equal(metricValue(body, 'cluster_backup_vms_held_down'), 2);
     assert.equal(metricValue(body, 'cluster_backup_store_size_bytes', { store: 'images' }), 8 * 1024 ** 4);
     assert.equal(
@@ -64,13 +64,13 @@ describe('backup metrics on the Prometheus endpoint of the SDK runtime', () => {
     metrics.recordRun({ job: 'daily', outcome: sampleDaily() }, new Date('2026-11-27T06:21:40Z'));
     metrics.recordRun({ job: 'daily', outcome: ok }, new Date('2026-11-26T06:10:00Z'));
     const body = await scrape();
-    assert.equal(metricValue(body, 'cluster_backup_last_run_result', { job: 'daily', result: 'incomplete' }), 1);
+    assert.equal(metricValue(body, 'cluster_backup_last_run_result', { backup: 'daily', result: 'incomplete' }), 1);
     assert.equal(
-      metricValue(body, 'cluster_backup_last_run_timestamp_seconds', { job: 'daily' }),
+      metricValue(body, 'cluster_backup_last_run_timestamp_seconds', { backup: 'daily' }),
       Date.parse('2026-11-27T06:21:40Z') / 1000,
     );
     assert.equal(
-      metricValue(body, 'cluster_backup_last_success_timestamp_seconds', { job: 'daily' }),
+      metricValue(body, 'cluster_backup_last_success_timestamp_seconds', { backup: 'daily' }),
       Date.parse('2026-11-26T06:10:00Z') / 1000,
     );
     assert.equal(metricValue(body, 'cluster_backup_daily_last_run_copied_bytes'), Math.round(15.2 * 1024 ** 3));
