@@ -3,18 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import { Runtime } from '@temporalio/worker';
 import { installBackupMetrics, setVmsHeldDown, type BackupMetrics } from '../../adapters/metrics/backup-metrics';
 import { freePort } from '../../scripts/sandbox/processes';
+import { metricValue } from '../helpers/prometheus';
 import { sampleDaily, sampleStores, sampleWeekly } from '../helpers/report-samples';
-
-/** One sample line's value, e.g. value(body, 'cluster_backup_vm_image_bytes', { vm: 'db' }). */
-export function metricValue(body: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of body.split('\n')) {
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{([^}]*)\})?\s+(\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
-  }
-  return undefined;
-}
 
 describe('backup metrics on the Prometheus endpoint of the SDK runtime', () => {
   let url: string;
