@@ -15,16 +15,27 @@ const METRICS_REFRESH_MS = 60_000;
  */
 function refreshMetrics(config: Config, metrics: BackupMetrics): { stop: () => Promise<void> } {
   const { namespace, ...connectionOptions } = temporalConnection(config);
-  const client = Connection.connect(connectionOptions).then((connection) => new Client({ connection, namespace }));
-  client.catch(() => undefined); // reported by each refresh below
-  let running: Promise<void> = Promise.resolve();
+  let client: Promise<Client> | undefined;
+  // A server not up yet is tried again on the next beat.
+  const connected = () =>
+    (client ??= Connection.connect(connectionOptions).then(
+      (connection) => new Client({ connection, namespace }),
+      (err: unknown) => {
+        client = undefined;
+        throw err;
+      },
+    ));
+  let running: Promise<void> | undefined;
   const refresh = () => {
+    if (running) return; // a slow Temporal: skip a beat rather than pile up
     running = (async () => {
       await metrics.refreshStores(config).catch((err: unknown) => console.warn(`metrics: store usage: ${String(err)}`));
       await metrics
-        .refreshFromTemporal(await client)
+        .refreshFromTemporal(await connected())
         .catch((err: unknown) => console.warn(`metrics: last runs: ${String(err)}`));
-    })().catch((err: unknown) => console.warn(`metrics: ${String(err)}`));
+    })()
+      .catch((err: unknown) => console.warn(`metrics: ${String(err)}`))
+      .finally(() => (running = undefined));
   };
   refresh();
   const timer = setInterval(refresh, METRICS_REFRESH_MS);
@@ -33,7 +44,7 @@ function refreshMetrics(config: Config, metrics: BackupMetrics): { stop: () => P
     stop: async () => {
       clearInterval(timer);
       await running;
-      await (await client.catch(() => undefined))?.connection.close();
+      await (await client?.catch(() => undefined))?.connection.close();
     },
   };
 }

@@ -29,7 +29,7 @@ export type Summaries = { daily: DailySummary; weekly: WeeklySummary };
 const REPORT_ACTIVITY = 'sendReport';
 
 // A closed run's history never changes: read each once per process.
-const seen = new Map<string, PastRun<unknown> | null>();
+const seen = new Map<string, PastRun<unknown>>();
 const SEEN_LIMIT = 500;
 
 function decode<T>(payload: temporal.api.common.v1.IPayload | null | undefined): T | undefined {
@@ -48,7 +48,7 @@ async function readRun<J extends Job>(
   client: Client,
   job: J,
   execution: WorkflowExecutionInfo,
-): Promise<PastRun<Summaries[J]> | null> {
+): Promise<PastRun<Summaries[J]>> {
   const closedAt = execution.closeTime ?? execution.startTime;
   const base = { workflowId: execution.workflowId, runId: execution.runId, closedAt };
   const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
@@ -77,12 +77,12 @@ export async function* pastRuns<J extends Job>(client: Client, job: J): AsyncGen
   const query = `WorkflowType = '${JOB_WORKFLOW_TYPE[job]}' AND ExecutionStatus != 'Running'`;
   for await (const execution of client.workflow.list({ query })) {
     const key = `${execution.workflowId}/${execution.runId}`;
-    let run = seen.get(key) as PastRun<Summaries[J]> | null | undefined;
-    if (run === undefined) {
+    let run = seen.get(key) as PastRun<Summaries[J]> | undefined;
+    if (!run) {
       run = await readRun(client, job, execution);
       if (seen.size >= SEEN_LIMIT) seen.delete(seen.keys().next().value!);
       seen.set(key, run);
     }
-    if (run) yield run;
+    yield run;
   }
 }
