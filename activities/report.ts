@@ -3,7 +3,6 @@ import { log } from '@temporalio/activity';
 import type { Config } from '../config/schema';
 import type { DailySummary } from '../domain/daily-summary';
 import { fileStamp } from '../domain/format';
-import type { Job } from '../domain/jobs';
 import { dailyReport, weeklyReport, type RunLink, type RunOutcome } from '../domain/report';
 import {
   dailyTrendPoint,
@@ -62,20 +61,19 @@ export function createReportActivities({
   now = () => new Date(),
   metrics = backupMetrics,
 }: ReportDeps) {
-  /** The job's earlier runs as trend points, newest first, this run excluded. */
-  async function earlierRuns(
-    job: Job,
-    current: ReportRequest['link'],
-  ): Promise<(DailyTrendPoint | WeeklyTrendPoint)[]> {
+  /** The job's earlier runs as trend points, newest first: one per period, this run's period excluded. */
+  async function earlierRuns(request: ReportRequest): Promise<(DailyTrendPoint | WeeklyTrendPoint)[]> {
     const client = await temporalClient!();
     const points: (DailyTrendPoint | WeeklyTrendPoint)[] = [];
-    // Retried runs of one period are drawn once: read a few more than the trend shows.
-    let budget = TREND_RUNS[job] * 3;
-    for await (const run of pastRuns(client, job)) {
-      if (--budget < 0 || points.length >= TREND_RUNS[job]) break;
-      if (run.runId === current.runId || !run.label || !PERIOD_LABEL.test(run.label)) continue;
+    const periods = new Set([request.runLabel]);
+    // Retried and manual runs of a period count once (the newest): look at a few more runs than are drawn.
+    let budget = TREND_RUNS[request.job] * 3;
+    for await (const run of pastRuns(client, request.job)) {
+      if (--budget < 0 || periods.size >= TREND_RUNS[request.job]) break;
+      if (!run.label || !PERIOD_LABEL.test(run.label) || periods.has(run.label)) continue;
+      periods.add(run.label);
       points.push(
-        job === 'daily'
+        request.job === 'daily'
           ? dailyTrendPoint(run.label, run.outcome as RunOutcome<DailySummary>)
           : weeklyTrendPoint(run.label, run.outcome as RunOutcome<WeeklySummary>),
       );
@@ -87,7 +85,7 @@ export function createReportActivities({
   async function sendReport(request: ReportRequest): Promise<Delivery & { subject: string }> {
     const link = { ...request.link, uiBaseUrl: config.mail.webUiBaseUrl };
     const [past, stores] = await Promise.all([
-      temporalClient ? withinTime('the last runs', earlierRuns(request.job, request.link)) : undefined,
+      temporalClient ? withinTime('the last runs', earlierRuns(request)) : undefined,
       withinTime<StoreUsage[]>('the store usage', measureStores(config)),
     ]);
     // The metrics follow the run as soon as it is known, whether or not the mail then gets through.

@@ -40,28 +40,27 @@ function bannerColour(p: Pixels): string {
   return `#${[p.rgba[i]!, p.rgba[i + 1]!, p.rgba[i + 2]!].map((c) => c.toString(16).padStart(2, '0')).join('')}`;
 }
 
+const failedDaily = () =>
+  dailyReport(sample.sampleDaily(), sample.sampleLink('supim-2026-331'), '2026-331', {
+    pastRuns: sample.sampleDailyTrend(),
+    stores: sample.sampleStores(),
+  });
+const failedWeekly = () =>
+  weeklyReport(sample.sampleWeekly(), sample.sampleLink('vms-2026-W48'), '2026-W48', {
+    pastRuns: sample.sampleWeeklyTrend(),
+    stores: sample.sampleStores(),
+  });
+
 describe('reports as a person sees them (headless Chromium, phone width)', () => {
   it('uses inline styles only: no style block, script, image or remote resource', () => {
-    for (const r of [
-      dailyReport(sample.sampleDaily(), sample.sampleLink('supim-2026-331'), '2026-331', {
-        pastRuns: sample.sampleDailyTrend(),
-        stores: sample.sampleStores(),
-      }),
-      weeklyReport(sample.sampleWeekly(), sample.sampleLink('vms-2026-W48'), '2026-W48', {
-        pastRuns: sample.sampleWeeklyTrend(),
-        stores: sample.sampleStores(),
-      }),
-    ]) {
+    for (const r of [failedDaily(), failedWeekly()]) {
       assert.doesNotMatch(r.html, /<style|<script|<img|<link|src=|url\(/i);
       assert.ok(r.html.length < 100_000, 'small enough not to be clipped by mail clients (Gmail: 102 KB)');
     }
   });
 
   it('draws a failed daily run: red headline, coloured day statuses, trend bars and the store bar', async () => {
-    const report = dailyReport(sample.sampleDaily(), sample.sampleLink('supim-2026-331'), '2026-331', {
-      pastRuns: sample.sampleDailyTrend(),
-      stores: sample.sampleStores(),
-    });
+    const report = failedDaily();
     const p = await render(report, 'report-daily.png');
     assert.ok(distinctColours(p) > 50, 'not a blank page');
     assert.equal(bannerColour(p), TONE_COLOUR.bad);
@@ -86,10 +85,7 @@ describe('reports as a person sees them (headless Chromium, phone width)', () =>
   });
 
   it('draws a weekly run: a card per VM in its colour, image size and downtime bars per VM', async () => {
-    const report = weeklyReport(sample.sampleWeekly(), sample.sampleLink('vms-2026-W48'), '2026-W48', {
-      pastRuns: sample.sampleWeeklyTrend(),
-      stores: sample.sampleStores(),
-    });
+    const report = failedWeekly();
     const p = await render(report, 'report-weekly.png');
     assert.ok(distinctColours(p) > 50, 'not a blank page');
     assert.equal(bannerColour(p), TONE_COLOUR.bad);

@@ -14,17 +14,8 @@ import { writeSupimDay } from '../../scripts/sandbox/supim-data';
 import { supimSandbox, type SupimSandbox } from '../helpers/sandbox';
 import { testDevServer } from '../helpers/temporal';
 import { spawnWorker, writeConfigFile } from '../helpers/worker-process';
+import { eventually } from '../helpers/eventually';
 import { metricValue } from '../helpers/prometheus';
-
-async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 const BYTES_PER_FILE = 1000;
 
@@ -41,6 +32,18 @@ describe(
     let closeClient: () => Promise<void>;
     let url: string;
     const scrape = async () => (await fetch(url)).text();
+    /** The metrics once the last daily run's result is `result` (the report activity sets it). */
+    const scrapeWhenDaily = (result: string) =>
+      eventually(
+        async () => {
+          const text = await scrape();
+          return metricValue(text, 'cluster_backup_last_run_result', { backup: 'daily', result }) === 1
+            ? text
+            : undefined;
+        },
+        `a daily run with result ${result} in the metrics`,
+        60_000,
+      );
 
     before(async () => {
       [server, box] = await Promise.all([testDevServer(), supimSandbox()]);
@@ -76,12 +79,7 @@ describe(
       const started = Date.now() / 1000;
       const summary = await daily('2026-03-10');
       assert.equal(summary.ok, true);
-      const body = await eventually(async () => {
-        const text = await scrape();
-        return metricValue(text, 'cluster_backup_last_run_result', { backup: 'daily', result: 'ok' }) === 1
-          ? text
-          : undefined;
-      }, 'the daily run in the metrics');
+      const body = await scrapeWhenDaily('ok');
       firstSuccess = metricValue(body, 'cluster_backup_last_success_timestamp_seconds', { backup: 'daily' })!;
       assert.ok(firstSuccess >= Math.floor(started) && firstSuccess <= Date.now() / 1000, `${firstSuccess}`);
       assert.equal(metricValue(body, 'cluster_backup_last_run_result', { backup: 'daily', result: 'failed' }), 0);
@@ -103,12 +101,7 @@ describe(
       cpSync(join(good.folder, good.files[0]!), broken);
       const summary = await daily('2026-03-20');
       assert.equal(summary.ok, false);
-      const body = await eventually(async () => {
-        const text = await scrape();
-        return metricValue(text, 'cluster_backup_last_run_result', { backup: 'daily', result: 'incomplete' }) === 1
-          ? text
-          : undefined;
-      }, 'the incomplete run in the metrics');
+      const body = await scrapeWhenDaily('incomplete');
       assert.equal(metricValue(body, 'cluster_backup_last_run_result', { backup: 'daily', result: 'ok' }), 0);
       assert.equal(
         metricValue(body, 'cluster_backup_last_success_timestamp_seconds', { backup: 'daily' }),
@@ -132,12 +125,15 @@ describe(
       const before = await scrape();
       await stopProcess(worker!);
       worker = spawnWorker(configFile, join(box.root, 'worker-2.log'));
-      const after = await eventually(async () => {
-        const text = await scrape();
-        return metricValue(text, 'cluster_backup_last_success_timestamp_seconds', { backup: 'daily' })
-          ? text
-          : undefined;
-      }, 'the restarted worker to read the last runs back');
+      const after = await eventually(
+        async () => {
+          const text = await scrape();
+          const readBack = metricValue(text, 'cluster_backup_last_success_timestamp_seconds', { backup: 'daily' });
+          return readBack ? text : undefined;
+        },
+        'the restarted worker to read the last runs back',
+        60_000,
+      );
       assert.equal(metricValue(after, 'cluster_backup_last_run_result', { backup: 'daily', result: 'incomplete' }), 1);
       assert.equal(metricValue(after, 'cluster_backup_last_run_result', { backup: 'daily', result: 'ok' }), 0);
       // Before: when the report was sent; after: when the run closed, a moment later.
