@@ -131,7 +131,7 @@ function assemble(p: Parts): Report {
   const htmlNotes = p.notes.filter((n) => !n.inTable);
   const html = page([
     headline(p.tone, p.title, p.intro),
-    section('Totals', tiles(p.totals)),
+    ...(p.totals.length ? [section('Totals', tiles(p.totals))] : []),
     ...p.html.main.map((m) => section(m.title, m.content)),
     ...(htmlNotes.length ? [section('Notes', notesList(htmlNotes))] : []),
     ...(p.html.trend ? [section('Last runs', p.html.trend)] : []),
@@ -193,11 +193,14 @@ export function dailyReport(
         ? `Daily SUPIM-DAVS backup ${runLabel} FAILED: ${outcome.error}`
         : `Daily SUPIM-DAVS backup ${runLabel} was CANCELLED.`,
   ];
-  const totals = [
-    { value: `${done}/${days.length}`, label: 'days backed up' },
-    { value: formatBytes(days.reduce((s, d) => s + d.bytesCopied, 0)), label: 'copied' },
-    { value: String(days.reduce((s, d) => s + d.filesCopied, 0)), label: 'files copied' },
-  ];
+  // A run that ended before it had a summary has nothing to add up.
+  const totals = !summary
+    ? []
+    : [
+        { value: `${done}/${days.length}`, label: 'days backed up' },
+        { value: formatBytes(days.reduce((s, d) => s + d.bytesCopied, 0)), label: 'copied' },
+        { value: String(days.reduce((s, d) => s + d.filesCopied, 0)), label: 'files copied' },
+      ];
   const trend = context.pastRuns
     ? trendOf(dailyTrendPoint(runLabel, outcome), context.pastRuns, TREND_RUNS.daily)
     : undefined;
@@ -282,7 +285,9 @@ function weeklyTrendHtml(trend: WeeklyTrendPoint[], runLabel: string): string {
         return {
           label: t.label.replace(/^\d{4}-W/, ''),
           value,
-          tone: point ? toneOf(point.status) : toneOf(t.result === 'ok' ? '-' : 'failed'),
+          tone: point
+            ? toneOf(point.status)
+            : toneOf(t.result === 'ok' ? '-' : t.result === 'incomplete' ? 'failed' : t.result),
           title: `${t.label} ${vm}: ${point?.status ?? `not in the run (${t.result})`}${value !== undefined ? `, ${format(value)}` : ''}`,
           current: t.label === runLabel,
         };
@@ -369,11 +374,13 @@ export function weeklyReport(
         ? `Weekly VM backup ${runLabel} FAILED: ${outcome.error}`
         : `Weekly VM backup ${runLabel} was CANCELLED; the VMs it had stopped were started again.`,
   ];
-  const totals = [
-    { value: `${vms.filter((v) => v.status === 'backed-up').length}/${vms.length}`, label: 'VMs backed up' },
-    { value: formatBytes(vms.reduce((s, v) => s + imageBytes(v), 0)), label: 'images' },
-    { value: formatDuration(vms.reduce((s, v) => s + (v.downtimeMs ?? 0), 0)), label: 'downtime, all VMs' },
-  ];
+  const totals = !summary
+    ? []
+    : [
+        { value: `${vms.filter((v) => v.status === 'backed-up').length}/${vms.length}`, label: 'VMs backed up' },
+        { value: formatBytes(vms.reduce((s, v) => s + imageBytes(v), 0)), label: 'images' },
+        { value: formatDuration(vms.reduce((s, v) => s + (v.downtimeMs ?? 0), 0)), label: 'downtime, all VMs' },
+      ];
   const cards = vms.map((v, i) => {
     const r = vmRows[i]!;
     const pairs: [string, string][] = [
