@@ -6,6 +6,7 @@ import { fileStamp } from '../domain/format';
 import { dailyReport, weeklyReport, type RunLink, type RunOutcome } from '../domain/report';
 import {
   dailyTrendPoint,
+  leftToAnotherRun,
   TREND_RUNS,
   weeklyTrendPoint,
   type DailyTrendPoint,
@@ -71,6 +72,7 @@ export function createReportActivities({
     for await (const run of pastRuns(client, request.job)) {
       if (--budget < 0 || periods.size >= TREND_RUNS[request.job]) break;
       if (!run.label || !PERIOD_LABEL.test(run.label) || periods.has(run.label)) continue;
+      if (leftToAnotherRun(run.outcome)) continue;
       periods.add(run.label);
       points.push(
         request.job === 'daily'

@@ -16,13 +16,9 @@ export function fileStamp(date: Date): string {
   return date.toISOString().replace(/[:.]/g, '-');
 }
 
-export function formatSeconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
-}
-
-/** Seconds up to two minutes, then minutes and seconds, then hours and minutes: a downtime at a glance. */
+/** A duration: seconds up to two minutes (63.0 s), then minutes and seconds, then hours and minutes. */
 export function formatDuration(ms: number): string {
-  if (ms < 120_000) return formatSeconds(ms);
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
   const totalSeconds = Math.round(ms / 1000);
   const minutes = Math.floor(totalSeconds / 60);
   if (minutes < 60) return `${minutes} min ${totalSeconds % 60} s`;

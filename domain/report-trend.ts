@@ -16,6 +16,11 @@ export function outcomeResult(outcome: RunOutcome<{ ok: boolean }>): Exclude<Bac
   return outcome.state === 'completed' ? (outcome.summary.ok ? 'ok' : 'incomplete') : outcome.state;
 }
 
+/** A weekly run that found another one already at work and left the VMs to it: it did nothing, good or bad. */
+export function leftToAnotherRun(outcome: RunOutcome<object>): boolean {
+  return Boolean(outcome.summary && 'alreadyRunning' in outcome.summary && outcome.summary.alreadyRunning);
+}
+
 export interface DailyTrendPoint {
   /** The run's julian day (2026-331). */
   label: string;

@@ -3,7 +3,7 @@
  * is tested as units; the mailer only delivers it. Every value is escaped in the HTML.
  */
 import type { DailySummary } from './daily-summary';
-import { formatBytes, formatDuration, formatSeconds } from './format';
+import { formatBytes, formatDuration } from './format';
 import type { Job } from './jobs';
 import {
   barChart,
@@ -23,6 +23,7 @@ import {
 } from './report-html';
 import {
   dailyTrendPoint,
+  leftToAnotherRun,
   outcomeResult,
   TREND_RUNS,
   trendOf,
@@ -66,7 +67,7 @@ export interface Report {
 const PREFIX = '[cluster-backup]';
 
 const bytes = (n: number | undefined) => (n === undefined ? '-' : formatBytes(n));
-const seconds = (ms: number | undefined) => (ms === undefined ? '-' : formatSeconds(ms));
+const seconds = (ms: number | undefined) => (ms === undefined ? '-' : formatDuration(ms));
 
 export function runUrl(link: RunLink): string | undefined {
   if (!link.uiBaseUrl) return undefined;
@@ -323,6 +324,8 @@ export function weeklyReport(
   if (outcome.state === 'cancelled') subject = `${PREFIX} CANCELLED weekly ${runLabel}`;
   else if (outcome.state === 'failed') subject = `${PREFIX} FAILED weekly ${runLabel}: ${outcome.error}`;
   else if (summary?.aborted) subject = `${PREFIX} ABORTED weekly ${runLabel}: ${summary.aborted}`;
+  else if (summary?.alreadyRunning)
+    subject = `${PREFIX} SKIPPED weekly ${runLabel}: ${summary.alreadyRunning} was already running`;
   else if (!ok)
     subject = `${PREFIX} FAILED weekly ${runLabel}: ${firstProblem}${problems.length > 1 ? ` (+${problems.length - 1} more)` : ''}`;
   else subject = `${PREFIX} OK weekly ${runLabel} (${vms.length}/${vms.length} VMs)`;
@@ -352,6 +355,17 @@ export function weeklyReport(
     bytes(v.storeFreeAfter),
   ]);
   const notes = [
+    ...vms
+      .filter((v) => v.heldDownBy)
+      .map((v) => ({
+        text: `${v.vm}: found off, left down by ${v.heldDownBy} (a run that is gone): started again`,
+        tone: 'warn' as Tone,
+      })),
+    ...vms.flatMap((v) =>
+      (v.compensations ?? [])
+        .filter((c) => !c.ok)
+        .map((c) => ({ text: `${v.vm}: clean-up ${c.name} failed: ${c.error ?? 'unknown'}`, tone: 'bad' as Tone })),
+    ),
     ...vms.flatMap((v) => v.deleted.map((d) => ({ text: `retention deleted ${d}`, tone: 'neutral' as Tone }))),
     ...vms.flatMap((v) =>
       (v.wouldDelete ?? []).map((d) => ({
@@ -369,7 +383,9 @@ export function weeklyReport(
   ];
   const intro = [
     outcome.state === 'completed'
-      ? `Weekly VM backup ${summary!.week} (image set ${summary!.stamp}): ${ok ? 'OK' : summary!.aborted ? `ABORTED (${summary!.aborted})` : 'FAILED'}.`
+      ? summary!.alreadyRunning
+        ? `Weekly VM backup ${summary!.week}: nothing done, the VMs are left to ${summary!.alreadyRunning}, which was already running.`
+        : `Weekly VM backup ${summary!.week} (image set ${summary!.stamp}): ${ok ? 'OK' : summary!.aborted ? `ABORTED (${summary!.aborted})` : 'FAILED'}.`
       : outcome.state === 'failed'
         ? `Weekly VM backup ${runLabel} FAILED: ${outcome.error}`
         : `Weekly VM backup ${runLabel} was CANCELLED; the VMs it had stopped were started again.`,
@@ -400,11 +416,17 @@ export function weeklyReport(
     ? trendOf(weeklyTrendPoint(runLabel, outcome), context.pastRuns, TREND_RUNS.weekly)
     : undefined;
   const outcomeWord =
-    summary?.aborted && outcome.state === 'completed' ? 'ABORTED' : RESULT_WORD[outcomeResult(outcome)];
+    outcome.state !== 'completed'
+      ? RESULT_WORD[outcomeResult(outcome)]
+      : summary?.aborted
+        ? 'ABORTED'
+        : summary?.alreadyRunning
+          ? 'SKIPPED'
+          : RESULT_WORD[outcomeResult(outcome)];
   return assemble({
     job: 'weekly',
     ok,
-    tone: runTone(outcome),
+    tone: leftToAnotherRun(outcome) ? 'neutral' : runTone(outcome),
     subject,
     title: `${outcomeWord} · weekly backup ${runLabel}`,
     intro,

@@ -5,7 +5,7 @@ export interface StoreUsage {
   path: string;
   totalBytes: number;
   freeBytes: number;
-  /** Apparent size of the VM image sets in the store: what retention keeps. */
+  /** What the VM image sets in the store occupy on disk: what retention keeps. */
   imageSetBytes?: number;
   imageSets?: number;
 }

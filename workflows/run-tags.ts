@@ -1,12 +1,12 @@
-import { log, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { log, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Job } from '../domain/jobs';
 import type { RunOutcome } from '../domain/report';
 import { outcomeResult } from '../domain/report-trend';
 import { BACKUP_JOB, BACKUP_PERIOD, BACKUP_RESULT } from '../domain/search-attributes';
+import { remoteActivities } from './activity-proxies';
 import { failureText } from './failure-text';
 
-const { registeredSearchAttributes } = proxyActivities<Activities>({
+const { registeredSearchAttributes } = remoteActivities({
   startToCloseTimeout: '30 seconds',
   retry: { maximumAttempts: 3 },
 });

@@ -1,7 +1,7 @@
 import { stat, statfs } from 'node:fs/promises';
 import type { Config } from '../../config/schema';
 import type { StoreUsage } from '../../domain/store-usage';
-import { ImageStore } from '../image-sets/image-store';
+import { LocalImageSets } from '../image-sets/local-image-sets';
 
 /**
  * Size and free space of the file systems that hold this machine's backups (the daily data and the VM
@@ -29,12 +29,12 @@ export async function measureStores(config: Config): Promise<StoreUsage[]> {
     }
     usage.stores.push(store);
     if (store === 'images') {
-      const images = new ImageStore(path);
+      const images = new LocalImageSets(path);
       let bytes = 0;
       let sets = 0;
       for (const vm of await images.listVms()) {
         for (const set of await images.listSets(vm)) {
-          bytes += set.bytes;
+          bytes += set.allocatedBytes;
           sets += 1;
         }
       }

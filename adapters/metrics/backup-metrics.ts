@@ -11,7 +11,7 @@ import type { Config } from '../../config/schema';
 import type { DailySummary } from '../../domain/daily-summary';
 import { JOBS, type Job } from '../../domain/jobs';
 import type { RunOutcome } from '../../domain/report';
-import { outcomeResult } from '../../domain/report-trend';
+import { leftToAnotherRun, outcomeResult } from '../../domain/report-trend';
 import type { StoreUsage } from '../../domain/store-usage';
 import type { WeeklySummary } from '../../domain/weekly-summary';
 import { measureStores } from '../local/store-usage';
@@ -70,6 +70,7 @@ export class BackupMetrics {
 
   /** A run's outcome as its report saw it, at `at` (the report's time, or the run's close time). */
   recordRun({ job, outcome }: JobOutcome, at: Date): void {
+    if (leftToAnotherRun(outcome)) return; // says nothing about the backups: the other run will
     const result = outcomeResult(outcome);
     if (result === 'ok') this.recordSuccess(job, at);
     if ((this.shownRun[job] ?? 0) > at.getTime()) return;
@@ -122,6 +123,7 @@ export class BackupMetrics {
       let looked = 0;
       let newest = true;
       for await (const run of pastRuns(client, job)) {
+        if (leftToAnotherRun(run.outcome)) continue;
         const jobOutcome = { job, outcome: run.outcome } as JobOutcome;
         if (newest) this.recordRun(jobOutcome, run.closedAt);
         newest = false;

@@ -74,6 +74,29 @@ describe('weekly report', () => {
     );
   });
 
+  it('says a run that left the VMs to an earlier one did nothing, and tells held-down and failed clean-ups', () => {
+    const skipped = weeklyReport(
+      { state: 'completed', summary: summary([], { alreadyRunning: 'vms-2026-W48' }) },
+      link,
+      '2026-W48',
+    );
+    assert.equal(skipped.subject, '[cluster-backup] SKIPPED weekly 2026-W48: vms-2026-W48 was already running');
+    assert.match(skipped.html, /SKIPPED · weekly backup 2026-W48/);
+    const r = weeklyReport(
+      {
+        state: 'completed',
+        summary: summary([
+          vm('db', { heldDownBy: 'vms-2026-W47' }),
+          vm('web', { status: 'failed', compensations: [{ name: 'remove partial images', ok: false, error: 'EIO' }] }),
+        ]),
+      },
+      link,
+      '2026-W48',
+    );
+    assert.match(r.text, /db: found off, left down by vms-2026-W47 \(a run that is gone\): started again/);
+    assert.match(r.text, /web: clean-up remove partial images failed: EIO/);
+  });
+
   it('escapes every value in the HTML', () => {
     const r = weeklyReport({ state: 'completed', summary: summary([vm('<script>x</script>')]) }, link, 'W');
     assert.ok(!r.html.includes('<script>'));
