@@ -44,14 +44,16 @@ function summaryLabel(job: Job, summary: unknown): string | undefined {
   return (summary as Partial<WeeklySummary> | undefined)?.week;
 }
 
-async function readRun<J extends Job>(
-  client: Client,
+/** What a closed run's history says it did: the outcome it reported, else the summary it returned. */
+export function runFromHistory<J extends Job>(
   job: J,
-  execution: WorkflowExecutionInfo,
-): Promise<PastRun<Summaries[J]>> {
+  history: temporal.api.history.v1.IHistory,
+  execution: Pick<WorkflowExecutionInfo, 'workflowId' | 'runId' | 'startTime' | 'closeTime' | 'status'> & {
+    period?: string;
+  },
+): PastRun<Summaries[J]> {
   const closedAt = execution.closeTime ?? execution.startTime;
   const base = { workflowId: execution.workflowId, runId: execution.runId, closedAt };
-  const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
   for (const event of history.events ?? []) {
     const scheduled = event.activityTaskScheduledEventAttributes;
     if (scheduled?.activityType?.name !== REPORT_ACTIVITY) continue;
@@ -63,7 +65,7 @@ async function readRun<J extends Job>(
   }
   const completed = history.events?.find((e) => e.workflowExecutionCompletedEventAttributes);
   const summary = decode<Summaries[J]>(completed?.workflowExecutionCompletedEventAttributes?.result?.payloads?.[0]);
-  const label = summaryLabel(job, summary) ?? execution.typedSearchAttributes.get(BACKUP_PERIOD);
+  const label = summaryLabel(job, summary) ?? execution.period;
   const outcome: RunOutcome<Summaries[J]> = summary
     ? { state: 'completed', summary }
     : execution.status.name === 'CANCELLED'
@@ -79,7 +81,9 @@ export async function* pastRuns<J extends Job>(client: Client, job: J): AsyncGen
     const key = `${execution.workflowId}/${execution.runId}`;
     let run = seen.get(key) as PastRun<Summaries[J]> | undefined;
     if (!run) {
-      run = await readRun(client, job, execution);
+      const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
+      const period = execution.typedSearchAttributes.get(BACKUP_PERIOD);
+      run = runFromHistory(job, history, { ...execution, ...(period ? { period } : {}) });
       if (seen.size >= SEEN_LIMIT) seen.delete(seen.keys().next().value!);
       seen.set(key, run);
     }
