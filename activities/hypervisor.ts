@@ -12,6 +12,7 @@ import { VmRecords, type HeldDownRecord, type RunRef } from '../adapters/hypervi
 import { applyRetention as retain, makeRoom } from '../adapters/image-sets/image-sets';
 import { newManifest } from '../adapters/image-sets/manifest';
 import { RemoteImageSets } from '../adapters/image-sets/remote-image-sets';
+import { setVmsHeldDown } from '../adapters/metrics/backup-metrics';
 import type { SshSession } from '../adapters/ssh/ssh-session';
 import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
@@ -382,9 +383,11 @@ export function createHypervisorActivities({ config, openSsh, temporalClient }: 
 
   /** VMs held down right now, for the guardian and `status`. */
   async function listHeldDown(): Promise<(HeldDownRecord & { runClosed: boolean })[]> {
-    return withHypervisor(async ({ records }) =>
-      Promise.all((await records.listHeldDown()).map(async (r) => ({ ...r, runClosed: await runIsClosed(r.owner) }))),
-    );
+    return withHypervisor(async ({ records }) => {
+      const held = await records.listHeldDown();
+      setVmsHeldDown(held.length); // the guardian reads them every few minutes: the gauge stays current
+      return Promise.all(held.map(async (r) => ({ ...r, runClosed: await runIsClosed(r.owner) })));
+    });
   }
 
   return {
