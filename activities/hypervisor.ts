@@ -382,11 +382,18 @@ export function createHypervisorActivities({ config, openSsh, temporalClient }: 
   }
 
   /** VMs held down right now, for the guardian and `status`. */
-  async function listHeldDown(): Promise<(HeldDownRecord & { runClosed: boolean })[]> {
+  /** Each with how long it has been down (on this clock, like the record's time) and whether its run is closed. */
+  async function listHeldDown(): Promise<(HeldDownRecord & { runClosed: boolean; downSeconds: number })[]> {
     return withHypervisor(async ({ records }) => {
       const held = await records.listHeldDown();
       setVmsHeldDown(held.length); // the guardian reads them every few minutes: the gauge stays current
-      return Promise.all(held.map(async (r) => ({ ...r, runClosed: await runIsClosed(r.owner) })));
+      return Promise.all(
+        held.map(async (r) => ({
+          ...r,
+          runClosed: await runIsClosed(r.owner),
+          downSeconds: Math.max(0, (Date.now() - Date.parse(r.since)) / 1000),
+        })),
+      );
     });
   }
 
