@@ -195,10 +195,13 @@ describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { 
       temporal: { ...config.temporal, taskQueue: queue },
       hypervisor: { ...config.hypervisor!, stallSeconds: 5, perVm: { [BIG]: { maxDowntimeSeconds: 90 } } },
     });
-    const strict: ChildProcess = spawnWorker(file, join(root, 'worker-stall.log'));
+    const log = join(root, 'worker-stall.log');
+    const strict: ChildProcess = spawnWorker(file, log);
     try {
       const { result } = await runWeekly([BIG], queue);
-      await freezeCopy();
+      await freezeCopy().catch((err: Error) => {
+        throw new Error(`${err.message}; the worker said: ${readFileSync(log, 'utf8').slice(-3000)}`);
+      });
       const frozenAt = Date.now();
       const summary = await result();
       const [vm] = summary.vms;
@@ -246,7 +249,7 @@ describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { 
         held.map((r) => [r.vm, r.owner.workflowId]),
         [[vm, handle.workflowId]],
       );
-      assert.match(describeHeldDown(held[0]!), /held down for .* by vms-fault-/);
+      assert.match(describeHeldDown(held[0]!), new RegExp(`held down for .* by ${handle.workflowId} `));
 
       const guardian = await runGuardian();
       assert.deepEqual(
