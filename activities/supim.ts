@@ -19,6 +19,10 @@ import {
 } from '../adapters/local/day-copy';
 import { storeFileMode } from '../adapters/local/file-mode';
 import { requireStoreRoot } from '../adapters/local/store-root';
+import { dayLockFile } from '../adapters/local/day-lock';
+import { releaseLock, takeLock } from '../adapters/run-lock';
+import { runIsClosed } from './runs';
+import type { Client } from '@temporalio/client';
 
 export interface SupimDeps {
   config: Config;
@@ -26,6 +30,8 @@ export interface SupimDeps {
   openSsh: (hostKey: string) => Promise<SshSession>;
   /** Injected for tests; defaults to the wall clock. */
   now?: () => Date;
+  /** To ask whether the run holding a day's lock is still open. */
+  temporalClient?: () => Promise<Client>;
 }
 
 const MAX_LISTED = 20;
@@ -61,7 +67,7 @@ function judge(
   return finish('copied');
 }
 
-export function createSupimActivities({ config, openSsh, now = () => new Date() }: SupimDeps) {
+export function createSupimActivities({ config, openSsh, now = () => new Date(), temporalClient }: SupimDeps) {
   const { transfer } = config;
   const mode = storeFileMode(config.permissions);
 
@@ -98,7 +104,18 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
 
     // Before anything else: an unmounted backup disk must fail loudly, not fill the system disk.
     await requireStoreRoot(supim.destinationRoot);
-    const ssh = await openSsh(supim.host);
+    // One run per day: two daily runs whose windows overlap never copy the same day at once.
+    const { workflowId, runId } = Context.current().info.workflowExecution ?? { workflowId: 'none', runId: 'none' };
+    const lock = dayLockFile(supim.destinationRoot, day.label);
+    const owner = { workflowId, runId };
+    const taken = await takeLock(lock, { day: day.label, owner, since: now().toISOString() }, (holder) =>
+      runIsClosed(temporalClient, holder),
+    );
+    if (!taken.acquired) return finish('not-yet', `another run is copying this day: ${taken.holder.owner.workflowId}`);
+    const ssh = await openSsh(supim.host).catch(async (err: unknown) => {
+      await releaseLock(lock, owner);
+      throw err;
+    });
     try {
       return await whileHeartbeating(
         () => progress,
@@ -120,7 +137,18 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
           const changed = filesToCopy(files, local);
           if (changed.length === 0) return finish('complete');
 
-          const copy = new DayCopy(ssh, result.source, local, supim, transfer, result, progress, now, signal, mode);
+          const copy = new DayCopy({
+            ssh,
+            source: result.source,
+            local,
+            supim,
+            transfer,
+            result,
+            progress,
+            now,
+            signal,
+            mode,
+          });
           // One more listing once all is read: a file that changed while it was copied is not backed up.
           const after = await copy.stage(changed, async () => {
             const tree = await listRemoteTree(ssh, result.source, signal);
@@ -139,6 +167,7 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
       throw err;
     } finally {
       ssh.close();
+      await releaseLock(lock, owner);
     }
   }
 

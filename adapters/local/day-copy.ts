@@ -105,6 +105,24 @@ interface Staged {
   bytesTransferred: number;
 }
 
+/** What one day's copy works with. */
+export interface DayCopyOptions {
+  ssh: SshSession;
+  /** The day's folder on the compute host. */
+  source: string;
+  /** The day's folder in the store. */
+  local: LocalTree;
+  supim: SupimConfig;
+  transfer: TransferConfig;
+  /** Filled in as the copy goes. */
+  result: DayResult;
+  /** Reported in heartbeats; a retry resumes from it. */
+  progress: DayCopyProgress;
+  now: () => Date;
+  signal: AbortSignal;
+  mode: StoreFileMode;
+}
+
 /**
  * Copies one day's changed files, each isolated from the others: every file is written under its partial
  * name and flushed; the source is listed again; only then do the files that did not change meanwhile get
@@ -125,18 +143,30 @@ export class DayCopy {
   private readonly listed = new Map<string, RemoteEntry>();
   private readonly resumable: Map<string, DayCopyProgress['inFlight'][number]>;
 
-  constructor(
-    private readonly ssh: SshSession,
-    private readonly source: string,
-    private readonly local: LocalTree,
-    private readonly supim: SupimConfig,
-    private readonly transfer: TransferConfig,
-    private readonly result: DayResult,
-    private readonly progress: DayCopyProgress,
-    private readonly now: () => Date,
-    private readonly signal: AbortSignal,
-    private readonly mode: StoreFileMode,
-  ) {
+  private readonly ssh: SshSession;
+  private readonly source: string;
+  private readonly local: LocalTree;
+  private readonly supim: SupimConfig;
+  private readonly transfer: TransferConfig;
+  private readonly result: DayResult;
+  private readonly progress: DayCopyProgress;
+  private readonly now: () => Date;
+  private readonly signal: AbortSignal;
+  private readonly mode: StoreFileMode;
+
+  constructor(options: DayCopyOptions) {
+    ({
+      ssh: this.ssh,
+      source: this.source,
+      local: this.local,
+      supim: this.supim,
+      transfer: this.transfer,
+      result: this.result,
+      progress: this.progress,
+      now: this.now,
+      signal: this.signal,
+      mode: this.mode,
+    } = options);
     const previous = Context.current().info.heartbeatDetails as DayCopyProgress | undefined;
     this.resumable = new Map((previous?.inFlight ?? []).map((f) => [f.path, f]));
   }

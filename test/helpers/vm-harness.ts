@@ -1,7 +1,8 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
+import { initStoreRoot } from '../../adapters/local/store-root';
 import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
 import type { WeeklySummary } from '../../domain/weekly-summary';
@@ -70,7 +71,7 @@ export function partialsUnder(dir: string): string[] {
 export async function startVmHarness(options: VmHarnessOptions): Promise<VmHarness> {
   const root = mkdtempSync(join(tmpdir(), `cluster-backup-${options.name}-`));
   const imageArea = join(root, 'images');
-  if (options.store) mkdirSync(join(root, 'store')); // initialised: a missing root means an unmounted disk
+  if (options.store) await initStoreRoot(join(root, 'store')); // as `cluster-backup store init` does
   const [hypervisor, sshHost, server, smtp] = await Promise.all([
     startHypervisor(join(root, 'libvirt')),
     startSshHost({ dir: join(root, 'hypervisor-ssh'), address: options.address }),
