@@ -25,7 +25,8 @@ import { startHypervisor, type SandboxHypervisor } from './sandbox/libvirt-host'
 import { freePort } from './sandbox/processes';
 import { startSshHost, type SandboxSshHost } from './sandbox/sshd-host';
 import { writeSupimDay } from './sandbox/supim-data';
-import { PROJECT_ROOT, startDevServer } from './sandbox/temporal-dev-server';
+import { DEMO_DATA_DIR } from './sandbox/paths';
+import { startDevServer } from './sandbox/temporal-dev-server';
 
 const TIME_ZONE = 'America/Sao_Paulo';
 const GUESTS = ['cbtest-web', 'cbtest-db'];
@@ -53,7 +54,7 @@ async function main(): Promise<number> {
     options: { 'keep-running': { type: 'boolean', default: false }, 'no-vms': { type: 'boolean', default: false } },
   });
   const withVms = !values['no-vms'];
-  const dataDir = join(PROJECT_ROOT, '.data', 'demo');
+  const dataDir = DEMO_DATA_DIR;
   mkdirSync(dataDir, { recursive: true });
   const step = (text: string) => console.log(`\n== ${text}`);
   const stops: (() => Promise<void>)[] = [];

@@ -1,13 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { DEV_SERVER_SEARCH_ATTRIBUTE_FLAGS } from '../commands/search-attributes';
+import { TEMPORAL_CLI } from './paths';
 import { freePort, startChild, stopProcess, waitForPort } from './processes';
 
-/** Where bootstrap.sh installs the pinned Temporal binaries. */
-export const PROJECT_ROOT = resolve(__dirname, '..', '..', '..');
-export const TEMPORAL_CLI = join(PROJECT_ROOT, '.venv', 'bin', 'temporal');
-export const TEMPORAL_TEST_SERVER = join(PROJECT_ROOT, '.venv', 'bin', 'temporal-test-server');
 
 export interface DevServer {
   address: string;

@@ -9,7 +9,7 @@ import { createStoreActivities } from '../../activities/store';
 import { parseConfig } from '../../config/load';
 import type { VmImage } from '../../domain/weekly-summary';
 import { previewStoreRetention, verifyStore } from '../../scripts/commands/store';
-import { PROJECT_ROOT } from '../../scripts/sandbox/temporal-dev-server';
+import { CLI_JS } from '../../scripts/sandbox/paths';
 import { runActivity } from '../helpers/sandbox';
 
 const OLD = '20261101T050000Z';
@@ -96,7 +96,7 @@ describe('store verify: a scrub of the backup store against its manifests', () =
     const cli = (...args: string[]) =>
       spawnSync(
         process.execPath,
-        [join(PROJECT_ROOT, 'dist', 'scripts', 'cli.js'), '--config', configFile, 'store', 'verify', ...args],
+        [CLI_JS, '--config', configFile, 'store', 'verify', ...args],
         { encoding: 'utf8' },
       );
     const alpha = cli('--vm', 'alpha');
