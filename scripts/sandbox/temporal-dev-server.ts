@@ -5,7 +5,6 @@ import { DEV_SERVER_SEARCH_ATTRIBUTE_FLAGS } from '../commands/search-attributes
 import { TEMPORAL_CLI } from './paths';
 import { freePort, startChild, stopProcess, waitForPort } from './processes';
 
-
 export interface DevServer {
   address: string;
   uiUrl: string;

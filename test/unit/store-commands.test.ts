@@ -94,11 +94,7 @@ describe('store verify: a scrub of the backup store against its manifests', () =
 
   it('exits 0 only when no set of the VMs asked for is damaged, and refuses a hostile VM name', () => {
     const cli = (...args: string[]) =>
-      spawnSync(
-        process.execPath,
-        [CLI_JS, '--config', configFile, 'store', 'verify', ...args],
-        { encoding: 'utf8' },
-      );
+      spawnSync(process.execPath, [CLI_JS, '--config', configFile, 'store', 'verify', ...args], { encoding: 'utf8' });
     const alpha = cli('--vm', 'alpha');
     assert.equal(alpha.status, 1, alpha.stderr);
     assert.match(alpha.stdout, new RegExp(`alpha/${OLD}: ok \\(1 image\\(s\\)`));

@@ -88,8 +88,7 @@ describe('several workers on several machines', { concurrency: false }, () => {
   });
 
   it('registers the search attributes with one command (idempotent); later runs are tagged', async () => {
-    const cli = (...args: string[]) =>
-      run(process.execPath, [CLI_JS, '--config', backupHostFile, ...args]);
+    const cli = (...args: string[]) => run(process.execPath, [CLI_JS, '--config', backupHostFile, ...args]);
     assert.deepEqual((await cli('search-attributes', 'register')).stdout.trim().split('\n'), [
       'BackupJob: registered',
       'BackupPeriod: registered',
