@@ -58,7 +58,7 @@ export async function scheduleOverviews(client: Client): Promise<ScheduleOvervie
       overviews.push({ name, scheduleId: id, exists: false });
       continue;
     }
-    const timeZone = d.spec.timezone ?? 'UTC';
+    const timeZone = d.spec.timezone || 'UTC';
     const next = d.info.nextActionTimes[0];
     const recent = d.info.recentActions.at(-1);
     overviews.push({
