@@ -205,7 +205,7 @@ describe('operations: schedules, triggers, backfill, documented CLI, metrics', {
     assert.match(header!, /^JOB +LAST RUN +STATUS +RESULT +FINISHED +RUNNING NOW$/);
     assert.match(
       rows.find((l) => l.startsWith('daily ')) ?? '',
-      /^daily +supim-\S+ +COMPLETED +\S+ +\d{4}-\d\d-\d\d \d\d:\d\d UTC +-$/,
+      /^daily +supim-\S+ +COMPLETED +\S+ +\d{4}-\d\d-\d\d \d\d:\d\d UTC +(-|supim-\S+)$/,
     );
     assert.match(rows.find((l) => l.startsWith('weekly ')) ?? '', /^weekly +none +- +- +- +-$/);
   });
