@@ -105,7 +105,10 @@ export function output(command: Command, result: unknown, text: () => string | r
 
 /** `--vm NAME`, repeatable. */
 export function vmOption(command: Command, what: string): Command {
-  return command.option('--vm <name>', `${what} (repeat for several; default: all)`, (v, all: string[] = []) => [...all, v]);
+  return command.option('--vm <name>', `${what} (repeat for several; default: all)`, (v, all: string[] = []) => [
+    ...all,
+    v,
+  ]);
 }
 
 /** An option or argument that must be a calendar date YYYY-MM-DD. */
