@@ -240,5 +240,8 @@ describe('cluster-backup CLI against a dev server: --json everywhere, words and 
     const { code, stderr } = await cli('--config', unreachable, 'status', '--json');
     assert.equal(code, 3);
     assert.match(stderr, new RegExp(`cannot reach Temporal at ${address}`));
+    const worker = await cli('--config', unreachable, 'worker');
+    assert.equal(worker.code, 3, worker.stderr);
+    assert.match(worker.stderr, new RegExp(`cannot reach Temporal at ${address}`));
   });
 });
