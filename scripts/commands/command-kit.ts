@@ -91,7 +91,7 @@ export function createCli(configFile: () => string): Cli {
 
 /** `--json`: the command prints one JSON document on stdout instead of text (progress goes to stderr). */
 export function jsonOption(command: Command): Command {
-  return command.option('--json', 'print the result as JSON (one document on stdout)', false);
+  return command.option('--json', 'print the result as JSON (one document on stdout)');
 }
 
 /** Prints JSON with --json, else the text lines. */

@@ -15,6 +15,7 @@ import { BACKUP_JOB, BACKUP_RESULT } from '../../domain/search-attributes';
 import type { dailySupimBackup } from '../../workflows';
 import { backfillDaily, datesBetween } from '../../scripts/commands/backfill';
 import { applySchedules, scheduleId } from '../../scripts/commands/schedules';
+import { specInWords } from '../../scripts/commands/schedules-list';
 import { formatStatus, jobStatuses } from '../../scripts/commands/status';
 import { connectClient } from '../../scripts/commands/temporal-client';
 import { freePort, stopProcess } from '../../scripts/sandbox/processes';
@@ -99,6 +100,8 @@ describe('operations: schedules, triggers, backfill, documented CLI, metrics', {
     const weekly = await client.schedule.getHandle(scheduleId('weekly')).describe();
     assert.equal(weekly.spec.calendars?.[0]?.dayOfWeek?.[0]?.start, 'SUNDAY');
     assert.equal(weekly.spec.calendars?.[0]?.hour?.[0]?.start, 2);
+    assert.equal(specInWords(weekly.spec), 'Sundays at 02:00');
+    assert.equal(specInWords(described.spec), 'daily at 03:00');
     await client.schedule.getHandle(scheduleId('weekly')).delete();
     await applySchedules(client, later);
 
