@@ -10,7 +10,7 @@ export interface ScheduleOverview {
   scheduleId: string;
   exists: boolean;
   paused?: boolean;
-  /** The spec in words: `daily at 03:00`, `Sundays at 02:00`, `every 60 minutes`. */
+  /** The spec in words: `daily at 03:00`, `Sundays at 02:00`, `hourly`, `every 15 minutes`. */
   when?: string;
   timeZone?: string;
   /** ISO instant of the next run, and the same as a wall clock in the schedule's zone. */
@@ -26,7 +26,8 @@ export function specInWords(spec: ScheduleDescription['spec']): string {
   const every = spec.intervals?.[0]?.every;
   if (every !== undefined) {
     const minutes = Number(every) / 60_000;
-    return minutes % 60 === 0 ? `every ${minutes / 60} hour(s)` : `every ${minutes} minutes`;
+    if (minutes === 60) return 'hourly';
+    return minutes % 60 === 0 ? `every ${minutes / 60} hours` : `every ${minutes} minutes`;
   }
   const calendar = spec.calendars?.[0];
   if (!calendar) return JSON.stringify(spec);
@@ -86,10 +87,10 @@ export async function scheduleOverviews(client: Client): Promise<ScheduleOvervie
 /** `cluster-backup-daily: daily at 03:00 America/Sao_Paulo, next 2026-11-28 03:00, last: ok (supim-...)` */
 export function formatScheduleOverview(s: ScheduleOverview): string {
   if (!s.exists) return `${s.scheduleId}: not created (run: schedules apply)`;
-  const zone = s.when?.startsWith('every') ? '' : ` ${s.timeZone}`;
+  const zone = s.when?.startsWith('every') || s.when === 'hourly' ? '' : ` ${s.timeZone}`;
   return (
     `${s.scheduleId}: ${s.paused ? 'PAUSED, ' : ''}${s.when}${zone}` +
-    `, next ${s.paused ? '- (paused)' : (s.nextLocal ?? '-')}` +
+    `, next ${s.paused ? '- (paused)' : s.nextLocal ? `${s.nextLocal}${zone ? '' : ` ${s.timeZone}`}` : '-'}` +
     `, last: ${s.last ? `${s.last.result} (${s.last.workflowId})` : 'none yet'}`
   );
 }

@@ -140,7 +140,7 @@ describe('cluster-backup CLI against a dev server: --json everywhere, words and 
       [
         ['cluster-backup-daily', true, 'daily at 03:00'],
         ['cluster-backup-weekly', false, undefined],
-        ['cluster-backup-watchdog', true, 'every 1 hour(s)'],
+        ['cluster-backup-watchdog', true, 'hourly'],
       ],
     );
     let words = (await cli('--config', file, 'schedules', 'list')).stdout.split('\n');
@@ -149,6 +149,7 @@ describe('cluster-backup CLI against a dev server: --json everywhere, words and 
       /^cluster-backup-daily: daily at 03:00 America\/Sao_Paulo, next \d{4}-\d\d-\d\d 03:00, last: none yet$/,
     );
     assert.equal(words[1], 'cluster-backup-weekly: not created (run: schedules apply)');
+    assert.match(words[2]!, /^cluster-backup-watchdog: hourly, next \d{4}-\d\d-\d\d \d\d:\d\d UTC, last: none yet$/);
 
     const paused = await json<{ paused: boolean }>('--config', file, 'schedules', 'pause', 'daily');
     assert.deepEqual([paused.code, paused.value.paused], [0, true]);
