@@ -16,8 +16,13 @@ export function fileStamp(date: Date): string {
   return date.toISOString().replace(/[:.]/g, '-');
 }
 
-export function formatSeconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
+/** A duration: seconds up to two minutes (63.0 s), then minutes and seconds, then hours and minutes. */
+export function formatDuration(ms: number): string {
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
+  const totalSeconds = Math.round(ms / 1000);
+  const minutes = Math.floor(totalSeconds / 60);
+  if (minutes < 60) return `${minutes} min ${totalSeconds % 60} s`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
 /** `2026-11-28 03:00` as a wall clock in `timeZone` shows it (operators read schedules in their own zone). */

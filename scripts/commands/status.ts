@@ -5,6 +5,7 @@ import { JOB_WORKFLOW_TYPE } from '../../domain/jobs';
 import { BACKUP_RESULT } from '../../domain/search-attributes';
 import { progressQuery } from '../../workflows/definitions';
 import { EXIT, jsonOption, output, type CliCommand } from './command-kit';
+import { describeHeldDown, heldDownVms } from './held-down';
 
 const JOB_TYPES = [...Object.entries(JOB_WORKFLOW_TYPE), ['watchdog', 'backupWatchdog']] as const;
 
@@ -106,12 +107,20 @@ export function formatStatus(statuses: readonly JobStatus[]): string[] {
 
 export const statusCommand: CliCommand = {
   name: ['status'],
-  summary: 'the last run of each job, and what is running now with its progress',
+  summary:
+    'the last run of each job, what is running now with its progress, and the VMs a weekly run holds down ' +
+    '(from the records on the hypervisor)',
   define: jsonOption,
   run: (cli, command) =>
-    cli.withClient(async (client) => {
-      const statuses = await jobStatuses(client);
-      output(command, statuses, () => formatStatus(statuses));
+    cli.withClient(async (client, config) => {
+      const jobs = await jobStatuses(client);
+      const heldDown = await heldDownVms(config);
+      output(command, { jobs, heldDown }, () => [
+        ...formatStatus(jobs),
+        '',
+        `VMs held down now: ${heldDown.length === 0 ? 'none' : ''}`,
+        ...heldDown.map((record) => `  ${describeHeldDown(record)}`),
+      ]);
       return EXIT.ok;
     }),
 };

@@ -200,18 +200,21 @@ describe('cluster-backup CLI against a dev server: --json everywhere, words and 
   });
 
   it('shows status as a table and as JSON', async () => {
-    const status = await json<{ job: string; last?: { workflowId: string; status: string } }[]>(
+    const status = await json<{ jobs: { job: string; last?: { status: string } }[]; heldDown: unknown[] }>(
       '--config',
       file,
       'status',
     );
     assert.equal(status.code, 0);
     assert.deepEqual(
-      status.value.map((s) => s.job),
+      status.value.jobs.map((s) => s.job),
       ['daily', 'weekly', 'watchdog'],
     );
-    assert.equal(status.value[0]!.last?.status, 'COMPLETED');
-    const [header, daily] = (await cli('--config', file, 'status')).stdout.split('\n');
+    assert.equal(status.value.jobs[0]!.last?.status, 'COMPLETED');
+    assert.deepEqual(status.value.heldDown, [], 'no hypervisor configured: nothing held down');
+    const text = (await cli('--config', file, 'status')).stdout.trimEnd().split('\n');
+    const [header, daily] = text;
+    assert.equal(text.at(-1), 'VMs held down now: none');
     assert.match(header!, /^JOB +LAST RUN +STATUS +RESULT +FINISHED +RUNNING NOW$/);
     assert.match(daily!, /^daily +supim-\S+ +COMPLETED +/);
   });

@@ -24,20 +24,11 @@ import { PROJECT_ROOT, TEMPORAL_CLI } from '../../scripts/sandbox/paths';
 import type { DevServer } from '../../scripts/sandbox/temporal-dev-server';
 import { supimSandbox, type SupimSandbox } from '../helpers/sandbox';
 import { inProcessWorker, quietWorkerLogs, testDevServer } from '../helpers/temporal';
+import { eventually } from '../helpers/eventually';
 import { spawnWorker, writeConfigFile } from '../helpers/worker-process';
 
 quietWorkerLogs();
 const run = promisify(execFile);
-
-async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe('operations: schedules, triggers, backfill, documented CLI, metrics', { concurrency: false }, () => {
   let server: DevServer;
@@ -91,11 +82,13 @@ describe('operations: schedules, triggers, backfill, documented CLI, metrics', {
       'cluster-backup-daily: unchanged',
       'cluster-backup-weekly: created',
       'cluster-backup-watchdog: updated', // it now watches the weekly job too
+      'cluster-backup-guardian: created', // and VMs left down are put back every few minutes
     ]);
     assert.deepEqual(await changes(withVms), [
       'cluster-backup-daily: unchanged',
       'cluster-backup-weekly: unchanged',
       'cluster-backup-watchdog: unchanged',
+      'cluster-backup-guardian: unchanged',
     ]);
     const weekly = await client.schedule.getHandle(scheduleId('weekly')).describe();
     assert.equal(weekly.spec.calendars?.[0]?.dayOfWeek?.[0]?.start, 'SUNDAY');
