@@ -49,7 +49,7 @@ async function lastResult(client: Client, workflowId: string): Promise<string> {
 
 export async function scheduleOverviews(client: Client): Promise<ScheduleOverview[]> {
   const overviews: ScheduleOverview[] = [];
-  for (const name of [...JOBS, 'watchdog'] as const) {
+  for (const name of [...JOBS, 'watchdog', 'guardian'] as const) {
     const id = scheduleId(name);
     let d: ScheduleDescription;
     try {
@@ -86,7 +86,7 @@ export async function scheduleOverviews(client: Client): Promise<ScheduleOvervie
 
 /** `cluster-backup-daily: daily at 03:00 America/Sao_Paulo, next 2026-11-28 03:00, last: ok (supim-...)` */
 export function formatScheduleOverview(s: ScheduleOverview): string {
-  if (!s.exists) return `${s.scheduleId}: not created (run: schedules apply)`;
+  if (!s.exists) return `${s.scheduleId}: not created (schedules apply creates it when the config needs it)`;
   const zone = s.when?.startsWith('every') || s.when === 'hourly' ? '' : ` ${s.timeZone}`;
   return (
     `${s.scheduleId}: ${s.paused ? 'PAUSED, ' : ''}${s.when}${zone}` +

@@ -141,6 +141,7 @@ describe('cluster-backup CLI against a dev server: --json everywhere, words and 
         ['cluster-backup-daily', true, 'daily at 03:00'],
         ['cluster-backup-weekly', false, undefined],
         ['cluster-backup-watchdog', true, 'hourly'],
+        ['cluster-backup-guardian', false, undefined],
       ],
     );
     let words = (await cli('--config', file, 'schedules', 'list')).stdout.split('\n');
@@ -148,7 +149,7 @@ describe('cluster-backup CLI against a dev server: --json everywhere, words and 
       words[0]!,
       /^cluster-backup-daily: daily at 03:00 America\/Sao_Paulo, next \d{4}-\d\d-\d\d 03:00, last: none yet$/,
     );
-    assert.equal(words[1], 'cluster-backup-weekly: not created (run: schedules apply)');
+    assert.equal(words[1], 'cluster-backup-weekly: not created (schedules apply creates it when the config needs it)');
     assert.match(words[2]!, /^cluster-backup-watchdog: hourly, next \d{4}-\d\d-\d\d \d\d:\d\d UTC, last: none yet$/);
 
     const paused = await json<{ paused: boolean }>('--config', file, 'schedules', 'pause', 'daily');
