@@ -8,6 +8,7 @@ Exit codes:
   0  ok: done, and every run or check it made is OK
   1  not OK: a run did not back up everything, or a check found damage (the output says what)
   2  usage or config error: unknown command or option, bad argument, invalid or unreadable config file
+     (or Temporal profile, TLS or API key file)
   3  cannot reach Temporal (address, TLS, API key, or the server is down)
   4  any other error (from Temporal, the hosts or the OS; the message says which)
 

@@ -12,7 +12,7 @@ export const EXIT = {
   ok: 0,
   /** Done, but the run was not OK or the check found damage (the output says what). */
   notOk: 1,
-  /** Unknown command or option, bad argument, or an invalid or unreadable config file. */
+  /** Unknown command or option, bad argument, an invalid or unreadable config file, Temporal profile or key file. */
   usage: 2,
   /** Temporal could not be reached (address, TLS, API key, or the server is down). */
   unreachable: 3,
@@ -74,11 +74,18 @@ export function createCli(configFile: () => string): Cli {
     config,
     async withClient(use) {
       const loaded = config();
+      let address: string;
+      try {
+        address = temporalConnection(loaded).address;
+      } catch (err) {
+        // A TLS or API key file that cannot be read, a Temporal profile that does not exist: exit 2, not 3.
+        throw new UsageError(`Temporal connection settings: ${(err as Error).message}`);
+      }
       let connected: Awaited<ReturnType<typeof connectClient>>;
       try {
         connected = await connectClient(loaded);
       } catch (err) {
-        throw new TemporalUnreachableError(temporalConnection(loaded).address, err);
+        throw new TemporalUnreachableError(address, err);
       }
       try {
         return await use(connected.client, loaded);

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
 import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
 import { calendarDay } from '../../domain/julian-day';
@@ -20,10 +22,17 @@ quietWorkerLogs();
 const execFileAsync = promisify(execFile);
 
 /** `cluster-backup ...args` as an operator runs it: the compiled CLI in its own process. */
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return cliWithEnv({}, ...args);
+}
+
+async function cliWithEnv(
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await execFileAsync(process.execPath, [CLI_JS, ...args], {
-      env: { ...process.env, CLUSTER_BACKUP_CONFIG: '' },
+      env: { ...process.env, CLUSTER_BACKUP_CONFIG: '', ...env },
     });
     return { code: 0, stdout, stderr };
   } catch (err) {
@@ -76,10 +85,32 @@ describe('cluster-backup CLI: help, usage errors and exit codes, without a serve
     }
   });
 
-  it('exits 2 for a missing or invalid config file, naming the problem', async () => {
+  it('exits 2 for a missing or invalid config file or Temporal profile, naming the problem', async () => {
     const missing = await cli('--config', '/nonexistent/cluster-backup.yaml', 'status');
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /invalid config \/nonexistent\/cluster-backup\.yaml:\n {2}- cannot read/);
+
+    const dir = mkdtempSync(join(tmpdir(), 'cluster-backup-cli-'));
+    try {
+      const file = join(dir, 'cluster-backup.yaml');
+      writeFileSync(
+        file,
+        stringify({
+          hosts: { compute: { host: '127.0.0.2', user: 'u', privateKeyFile: '/k', knownHostsFile: '/kh' } },
+          supim: { host: 'compute', sourceTemplate: '/d/{yyyy}/{ddd}', destinationRoot: 'backup' },
+        }),
+      );
+      const profile = await cliWithEnv(
+        { TEMPORAL_CONFIG_FILE: join(dir, 'temporal.toml'), TEMPORAL_PROFILE: 'nope' },
+        '--config',
+        file,
+        'status',
+      );
+      assert.equal(profile.code, 2, profile.stderr);
+      assert.match(profile.stderr, /^Temporal connection settings: .*'nope'/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
