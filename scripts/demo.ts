@@ -113,6 +113,8 @@ async function main(): Promise<number> {
       );
     }
 
+    // The store root exists on a real backup host before the first run (its free space is checked first).
+    if (withVms) mkdirSync(join(dataDir, 'backup-store', 'vms'), { recursive: true });
     const configFile = join(dataDir, 'cluster-backup.yaml');
     writeFileSync(
       configFile,
