@@ -242,10 +242,13 @@ const schedulesSchema = z.strictObject({
 });
 
 const temporalSchema = z.strictObject({
-  /** Overridden by $TEMPORAL_ADDRESS when set. */
-  address: z.string().min(1).default('127.0.0.1:7233'),
-  /** Overridden by $TEMPORAL_NAMESPACE when set. */
-  namespace: z.string().min(1).default('default'),
+  /**
+   * Set here, it wins over $TEMPORAL_ADDRESS and the Temporal profile; left out, they decide (default
+   * 127.0.0.1:7233). See config/temporal-connection.ts.
+   */
+  address: z.string().min(1).optional(),
+  /** Like address: set here it wins over $TEMPORAL_NAMESPACE and the profile (default: default). */
+  namespace: z.string().min(1).optional(),
   /** Workflows and every activity that only talks to remote hosts: any worker, on any machine, may take them. */
   taskQueue: z.string().min(1).default('cluster-backup'),
   /**
@@ -253,7 +256,10 @@ const temporalSchema = z.strictObject({
    * workers on the backup host poll it (worker.storeHost). Default: <taskQueue>-store.
    */
   storeTaskQueue: z.string().min(1).optional(),
-  /** mTLS or server-verified TLS to a Temporal cluster (files read by the worker and the CLI, never sent). */
+  /**
+   * mTLS or server-verified TLS to a Temporal cluster (files read by the worker and the CLI, never sent);
+   * replaces the Temporal profile's and TEMPORAL_TLS_*'s TLS settings as a whole.
+   */
   tls: z
     .strictObject({
       caFile: absolutePath.optional(),
@@ -263,7 +269,7 @@ const temporalSchema = z.strictObject({
     })
     .refine((t) => !t.certFile === !t.keyFile, { message: 'certFile and keyFile go together', path: ['keyFile'] })
     .optional(),
-  /** API key (e.g. Temporal Cloud) read from this file; $TEMPORAL_API_KEY wins when set. */
+  /** API key (e.g. Temporal Cloud) read from this file; wins over $TEMPORAL_API_KEY and the profile's. */
   apiKeyFile: absolutePath.optional(),
 });
 

@@ -1,201 +1,81 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
-import { ScheduleNotFoundError, type Client } from '@temporalio/client';
-import { ConfigError, loadConfig } from '../config/load';
-import type { Config } from '../config/schema';
-import { backfillDaily } from './commands/backfill';
-import { JOBS, type Job } from '../domain/jobs';
-import { applySchedules, scheduleId } from './commands/schedules';
-import { registerSearchAttributes } from './commands/search-attributes';
-import { describeHeldDown, heldDownVms } from './commands/held-down';
-import { statusLines } from './commands/status';
-import { initStores, previewStoreRetention, verifyStore } from './commands/store';
-import { runWorker } from '../worker/main';
-import { connectClient } from './commands/temporal-client';
-import { formatDailySummary, startDaily } from './commands/run-daily';
-import { formatWeeklySummary, startWeekly } from './commands/run-vms';
+import { Command, CommanderError } from 'commander';
+import { COMMANDS } from './commands';
+import { createCli, EXIT, exitCodeOf, type CliCommand } from './commands/command-kit';
 
-const USAGE = `usage: cluster-backup [--config FILE] <command>
+const EXIT_CODES_HELP = `
+Exit codes:
+  0  ok: done, and every run or check it made is OK
+  1  not OK: a run did not back up everything, or a check found damage (the output says what)
+  2  usage or config error: unknown command or option, bad argument, invalid or unreadable config file
+     (or Temporal profile, TLS or API key file)
+  3  cannot reach Temporal (address, TLS, API key, or the server is down)
+  4  any other error (from Temporal, the hosts or the OS; the message says which)
 
-commands:
-  worker                                run the Temporal worker (until SIGINT/SIGTERM)
-  run daily [--date YYYY-MM-DD] [--json] start the daily SUPIM backup (or join the running one), wait, print
-                                        the summary; exit 0 only if every available day is backed up
-  run vms [--vm NAME ...] [--json]      start this week's VM backup (or join it), wait, print per-VM results;
-                                        exit 0 only if every VM was imaged, verified and is back as it was
-  schedules apply                       create or update the Temporal Schedules from config (idempotent)
-  schedules list                        show each schedule: spec, paused, next and recent runs
-  schedules pause|unpause <job>         pause or resume a job's schedule until the next apply (job: daily|weekly)
-  trigger <job>                         fire a job's schedule now (one run; overlap policy applies)
-  backfill daily --from DATE --to DATE  one daily run per date, one after the other
-  status                                last run of each job, and what is running now with its progress
-  search-attributes register            register BackupJob, BackupPeriod, BackupResult in the namespace
-                                        (once per cluster; the dev server of the demo and tests has them)
-  store init                            create the backup roots (supim.destinationRoot, store.root) with the
-                                        marker without which runs refuse to write (an unmounted disk)
-  store verify [--vm NAME ...]          re-read every stored VM image set and compare it with its manifest
-                                        (size, SHA-256), on the backup host, without Temporal; exit 0 only
-                                        if no set is damaged
-  store retention [--vm NAME ...]       what the store's retention policy keeps and would delete now, and
-                                        why (deletes nothing)
-  config check                          validate the config file and print it
+The config file is --config, else $CLUSTER_BACKUP_CONFIG, else ./cluster-backup.yaml. Temporal is reached
+with its temporal section on top of TEMPORAL_* variables and the Temporal profile (see README).`;
 
-The config file is --config, else $CLUSTER_BACKUP_CONFIG, else ./cluster-backup.yaml.`;
-
-async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      date: { type: 'string' },
-      vm: { type: 'string', multiple: true },
-      from: { type: 'string' },
-      to: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help || positionals.length === 0) {
-    console.log(USAGE);
-    return values.help ? 0 : 2;
+/** The program with every command of COMMANDS; errors throw (exitOverride) so that main picks the exit code. */
+function buildProgram(commands: readonly CliCommand[], onExitCode: (code: number) => void): Command {
+  const program = new Command('cluster-backup')
+    .description('Durable backups of the cluster, orchestrated by Temporal: daily SUPIM-DAVS data, weekly VM images.')
+    .option('--config <file>', 'the config file (default: $CLUSTER_BACKUP_CONFIG, else ./cluster-backup.yaml)')
+    .addHelpText('after', EXIT_CODES_HELP)
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride();
+  const cli = createCli(
+    () => program.opts<{ config?: string }>().config ?? process.env.CLUSTER_BACKUP_CONFIG ?? 'cluster-backup.yaml',
+  );
+  const groups = new Map<string, Command>();
+  for (const definition of commands) {
+    let parent = program;
+    if (definition.name.length === 2) {
+      const [group] = definition.name;
+      parent =
+        groups.get(group) ??
+        program
+          .command(group)
+          .description(definition.groupSummary ?? `${group} commands`)
+          .showHelpAfterError('(add --help for usage)')
+          .exitOverride();
+      groups.set(group, parent);
+    }
+    const command = parent
+      .command(definition.name.at(-1)!)
+      .description(definition.summary)
+      .showHelpAfterError('(add --help for usage)')
+      .exitOverride();
+    definition.define?.(command);
+    command.action(async () => onExitCode(await definition.run(cli, command)));
   }
-  const configFile = values.config ?? process.env.CLUSTER_BACKUP_CONFIG ?? 'cluster-backup.yaml';
-  const command = positionals.join(' ');
-  const withClient = async <T>(use: (client: Client, config: Config) => Promise<T>): Promise<T> => {
-    const config = loadConfig(configFile);
-    const { client, close } = await connectClient(config);
-    try {
-      return await use(client, config);
-    } finally {
-      await close();
-    }
-  };
-  /** Waits for a run and prints its summary; exit code 0 only when the summary says ok. */
-  const waitAndPrint = async <S extends { ok: boolean }>(
-    handle: { workflowId: string; firstExecutionRunId: string; result(): Promise<S> },
-    format: (summary: S) => string,
-  ): Promise<number> => {
-    if (!values.json) console.error(`workflow ${handle.workflowId} (run ${handle.firstExecutionRunId}); waiting...`);
-    const summary = await handle.result();
-    console.log(values.json ? JSON.stringify(summary, null, 2) : format(summary));
-    return summary.ok ? 0 : 1;
-  };
-  const job = positionals[positionals.length - 1] as Job;
-  const needJob = () => {
-    if (!JOBS.includes(job)) throw new UsageError(`name a job: ${JOBS.join(' or ')}`);
-    return job;
-  };
-
-  const commandWithJob = /^(schedules pause|schedules unpause|trigger|backfill) \S+$/.test(command);
-  switch (commandWithJob ? command.replace(/ \S+$/, ' <job>') : command) {
-    case 'status':
-      return withClient(async (client, config) => {
-        for (const line of await statusLines(client)) console.log(line);
-        const held = await heldDownVms(config);
-        console.log(`VMs held down now: ${held.length === 0 ? 'none' : ''}`);
-        for (const record of held) console.log(`  ${describeHeldDown(record)}`);
-        return 0;
-      });
-    case 'search-attributes register':
-      return withClient(async (client) => {
-        for (const r of await registerSearchAttributes(client)) console.log(`${r.name}: ${r.change}`);
-        return 0;
-      });
-    case 'schedules apply':
-      return withClient(async (client, config) => {
-        for (const r of await applySchedules(client, config)) console.log(`${r.scheduleId}: ${r.change}`);
-        return 0;
-      });
-    case 'schedules list':
-      return withClient(async (client) => {
-        for (const job of JOBS) {
-          try {
-            const d = await client.schedule.getHandle(scheduleId(job)).describe();
-            const next = d.info.nextActionTimes[0]?.toISOString() ?? '-';
-            const recent = d.info.recentActions.at(-1);
-            console.log(
-              `${d.scheduleId}: ${d.state.paused ? 'PAUSED' : 'active'}, ${JSON.stringify(d.spec.calendars?.[0] ?? {})} ${d.spec.timezone ?? ''}, next ${next}` +
-                (recent ? `, last ${recent.takenAt.toISOString()} (${recent.action.workflow.workflowId})` : ''),
-            );
-          } catch (err) {
-            if (!(err instanceof ScheduleNotFoundError)) throw err;
-            console.log(`${scheduleId(job)}: not created (run: schedules apply)`);
-          }
-        }
-        return 0;
-      });
-    case 'schedules pause <job>':
-    case 'schedules unpause <job>':
-      needJob();
-      return withClient(async (client) => {
-        const handle = client.schedule.getHandle(scheduleId(job));
-        if (positionals[1] === 'pause') await handle.pause('paused with cluster-backup schedules pause');
-        else await handle.unpause('unpaused with cluster-backup schedules unpause');
-        console.log(`${handle.scheduleId}: ${positionals[1]}d`);
-        return 0;
-      });
-    case 'trigger <job>':
-      needJob();
-      return withClient(async (client) => {
-        await client.schedule.getHandle(scheduleId(job)).trigger();
-        console.log(`${scheduleId(job)}: triggered`);
-        return 0;
-      });
-    case 'backfill <job>':
-      if (needJob() !== 'daily') throw new UsageError('backfill is for the daily job');
-      if (!values.from || !values.to)
-        throw new UsageError('backfill daily needs --from YYYY-MM-DD and --to YYYY-MM-DD');
-      return withClient(async (client, config) => {
-        const runs = await backfillDaily(client, config, values.from!, values.to!, (date, summary) =>
-          console.log(
-            `${date}: ${summary.ok ? 'OK' : 'FAILED'} ${summary.days.map((d) => `${d.day.label} ${d.status}`).join(', ')}`,
-          ),
-        );
-        return runs.every((r) => r.ok) ? 0 : 1;
-      });
-    case 'worker':
-      await runWorker(configFile);
-      return 0;
-    case 'store init':
-      await initStores(loadConfig(configFile), (line) => console.log(line));
-      return 0;
-    case 'store verify': {
-      const { ok } = await verifyStore(loadConfig(configFile), values.vm, (line) => console.log(line));
-      return ok ? 0 : 1;
-    }
-    case 'store retention':
-      await previewStoreRetention(loadConfig(configFile), values.vm, (line) => console.log(line));
-      return 0;
-    case 'config check': {
-      const config = loadConfig(configFile);
-      console.log(JSON.stringify(config, null, 2));
-      return 0;
-    }
-    case 'run daily':
-      return withClient(async (client, config) =>
-        waitAndPrint(await startDaily(client, config, values.date), formatDailySummary),
-      );
-    case 'run vms':
-      return withClient(async (client, config) =>
-        waitAndPrint(await startWeekly(client, config, values.vm), formatWeeklySummary),
-      );
-    default:
-      console.error(`unknown command: ${command}\n\n${USAGE}`);
-      return 2;
-  }
+  return program;
 }
 
-class UsageError extends Error {}
+async function main(argv: string[]): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = buildProgram(COMMANDS, (c) => (code = c));
+  if (argv.length === 0) {
+    program.outputHelp({ error: true });
+    return EXIT.usage;
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander printed the message or the help already; a group named without its command is a usage error.
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    const exit = exitCodeOf(err);
+    console.error(exit === EXIT.error ? `error: ${(err as Error).stack ?? String(err)}` : (err as Error).message);
+    return exit;
+  }
+  return code;
+}
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof UsageError) {
-      console.error(err.message);
-      process.exit(2);
-    }
-    console.error(`error: ${(err as Error).stack ?? String(err)}`);
-    process.exit(1);
+    console.error(err);
+    process.exit(EXIT.error);
   },
 );

@@ -3,12 +3,13 @@
  * a sandbox compute host (real sshd on loopback with generated keys and SUPIM-like data), a sandbox
  * hypervisor (real libvirtd + QEMU with two tiny guests, reached over its own sshd), the worker, the
  * schedules, one daily and one weekly run with their summaries and reports (outbox).
- * `--keep-running` leaves it all up for the Web UI; `--no-vms` skips the hypervisor part.
+ * `--keep-running` leaves it all up for the Web UI; `--no-vms` skips the hypervisor part; `--data-dir DIR`
+ * keeps the state elsewhere than .data/demo and `--any-ports` takes free ports (both for tests).
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { stringify } from 'yaml';
@@ -26,7 +27,8 @@ import { startHypervisor, type SandboxHypervisor } from './sandbox/libvirt-host'
 import { freePort } from './sandbox/processes';
 import { startSshHost, type SandboxSshHost } from './sandbox/sshd-host';
 import { writeSupimDay } from './sandbox/supim-data';
-import { PROJECT_ROOT, startDevServer } from './sandbox/temporal-dev-server';
+import { DEMO_DATA_DIR } from './sandbox/paths';
+import { startDevServer } from './sandbox/temporal-dev-server';
 
 const TIME_ZONE = 'America/Sao_Paulo';
 const GUESTS = ['cbtest-web', 'cbtest-db'];
@@ -51,10 +53,17 @@ function newestReport(outbox: string): string | undefined {
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { 'keep-running': { type: 'boolean', default: false }, 'no-vms': { type: 'boolean', default: false } },
+    options: {
+      'keep-running': { type: 'boolean', default: false },
+      'no-vms': { type: 'boolean', default: false },
+      // For tests: their own state folder and any free ports, so they never touch the operator's demo.
+      'data-dir': { type: 'string', default: DEMO_DATA_DIR },
+      'any-ports': { type: 'boolean', default: false },
+    },
   });
   const withVms = !values['no-vms'];
-  const dataDir = join(PROJECT_ROOT, '.data', 'demo');
+  const dataDir = resolve(values['data-dir']);
+  const port = (preferred: number) => (values['any-ports'] ? freePort() : portOr(preferred));
   mkdirSync(dataDir, { recursive: true });
   const step = (text: string) => console.log(`\n== ${text}`);
   const stops: (() => Promise<void>)[] = [];
@@ -64,8 +73,8 @@ async function main(): Promise<number> {
     const server = await startDevServer({
       dbFile: join(dataDir, 'temporal.db'),
       logFile: join(dataDir, 'temporal.log'),
-      port: await portOr(7233),
-      uiPort: await portOr(8233),
+      port: await port(7233),
+      uiPort: await port(8233),
     });
     stops.push(() => server.stop());
     console.log(`gRPC ${server.address}, Web UI ${server.uiUrl}, state in ${join(dataDir, 'temporal.db')}`);
@@ -97,12 +106,16 @@ async function main(): Promise<number> {
       stops.push(() => hypervisorSsh!.stop());
       const guests = await Promise.all(GUESTS.map((name) => hypervisor!.defineGuest({ name })));
       for (const g of guests) await hypervisor.virsh('start', '--domain', g.name);
-      await Promise.all(guests.map((g) => g.waitReady(1)));
+      // A guest asked to shut down before its acpid runs ignores it: no run starts before every guest is up.
+      console.log('waiting for the guests to finish booting');
+      await Promise.all(guests.map((g) => g.waitReady(1, 300_000)));
       console.log(
         `guests running; hypervisor reached as root@${hypervisorSsh.config.host}:${hypervisorSsh.config.port}`,
       );
     }
 
+    // The store root exists on a real backup host before the first run (its free space is checked first).
+    if (withVms) mkdirSync(join(dataDir, 'backup-store', 'vms'), { recursive: true });
     const configFile = join(dataDir, 'cluster-backup.yaml');
     writeFileSync(
       configFile,

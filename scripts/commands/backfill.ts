@@ -1,8 +1,10 @@
 import type { Client } from '@temporalio/client';
+import { Argument } from 'commander';
 import { addDays, format } from 'date-fns';
 import type { Config } from '../../config/schema';
 import type { DailySummary } from '../../domain/daily-summary';
 import { calendarDay } from '../../domain/julian-day';
+import { dateOption, EXIT, jsonOption, output, UsageError, type CliCommand } from './command-kit';
 import { startDaily } from './run-daily';
 
 /** Every calendar date from `from` to `to`, inclusive, across month and year ends. */
@@ -33,3 +35,26 @@ export async function backfillDaily(
   }
   return summaries;
 }
+
+export const backfillCommand: CliCommand = {
+  name: ['backfill'],
+  summary: 'one daily run per date from --from to --to, one after the other; exit 0 only if every run is OK',
+  define: (command) =>
+    jsonOption(command)
+      .addArgument(new Argument('<job>', 'the job (only daily can be backfilled)').choices(['daily']))
+      .addOption(dateOption('--from <YYYY-MM-DD>', 'first date', true))
+      .addOption(dateOption('--to <YYYY-MM-DD>', 'last date (inclusive)', true)),
+  run: (cli, command) =>
+    cli.withClient(async (client, config) => {
+      const { from, to, json } = command.opts<{ from: string; to: string; json: boolean }>();
+      if (from > to) throw new UsageError(`--from ${from} is after --to ${to}`);
+      const runs = await backfillDaily(client, config, from, to, (date, summary) => {
+        if (!json)
+          console.log(
+            `${date}: ${summary.ok ? 'OK' : 'FAILED'} ${summary.days.map((d) => `${d.day.label} ${d.status}`).join(', ')}`,
+          );
+      });
+      if (json) output(command, runs, () => []);
+      return runs.every((r) => r.ok) ? EXIT.ok : EXIT.notOk;
+    }),
+};

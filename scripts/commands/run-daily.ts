@@ -1,9 +1,11 @@
 import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import type { Command } from 'commander';
 import type { Config } from '../../config/schema';
 import type { DailySummary } from '../../domain/daily-summary';
 import { calendarDay, isoDateInZone } from '../../domain/julian-day';
 import type { dailySupimBackup } from '../../workflows';
 import { formatBytes } from '../../domain/format';
+import { dateOption, EXIT, jsonOption, output, type CliCommand } from './command-kit';
 
 export function dailyWorkflowId(isoDate: string): string {
   return `supim-${calendarDay(isoDate).label}`;
@@ -43,3 +45,30 @@ export function formatDailySummary(summary: DailySummary): string {
   }
   return lines.join('\n');
 }
+
+/** Waits for a run and prints its summary; exit 0 only when the summary says ok. */
+export async function waitAndPrint<S extends { ok: boolean }>(
+  command: Command,
+  handle: { workflowId: string; firstExecutionRunId: string; result(): Promise<S> },
+  format: (summary: S) => string,
+): Promise<number> {
+  if (!command.opts().json)
+    console.error(`workflow ${handle.workflowId} (run ${handle.firstExecutionRunId}); waiting...`);
+  const summary = await handle.result();
+  output(command, summary, () => format(summary));
+  return summary.ok ? EXIT.ok : EXIT.notOk;
+}
+
+export const runDailyCommand: CliCommand = {
+  name: ['run', 'daily'],
+  groupSummary: 'start a backup now (or join the one running), wait, print its summary',
+  summary:
+    'start the daily SUPIM backup (or join the running one), wait, print the summary; exit 0 only if every ' +
+    'available day is backed up',
+  define: (command) =>
+    jsonOption(command).addOption(dateOption('--date <YYYY-MM-DD>', 'the day the run ends on (default: today)')),
+  run: (cli, command) =>
+    cli.withClient(async (client, config) =>
+      waitAndPrint(command, await startDaily(client, config, command.opts().date), formatDailySummary),
+    ),
+};

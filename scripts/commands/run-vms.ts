@@ -4,6 +4,8 @@ import { isoDateInZone } from '../../domain/julian-day';
 import { isoWeekLabel, type WeeklySummary } from '../../domain/weekly-summary';
 import type { weeklyVmBackup } from '../../workflows';
 import { formatBytes, formatDuration } from '../../domain/format';
+import { jsonOption, vmOption, type CliCommand } from './command-kit';
+import { waitAndPrint } from './run-daily';
 
 export function weeklyWorkflowId(isoDate: string): string {
   return `vms-${isoWeekLabel(isoDate)}`;
@@ -55,3 +57,15 @@ export function formatWeeklySummary(summary: WeeklySummary): string {
   }
   return lines.join('\n');
 }
+
+export const runVmsCommand: CliCommand = {
+  name: ['run', 'vms'],
+  summary:
+    "start this week's VM backup (or join it), wait, print per-VM results; exit 0 only if every VM was imaged, " +
+    'verified and is back as it was',
+  define: (command) => vmOption(jsonOption(command), 'back up only this VM'),
+  run: (cli, command) =>
+    cli.withClient(async (client, config) =>
+      waitAndPrint(command, await startWeekly(client, config, command.opts().vm), formatWeeklySummary),
+    ),
+};

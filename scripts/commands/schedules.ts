@@ -80,12 +80,12 @@ export function desiredSchedule(config: Config, job: Job): ScheduleOptions {
   };
 }
 
-function firstOf<T>(ranges: readonly { start: T }[] | undefined): T | undefined {
+export function firstOf<T>(ranges: readonly { start: T }[] | undefined): T | undefined {
   return ranges?.[0]?.start;
 }
 
 /** One weekday, or '' for "every day" (which the server describes as the range SUNDAY-SATURDAY). */
-function singleDay(ranges: readonly { start: string; end?: string }[] | undefined): string {
+export function singleDay(ranges: readonly { start: string; end?: string }[] | undefined): string {
   const only = ranges?.length === 1 ? ranges[0] : undefined;
   return only && (only.end === undefined || only.end === only.start) ? only.start : '';
 }

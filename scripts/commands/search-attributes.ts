@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { BACKUP_SEARCH_ATTRIBUTES } from '../../domain/search-attributes';
+import { EXIT, jsonOption, output, type CliCommand } from './command-kit';
 
 const KEYWORD = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
 
@@ -36,3 +37,16 @@ export async function registerSearchAttributes(client: Client): Promise<{ name: 
   }
   return results;
 }
+
+export const searchAttributesRegisterCommand: CliCommand = {
+  name: ['search-attributes', 'register'],
+  groupSummary: 'the search attributes that tag runs (BackupJob, BackupPeriod, BackupResult)',
+  summary: 'register BackupJob, BackupPeriod, BackupResult in the namespace (once per cluster; idempotent)',
+  define: jsonOption,
+  run: (cli, command) =>
+    cli.withClient(async (client) => {
+      const results = await registerSearchAttributes(client);
+      output(command, results, () => results.map((r) => `${r.name}: ${r.change}`));
+      return EXIT.ok;
+    }),
+};

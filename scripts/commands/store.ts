@@ -4,9 +4,10 @@ import { initStoreRoot } from '../../adapters/local/store-root';
 import type { Config } from '../../config/schema';
 import { formatBytes } from '../../domain/format';
 import { planRetention } from '../../domain/retention';
+import { UsageError } from './command-kit';
 
 function storeSection(config: Config): NonNullable<Config['store']> {
-  if (!config.store) throw new Error('the config has no store section');
+  if (!config.store) throw new UsageError('the config has no store section (store.root): no store to look at');
   return config.store;
 }
 

@@ -4,10 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { recordOwnedFolder, startChild, stopProcess } from './processes';
-import { PROJECT_ROOT } from './temporal-dev-server';
+import { GUEST_DIR, PROJECT_ROOT } from './paths';
 
 const run = promisify(execFile);
-export const GUEST_DIR = join(PROJECT_ROOT, '.data', 'guest');
 
 /** Every sandbox guest's name starts with this, so that stale ones can be recognised and removed. */
 export const GUEST_PREFIX = 'cbtest-';
@@ -27,7 +26,7 @@ export interface SandboxGuest {
   name: string;
   disk: string;
   consoleLog: string;
-  /** Waits until the guest has finished booting `boots` times in all (its acpid is then listening). */
+  /** Waits until the guest has finished booting `boots` times since it was defined (its acpid is then listening). */
   waitReady(boots: number, timeoutMs?: number): Promise<void>;
 }
 
@@ -191,6 +190,9 @@ async function startLockedHypervisor(dir: string, unlock: () => void): Promise<S
       const disk = join(dir, `${id}.qcow2`);
       const consoleLog = join(dir, `${id}.console.log`);
       await run('qemu-img', ['create', '-q', '-f', 'qcow2', disk, `${diskMiB}M`]);
+      // QEMU appends to the console log: one left by an earlier sandbox in this folder (a second `npm start`)
+      // would already say "ready" and let a run ask a still-booting guest, which ignores ACPI, to shut down.
+      rmSync(consoleLog, { force: true });
       const xml = `<domain type='qemu'>
   <name>${xmlEscape(name)}</name>
   <memory unit='MiB'>${memoryMiB}</memory>

@@ -1,13 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
+import { Connection } from '@temporalio/client';
 import { mkdirSync, openSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { DEV_SERVER_SEARCH_ATTRIBUTE_FLAGS } from '../commands/search-attributes';
+import { TEMPORAL_CLI } from './paths';
 import { freePort, startChild, stopProcess, waitForPort } from './processes';
-
-/** Where bootstrap.sh installs the pinned Temporal binaries. */
-export const PROJECT_ROOT = resolve(__dirname, '..', '..', '..');
-export const TEMPORAL_CLI = join(PROJECT_ROOT, '.venv', 'bin', 'temporal');
-export const TEMPORAL_TEST_SERVER = join(PROJECT_ROOT, '.venv', 'bin', 'temporal-test-server');
 
 export interface DevServer {
   address: string;
@@ -62,6 +59,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     { stdio: ['ignore', log, log] },
   );
   await waitForPort('127.0.0.1', port, 30_000, child);
+  await waitForHealthyFrontend(`127.0.0.1:${port}`, 60_000);
   return {
     address: `127.0.0.1:${port}`,
     uiUrl: `http://127.0.0.1:${uiPort}`,
@@ -69,4 +67,23 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     process: child,
     stop: () => stopProcess(child),
   };
+}
+
+/** The port opens before the frontend serves ("Frontend is not healthy yet"): wait until it answers. */
+async function waitForHealthyFrontend(address: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 2_000 });
+      try {
+        await connection.workflowService.getSystemInfo({});
+        return;
+      } finally {
+        await connection.close();
+      }
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`the Temporal dev server at ${address} never became healthy: ${err}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }

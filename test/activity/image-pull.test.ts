@@ -15,7 +15,7 @@ import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
 import type { VmImage } from '../../domain/weekly-summary';
 import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
-import { PROJECT_ROOT } from '../../scripts/sandbox/temporal-dev-server';
+import { PROJECT_ROOT } from '../../scripts/sandbox/paths';
 import { writeConfigFile } from '../helpers/worker-process';
 import { runActivity, runIn } from '../helpers/sandbox';
 import { initStoreRoot } from '../../adapters/local/store-root';

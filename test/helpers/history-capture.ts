@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { PROJECT_ROOT } from '../../scripts/sandbox/temporal-dev-server';
+import { PROJECT_ROOT } from '../../scripts/sandbox/paths';
 
 /** Where the histories that `npm test` replays are kept (committed). */
 export const REPLAY_DIR = join(PROJECT_ROOT, 'test', 'replay');

@@ -5,7 +5,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Config } from '../../config/schema';
 import { startChild } from '../../scripts/sandbox/processes';
-import { PROJECT_ROOT } from '../../scripts/sandbox/temporal-dev-server';
+import { CLI_JS } from '../../scripts/sandbox/paths';
 
 export function writeConfigFile(dir: string, config: Config): string {
   const file = join(dir, 'config.json');
@@ -16,13 +16,9 @@ export function writeConfigFile(dir: string, config: Config): string {
 /** The real worker (`cluster-backup worker`) in its own process, so a test can kill -9 it. */
 export function spawnWorker(configFile: string, logFile: string): ChildProcess {
   const log = openSync(logFile, 'a');
-  return startChild(
-    process.execPath,
-    [join(PROJECT_ROOT, 'dist', 'scripts', 'cli.js'), '--config', configFile, 'worker'],
-    {
-      stdio: ['ignore', log, log],
-    },
-  );
+  return startChild(process.execPath, [CLI_JS, '--config', configFile, 'worker'], {
+    stdio: ['ignore', log, log],
+  });
 }
 
 /** Waits until the workflow's pending activity has heartbeated details that satisfy `ready`. */

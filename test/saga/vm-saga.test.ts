@@ -12,7 +12,7 @@ import type { RemoteActivities, StoreActivities } from '../../activities';
 import type { ReportRequest } from '../../activities/report';
 import type { VmResult, WeeklySettings, WeeklySummary } from '../../domain/weekly-summary';
 import type { GuardianSummary } from '../../domain/guardian';
-import { TEMPORAL_TEST_SERVER } from '../../scripts/sandbox/temporal-dev-server';
+import { TEMPORAL_TEST_SERVER } from '../../scripts/sandbox/paths';
 import type { remoteActivities } from '../../workflows/activity-proxies';
 import { abortUpdate } from '../../workflows/definitions';
 import { WORKFLOW_BUNDLE } from '../../worker/create-worker';

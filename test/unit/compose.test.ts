@@ -25,7 +25,16 @@ describe('docker-compose.temporal.yml', () => {
       if (name !== 'temporal-ui') assert.ok(service.healthcheck?.test, `${name}: health check`);
     }
     assert.equal(compose.services.temporal!.depends_on?.postgresql?.condition, 'service_healthy');
-    assert.ok(compose.services.temporal!.ports?.includes('7233:7233'));
     assert.ok(compose.volumes && Object.keys(compose.volumes).length > 0);
+  });
+
+  it('publishes the frontend and the Web UI on loopback only, and nothing else', () => {
+    // Whoever reaches 7233 (or the Web UI) can terminate runs: nothing listens beyond this host by default.
+    const published = Object.entries(compose.services).flatMap(([name, s]) => (s.ports ?? []).map((p) => [name, p]));
+    assert.deepEqual(published, [
+      ['temporal', '127.0.0.1:7233:7233'],
+      ['temporal-ui', '127.0.0.1:8080:8080'],
+    ]);
+    for (const [name, port] of published) assert.match(port!, /^127\.0\.0\.1:\d+:\d+$/, `${name}: ${port}`);
   });
 });

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig, parseConfig } from '../../config/load';
-import { temporalConnection } from '../../config/temporal-connection';
 
 const valid = () => ({
   hosts: {
@@ -111,32 +110,5 @@ describe('the example config', () => {
     assert.equal(config.hypervisor?.vms, 'all-running');
     assert.equal(config.hypervisor?.perVm['legacy-windows']?.shutdownTimeoutSeconds, 600);
     assert.equal(config.supim?.daysBack, 2);
-  });
-});
-
-describe('Temporal connection settings', () => {
-  it('take TEMPORAL_* environment variables over the config, and read TLS and API key files', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cb-temporal-'));
-    writeFileSync(join(dir, 'ca.pem'), 'CA');
-    writeFileSync(join(dir, 'api-key'), 'key-from-file\n');
-    const config = parseConfig(
-      { ...valid(), temporal: { address: 'temporal.cluster:7233', tls: { caFile: 'ca.pem' }, apiKeyFile: 'api-key' } },
-      'test.yaml',
-      dir,
-    );
-    assert.deepEqual(temporalConnection(config, {}), {
-      address: 'temporal.cluster:7233',
-      namespace: 'default',
-      tls: { serverRootCACertificate: Buffer.from('CA') },
-      apiKey: 'key-from-file',
-    });
-    const fromEnv = temporalConnection(config, {
-      TEMPORAL_ADDRESS: 'other:7233',
-      TEMPORAL_NAMESPACE: 'backups',
-      TEMPORAL_API_KEY: 'k',
-    });
-    assert.equal(fromEnv.address, 'other:7233');
-    assert.equal(fromEnv.namespace, 'backups');
-    assert.equal(fromEnv.apiKey, 'k');
   });
 });

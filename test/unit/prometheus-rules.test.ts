@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { noopMetricMeter, type MetricMeter } from '@temporalio/common';
 import { BackupMetrics } from '../../adapters/metrics/backup-metrics';
-import { PROJECT_ROOT } from '../../scripts/sandbox/temporal-dev-server';
+import { PROJECT_ROOT } from '../../scripts/sandbox/paths';
 
 const run = promisify(execFile);
 const RULES = join(PROJECT_ROOT, 'deploy', 'prometheus-rules.yml');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { dailyReport, weeklyReport, type Report } from '../../domain/report';
 import { TONE_COLOUR } from '../../domain/report-html';
-import { PROJECT_ROOT } from '../../scripts/sandbox/temporal-dev-server';
+import { PROJECT_ROOT } from '../../scripts/sandbox/paths';
 import { screenshotHtml } from '../helpers/chromium';
 import { countColour, decodePng, distinctColours, type Pixels } from '../helpers/png';
 import * as sample from '../helpers/report-samples';

@@ -10,7 +10,7 @@ import { initStoreRoot } from '../../adapters/local/store-root';
 import { parseConfig } from '../../config/load';
 import type { VmImage } from '../../domain/weekly-summary';
 import { previewStoreRetention, verifyStore } from '../../scripts/commands/store';
-import { PROJECT_ROOT } from '../../scripts/sandbox/temporal-dev-server';
+import { CLI_JS } from '../../scripts/sandbox/paths';
 import { runActivity } from '../helpers/sandbox';
 
 const OLD = '20261101T050000Z';
@@ -95,11 +95,7 @@ describe('store verify: a scrub of the backup store against its manifests', () =
 
   it('exits 0 only when no set of the VMs asked for is damaged, and refuses a hostile VM name', () => {
     const cli = (...args: string[]) =>
-      spawnSync(
-        process.execPath,
-        [join(PROJECT_ROOT, 'dist', 'scripts', 'cli.js'), '--config', configFile, 'store', 'verify', ...args],
-        { encoding: 'utf8' },
-      );
+      spawnSync(process.execPath, [CLI_JS, '--config', configFile, 'store', 'verify', ...args], { encoding: 'utf8' });
     const alpha = cli('--vm', 'alpha');
     assert.equal(alpha.status, 1, alpha.stderr);
     assert.match(alpha.stdout, new RegExp(`alpha/${OLD}: ok \\(1 image\\(s\\)`));

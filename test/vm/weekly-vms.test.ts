@@ -9,7 +9,7 @@ import type { Config } from '../../config/schema';
 import { isoWeekLabel } from '../../domain/weekly-summary';
 import type { SandboxHypervisor } from '../../scripts/sandbox/libvirt-host';
 import { startChild, stopProcess } from '../../scripts/sandbox/processes';
-import { PROJECT_ROOT } from '../../scripts/sandbox/temporal-dev-server';
+import { PROJECT_ROOT } from '../../scripts/sandbox/paths';
 import { abortUpdate } from '../../workflows/definitions';
 import { quietWorkerLogs } from '../helpers/temporal';
 import { partialsUnder, startVmHarness, type VmHarness } from '../helpers/vm-harness';

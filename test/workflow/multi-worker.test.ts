@@ -13,7 +13,8 @@ import { startDaily } from '../../scripts/commands/run-daily';
 import { connectClient } from '../../scripts/commands/temporal-client';
 import { stopProcess } from '../../scripts/sandbox/processes';
 import { writeSupimDay } from '../../scripts/sandbox/supim-data';
-import { PROJECT_ROOT, type DevServer } from '../../scripts/sandbox/temporal-dev-server';
+import { CLI_JS } from '../../scripts/sandbox/paths';
+import type { DevServer } from '../../scripts/sandbox/temporal-dev-server';
 import { supimSandbox, type SupimSandbox } from '../helpers/sandbox';
 import { testDevServer } from '../helpers/temporal';
 import { spawnWorker, writeConfigFile } from '../helpers/worker-process';
@@ -87,8 +88,7 @@ describe('several workers on several machines', { concurrency: false }, () => {
   });
 
   it('registers the search attributes with one command (idempotent); later runs are tagged', async () => {
-    const cli = (...args: string[]) =>
-      run(process.execPath, [join(PROJECT_ROOT, 'dist', 'scripts', 'cli.js'), '--config', backupHostFile, ...args]);
+    const cli = (...args: string[]) => run(process.execPath, [CLI_JS, '--config', backupHostFile, ...args]);
     assert.deepEqual((await cli('search-attributes', 'register')).stdout.trim().split('\n'), [
       'BackupJob: registered',
       'BackupPeriod: registered',

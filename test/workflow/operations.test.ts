@@ -15,11 +15,13 @@ import { BACKUP_JOB, BACKUP_RESULT } from '../../domain/search-attributes';
 import type { dailySupimBackup } from '../../workflows';
 import { backfillDaily, datesBetween } from '../../scripts/commands/backfill';
 import { applySchedules, scheduleId } from '../../scripts/commands/schedules';
-import { statusLines } from '../../scripts/commands/status';
+import { specInWords } from '../../scripts/commands/schedules-list';
+import { formatStatus, jobStatuses } from '../../scripts/commands/status';
 import { connectClient } from '../../scripts/commands/temporal-client';
 import { freePort, stopProcess } from '../../scripts/sandbox/processes';
 import { writeSupimDay } from '../../scripts/sandbox/supim-data';
-import { PROJECT_ROOT, TEMPORAL_CLI, type DevServer } from '../../scripts/sandbox/temporal-dev-server';
+import { PROJECT_ROOT, TEMPORAL_CLI } from '../../scripts/sandbox/paths';
+import type { DevServer } from '../../scripts/sandbox/temporal-dev-server';
 import { supimSandbox, type SupimSandbox } from '../helpers/sandbox';
 import { inProcessWorker, quietWorkerLogs, testDevServer } from '../helpers/temporal';
 import { eventually } from '../helpers/eventually';
@@ -91,6 +93,9 @@ describe('operations: schedules, triggers, backfill, documented CLI, metrics', {
     const weekly = await client.schedule.getHandle(scheduleId('weekly')).describe();
     assert.equal(weekly.spec.calendars?.[0]?.dayOfWeek?.[0]?.start, 'SUNDAY');
     assert.equal(weekly.spec.calendars?.[0]?.hour?.[0]?.start, 2);
+    assert.equal(specInWords(weekly.spec), 'Sundays at 02:00');
+    assert.equal(specInWords(described.spec), 'daily at 03:00');
+    // Back to a config without a hypervisor: its schedules go by hand (apply never deletes one).
     await client.schedule.getHandle(scheduleId('weekly')).delete();
     await client.schedule.getHandle(scheduleId('guardian')).delete();
     await applySchedules(client, later);
@@ -190,10 +195,19 @@ describe('operations: schedules, triggers, backfill, documented CLI, metrics', {
     }
   });
 
-  it('shows the last run of each job in `status`', async () => {
-    const lines = await statusLines(client);
-    assert.match(lines.find((l) => l.startsWith('daily:')) ?? '', /^daily: last run supim-\S+ COMPLETED at \d{4}-/);
-    assert.match(lines.find((l) => l.startsWith('weekly:')) ?? '', /^weekly: last run none/);
+  it('shows the last run of each job in `status`, as a table and as data', async () => {
+    const statuses = await jobStatuses(client);
+    const daily = statuses.find((s) => s.job === 'daily');
+    assert.match(daily?.last?.workflowId ?? '', /^supim-/);
+    assert.equal(daily?.last?.status, 'COMPLETED');
+    assert.equal(statuses.find((s) => s.job === 'weekly')?.last, undefined);
+    const [header, ...rows] = formatStatus(statuses);
+    assert.match(header!, /^JOB +LAST RUN +STATUS +RESULT +FINISHED +RUNNING NOW$/);
+    assert.match(
+      rows.find((l) => l.startsWith('daily ')) ?? '',
+      /^daily +supim-\S+ +COMPLETED +\S+ +\d{4}-\d\d-\d\d \d\d:\d\d UTC +(-|supim-\S+)$/,
+    );
+    assert.match(rows.find((l) => l.startsWith('weekly ')) ?? '', /^weekly +none +- +- +- +-$/);
   });
 
   it('serves Prometheus metrics from the worker when configured', async () => {

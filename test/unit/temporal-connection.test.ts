@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { parseConfig } from '../../config/load';
+import { connectionSources, describeConnection, temporalConnection } from '../../config/temporal-connection';
+
+const hosts = {
+  compute: { host: '127.0.0.2', port: 2222, user: 'supim', privateKeyFile: 'keys/id', knownHostsFile: '/etc/kh' },
+};
+const supim = { host: 'compute', sourceTemplate: '/data/{yyyy}/{ddd}', destinationRoot: 'backup' };
+
+/** A folder with CA, client certificate and key, API key files, and a Temporal profile file with two profiles. */
+function fixture() {
+  const dir = mkdtempSync(join(tmpdir(), 'cb-temporal-'));
+  for (const [name, text] of Object.entries({
+    'ca.pem': 'CA',
+    'client.pem': 'CERT',
+    'client.key': 'KEY',
+    'api-key': 'key-from-file\n',
+    'profile-ca.pem': 'PROFILE-CA',
+  })) {
+    writeFileSync(join(dir, name), text);
+  }
+  const profileFile = join(dir, 'temporal.toml');
+  writeFileSync(
+    profileFile,
+    [
+      '[profile.default]',
+      'address = "profile-default:7233"',
+      'namespace = "profile-ns"',
+      '',
+      '[profile.cluster]',
+      'address = "profile-cluster:7233"',
+      'namespace = "cluster-ns"',
+      'api_key = "key-from-profile"',
+      '[profile.cluster.tls]',
+      `server_ca_cert_path = "${join(dir, 'profile-ca.pem')}"`,
+      '',
+    ].join('\n'),
+  );
+  // No real ~/.config/temporalio of whoever runs the test: every layer comes from here.
+  const noProfile = { TEMPORAL_CONFIG_FILE: join(dir, 'absent.toml') };
+  const config = (temporal: Record<string, unknown>) => parseConfig({ hosts, supim, temporal }, 'test.yaml', dir);
+  return { dir, profileFile, noProfile, config };
+}
+
+describe('Temporal connection settings: defaults < Temporal profile < TEMPORAL_* environment < config file', () => {
+  it('defaults to a local server without TLS', () => {
+    const { config, noProfile } = fixture();
+    assert.deepEqual(temporalConnection(config({}), noProfile), { address: '127.0.0.1:7233', namespace: 'default' });
+    assert.deepEqual(connectionSources(config({}), noProfile), {
+      address: 'default',
+      namespace: 'default',
+      tls: 'default',
+      apiKey: 'default',
+    });
+  });
+
+  it('takes the Temporal profile (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE) when the config file leaves fields out', () => {
+    const { config, profileFile } = fixture();
+    const byDefault = temporalConnection(config({}), { TEMPORAL_CONFIG_FILE: profileFile });
+    assert.equal(byDefault.address, 'profile-default:7233');
+    assert.equal(byDefault.namespace, 'profile-ns');
+    const cluster = temporalConnection(config({}), { TEMPORAL_CONFIG_FILE: profileFile, TEMPORAL_PROFILE: 'cluster' });
+    assert.equal(cluster.address, 'profile-cluster:7233');
+    assert.equal(cluster.apiKey, 'key-from-profile');
+    const profileCa = (cluster.tls as { serverRootCACertificate?: Uint8Array }).serverRootCACertificate;
+    assert.equal(Buffer.from(profileCa ?? []).toString(), 'PROFILE-CA');
+    assert.equal(
+      connectionSources(config({}), { TEMPORAL_CONFIG_FILE: profileFile, TEMPORAL_PROFILE: 'cluster' }).address,
+      'Temporal profile',
+    );
+    assert.throws(
+      () => temporalConnection(config({}), { TEMPORAL_CONFIG_FILE: profileFile, TEMPORAL_PROFILE: 'nope' }),
+      /Profile 'nope' not found/,
+    );
+  });
+
+  it('lets TEMPORAL_* environment variables override the profile', () => {
+    const { config, profileFile } = fixture();
+    const env = {
+      TEMPORAL_CONFIG_FILE: profileFile,
+      TEMPORAL_ADDRESS: 'env:7233',
+      TEMPORAL_NAMESPACE: 'env-ns',
+      TEMPORAL_API_KEY: 'key-from-env',
+    };
+    const settings = temporalConnection(config({}), env);
+    assert.equal(settings.address, 'env:7233');
+    assert.equal(settings.namespace, 'env-ns');
+    assert.equal(settings.apiKey, 'key-from-env');
+    assert.equal(settings.tls, true, 'an API key turns TLS on, as the temporal CLI does');
+    assert.equal(connectionSources(config({}), env).address, 'environment');
+  });
+
+  it('puts what the config file sets on top of environment and profile, reading TLS and API key from files', () => {
+    const { config, profileFile } = fixture();
+    const fromFile = config({
+      address: 'temporal.cluster:7233',
+      namespace: 'backups',
+      tls: { caFile: 'ca.pem', certFile: 'client.pem', keyFile: 'client.key', serverName: 'temporal.cluster' },
+      apiKeyFile: 'api-key',
+    });
+    const env = {
+      TEMPORAL_CONFIG_FILE: profileFile,
+      TEMPORAL_PROFILE: 'cluster',
+      TEMPORAL_ADDRESS: 'env:7233',
+      TEMPORAL_NAMESPACE: 'env-ns',
+      TEMPORAL_API_KEY: 'key-from-env',
+    };
+    assert.deepEqual(temporalConnection(fromFile, env), {
+      address: 'temporal.cluster:7233',
+      namespace: 'backups',
+      tls: {
+        serverRootCACertificate: Buffer.from('CA'),
+        clientCertPair: { crt: Buffer.from('CERT'), key: Buffer.from('KEY') },
+        serverNameOverride: 'temporal.cluster',
+      },
+      apiKey: 'key-from-file',
+    });
+    const sources = connectionSources(fromFile, env);
+    assert.deepEqual(sources, {
+      address: 'config file',
+      namespace: 'config file',
+      tls: 'config file',
+      apiKey: 'config file',
+    });
+
+    // Field by field: the file's address with the environment's namespace.
+    const partly = temporalConnection(config({ address: 'temporal.cluster:7233' }), env);
+    assert.equal(partly.address, 'temporal.cluster:7233');
+    assert.equal(partly.namespace, 'env-ns');
+  });
+
+  it('describes the connection without any secret', () => {
+    const { config, profileFile } = fixture();
+    const c = config({ apiKeyFile: 'api-key', tls: { caFile: 'ca.pem' } });
+    const env = { TEMPORAL_CONFIG_FILE: profileFile };
+    const line = describeConnection(temporalConnection(c, env), connectionSources(c, env));
+    assert.equal(
+      line,
+      'profile-default:7233 (from Temporal profile), namespace profile-ns (from Temporal profile), TLS + API key',
+    );
+    assert.doesNotMatch(line, /key-from/);
+  });
+});
