@@ -5,10 +5,11 @@ import type { Config, HypervisorConfig } from '../config/schema';
 import { storeTaskQueue } from '../config/temporal-connection';
 import type { VmImage, VmPolicy, WeeklySettings } from '../domain/weekly-summary';
 import { unsafeVmNameReason } from '../domain/vm-names';
-import { DiskImaging, StalledError, unsupportedDiskReason, type DiskInfo } from '../adapters/hypervisor/disk-imaging';
-import type { HypervisorDriver, VmDisk, VmPowerState } from '../adapters/hypervisor/driver';
+import { DiskImaging, StalledError, unsupportedDiskReason } from '../adapters/hypervisor/disk-imaging';
+import type { HypervisorDriver } from '../adapters/hypervisor/driver';
+import type { HeldDownRecord, Preflight, PreparedDisk, RunRef } from '../domain/vm-contracts';
 import { LibvirtDriver } from '../adapters/hypervisor/libvirt-driver';
-import { VmRecords, type HeldDownRecord, type RunRef } from '../adapters/hypervisor/vm-records';
+import { VmRecords } from '../adapters/hypervisor/vm-records';
 import { applyRetention as retain, makeRoom } from '../adapters/image-sets/image-sets';
 import { newManifest } from '../adapters/image-sets/manifest';
 import { RemoteImageSets } from '../adapters/image-sets/remote-image-sets';
@@ -25,21 +26,7 @@ export interface HypervisorDeps {
   temporalClient?: () => Promise<Client>;
 }
 
-export type PreparedDisk = VmDisk & DiskInfo;
-
-export interface Preflight {
-  ok: boolean;
-  reason?: string;
-  state: VmPowerState;
-  detail: string;
-  /** Off, but an earlier run stopped it and never put it back: it counts as running. */
-  heldDown?: HeldDownRecord;
-  disks: PreparedDisk[];
-  requiredBytes: number;
-  freeBytes: number;
-  /** Image sets removed to make room (only ever older than a newer verified set). */
-  deleted: string[];
-}
+export type { Preflight, PreparedDisk };
 
 /** What the imaging step reports in its heartbeats: real progress, shown in the Web UI. */
 export interface ImagingProgress {

@@ -3,7 +3,7 @@ import { log } from '@temporalio/activity';
 import type { Config } from '../config/schema';
 import type { DailySummary } from '../domain/daily-summary';
 import { fileStamp } from '../domain/format';
-import { dailyReport, weeklyReport, type RunLink, type RunOutcome } from '../domain/report';
+import { dailyReport, weeklyReport, type ReportRequest, type RunOutcome } from '../domain/report';
 import {
   dailyTrendPoint,
   leftToAnotherRun,
@@ -28,9 +28,7 @@ export interface ReportDeps {
   metrics?: () => BackupMetrics;
 }
 
-export type ReportRequest =
-  | { job: 'daily'; outcome: RunOutcome<DailySummary>; link: Omit<RunLink, 'uiBaseUrl'>; runLabel: string }
-  | { job: 'weekly'; outcome: RunOutcome<WeeklySummary>; link: Omit<RunLink, 'uiBaseUrl'>; runLabel: string };
+export type { ReportRequest };
 
 /** A report is not held back for its extras: what cannot be read in this long is left out. */
 const EXTRAS_TIMEOUT_MS = 30_000;

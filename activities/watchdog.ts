@@ -2,7 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../config/schema';
 import { dayHasNoData, type DailySummary } from '../domain/daily-summary';
 import { fileStamp } from '../domain/format';
-import { JOB_WORKFLOW_TYPE, type Job } from '../domain/jobs';
+import { JOB_WORKFLOW_TYPE, type Job, type LastSuccess } from '../domain/jobs';
 import type { Report } from '../domain/report';
 import { escapeHtml } from '../domain/report';
 import { storeFileMode } from '../adapters/local/file-mode';
@@ -15,16 +15,7 @@ export interface WatchdogDeps {
   now?: () => Date;
 }
 
-export interface LastSuccess {
-  job: Job;
-  workflowType: string;
-  /** When the newest successful run closed; undefined if none was found. */
-  at?: string;
-  workflowId?: string;
-  ageHours?: number;
-  maxAgeHours: number;
-  stale: boolean;
-}
+export type { LastSuccess };
 
 const LOOK_AT = 50;
 

@@ -1,8 +1,6 @@
-/** Which workflow run did something: enough to ask Temporal whether that run is still open. */
-export interface RunRef {
-  workflowId: string;
-  runId: string;
-}
+import type { RunRef } from '../domain/vm-contracts';
+
+export type { RunRef };
 
 /** What a lock file holds. */
 export interface LockRecord {

@@ -5,3 +5,15 @@ export const JOB_WORKFLOW_TYPE = {
   daily: 'dailySupimBackup',
   weekly: 'weeklyVmBackup',
 } as const satisfies Record<Job, string>;
+
+/** The watchdog's finding for one job: when it last succeeded, and whether that is too long ago. */
+export interface LastSuccess {
+  job: Job;
+  workflowType: string;
+  /** When the newest successful run closed; undefined if none was found. */
+  at?: string;
+  workflowId?: string;
+  ageHours?: number;
+  maxAgeHours: number;
+  stale: boolean;
+}

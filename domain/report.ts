@@ -49,6 +49,11 @@ export interface RunLink {
   uiBaseUrl?: string;
 }
 
+/** What a workflow's finally-path hands the report activity. */
+export type ReportRequest =
+  | { job: 'daily'; outcome: RunOutcome<DailySummary>; link: Omit<RunLink, 'uiBaseUrl'>; runLabel: string }
+  | { job: 'weekly'; outcome: RunOutcome<WeeklySummary>; link: Omit<RunLink, 'uiBaseUrl'>; runLabel: string };
+
 /** What the report shows beyond the run itself; each part is left out when it could not be read. */
 export interface ReportContext<P> {
   /** Earlier runs, newest first (the current one is added from its outcome). */

@@ -1,5 +1,5 @@
 import { CancellationScope, log, workflowInfo } from '@temporalio/workflow';
-import type { ReportRequest } from '../activities/report';
+import type { ReportRequest } from '../domain/report';
 import { remoteActivities } from './activity-proxies';
 import { failureText } from './failure-text';
 

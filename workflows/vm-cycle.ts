@@ -5,7 +5,7 @@ import {
   sleep,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { PreparedDisk } from '../activities/hypervisor';
+import type { PreparedDisk } from '../domain/vm-contracts';
 import { formatBytes, formatDuration } from '../domain/format';
 import {
   policyFor,

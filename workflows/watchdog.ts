@@ -1,6 +1,5 @@
 import { patched } from '@temporalio/workflow';
-import type { LastSuccess } from '../activities/watchdog';
-import type { Job } from '../domain/jobs';
+import type { Job, LastSuccess } from '../domain/jobs';
 import { remoteActivities } from './activity-proxies';
 
 const { lastSuccess, sendStaleAlert, dailyDataDrought, sendNoDataAlert } = remoteActivities({

@@ -4,15 +4,9 @@ import { RemoteCommandError } from '../ssh/remote-command-error';
 import { endTracked, runTracked, trackedProgress, type RemoteProgress } from '../ssh/remote-process';
 import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
-import type { VmDisk } from './driver';
+import type { DiskInfo, VmDisk } from '../../domain/vm-contracts';
 
-export interface DiskInfo {
-  virtualSize: number;
-  /** Bytes the disk occupies (a block device: its whole size). */
-  allocatedBytes: number;
-  /** What its image is written as: a block device's raw content becomes a raw (sparse) file. */
-  imageFormat: ImageFormat;
-}
+export type { DiskInfo };
 
 export interface VerifiedImage {
   path: string;

@@ -2,23 +2,14 @@
  * What the VM cycle needs from a hypervisor. Small on purpose: a Proxmox (`qm`), Xen (`xl`) or VirtualBox
  * driver implements these calls and the workflows do not change.
  */
-export type VmPowerState = 'running' | 'shut-off' | 'paused' | 'pmsuspended' | 'transitional' | 'missing';
+import type { VmDisk, VmPowerState } from '../../domain/vm-contracts';
+
+export type { VmDisk, VmPowerState };
 
 export interface VmState {
   state: VmPowerState;
   /** The hypervisor's own words, e.g. "shut off (shutdown)". */
   detail: string;
-}
-
-export interface VmDisk {
-  /** Device name inside the VM, e.g. vda: names the image file. */
-  target: string;
-  /** file or block are imaged; anything else (volume, network, …) makes the VM unsupported. */
-  type: string;
-  /** Path of the disk file or block device on the hypervisor. */
-  source: string;
-  /** qcow2, raw, ... */
-  format: string;
 }
 
 export interface HypervisorDriver {

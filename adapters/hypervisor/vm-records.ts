@@ -1,22 +1,10 @@
 import { vmFolder } from '../image-sets/image-sets';
-import { releaseLock, takeLock, type LockFile, type LockOutcome, type LockRecord, type RunRef } from '../run-lock';
+import type { HeldDownRecord, RunRef } from '../../domain/vm-contracts';
+import { releaseLock, takeLock, type LockFile, type LockOutcome, type LockRecord } from '../run-lock';
 import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
 
-export type { RunRef };
-
-/**
- * Written on the hypervisor before a VM is asked to stop, removed once it runs again. It outlives the run
- * that wrote it (a terminated run runs no compensation): the guardian and every later run act on it.
- */
-export interface HeldDownRecord {
-  vm: string;
-  owner: RunRef;
-  /** When the stop was requested (ISO). */
-  since: string;
-  /** How long the VM may stay down for its backup. */
-  budgetSeconds: number;
-}
+export type { HeldDownRecord, RunRef };
 
 export interface VmLock extends LockRecord {
   vm: string;

@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { RemoteActivities, StoreActivities } from '../../activities';
-import type { Preflight, PreparedDisk } from '../../activities/hypervisor';
+import type { Preflight, PreparedDisk } from '../../domain/vm-contracts';
 import type { HeldDownRecord, RunRef } from '../../adapters/hypervisor/vm-records';
 import type { VmImage, WeeklySettings } from '../../domain/weekly-summary';
 

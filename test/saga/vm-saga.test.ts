@@ -9,7 +9,7 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { RemoteActivities, StoreActivities } from '../../activities';
-import type { ReportRequest } from '../../activities/report';
+import type { ReportRequest } from '../../domain/report';
 import type { VmResult, WeeklySettings, WeeklySummary } from '../../domain/weekly-summary';
 import type { GuardianSummary } from '../../domain/guardian';
 import { TEMPORAL_TEST_SERVER } from '../../scripts/sandbox/paths';
