@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
-import { calendarDay } from '../../domain/julian-day';
+import { calendarDay, isoDateInZone, julianDaysEndingOn } from '../../domain/julian-day';
 import { COMMANDS } from '../../scripts/commands';
 import { CLI_JS } from '../../scripts/sandbox/paths';
 import { freePort } from '../../scripts/sandbox/processes';
@@ -192,9 +192,12 @@ describe('cluster-backup CLI against a dev server: --json everywhere, words and 
       'cluster-backup-daily: unpaused',
     );
 
+    // The triggered run covers today and the days before: their data is there, so it ends ok.
+    const today = isoDateInZone(new Date(), config.supim!.timeZone);
+    for (const day of julianDaysEndingOn(today, config.supim!.daysBack))
+      writeSupimDay(box.sourceTemplate, day, { bytesPerFile: 100, ageSeconds: 3600 });
     const triggered = await json<{ triggered: boolean }>('--config', file, 'trigger', 'daily');
     assert.deepEqual([triggered.code, triggered.value.triggered], [0, true]);
-    // The triggered run ends (today's days have no data: not-yet, which is OK); list says how it ended.
     const deadline = Date.now() + 60_000;
     for (;;) {
       words = (await cli('--config', file, 'schedules', 'list')).stdout.split('\n');
