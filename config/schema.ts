@@ -58,6 +58,13 @@ const vmPolicy = {
   shutdownTimeoutSeconds: z.number().int().min(1).max(3600),
   /** On shutdown timeout, pull the plug (risks the guest's open files) instead of skipping the VM. */
   forceOff: z.boolean(),
+  /**
+   * offline: the VM stays down while its disks are copied and verified. overlay: qcow2 overlays go on while it
+   * is off, it starts at once, the frozen disks are copied while it runs and the overlays merged back live.
+   */
+  imaging: z.enum(['offline', 'overlay']),
+  /** Free space kept for the overlays' growth (the guest's writes during the copy) on each disk's filesystem. */
+  overlayReserveBytes: z.number().int().min(0),
 };
 
 const hypervisorSchema = z.strictObject({
@@ -72,7 +79,11 @@ const hypervisorSchema = z.strictObject({
   vms: z.union([z.literal('all-running'), z.array(vmName).min(1)]).default('all-running'),
   shutdownTimeoutSeconds: vmPolicy.shutdownTimeoutSeconds.default(180),
   forceOff: vmPolicy.forceOff.default(false),
-  /** Per-VM exceptions to the two settings above. */
+  imaging: vmPolicy.imaging.default('offline'),
+  overlayReserveBytes: vmPolicy.overlayReserveBytes.default(1024 ** 3),
+  /** A live merge of one disk's overlay taking longer is aborted (the VM runs on, on its overlay) and retried. */
+  overlayMergeTimeoutSeconds: z.number().int().min(10).default(3600),
+  /** Per-VM exceptions to the settings above (shutdownTimeoutSeconds, forceOff, imaging, overlayReserveBytes). */
   perVm: z.record(vmName, z.strictObject(vmPolicy).partial()).default({}),
   /** VMs taken down at the same time. */
   concurrency: z.number().int().min(1).max(16).default(1),
