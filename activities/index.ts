@@ -1,5 +1,8 @@
+import { createGuardianActivities } from './guardian';
 import { createHypervisorActivities } from './hypervisor';
+import { createOverlayActivities } from './overlay';
 import { createReportActivities } from './report';
+import { createRunsActivities } from './runs';
 import { createStoreActivities } from './store';
 import { createVisibilityActivities } from './visibility';
 import { createWatchdogActivities, type WatchdogDeps } from './watchdog';
@@ -12,10 +15,13 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createSupimActivities(deps),
     ...createHypervisorActivities(deps),
+    ...createOverlayActivities(deps),
     ...createStoreActivities(deps),
     ...createReportActivities(deps),
     ...createWatchdogActivities(deps),
     ...createVisibilityActivities(deps),
+    ...createGuardianActivities(deps),
+    ...createRunsActivities(deps),
   };
 }
 
@@ -24,7 +30,8 @@ export type Activities = ReturnType<typeof createActivities>;
 /**
  * The activities that read or write the backup store's local disk (and the partial files a retry resumes
  * from). They run on the store task queue, polled only by workers on the backup host; everything else
- * talks to remote hosts only and may run on any worker.
+ * talks to remote hosts only and may run on any worker. This list is the one place that says so: the
+ * worker registers by it and the workflows' proxies are typed by it.
  */
 export const STORE_ACTIVITIES = [
   'backupSupimDay',
@@ -34,11 +41,17 @@ export const STORE_ACTIVITIES = [
   'applyStoreRetention',
 ] as const satisfies readonly (keyof Activities)[];
 
-export function splitByTaskQueue(activities: Activities) {
+type StoreActivityName = (typeof STORE_ACTIVITIES)[number];
+/** Activities of the store task queue: only workers on the backup host take them. */
+export type StoreActivities = Pick<Activities, StoreActivityName>;
+/** Activities of the main task queue (remote hosts only): any worker takes them. */
+export type RemoteActivities = Omit<Activities, StoreActivityName>;
+
+export function splitByTaskQueue(activities: Activities): { store: StoreActivities; remote: RemoteActivities } {
   const onStore = new Set<string>(STORE_ACTIVITIES);
   const entries = Object.entries(activities);
   return {
-    store: Object.fromEntries(entries.filter(([name]) => onStore.has(name))) as Partial<Activities>,
-    anyWorker: Object.fromEntries(entries.filter(([name]) => !onStore.has(name))) as Partial<Activities>,
+    store: Object.fromEntries(entries.filter(([name]) => onStore.has(name))) as StoreActivities,
+    remote: Object.fromEntries(entries.filter(([name]) => !onStore.has(name))) as RemoteActivities,
   };
 }

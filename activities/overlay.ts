@@ -1,10 +1,12 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { HypervisorConfig } from '../config/schema';
+import { DiskImaging } from '../adapters/hypervisor/disk-imaging';
 import type { VmDisk } from '../adapters/hypervisor/driver';
 import { LibvirtDriver } from '../adapters/hypervisor/libvirt-driver';
 import { folderOf, Overlays, type MergeProgress, type OverlayDisk } from '../adapters/hypervisor/overlays';
-import { ImageArea } from '../adapters/image-sets/image-area';
+import { RemoteImageSets } from '../adapters/image-sets/remote-image-sets';
+import type { RemoteProgress } from '../adapters/ssh/remote-process';
 import type { SshSession } from '../adapters/ssh/ssh-session';
 import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
@@ -13,6 +15,8 @@ import type { HypervisorDeps, PreparedDisk } from './hypervisor';
 export interface OverlayRoom {
   ok: boolean;
   reason?: string;
+  /** The VM cannot be imaged on overlays (a block-device disk): image it offline instead. */
+  offlineInstead?: boolean;
   /** Per filesystem that will hold overlays: free bytes and what this VM needs there. */
   filesystems: { path: string; freeBytes: number; requiredBytes: number }[];
 }
@@ -25,9 +29,6 @@ export interface MergeOutcome {
   /** The guest had been paused by an I/O error (its overlay's filesystem filled up) and was resumed. */
   resumedFromIoError: boolean;
 }
-
-/** A partial image not written for this long has no copy behind it any more. */
-const ORPHAN_QUIET_SECONDS = 10;
 
 /** How often the copy looks at the guest: an overlay that fills its filesystem pauses it (werror=enospc). */
 const WATCH_MS = 2000;
@@ -48,21 +49,28 @@ export function imagingPolicy(hv: HypervisorConfig, vm: string) {
  * compensation and what a later run or the guardian does for a VM found on overlays.
  */
 export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
-  async function withOverlays<T>(
-    use: (
-      overlays: Overlays,
-      driver: LibvirtDriver,
-      area: ImageArea,
-      hv: HypervisorConfig,
-      ssh: SshSession,
-    ) => Promise<T>,
-    details: () => unknown = () => undefined,
-  ) {
+  interface Hypervisor {
+    overlays: Overlays;
+    driver: LibvirtDriver;
+    sets: RemoteImageSets;
+    imaging: DiskImaging;
+    hv: HypervisorConfig;
+    ssh: SshSession;
+  }
+
+  async function withOverlays<T>(use: (h: Hypervisor) => Promise<T>, details: () => unknown = () => undefined) {
     const hv = requireSection(config.hypervisor, 'hypervisor');
     const ssh = await openSsh(hv.host);
     try {
       return await whileHeartbeating(details, () =>
-        use(new Overlays(ssh, hv.uri), new LibvirtDriver(ssh, hv.uri), new ImageArea(ssh, hv.imageArea), hv, ssh),
+        use({
+          overlays: new Overlays(ssh, hv.uri),
+          driver: new LibvirtDriver(ssh, hv.uri),
+          sets: new RemoteImageSets(ssh, hv.imageArea),
+          imaging: new DiskImaging(ssh),
+          hv,
+          ssh,
+        }),
       );
     } finally {
       ssh.close();
@@ -74,10 +82,19 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
    * checked before the VM goes down. Where that filesystem is the image area's, the images count too.
    */
   async function overlayPreflight(vm: string, disks: PreparedDisk[]): Promise<OverlayRoom> {
-    return withOverlays(async (overlays, _driver, area, hv) => {
+    return withOverlays(async ({ overlays, sets, hv }) => {
       const { overlayReserveBytes } = imagingPolicy(hv, vm);
-      await area.freeBytes(); // creates the image area if it is not there yet
-      const imageArea = await overlays.freeSpace(area.root);
+      const block = disks.find((d) => d.type !== 'file');
+      if (block) {
+        return {
+          ok: false,
+          offlineInstead: true,
+          filesystems: [],
+          reason: `disk ${block.target} is a ${block.type} device (overlays go next to disk files only): imaged offline`,
+        };
+      }
+      await sets.freeBytes(); // creates the image area if it is not there yet
+      const imageArea = await overlays.freeSpace(sets.root);
       const imageBytes = disks.reduce((sum, d) => sum + d.allocatedBytes, 0) + hv.spaceMarginBytes;
       const byDevice = new Map<string, OverlayRoom['filesystems'][number]>();
       for (const disk of disks) {
@@ -104,7 +121,7 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
   /** Overlays on every disk of the shut-off VM; it may then start at once. Idempotent for one stamp. */
   async function createOverlays(vm: string, stamp: string, disks: VmDisk[]): Promise<OverlayDisk[]> {
     return withOverlays(
-      (overlays) => overlays.create(vm, disks, stamp),
+      ({ overlays }) => overlays.create(vm, disks, stamp),
       () => ({ vm, step: 'overlays' }),
     );
   }
@@ -114,10 +131,20 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
    * the guest may be writing. The guest is watched meanwhile: paused by an I/O error (its overlay filled
    * the filesystem) fails the step at once, so the compensation merges and resumes it.
    */
-  async function createFrozenImage(vm: string, stamp: string, disk: PreparedDisk): Promise<string> {
-    let overlayBytes = 0;
+  async function createFrozenImage(
+    vm: string,
+    stamp: string,
+    disk: PreparedDisk,
+    timeoutSeconds: number,
+  ): Promise<string> {
+    const progress: Partial<RemoteProgress> & { vm: string; disk: string; step: 'imaging'; overlayBytes: number } = {
+      vm,
+      disk: disk.target,
+      step: 'imaging',
+      overlayBytes: 0,
+    };
     return withOverlays(
-      async (overlays, driver, area, _hv, ssh) => {
+      async ({ overlays, driver, sets, imaging, hv, ssh }) => {
         const { active, disks } = await overlays.onOverlays(vm);
         const frozen = disks.find((d) => d.base === disk.source);
         if (active && !frozen) {
@@ -131,23 +158,29 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
         const watch = setInterval(() => {
           void (async () => {
             const state = await driver.state(vm);
-            if (frozen) overlayBytes = await overlays.allocatedBytes(frozen.overlay);
+            if (frozen) progress.overlayBytes = await overlays.allocatedBytes(frozen.overlay);
             if (state.state === 'paused') {
               paused = state.detail;
               copy.abort();
             }
           })().catch(() => undefined); // a missed look is retried by the next one
         }, WATCH_MS);
+        const final = sets.imagePath(vm, stamp, disk, disk.imageFormat);
         try {
           const before = await overlays.fileVersion(disk.source);
-          const image = await area.createImage(vm, stamp, disk, copy.signal);
+          await imaging.createImage(disk, disk.imageFormat, final, {
+            timeoutSeconds,
+            stallSeconds: hv.stallSeconds,
+            signal: copy.signal,
+            onProgress: (p) => Object.assign(progress, p),
+          });
           // A merge (an operator's, or a compensation) under the copy would have torn the image.
           const still = (await overlays.onOverlays(vm)).disks.some((d) => d.base === disk.source);
           if ((await overlays.fileVersion(disk.source)) !== before || (frozen && !still)) {
-            await ssh.run(['rm', '-f', '--', image]);
+            await ssh.run(['rm', '-f', '--', final]);
             throw ApplicationFailure.retryable(`${disk.source} changed while it was imaged; image discarded`);
           }
-          return image;
+          return final;
         } catch (err) {
           if (paused) {
             throw ApplicationFailure.nonRetryable(
@@ -161,7 +194,7 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
           cancelled.removeEventListener('abort', onCancel);
         }
       },
-      () => ({ vm, disk: disk.target, step: 'imaging', overlayBytes }),
+      () => progress,
     );
   }
 
@@ -174,13 +207,12 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
   async function mergeOverlays(vm: string, bandwidthMiBps?: number): Promise<MergeOutcome> {
     let progress: MergeProgress | undefined;
     return withOverlays(
-      async (overlays, driver, area, hv) => {
+      async ({ overlays, driver, sets, imaging, hv }) => {
         const outcome: MergeOutcome = { merged: [], removed: [], resumedFromIoError: false };
         const { active, disks } = await overlays.onOverlays(vm);
         const { overlayMergeTimeoutSeconds } = imagingPolicy(hv, vm);
-        if (disks.length > 0) {
-          await overlays.waitForQuietPartials(area.vmDir(vm), ORPHAN_QUIET_SECONDS, overlayMergeTimeoutSeconds * 1000);
-        }
+        // A copy whose worker died still reads the originals: merging under it would tear its image.
+        if (disks.length > 0) await imaging.endAll(sets.vmDir(vm));
         if (active) {
           for (const disk of disks) {
             await overlays.mergeLive(vm, disk, {
@@ -202,7 +234,7 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
         }
         const state = await driver.state(vm);
         if (state.state === 'paused' && /I\/O error/i.test(state.detail)) {
-          await overlays.resume(vm);
+          await driver.resume(vm, 'paused');
           outcome.resumedFromIoError = true;
         }
         return outcome;
@@ -213,7 +245,7 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
 
   /** VMs on the hypervisor running (or defined) on overlays of ours: for the guardian and the preflight. */
   async function findVmsOnOverlays(): Promise<string[]> {
-    return withOverlays(async (overlays, driver) => {
+    return withOverlays(async ({ overlays, driver }) => {
       const found: string[] = [];
       for (const { name } of await driver.listVms()) {
         if ((await overlays.onOverlays(name)).disks.length > 0) found.push(name);

@@ -59,6 +59,15 @@ const vmPolicy = {
   /** On shutdown timeout, pull the plug (risks the guest's open files) instead of skipping the VM. */
   forceOff: z.boolean(),
   /**
+   * How long the VM may stay down for its backup, from the stop request: imaging still under way then is
+   * abandoned and the VM started again (the report says why).
+   */
+  maxDowntimeSeconds: z
+    .number()
+    .int()
+    .min(30)
+    .max(7 * 24 * 3600),
+  /**
    * offline: the VM stays down while its disks are copied and verified. overlay: qcow2 overlays go on while it
    * is off, it starts at once, the frozen disks are copied while it runs and the overlays merged back live.
    */
@@ -79,11 +88,14 @@ const hypervisorSchema = z.strictObject({
   vms: z.union([z.literal('all-running'), z.array(vmName).min(1)]).default('all-running'),
   shutdownTimeoutSeconds: vmPolicy.shutdownTimeoutSeconds.default(180),
   forceOff: vmPolicy.forceOff.default(false),
+  maxDowntimeSeconds: vmPolicy.maxDowntimeSeconds.default(3600),
+  /** A copy or check on the hypervisor that reads nothing for this long is taken as hung and stopped. */
+  stallSeconds: z.number().int().min(5).max(3600).default(120),
   imaging: vmPolicy.imaging.default('offline'),
   overlayReserveBytes: vmPolicy.overlayReserveBytes.default(1024 ** 3),
   /** A live merge of one disk's overlay taking longer is aborted (the VM runs on, on its overlay) and retried. */
   overlayMergeTimeoutSeconds: z.number().int().min(10).default(3600),
-  /** Per-VM exceptions to the settings above (shutdownTimeoutSeconds, forceOff, imaging, overlayReserveBytes). */
+  /** Per-VM exceptions to the settings above (all but stallSeconds and overlayMergeTimeoutSeconds). */
   perVm: z.record(vmName, z.strictObject(vmPolicy).partial()).default({}),
   /** VMs taken down at the same time. */
   concurrency: z.number().int().min(1).max(16).default(1),
@@ -199,6 +211,8 @@ const schedulesSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  /** The guardian puts back VMs a weekly run left down (terminated, over budget): how often it looks. */
+  guardian: z.strictObject({ everyMinutes: z.number().int().min(1).max(60).default(5) }).prefault({}),
   /** After the server or worker was down, a missed run still starts if it is at most this late (once, not a burst). */
   catchupWindowHours: z
     .number()

@@ -1,3 +1,4 @@
 export { dailySupimBackup } from './daily-supim';
 export { weeklyVmBackup } from './weekly-vms';
 export { backupWatchdog } from './watchdog';
+export { vmGuardian } from './guardian';

@@ -1,4 +1,5 @@
 import { DOMParser, XMLSerializer, type Element } from '@xmldom/xmldom';
+import { children, parse } from './domain-xml';
 import { RemoteCommandError } from '../ssh/remote-command-error';
 import { quote } from '../ssh/shell-quote';
 import type { ExecResult, SshSession } from '../ssh/ssh-session';
@@ -57,23 +58,12 @@ export function parseOverlayPath(path: string): { base: string; stamp: string } 
   return match ? { base: match[1]!, stamp: match[2]! } : undefined;
 }
 
-function children(parent: Element, name: string): Element[] {
-  const found: Element[] = [];
-  for (let node = parent.firstChild; node; node = node.nextSibling) {
-    if (node.nodeType === node.ELEMENT_NODE && (node as Element).tagName === name) found.push(node as Element);
-  }
-  return found;
-}
-
 function child(parent: Element | undefined, name: string): Element | undefined {
   return parent ? children(parent, name)[0] : undefined;
 }
 
-export function parseDomainXml(xml: string): Element {
-  const doc = new DOMParser().parseFromString(xml, 'text/xml');
-  const root = doc.documentElement;
-  if (!root || root.tagName !== 'domain') throw new Error('not a libvirt domain XML document');
-  return root;
+function parseDomainXml(xml: string): Element {
+  return parse(xml).domain;
 }
 
 function domainDisks(domain: Element): Element[] {
@@ -368,29 +358,6 @@ export class Overlays {
    */
   async fileVersion(path: string): Promise<string> {
     return (await this.ssh.run(['stat', '-L', '-c', '%y %z %s', '--', path])).toString('utf8').trim();
-  }
-
-  /**
-   * Waits until no `*.partial` under `dir` has been written for `quietSeconds`: a copy whose worker was
-   * killed goes on reading the original on the hypervisor, and merging under it would tear that copy.
-   */
-  async waitForQuietPartials(dir: string, quietSeconds: number, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    const minutes = (quietSeconds / 60).toFixed(3);
-    for (;;) {
-      const out = await this.ssh.run({
-        shell: `[ -d ${quote(dir)} ] || exit 0; find ${quote(dir)} -type f -name '*.partial' -mmin -${minutes} -print -quit`,
-      });
-      const busy = out.toString('utf8').trim();
-      if (!busy) return;
-      if (Date.now() >= deadline) throw this.refuse(`${busy} is still being written: not merging under a copy`);
-      await sleep(1000);
-    }
-  }
-
-  /** Resumes a guest QEMU paused (an I/O error: its overlay's filesystem was full). */
-  async resume(vm: string): Promise<void> {
-    await this.virsh(['resume', '--domain', vm]);
   }
 
   /** Bytes the overlay occupies on disk now (what the guest wrote since it started on it). */

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,9 +20,9 @@ export interface GuestOptions {
   diskMiB?: number;
   /** Format of the boot disk (vda). */
   diskFormat?: 'qcow2' | 'raw';
-  /** Existing files attached as vdb, vdc, ... (the guest does not touch them): data disks. */
-  dataDisks?: { file: string; format: 'qcow2' | 'raw' }[];
   memoryMiB?: number;
+  /** More disks after vda: a block device (a loop device), or anything libvirt takes, as raw <disk> XML. */
+  extraDisks?: string[];
 }
 
 export interface SandboxGuest {
@@ -40,8 +40,9 @@ export interface SandboxHypervisor {
   virsh(...args: string[]): Promise<string>;
   defineGuest(options: GuestOptions): Promise<SandboxGuest>;
   state(name: string): Promise<string>;
-  /** Stops libvirtd (its guests keep running) and starts it again. */
-  restartLibvirtd(): Promise<void>;
+  /** Stops libvirtd (a package upgrade, a crash): running guests go on; virsh fails until `startDaemon`. */
+  stopDaemon(): Promise<void>;
+  startDaemon(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -150,16 +151,21 @@ async function startLockedHypervisor(dir: string, unlock: () => void): Promise<S
   );
   const log = openSync(join(dir, 'libvirtd.log'), 'a');
   const virtlogd = startChild('/usr/sbin/virtlogd', [], { stdio: ['ignore', log, log] });
-  const startLibvirtd = () =>
-    startChild('/usr/sbin/libvirtd', ['-f', conf, '-p', join(dir, 'libvirtd.pid')], { stdio: ['ignore', log, log] });
-  let libvirtd = startLibvirtd();
   const uri = `qemu:///system?socket=${sockDir}/libvirt-sock`;
   const virsh = async (...args: string[]) => (await run('virsh', ['-q', '-c', uri, ...args])).stdout;
-  const libvirtdReady = async () => {
+  let libvirtd: ChildProcess | undefined;
+  const startDaemon = async () => {
+    libvirtd = startChild('/usr/sbin/libvirtd', ['-f', conf, '-p', join(dir, 'libvirtd.pid')], {
+      stdio: ['ignore', log, log],
+    });
     await waitFor(() => existsSync(join(sockDir, 'libvirt-sock')), 20_000, 'the libvirtd socket');
     await virsh('version'); // the first connection probes QEMU's capabilities (~8 s)
   };
-  await libvirtdReady();
+  const stopDaemon = async () => {
+    if (libvirtd) await stopProcess(libvirtd);
+    libvirtd = undefined;
+  };
+  await startDaemon();
   // Definitions outlive libvirtd (they live in /etc/libvirt/qemu): remove our own left by a killed run.
   for (const stale of (await virsh('list', '--all', '--name')).split('\n').filter((n) => n.startsWith(GUEST_PREFIX))) {
     await virsh('destroy', '--domain', stale).catch(() => undefined);
@@ -173,35 +179,21 @@ async function startLockedHypervisor(dir: string, unlock: () => void): Promise<S
     dir,
     virsh,
     state: async (name) => (await virsh('domstate', '--domain', name)).trim(),
-    async restartLibvirtd() {
-      await stopProcess(libvirtd);
-      rmSync(join(sockDir, 'libvirt-sock'), { force: true });
-      libvirtd = startLibvirtd();
-      await libvirtdReady();
-    },
+    stopDaemon,
+    startDaemon,
     async defineGuest({
       name,
       acpi = true,
       diskMiB = 16,
       diskFormat = 'qcow2',
-      dataDisks = [],
       memoryMiB = 128,
+      extraDisks = [],
     }: GuestOptions): Promise<SandboxGuest> {
       if (!name.startsWith(GUEST_PREFIX)) throw new Error(`sandbox guest names start with ${GUEST_PREFIX}: ${name}`);
       const id = `guest-${index++}`;
       const disk = join(dir, `${id}.${diskFormat}`);
       const consoleLog = join(dir, `${id}.console.log`);
       await run('qemu-img', ['create', '-q', '-f', diskFormat, disk, `${diskMiB}M`]);
-      const diskXml = (file: string, format: string, target: string) => `
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='${format}'/>
-      <source file='${xmlEscape(file)}'/>
-      <target dev='${target}' bus='virtio'/>
-    </disk>`;
-      const disksXml = [
-        diskXml(disk, diskFormat, 'vda'),
-        ...dataDisks.map((d, i) => diskXml(d.file, d.format, `vd${String.fromCharCode(98 + i)}`)),
-      ].join('');
       const xml = `<domain type='qemu'>
   <name>${xmlEscape(name)}</name>
   <memory unit='MiB'>${memoryMiB}</memory>
@@ -214,7 +206,13 @@ async function startLockedHypervisor(dir: string, unlock: () => void): Promise<S
   </os>
   <features><acpi/></features>
   <on_poweroff>destroy</on_poweroff>
-  <devices>${disksXml}
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='${diskFormat}'/>
+      <source file='${disk}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    ${extraDisks.join('\n    ')}
     <serial type='file'><source path='${consoleLog}' append='on'/><target port='0'/></serial>
     <memballoon model='none'/>
   </devices>
@@ -242,7 +240,8 @@ async function startLockedHypervisor(dir: string, unlock: () => void): Promise<S
         await virsh('destroy', '--domain', name).catch(() => undefined);
         await virsh('undefine', '--domain', name).catch(() => undefined);
       }
-      for (const child of [libvirtd, virtlogd]) await stopProcess(child);
+      await stopDaemon();
+      await stopProcess(virtlogd);
       unlock();
     },
   };

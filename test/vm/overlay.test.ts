@@ -74,7 +74,7 @@ describe('imaging on qcow2 overlays on a real libvirt + QEMU hypervisor', { conc
     if (wait) await guests[name]!.waitReady(boots[name]!, 180_000);
   };
   const stopCleanly = async (vm: string) => {
-    await run(hv.requestShutdown, vm);
+    await run(hv.requestShutdown, vm, 3600);
     assert.equal(await run(hv.awaitShutOff, vm, 30), 'shut-off');
   };
   /** Shut down, overlays on, started again: the originals are frozen under a running guest. */
@@ -150,7 +150,9 @@ describe('imaging on qcow2 overlays on a real libvirt + QEMU hypervisor', { conc
     guests[RAW] = await hypervisor.defineGuest({
       name: RAW,
       diskFormat: 'raw',
-      dataDisks: [{ file: dataDisk, format: 'raw' }],
+      extraDisks: [
+        `<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${dataDisk.replace(/'/g, '&apos;')}'/><target dev='vdb' bus='virtio'/></disk>`,
+      ],
     });
     for (const name of [QCOW, RAW]) await hypervisor.virsh('start', '--domain', name);
     await Promise.all([rebooted(QCOW), rebooted(RAW)]);
@@ -197,7 +199,7 @@ describe('imaging on qcow2 overlays on a real libvirt + QEMU hypervisor', { conc
     const frozenHash = sha256(vda!.source);
 
     await sleep(2500); // the guest ticks into its overlay meanwhile
-    const image = await run(ov.createFrozenImage, QCOW, stamp, vda!);
+    const image = await run(ov.createFrozenImage, QCOW, stamp, vda!, 600);
     const verified = await run(hv.verifyImage, QCOW, stamp, vda!);
     await run(hv.recordVerifiedSet, QCOW, stamp, [verified]);
     const duringCopy = markers(root, overlays[0]!.overlay, 'qcow2');
@@ -237,7 +239,7 @@ describe('imaging on qcow2 overlays on a real libvirt + QEMU hypervisor', { conc
     const pid = qemuPid(RAW);
     const images: string[] = [];
     for (const disk of disks) {
-      images.push(await run(ov.createFrozenImage, RAW, stamp, disk));
+      images.push(await run(ov.createFrozenImage, RAW, stamp, disk, 600));
       await guestWrite(RAW, 'vdb', 0x5a, 8, 16); // written while the disks are being imaged
       await run(hv.verifyImage, RAW, stamp, disk);
     }
@@ -259,7 +261,7 @@ describe('imaging on qcow2 overlays on a real libvirt + QEMU hypervisor', { conc
     await guestWrite(RAW, 'vdb', 0x3c, 40, 8);
     const vdb = disks.find((d) => d.target === 'vdb')!;
     const partial = join(root, 'images', RAW, stamp, 'vdb.raw.partial');
-    await killChildWhen('createFrozenImage', [RAW, stamp, vdb], async () => {
+    await killChildWhen('createFrozenImage', [RAW, stamp, vdb, 600], async () => {
       while (!existsSync(partial) || statSync(partial).size === 0) await sleep(10);
       return true;
     });
@@ -300,7 +302,8 @@ describe('imaging on qcow2 overlays on a real libvirt + QEMU hypervisor', { conc
       if (job && job.cur > 0) break;
       await sleep(100);
     }
-    await hypervisor.restartLibvirtd();
+    await hypervisor.stopDaemon();
+    await hypervisor.startDaemon();
     const outcome = await first;
     assert.equal(qemuPid(RAW), pid, 'the guest kept running through the restart');
     if (outcome !== 'finished') await run(ov.mergeOverlays, RAW); // what Temporal's retry does
