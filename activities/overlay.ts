@@ -209,6 +209,7 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
     return withOverlays(
       async ({ overlays, driver, sets, imaging, hv }) => {
         const outcome: MergeOutcome = { merged: [], removed: [], resumedFromIoError: false };
+        if ((await driver.state(vm)).state === 'missing') return outcome; // the preflight reports it
         const { active, disks } = await overlays.onOverlays(vm);
         const { overlayMergeTimeoutSeconds } = imagingPolicy(hv, vm);
         // A copy whose worker died still reads the originals: merging under it would tear its image.

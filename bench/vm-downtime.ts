@@ -66,7 +66,7 @@ async function main(): Promise<void> {
 
     console.log('VM downtime per backup: shutdown requested -> guest ready again (seconds; overhead over the floor)');
     console.log(
-      '  data disk | floor (two runs)   | offline (+over) | overlay (+over) | overlay: copy+verify+merge while up',
+      '  data disk | floor (mean of 3: runs)   | offline (+over) | overlay (+over) [putting overlays on] | while up: copy+verify+merge',
     );
     for (const mib of SIZES) {
       const vm = `cbtest-bench-${mib}`;
@@ -88,6 +88,7 @@ async function main(): Promise<void> {
         await up(vm);
         return Date.now() - start;
       };
+      // The machine's load drifts (a 2-core box shared with other work): floors before, between and after.
       const floors = [await measureFloor()];
       let t = Date.now();
 
@@ -100,13 +101,16 @@ async function main(): Promise<void> {
       const offline = Date.now() - t;
       await verify(vm, offlineStamp, offlinePre.disks); // the VM runs again meanwhile (the cycle's order)
 
+      floors.push(await measureFloor());
       const overlayStamp = stamp();
       const overlayPre = await run(hv.preflightVm, vm, overlayStamp);
       const room = await run(ov.overlayPreflight, vm, overlayPre.disks);
       if (!room.ok) throw new Error(room.reason);
       t = Date.now();
       await down(vm);
+      const overlaysAt = Date.now();
       await run(ov.createOverlays, vm, overlayStamp, overlayPre.disks);
+      const overlaysMs = Date.now() - overlaysAt;
       await up(vm);
       const overlay = Date.now() - t;
       t = Date.now();
@@ -114,12 +118,12 @@ async function main(): Promise<void> {
       await verify(vm, overlayStamp, overlayPre.disks);
       await run(ov.mergeOverlays, vm);
       const whileUp = Date.now() - t;
-      floors.push(await measureFloor()); // the machine's load drifts: a floor before and after, averaged
-      const floor = (floors[0]! + floors[1]!) / 2;
+      floors.push(await measureFloor());
+      const floor = floors.reduce((a, b) => a + b, 0) / floors.length;
 
       const over = (ms: number) => `${seconds(ms)} (${ms - floor >= 0 ? '+' : ''}${((ms - floor) / 1000).toFixed(1)})`;
       console.log(
-        `  ${`${mib} MiB`.padStart(9)} | ${seconds(floor)} (${floors.map((f) => (f / 1000).toFixed(1)).join(', ')}) | ${over(offline).padStart(15)} | ${over(overlay).padStart(15)} | ${seconds(whileUp)}` +
+        `  ${`${mib} MiB`.padStart(9)} | ${seconds(floor)} (${floors.map((f) => (f / 1000).toFixed(1)).join(', ')}) | ${over(offline).padStart(15)} | ${over(overlay).padStart(15)} [${(overlaysMs / 1000).toFixed(2)}] | ${seconds(whileUp)}` +
           `  overlay ${overlay - floor <= 2000 ? 'within' : 'NOT within'} floor + 2 s`,
       );
       await hypervisor.virsh('destroy', '--domain', vm).catch(() => undefined);
