@@ -249,7 +249,12 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
     return withOverlays(async ({ overlays, driver }) => {
       const found: string[] = [];
       for (const { name } of await driver.listVms()) {
-        if ((await overlays.onOverlays(name)).disks.length > 0) found.push(name);
+        try {
+          if ((await overlays.onOverlays(name)).disks.length > 0) found.push(name);
+        } catch (err) {
+          // One VM whose overlay cannot be read (or is not ours after all) must not hide the others.
+          Context.current().log.warn('cannot tell whether a VM runs on overlays', { vm: name, error: String(err) });
+        }
       }
       return found;
     });

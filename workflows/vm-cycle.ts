@@ -247,8 +247,11 @@ export async function vmCycle(
 
   const mergeOverlays = (merged: () => void) =>
     step('merging', async () => {
-      await act.merging.mergeOverlays(vm);
+      const outcome = await act.merging.mergeOverlays(vm);
       merged();
+      if (outcome.resumedFromIoError) {
+        result.reason = 'the guest was paused by an I/O error while on its overlays (filesystem full?); resumed';
+      }
     });
 
   const start = () =>
