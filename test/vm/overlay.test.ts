@@ -13,9 +13,15 @@ import { overlayDisksFromXml, parseBlockJob } from '../../adapters/hypervisor/ov
 import { SshSession } from '../../adapters/ssh/ssh-session';
 import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
+import { startWeekly } from '../../scripts/commands/run-vms';
+import { connectClient } from '../../scripts/commands/temporal-client';
+import type { WeeklySummary } from '../../domain/weekly-summary';
 import { startHypervisor, type SandboxGuest, type SandboxHypervisor } from '../../scripts/sandbox/libvirt-host';
 import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
 import { PROJECT_ROOT } from '../../scripts/sandbox/temporal-dev-server';
+import { inProcessWorker, quietWorkerLogs, testDevServer } from '../helpers/temporal';
+
+quietWorkerLogs();
 
 const QCOW = 'cbtest-overlay-qcow2';
 const RAW = "cbtest-overlay raw'data"; // a space and a quote in the name, and in its data disk's file name
@@ -227,6 +233,49 @@ describe('imaging on qcow2 overlays on a real libvirt + QEMU hypervisor', { conc
     assert.ok(tickOf(after[2]) > tickOf(duringCopy[2]), `${after[2]} after ${duringCopy[2]}`);
     await run(hv.ensureRunning, QCOW);
     await rebooted(QCOW);
+  });
+
+  it('the weekly run in overlay mode: the VM runs again before its disks are imaged, then is merged back', async () => {
+    // Its own server and worker: the worker's guardian must not merge the overlays of the tests below.
+    const server = await testDevServer();
+    const weeklyConfig = parseConfig(
+      {
+        temporal: { address: server.address, taskQueue: 'overlay-weekly' },
+        hosts: config.hosts,
+        hypervisor: { ...config.hypervisor, perVm: {} },
+        mail: { outbox: join(root, 'outbox') },
+      },
+      'overlay weekly test',
+      root,
+    );
+    const worker = await inProcessWorker(weeklyConfig);
+    const { client, close } = await connectClient(weeklyConfig);
+    try {
+      await guests[QCOW]!.waitReady(boots[QCOW]!, 180_000);
+      const handle = await startWeekly(client, weeklyConfig, [QCOW], 'vms-overlay-test');
+      const summary = (await handle.result()) as WeeklySummary;
+      await rebooted(QCOW);
+      const vm = summary.vms[0]!;
+      assert.equal(vm.status, 'backed-up', JSON.stringify(vm, null, 2));
+      const steps = vm.steps.map((s) => s.step);
+      const at = (name: string) => steps.indexOf(name as never);
+      assert.ok(at('stopping') < at('overlays') && at('overlays') < at('starting'), steps.join(' '));
+      assert.ok(at('starting') < at('imaging') && at('imaging') < steps.lastIndexOf('merging'), steps.join(' '));
+      assert.ok(steps.lastIndexOf('merging') < at('verifying'), steps.join(' '));
+      const imaging = vm.steps.find((s) => s.step === 'imaging')!;
+      assert.ok(
+        vm.downtimeMs! < Date.parse(imaging.startedAt) - Date.parse(vm.steps[at('stopping')]!.startedAt) + 1000,
+      );
+      assert.equal(markers(root, vm.images[0]!.path, 'qcow2')[1], 'cbguest clean-shutdown');
+      assert.match(await hypervisor.state(QCOW), /running/);
+      await assertBackOnOriginals(QCOW, [{ source: guests[QCOW]!.disk } as PreparedDisk]);
+      const manifest = readFileSync(join(vm.images[0]!.path, '..', 'manifest.json'), 'utf8');
+      assert.ok(!manifest.includes('cluster-backup-overlay'), 'the recorded definition names the disk, not an overlay');
+    } finally {
+      await close();
+      await worker.stop();
+      await server.stop();
+    }
   });
 
   it('freezes raw disks too (a data disk with a hostile file name) and keeps writes made during the copy', async () => {
