@@ -301,7 +301,16 @@ export class Overlays {
       await sleep(options.pollMs ?? 250);
     }
     const still = overlayDisksFromXml(await this.domainXml(vm, false)).find((d) => d.target === disk.target);
-    if (still) throw this.refuse(`${vm} disk ${disk.target} still runs on ${still.overlay} after the pivot`);
+    if (still) {
+      // The job ended without a pivot (aborted, or failed while libvirtd was away): the next attempt starts one.
+      throw new RemoteCommandError(`${this.ssh.label}: ${vm} disk ${disk.target} still runs on ${still.overlay}`, {
+        kind: 'command',
+        host: this.ssh.label,
+        command: 'virsh blockjob --pivot',
+        exitCode: null,
+        signal: null,
+      });
+    }
     await this.removeOverlayFile(disk.overlay);
   }
 
