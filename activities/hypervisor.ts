@@ -12,9 +12,11 @@ import { VmRecords, type HeldDownRecord, type RunRef } from '../adapters/hypervi
 import { applyRetention as retain, makeRoom } from '../adapters/image-sets/image-sets';
 import { newManifest } from '../adapters/image-sets/manifest';
 import { RemoteImageSets } from '../adapters/image-sets/remote-image-sets';
+import { setVmsHeldDown } from '../adapters/metrics/backup-metrics';
 import type { SshSession } from '../adapters/ssh/ssh-session';
 import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
+import { runIsClosed } from './runs';
 
 export interface HypervisorDeps {
   config: Config;
@@ -90,18 +92,7 @@ export function createHypervisorActivities({ config, openSsh, temporalClient }: 
     }
   }
 
-  /** Whether a run is closed (terminated, timed out, failed, completed); a run Temporal no longer knows is. */
-  async function runIsClosed(run: RunRef): Promise<boolean> {
-    if (!temporalClient) throw new Error('needs a Temporal client to check the run holding a VM');
-    const client = await temporalClient();
-    try {
-      const { status } = await client.workflow.getHandle(run.workflowId, run.runId).describe();
-      return status.name !== 'RUNNING';
-    } catch (err) {
-      if ((err as Error).name === 'WorkflowNotFoundError') return true;
-      throw err;
-    }
-  }
+  const isClosed = (run: RunRef) => runIsClosed(temporalClient, run);
 
   function policyOf(hv: HypervisorConfig, vm: string): VmPolicy {
     const base = {
@@ -149,7 +140,7 @@ export function createHypervisorActivities({ config, openSsh, temporalClient }: 
     const nameProblem = unsafeVmNameReason(vm);
     if (nameProblem) return { acquired: false, reason: `refused VM name: ${nameProblem}` };
     return withHypervisor(async ({ records }) => {
-      const outcome = await records.lock(vm, currentRun(), runIsClosed);
+      const outcome = await records.lock(vm, currentRun(), isClosed);
       if (outcome.acquired) return { acquired: true };
       const { owner, since } = outcome.holder;
       return { acquired: false, reason: `another run is working on this VM: ${owner.workflowId} (since ${since})` };
@@ -382,10 +373,19 @@ export function createHypervisorActivities({ config, openSsh, temporalClient }: 
   }
 
   /** VMs held down right now, for the guardian and `status`. */
-  async function listHeldDown(): Promise<(HeldDownRecord & { runClosed: boolean })[]> {
-    return withHypervisor(async ({ records }) =>
-      Promise.all((await records.listHeldDown()).map(async (r) => ({ ...r, runClosed: await runIsClosed(r.owner) }))),
-    );
+  /** Each with how long it has been down (on this clock, like the record's time) and whether its run is closed. */
+  async function listHeldDown(): Promise<(HeldDownRecord & { runClosed: boolean; downSeconds: number })[]> {
+    return withHypervisor(async ({ records }) => {
+      const held = await records.listHeldDown();
+      setVmsHeldDown(held.length); // the guardian reads them every few minutes: the gauge stays current
+      return Promise.all(
+        held.map(async (r) => ({
+          ...r,
+          runClosed: await isClosed(r.owner),
+          downSeconds: Math.max(0, (Date.now() - Date.parse(r.since)) / 1000),
+        })),
+      );
+    });
   }
 
   return {
