@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createHypervisorActivities, type PreparedDisk } from '../../activities/hypervisor';
 import { createOverlayActivities } from '../../activities/overlay';
-import { overlayDisksFromXml, parseBlockJob } from '../../adapters/hypervisor/overlays';
+import { OVERLAY_MARK, overlayDisksFromXml, parseBlockJob } from '../../adapters/hypervisor/overlays';
 import { SshSession } from '../../adapters/ssh/ssh-session';
 import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
@@ -98,7 +98,7 @@ describe('imaging on qcow2 overlays on a real libvirt + QEMU hypervisor', { conc
   };
   const liveXml = (vm: string) => hypervisor.virsh('dumpxml', '--domain', vm);
   const inactiveXml = (vm: string) => hypervisor.virsh('dumpxml', '--inactive', '--domain', vm);
-  const overlayFiles = () => readdirSync(join(root, 'libvirt')).filter((f) => f.includes('.cluster-backup-overlay-'));
+  const overlayFiles = () => readdirSync(join(root, 'libvirt')).filter((f) => f.includes(OVERLAY_MARK));
   /** Writes `MiB` mebibytes of `byte` at `offsetMiB` into a running guest's disk, as the guest would. */
   const guestWrite = (vm: string, target: string, byte: number, offsetMiB: number, mib: number) =>
     hypervisor.virsh(
@@ -145,7 +145,7 @@ describe('imaging on qcow2 overlays on a real libvirt + QEMU hypervisor', { conc
   };
 
   before(async () => {
-    root = mkdtempSync(join(tmpdir(), 'cluster-backup-overlay-'));
+    root = mkdtempSync(join(tmpdir(), 'cluster-backup-ovtest-'));
     [hypervisor, sshHost] = await Promise.all([
       startHypervisor(join(root, 'libvirt')),
       startSshHost({ dir: join(root, 'hypervisor-ssh'), address: '127.0.0.8' }),
@@ -270,7 +270,8 @@ describe('imaging on qcow2 overlays on a real libvirt + QEMU hypervisor', { conc
       assert.match(await hypervisor.state(QCOW), /running/);
       await assertBackOnOriginals(QCOW, [{ source: guests[QCOW]!.disk } as PreparedDisk]);
       const manifest = readFileSync(join(vm.images[0]!.path, '..', 'manifest.json'), 'utf8');
-      assert.ok(!manifest.includes('cluster-backup-overlay'), 'the recorded definition names the disk, not an overlay');
+      const mentions = manifest.split('\n').filter((line) => line.includes(OVERLAY_MARK));
+      assert.deepEqual(mentions, [], 'the manifest (its definition too) names the disk, not an overlay');
     } finally {
       await close();
       await worker.stop();
