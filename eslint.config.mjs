@@ -28,15 +28,26 @@ export default tseslint.config(
         {
           paths: nodeBuiltins.map((name) => ({ name, message: 'Workflows must not use Node built-ins.' })),
           patterns: [
-            { group: ['**/activities', '**/activities/**'], allowTypeImports: true, message: 'Import activity types only.' },
+            {
+              group: ['**/activities', '**/activities/**'],
+              allowTypeImports: true,
+              message: 'Import activity types only.',
+            },
             { group: ['**/adapters/**'], allowTypeImports: true, message: 'Adapters do I/O: import their types only.' },
-            { group: ['ssh2', 'nodemailer', '@temporalio/client', '@temporalio/worker'], message: 'Not allowed in workflows.' },
+            {
+              group: ['ssh2', 'nodemailer', '@temporalio/client', '@temporalio/worker'],
+              message: 'Not allowed in workflows.',
+            },
           ],
         },
       ],
       'no-restricted-properties': [
         'error',
-        { object: 'Math', property: 'random', message: 'Use the workflow-safe uuid4()/random from @temporalio/workflow.' },
+        {
+          object: 'Math',
+          property: 'random',
+          message: 'Use the workflow-safe uuid4()/random from @temporalio/workflow.',
+        },
       ],
       'no-restricted-globals': [
         'error',

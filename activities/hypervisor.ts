@@ -86,6 +86,7 @@ export function createHypervisorActivities({ config, openSsh, temporalClient }: 
       shutdownTimeoutSeconds: hv.shutdownTimeoutSeconds,
       forceOff: hv.forceOff,
       maxDowntimeSeconds: hv.maxDowntimeSeconds,
+      imaging: hv.imaging,
     };
     return { ...base, ...hv.perVm[vm] };
   }

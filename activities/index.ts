@@ -1,5 +1,6 @@
 import { createGuardianActivities } from './guardian';
 import { createHypervisorActivities } from './hypervisor';
+import { createOverlayActivities } from './overlay';
 import { createReportActivities } from './report';
 import { createRunsActivities } from './runs';
 import { createStoreActivities } from './store';
@@ -14,6 +15,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createSupimActivities(deps),
     ...createHypervisorActivities(deps),
+    ...createOverlayActivities(deps),
     ...createStoreActivities(deps),
     ...createReportActivities(deps),
     ...createWatchdogActivities(deps),

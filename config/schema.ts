@@ -93,6 +93,13 @@ const vmPolicy = {
     .int()
     .min(30)
     .max(7 * 24 * 3600),
+  /**
+   * offline: the VM stays down while its disks are copied and verified. overlay: qcow2 overlays go on while it
+   * is off, it starts at once, the frozen disks are copied while it runs and the overlays merged back live.
+   */
+  imaging: z.enum(['offline', 'overlay']),
+  /** Free space kept for the overlays' growth (the guest's writes during the copy) on each disk's filesystem. */
+  overlayReserveBytes: z.number().int().min(0),
 };
 
 const hypervisorSchema = z.strictObject({
@@ -110,7 +117,11 @@ const hypervisorSchema = z.strictObject({
   maxDowntimeSeconds: vmPolicy.maxDowntimeSeconds.default(3600),
   /** A copy or check on the hypervisor that reads nothing for this long is taken as hung and stopped. */
   stallSeconds: z.number().int().min(5).max(3600).default(120),
-  /** Per-VM exceptions to the three settings above. */
+  imaging: vmPolicy.imaging.default('offline'),
+  overlayReserveBytes: vmPolicy.overlayReserveBytes.default(1024 ** 3),
+  /** A live merge of one disk's overlay taking longer is aborted (the VM runs on, on its overlay) and retried. */
+  overlayMergeTimeoutSeconds: z.number().int().min(10).default(3600),
+  /** Per-VM exceptions to the settings above (all but stallSeconds and overlayMergeTimeoutSeconds). */
   perVm: z.record(vmName, z.strictObject(vmPolicy).partial()).default({}),
   /** VMs taken down at the same time. */
   concurrency: z.number().int().min(1).max(16).default(1),

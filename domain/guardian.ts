@@ -14,6 +14,8 @@ export interface GuardianSummary {
   checked: number;
   putBack: VmPutBack[];
   ok: boolean;
+  /** VMs found running on overlays a run left (imaging: overlay) and merged back. */
+  overlaysMerged?: string[];
 }
 
 /** Seconds past a VM's downtime budget before the guardian steps in while its run is still open. */

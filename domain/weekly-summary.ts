@@ -7,7 +7,9 @@ export type VmStep =
   | 'preflight'
   | 'store-preflight'
   | 'stopping'
+  | 'overlays' // imaging: overlay: qcow2 overlays put on the shut-off VM's disks
   | 'imaging'
+  | 'merging' // imaging: overlay: the overlays merged back into the disks while the VM runs
   | 'verifying'
   | 'starting'
   | 'pulling' // copying the verified images to the backup store (the VM is running again)
@@ -123,6 +125,8 @@ export interface VmPolicy {
   shutdownTimeoutSeconds: number;
   forceOff: boolean;
   maxDowntimeSeconds: number;
+  /** offline: down while imaged; overlay: down for shutdown and boot only (absent: offline). */
+  imaging?: 'offline' | 'overlay';
 }
 
 export function policyFor(settings: WeeklySettings, vm: string): VmPolicy {

@@ -1,9 +1,9 @@
-import { log } from '@temporalio/workflow';
+import { log, patched } from '@temporalio/workflow';
 import { GUARDIAN_GRACE_SECONDS, type GuardianSummary, type VmPutBack } from '../domain/guardian';
 import { remoteActivities } from './activity-proxies';
 import { failureText } from './failure-text';
 
-const { listHeldDown, endVmCopies, sendHeldDownAlert } = remoteActivities({
+const { listHeldDown, endVmCopies, sendHeldDownAlert, findVmsOnOverlays, lockVm, unlockVm } = remoteActivities({
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
 });
@@ -12,6 +12,32 @@ const { ensureRunning } = remoteActivities({
   // A few minutes of tries per guardian run; the next run (minutes later) tries again.
   retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
 });
+
+const { mergeOverlays } = remoteActivities({
+  startToCloseTimeout: '6 hours',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 3 },
+});
+
+/**
+ * Merges the overlays of VMs an `imaging: overlay` run left on them (killed mid-merge, terminated): only a VM
+ * whose lock it can take, so never one a live run is imaging. The VMs keep running throughout.
+ */
+async function mergeLeftOverlays(): Promise<string[]> {
+  const merged: string[] = [];
+  for (const vm of await findVmsOnOverlays()) {
+    if (!(await lockVm(vm)).acquired) continue; // its run is open: it merges them itself
+    try {
+      await mergeOverlays(vm);
+      merged.push(vm);
+    } catch (err) {
+      log.error('could not merge the overlays a run left', { vm, error: failureText(err) });
+    } finally {
+      await unlockVm(vm);
+    }
+  }
+  return merged;
+}
 
 /**
  * Puts back VMs that a weekly run stopped and then left down: its run is closed (terminated, reset, timed out,
@@ -45,5 +71,11 @@ export async function vmGuardian(): Promise<GuardianSummary> {
     putBack.push(entry);
   }
   if (putBack.length > 0) await sendHeldDownAlert(putBack);
-  return { checked: records.length, putBack, ok: putBack.every((p) => p.running) };
+  const overlaysMerged = patched('guardian-merges-overlays') ? await mergeLeftOverlays() : [];
+  return {
+    checked: records.length,
+    putBack,
+    ok: putBack.every((p) => p.running),
+    ...(overlaysMerged.length > 0 && { overlaysMerged }),
+  };
 }

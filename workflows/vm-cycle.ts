@@ -57,6 +57,12 @@ function cycleActivities(vm: string, settings: WeeklySettings, policy: VmPolicy)
       startToCloseTimeout: (policy.shutdownTimeoutSeconds + 300) * 1000,
       retry: { initialInterval: '2 seconds', maximumInterval: '1 minute' }, // no maximumAttempts: unlimited
     }),
+    /** Merging overlays back: long (a whole disk's writes), live on heartbeats; the VM runs meanwhile. */
+    merging: remoteActivities({
+      ...common,
+      startToCloseTimeout: '6 hours',
+      retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
+    }),
     store: storeActivities(settings.storeTaskQueue, quick),
     storeLong: storeActivities(settings.storeTaskQueue, long(12 * 3600)),
   };
@@ -200,6 +206,54 @@ export async function vmCycle(
       done();
     });
 
+  // imaging: overlay — the VM is down only while overlays go on; its frozen disks are imaged while it runs.
+  /** A VM an earlier run left on overlays (worker killed mid-merge, run terminated) is merged first. */
+  const mergeLeftOverlays = () =>
+    step('merging', async () => {
+      const left = await act.merging.mergeOverlays(vm);
+      if (left.merged.length > 0) result.reason = `overlays an earlier run left merged (${left.merged.join(', ')})`;
+    });
+
+  /** Room for the overlays' growth; a VM with a disk overlays cannot cover is imaged offline instead. */
+  const overlaysFit = (disks: PreparedDisk[]) =>
+    step('preflight', async () => {
+      const room = await act.remote.overlayPreflight(vm, disks);
+      if (room.offlineInstead) result.reason = room.reason;
+      else if (!room.ok) throw new SkipVm(room.reason);
+      return room.ok;
+    });
+
+  const putOverlays = (disks: PreparedDisk[]) =>
+    step('overlays', async () => {
+      // Pushed before the overlays go on: a VM left on them (running or not) is merged back on every way out.
+      const merged = undo.push('merge the overlays back', async () => {
+        await act.merging.mergeOverlays(vm);
+      });
+      await act.remote.createOverlays(vm, stamp, disks);
+      return merged;
+    });
+
+  const imageFrozen = (disks: PreparedDisk[]) =>
+    step('imaging', async () => {
+      const done = undo.push('end remote copies and remove partial images', () =>
+        act.remote.discardPartials(vm, stamp),
+      );
+      for (const disk of disks) {
+        const options = { summary: `VM ${vm}: disk ${disk.target} (frozen under its overlay)` };
+        await act.checking.createFrozenImage.executeWithOptions(options, [vm, stamp, disk, 24 * 3600]);
+      }
+      done();
+    });
+
+  const mergeOverlays = (merged: () => void) =>
+    step('merging', async () => {
+      const outcome = await act.merging.mergeOverlays(vm);
+      merged();
+      if (outcome.resumedFromIoError) {
+        result.reason = 'the guest was paused by an I/O error while on its overlays (filesystem full?); resumed';
+      }
+    });
+
   const start = () =>
     step('starting', async () => {
       await startAgain(0);
@@ -243,12 +297,23 @@ export async function vmCycle(
   // --- the cycle --------------------------------------------------------------------------------------
   try {
     await lock();
+    if (policy.imaging === 'overlay') await mergeLeftOverlays();
     const disks = await checkBeforeStop();
+    const onOverlays = policy.imaging === 'overlay' && !!result.wasRunning && (await overlaysFit(disks));
     if (result.wasRunning && !wentOff) await stop();
-    await image(disks);
-    if (result.wasRunning) {
+    if (onOverlays) {
+      const merged = await putOverlays(disks);
       await start();
       runningAgain();
+      await imageFrozen(disks);
+      // Merged before the set is recorded: the definition kept with it names the disks, not the overlays.
+      await mergeOverlays(merged);
+    } else {
+      await image(disks);
+      if (result.wasRunning) {
+        await start();
+        runningAgain();
+      }
     }
     const verified = await verify(disks);
     if (settings.store) await pull(verified);

@@ -15,7 +15,7 @@ export interface DomainDisk {
   readOnly: boolean;
 }
 
-function parse(xml: string) {
+export function parse(xml: string) {
   const doc = new DOMParser({
     onError: (level, message) => {
       if (level !== 'warning') throw new Error(`domain XML: ${message}`);
@@ -26,7 +26,7 @@ function parse(xml: string) {
   return { doc, domain };
 }
 
-function children(parent: Element, tag: string): Element[] {
+export function children(parent: Element, tag: string): Element[] {
   const found: Element[] = [];
   for (let node = parent.firstChild; node; node = node.nextSibling) {
     if (node.nodeType === node.ELEMENT_NODE && (node as Element).tagName === tag) found.push(node as Element);

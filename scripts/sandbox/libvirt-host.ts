@@ -17,6 +17,8 @@ export interface GuestOptions {
   /** false: the guest starts no acpid and ignores shutdown requests. */
   acpi?: boolean;
   diskMiB?: number;
+  /** Format of the boot disk (vda). */
+  diskFormat?: 'qcow2' | 'raw';
   memoryMiB?: number;
   /** More disks after vda: a block device (a loop device), or anything libvirt takes, as raw <disk> XML. */
   extraDisks?: string[];
@@ -182,14 +184,15 @@ async function startLockedHypervisor(dir: string, unlock: () => void): Promise<S
       name,
       acpi = true,
       diskMiB = 16,
+      diskFormat = 'qcow2',
       memoryMiB = 128,
       extraDisks = [],
     }: GuestOptions): Promise<SandboxGuest> {
       if (!name.startsWith(GUEST_PREFIX)) throw new Error(`sandbox guest names start with ${GUEST_PREFIX}: ${name}`);
       const id = `guest-${index++}`;
-      const disk = join(dir, `${id}.qcow2`);
+      const disk = join(dir, `${id}.${diskFormat}`);
       const consoleLog = join(dir, `${id}.console.log`);
-      await run('qemu-img', ['create', '-q', '-f', 'qcow2', disk, `${diskMiB}M`]);
+      await run('qemu-img', ['create', '-q', '-f', diskFormat, disk, `${diskMiB}M`]);
       // QEMU appends to the console log: one left by an earlier sandbox in this folder (a second `npm start`)
       // would already say "ready" and let a run ask a still-booting guest, which ignores ACPI, to shut down.
       rmSync(consoleLog, { force: true });
@@ -207,7 +210,7 @@ async function startLockedHypervisor(dir: string, unlock: () => void): Promise<S
   <on_poweroff>destroy</on_poweroff>
   <devices>
     <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
+      <driver name='qemu' type='${diskFormat}'/>
       <source file='${disk}'/>
       <target dev='vda' bus='virtio'/>
     </disk>

@@ -40,6 +40,8 @@ export class StubHypervisor {
   readonly alerts: string[][] = [];
   /** Sets that have partial images or running copies (discardPartials clears them). */
   readonly partials = new Set<string>();
+  /** VMs running (or defined) on overlays (imaging: overlay). */
+  readonly onOverlays = new Set<string>();
   /** faults[activity] is consulted on each call with the attempt number. */
   faults: Record<string, (attempt: number, vm?: string) => Fault> = {};
   preflightReason: Record<string, string> = {};
@@ -180,6 +182,29 @@ export class StubHypervisor {
         await this.fault('discardPartials', vm);
         this.partials.delete(`${vm}/${stamp}`);
       },
+      overlayPreflight: async (vm) => {
+        await this.fault('overlayPreflight', vm);
+        return { ok: true, filesystems: [] };
+      },
+      createOverlays: async (vm) => {
+        await this.fault('createOverlays', vm);
+        if (this.vm(vm).state !== 'shut-off') throw ApplicationFailure.nonRetryable(`${vm} is not shut off`);
+        this.onOverlays.add(vm);
+        return [];
+      },
+      createFrozenImage: async (vm, stamp) => {
+        this.partials.add(`${vm}/${stamp}`);
+        if (!this.onOverlays.has(vm)) throw ApplicationFailure.nonRetryable(`${vm} is not on overlays`);
+        await this.fault('createFrozenImage', vm);
+        this.partials.delete(`${vm}/${stamp}`);
+        return `/img/${vm}/${stamp}/vda.qcow2`;
+      },
+      mergeOverlays: async (vm) => {
+        await this.fault('mergeOverlays', vm);
+        const merged = this.onOverlays.delete(vm) ? ['vda'] : [];
+        return { merged, removed: [], resumedFromIoError: false };
+      },
+      findVmsOnOverlays: async () => [...this.onOverlays],
       endVmCopies: async (vm) => {
         this.calls.push(`endVmCopies ${vm}`);
       },

@@ -412,6 +412,71 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
     assert.equal(stateOf('web'), 'running');
   });
 
+  const OVERLAY = {
+    shutdownTimeoutSeconds: 30,
+    forceOff: false,
+    maxDowntimeSeconds: 3600,
+    imaging: 'overlay' as const,
+  };
+
+  it('imaging: overlay: the VM runs again before its disks are imaged; the overlays are merged before the set is recorded', async () => {
+    fresh({ defaultPolicy: OVERLAY }).addVm('db');
+    const { vms, ok } = await weekly(['db']);
+    assert.equal(ok, true, JSON.stringify(vms[0]));
+    assert.deepEqual(stub.vms.get('db')!.history, ['running', 'shut-off', 'running']);
+    const calls = stub.calls.filter((c) => /Overlays|FrozenImage|ensureRunning|verifyImage|recordVerifiedSet/.test(c));
+    assert.deepEqual(calls, [
+      'mergeOverlays db', // one an earlier run left? (none)
+      'createOverlays db',
+      'ensureRunning db',
+      'createFrozenImage db',
+      'mergeOverlays db',
+      'verifyImage db',
+      'recordVerifiedSet db',
+    ]);
+    assert.deepEqual(stub.onOverlays, new Set());
+    assert.deepEqual(names(vms[0]!), ['release the VM lock']);
+  });
+
+  for (const failing of ['createOverlays', 'createFrozenImage', 'mergeOverlays'] as const) {
+    it(`imaging: overlay: ${failing} failing for good: the VM runs, its overlays are merged back`, async () => {
+      fresh({ defaultPolicy: OVERLAY }).addVm('db');
+      // The merge fails during the cycle only: the compensation's own merge succeeds.
+      let merges = 0;
+      stub.faults[failing] = () => (failing !== 'mergeOverlays' || ++merges === 2 ? 'fail-permanently' : undefined);
+      const { vms } = await weekly(['db']);
+      assert.equal(vms[0]!.status, 'failed');
+      assert.equal(stateOf('db'), 'running');
+      assert.deepEqual(stub.onOverlays, new Set(), 'no overlay left');
+      assert.ok(names(vms[0]!).includes('merge the overlays back'), names(vms[0]!).join(', '));
+    });
+  }
+
+  it('imaging: overlay: cancel during imaging: aborted, the VM runs, its overlays merged', async () => {
+    fresh({ defaultPolicy: OVERLAY }).addVm('db');
+    stub.faults.createFrozenImage = () => 'hang';
+    const handle = await start();
+    await until(() => stub.calls.includes('createFrozenImage db'), 'imaging');
+    await handle.cancel();
+    await handle.result().catch(() => undefined);
+    assert.equal(reported().vms[0]!.status, 'aborted');
+    assert.equal(stateOf('db'), 'running');
+    assert.deepEqual(stub.onOverlays, new Set());
+  });
+
+  it('guardian: merges the overlays of a VM whose run is gone, not of one a live run holds', async () => {
+    fresh().addVm('db').addVm('web');
+    stub.onOverlays.add('db').add('web');
+    stub.locks.set('web', { workflowId: 'vms-open', runId: 'r9' });
+    const summary = (await env.client.workflow.execute('vmGuardian', {
+      taskQueue: TASK_QUEUE,
+      workflowId: `guardian-${++seq}`,
+    })) as GuardianSummary;
+    assert.deepEqual(summary.overlaysMerged, ['db']);
+    assert.deepEqual(stub.onOverlays, new Set(['web']));
+    assert.equal(stub.locks.has('db'), false, 'the guardian released the lock it took');
+  });
+
   it('guardian: starts a VM held down by a closed run and alerts; leaves one whose run is open and in budget', async () => {
     fresh().addVm('db', 'shut-off').addVm('web', 'shut-off');
     const since = new Date(Date.now() - 120_000).toISOString();

@@ -80,6 +80,13 @@ describe('config', () => {
       /^hypervisor\.vms\.1: VM name contains "\/"/,
     );
     assert.match(
+      problems({
+        ...valid(),
+        hypervisor: { host: 'compute', imageArea: '/img', perVm: { db: { imaging: 'snapshot' } } },
+      }).join(),
+      /^hypervisor\.perVm\.db\.imaging: Invalid option: expected one of "offline"\|"overlay"/,
+    );
+    assert.match(
       problems({ ...valid(), store: { root: '/b', transport: 'sftp', compression: 'zstd' } }).join(),
       /^store\.compression: compression travels as a stream/,
     );
@@ -109,6 +116,8 @@ describe('the example config', () => {
     const config = loadConfig(join(__dirname, '..', '..', '..', 'config', 'cluster-backup.example.yaml'));
     assert.equal(config.hypervisor?.vms, 'all-running');
     assert.equal(config.hypervisor?.perVm['legacy-windows']?.shutdownTimeoutSeconds, 600);
+    assert.equal(config.hypervisor?.imaging, 'offline');
+    assert.equal(config.hypervisor?.perVm.db?.imaging, 'overlay');
     assert.equal(config.supim?.daysBack, 2);
   });
 });

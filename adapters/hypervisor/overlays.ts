@@ -1,0 +1,378 @@
+import { DOMParser, XMLSerializer, type Element } from '@xmldom/xmldom';
+import { children, parse } from './domain-xml';
+import { RemoteCommandError } from '../ssh/remote-command-error';
+import { quote } from '../ssh/shell-quote';
+import type { ExecResult, SshSession } from '../ssh/ssh-session';
+import type { VmDisk } from './driver';
+
+/**
+ * Low-downtime imaging: while a VM is off, each disk gets an external qcow2 overlay next to it, named
+ * `<disk file>.cluster-backup-overlay-<stamp>.qcow2`; the VM runs on the overlays while the frozen originals
+ * are imaged, then the overlays are merged back live (active block commit + pivot) and deleted.
+ *
+ * Next to the disk (not in the image area): QEMU may already write in that folder (permissions, SELinux or
+ * AppArmor labels), the overlay grows with the guest's writes on the filesystem the guest writes to anyway,
+ * and pruning the image area can never remove a running VM's data. The name alone tells whose file it is.
+ */
+export const OVERLAY_MARK = '.cluster-backup-overlay-';
+const OVERLAY_NAME = /^(.+)\.cluster-backup-overlay-(\d{8}T\d{6}Z)\.qcow2$/s;
+const STAMP = /^\d{8}T\d{6}Z$/;
+
+export interface OverlayDisk {
+  /** Device name inside the VM (vda). */
+  target: string;
+  /** The overlay the VM writes to. */
+  overlay: string;
+  /** The original disk file, frozen under the overlay. */
+  base: string;
+  baseFormat: string;
+  stamp: string;
+}
+
+export interface MergeProgress {
+  target: string;
+  /** Bytes of the overlay committed into the original so far, of `end`. */
+  cur: number;
+  end: number;
+}
+
+export interface MergeOptions {
+  /** The whole merge of one disk, started to pivoted; past it the job is aborted and the VM stays on its overlay. */
+  timeoutSeconds: number;
+  /** Limits the commit's I/O (MiB/s); unset: as fast as the storage goes. */
+  bandwidthMiBps?: number;
+  onProgress?: (progress: MergeProgress) => void;
+  signal?: AbortSignal;
+  pollMs?: number;
+}
+
+/** The overlay next to `source` for the run `stamp`. */
+export function overlayPathFor(source: string, stamp: string): string {
+  if (!STAMP.test(stamp)) throw new Error(`bad stamp ${JSON.stringify(stamp)}`);
+  return `${source}${OVERLAY_MARK}${stamp}.qcow2`;
+}
+
+/** The original disk and the run stamp of one of our overlay files, or undefined for any other file. */
+export function parseOverlayPath(path: string): { base: string; stamp: string } | undefined {
+  const match = OVERLAY_NAME.exec(path);
+  return match ? { base: match[1]!, stamp: match[2]! } : undefined;
+}
+
+function child(parent: Element | undefined, name: string): Element | undefined {
+  return parent ? children(parent, name)[0] : undefined;
+}
+
+function parseDomainXml(xml: string): Element {
+  return parse(xml).domain;
+}
+
+function domainDisks(domain: Element): Element[] {
+  const devices = child(domain, 'devices');
+  return devices ? children(devices, 'disk') : [];
+}
+
+/**
+ * The disks of a domain that run on one of our overlays. A live domain's XML names the backing file; an
+ * inactive one's does not (it lives in the overlay's header), so the base is then taken from the name and
+ * checked against the header before anything is merged (see Overlays.baseOf).
+ */
+export function overlayDisksFromXml(xml: string): (OverlayDisk & { baseKnown: boolean })[] {
+  const found: (OverlayDisk & { baseKnown: boolean })[] = [];
+  for (const disk of domainDisks(parseDomainXml(xml))) {
+    if (disk.getAttribute('type') !== 'file') continue;
+    const file = child(disk, 'source')?.getAttribute('file');
+    const target = child(disk, 'target')?.getAttribute('dev');
+    const named = file ? parseOverlayPath(file) : undefined;
+    if (!file || !target || !named) continue;
+    const backing = child(disk, 'backingStore');
+    const backingFile = child(backing, 'source')?.getAttribute('file') ?? undefined;
+    const backingFormat = child(backing, 'format');
+    found.push({
+      target,
+      overlay: file,
+      base: backingFile ?? named.base,
+      baseFormat: backingFormat?.getAttribute('type') ?? '',
+      stamp: named.stamp,
+      baseKnown: backingFile !== undefined,
+    });
+  }
+  return found;
+}
+
+/** The domain's XML with each overlay disk pointing at its original file again (for an inactive domain). */
+export function xmlWithOriginals(xml: string, disks: OverlayDisk[]): string {
+  const domain = parseDomainXml(xml);
+  for (const disk of domainDisks(domain)) {
+    const target = child(disk, 'target')?.getAttribute('dev');
+    const ours = disks.find((d) => d.target === target);
+    const source = child(disk, 'source');
+    if (!ours || !source || source.getAttribute('file') !== ours.overlay) continue;
+    source.setAttribute('file', ours.base);
+    child(disk, 'driver')?.setAttribute('type', ours.baseFormat);
+    for (const backing of children(disk, 'backingStore')) disk.removeChild(backing);
+  }
+  return new XMLSerializer().serializeToString(domain);
+}
+
+/** libvirt's request for a disk-only snapshot: our disks get an overlay, every other disk none. */
+export function snapshotXml(domainXml: string, overlays: { target: string; overlay: string }[]): string {
+  const doc = new DOMParser().parseFromString('<domainsnapshot><disks/></domainsnapshot>', 'text/xml');
+  const disksElement = doc.documentElement!.getElementsByTagName('disks')[0]!;
+  for (const disk of domainDisks(parseDomainXml(domainXml))) {
+    const target = child(disk, 'target')?.getAttribute('dev');
+    if (!target) continue;
+    const entry = doc.createElement('disk');
+    entry.setAttribute('name', target);
+    const ours = overlays.find((o) => o.target === target);
+    entry.setAttribute('snapshot', ours ? 'external' : 'no');
+    if (ours) {
+      const driver = doc.createElement('driver');
+      driver.setAttribute('type', 'qcow2');
+      const source = doc.createElement('source');
+      source.setAttribute('file', ours.overlay);
+      entry.appendChild(driver);
+      entry.appendChild(source);
+    }
+    disksElement.appendChild(entry);
+  }
+  return new XMLSerializer().serializeToString(doc);
+}
+
+/** `virsh blockjob --raw`: nothing when the disk has no job. */
+export function parseBlockJob(text: string): { type: string; cur: number; end: number } | undefined {
+  const fields = Object.fromEntries(
+    text
+      .split('\n')
+      .map((line) => line.trim().split('='))
+      .filter((kv) => kv.length === 2),
+  ) as Record<string, string>;
+  if (!fields.type) return undefined;
+  return { type: fields.type, cur: Number(fields.cur), end: Number(fields.end) };
+}
+
+/** The folder a file is in. */
+export function folderOf(path: string): string {
+  return path.slice(0, path.lastIndexOf('/')) || '/';
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The remote commands for overlays: `virsh` and `qemu-img` over SSH, each word quoted. */
+export class Overlays {
+  constructor(
+    private readonly ssh: SshSession,
+    private readonly uri: string,
+  ) {}
+
+  private refuse(message: string): RemoteCommandError {
+    return new RemoteCommandError(`${this.ssh.label}: ${message}`, {
+      kind: 'unsafe-remote-data',
+      host: this.ssh.label,
+    });
+  }
+
+  private async virsh(args: string[]): Promise<string> {
+    return (await this.ssh.run(['virsh', '-q', '-c', this.uri, ...args])).toString('utf8');
+  }
+
+  /**
+   * virsh with an XML document it reads from a file (`{}` in `args` is the file's place): written to a
+   * temporary file on the hypervisor, since /dev/stdin is not a file virsh can open on every transport.
+   */
+  private async virshWithXml(args: string[], xml: string): Promise<string> {
+    const words = ['virsh', '-q', '-c', this.uri, ...args].map((w) => (w === '{}' ? '"$xml"' : quote(w)));
+    const script = ['xml=$(mktemp) || exit 1', 'trap \'rm -f "$xml"\' EXIT', 'cat > "$xml"', words.join(' ')].join(
+      '\n',
+    );
+    return (await this.ssh.run({ shell: script }, { input: xml, label: `virsh ${args[0]}` })).toString('utf8');
+  }
+
+  private virshExec(args: string[]): Promise<ExecResult> {
+    return this.ssh.exec(['virsh', '-q', '-c', this.uri, ...args]);
+  }
+
+  async domainXml(vm: string, inactive: boolean): Promise<string> {
+    return this.virsh(['dumpxml', ...(inactive ? ['--inactive'] : []), '--domain', vm]);
+  }
+
+  private async isActive(vm: string): Promise<boolean> {
+    const state = (await this.virsh(['domstate', '--domain', vm])).trim();
+    return state !== 'shut off' && state !== 'crashed';
+  }
+
+  /**
+   * The disks of `vm` that run on our overlays, from the live XML if the domain runs, else from the inactive
+   * one. Each base is checked against what the overlay's own header says: a file that merely looks like ours
+   * is never merged or deleted.
+   */
+  async onOverlays(vm: string): Promise<{ active: boolean; disks: OverlayDisk[] }> {
+    const active = await this.isActive(vm);
+    const disks: OverlayDisk[] = [];
+    for (const found of overlayDisksFromXml(await this.domainXml(vm, !active))) {
+      const header = await this.baseOf(found.overlay);
+      if (header.base !== found.base) {
+        throw this.refuse(`${found.overlay} is backed by ${header.base}, not ${found.base}: not touching it`);
+      }
+      disks.push({
+        target: found.target,
+        overlay: found.overlay,
+        base: found.base,
+        baseFormat: header.format || found.baseFormat,
+        stamp: found.stamp,
+      });
+    }
+    return { active, disks };
+  }
+
+  /** The backing file an overlay's qcow2 header names (-U: the running VM holds the lock). */
+  async baseOf(overlay: string): Promise<{ base: string; format: string }> {
+    const out = await this.ssh.run(['qemu-img', 'info', '-U', '-f', 'qcow2', '--output=json', '--', overlay]);
+    const info = JSON.parse(out.toString('utf8')) as {
+      'full-backing-filename'?: string;
+      'backing-filename'?: string;
+      'backing-filename-format'?: string;
+    };
+    const base = info['full-backing-filename'] ?? info['backing-filename'];
+    if (!base) throw this.refuse(`${overlay} has no backing file`);
+    return { base, format: info['backing-filename-format'] ?? '' };
+  }
+
+  /**
+   * Puts a new overlay on each of `disks` of a shut-off domain (a disk-only snapshot of the inactive domain,
+   * without snapshot metadata: libvirt creates the files and points the definition at them). Idempotent: a
+   * retry finds the overlays of the same stamp already in place.
+   */
+  async create(vm: string, disks: VmDisk[], stamp: string): Promise<OverlayDisk[]> {
+    if (await this.isActive(vm)) throw this.refuse(`${vm} is not shut off: overlays go on only while it is off`);
+    const xml = await this.domainXml(vm, true);
+    const existing = overlayDisksFromXml(xml);
+    const older = existing.find((d) => d.stamp !== stamp);
+    if (older) throw this.refuse(`${vm} disk ${older.target} is still on overlay ${older.overlay}: merge it first`);
+    const wanted = disks.map((d) => ({ ...d, overlay: overlayPathFor(d.source, stamp) }));
+    const missing = wanted.filter((d) => !existing.some((e) => e.target === d.target));
+    if (missing.length > 0) {
+      // A file of that name that the domain does not use is what a crashed attempt left: never data.
+      await this.ssh.run(['rm', '-f', '--', ...missing.map((d) => d.overlay)]);
+      await this.virshWithXml(
+        ['snapshot-create', '--domain', vm, '--disk-only', '--no-metadata', '--xmlfile', '{}'],
+        snapshotXml(xml, missing),
+      );
+    }
+    return wanted.map((d) => ({ target: d.target, overlay: d.overlay, base: d.source, baseFormat: d.format, stamp }));
+  }
+
+  async blockJob(vm: string, target: string): Promise<{ type: string; cur: number; end: number } | undefined> {
+    return parseBlockJob(await this.virsh(['blockjob', '--domain', vm, target, '--raw']));
+  }
+
+  /**
+   * Merges one overlay of a running domain back into its original (active commit of the top layer only,
+   * `--shallow`: an original that has a backing file of its own keeps it), waits until the job is ready,
+   * pivots and checks that the domain writes to the original again. Picks up a job a killed worker or a
+   * restarted libvirtd left behind. The overlay file is then deleted. On timeout the job is aborted: the
+   * VM keeps running on its overlay, whole, for the next attempt.
+   */
+  async mergeLive(vm: string, disk: OverlayDisk, options: MergeOptions): Promise<void> {
+    const deadline = Date.now() + options.timeoutSeconds * 1000;
+    let job = await this.blockJob(vm, disk.target);
+    if (job && job.type !== 'Active Block Commit') {
+      throw this.refuse(`${vm} disk ${disk.target} has a ${job.type} job running: not merging over it`);
+    }
+    if (!job) {
+      const bandwidth = options.bandwidthMiBps ? ['--bandwidth', String(options.bandwidthMiBps)] : [];
+      await this.virsh(['blockcommit', '--domain', vm, disk.target, '--active', '--shallow', ...bandwidth]);
+    }
+    // libvirt reports cur == end only once the job is ready to pivot.
+    for (;;) {
+      job = await this.blockJob(vm, disk.target);
+      if (!job) break; // pivoted already (a previous attempt got that far)
+      options.onProgress?.({ target: disk.target, cur: job.cur, end: job.end });
+      if (job.end > 0 && job.cur === job.end) {
+        await this.virsh(['blockjob', '--domain', vm, disk.target, '--pivot']);
+        break;
+      }
+      if (options.signal?.aborted || Date.now() >= deadline) {
+        await this.virshExec(['blockjob', '--domain', vm, disk.target, '--abort']);
+        throw new RemoteCommandError(
+          `${this.ssh.label}: merging ${disk.overlay} into ${disk.base} ${options.signal?.aborted ? 'was cancelled' : `did not finish within ${options.timeoutSeconds} s`}; the job was aborted and ${vm} runs on its overlay`,
+          { kind: 'command', host: this.ssh.label, command: 'virsh blockcommit', exitCode: null, signal: null },
+        );
+      }
+      await sleep(options.pollMs ?? 250);
+    }
+    const still = overlayDisksFromXml(await this.domainXml(vm, false)).find((d) => d.target === disk.target);
+    if (still) {
+      // The job ended without a pivot (aborted, or failed while libvirtd was away): the next attempt starts one.
+      throw new RemoteCommandError(`${this.ssh.label}: ${vm} disk ${disk.target} still runs on ${still.overlay}`, {
+        kind: 'command',
+        host: this.ssh.label,
+        command: 'virsh blockjob --pivot',
+        exitCode: null,
+        signal: null,
+      });
+    }
+    await this.removeOverlayFile(disk.overlay);
+  }
+
+  /**
+   * Merges the overlays of a shut-off domain (a VM shut down while on its overlays): `qemu-img commit` into
+   * the original, then the definition points at the originals again, then the overlay files go. Each step
+   * may be repeated after a crash: committing an overlay twice writes the same data twice.
+   */
+  async mergeOffline(vm: string, disks: OverlayDisk[]): Promise<void> {
+    if (await this.isActive(vm)) throw this.refuse(`${vm} is running: its overlays are merged live`);
+    for (const disk of disks) await this.ssh.run(['qemu-img', 'commit', '-q', '-f', 'qcow2', '--', disk.overlay]);
+    const xml = await this.domainXml(vm, true);
+    await this.virshWithXml(['define', '{}'], xmlWithOriginals(xml, disks));
+    const left = overlayDisksFromXml(await this.domainXml(vm, true));
+    if (left.length > 0) throw this.refuse(`${vm} is still defined on ${left.map((d) => d.overlay).join(', ')}`);
+    for (const disk of disks) await this.removeOverlayFile(disk.overlay);
+  }
+
+  /** Deletes one of our overlay files (nothing else: the name is checked first). */
+  async removeOverlayFile(path: string): Promise<void> {
+    if (!parseOverlayPath(path)) throw this.refuse(`${path} is not an overlay of ours: not deleting it`);
+    await this.ssh.run(['rm', '-f', '--', path]);
+  }
+
+  /**
+   * Overlay files next to `sources` that the domain no longer uses (a crash between the pivot or the
+   * define and the delete): the domain must not be on them, which the caller checks first.
+   */
+  async strayOverlays(sources: string[], inUse: string[]): Promise<string[]> {
+    const stray: string[] = [];
+    for (const source of sources) {
+      const out = await this.ssh.run({
+        shell: `find ${quote(folderOf(source))} -maxdepth 1 -type f -name ${quote(`*${OVERLAY_MARK}*.qcow2`)} -print0`,
+      });
+      for (const path of out.toString('utf8').split('\0').filter(Boolean)) {
+        if (parseOverlayPath(path)?.base === source && !inUse.includes(path)) stray.push(path);
+      }
+    }
+    return stray;
+  }
+
+  /** Free bytes on the filesystem that holds the folder `dir`, and that filesystem's device number. */
+  async freeSpace(dir: string): Promise<{ freeBytes: number; device: string }> {
+    const out = await this.ssh.run({ shell: `stat -c %d ${quote(dir)} && df -P -B1 ${quote(dir)}` });
+    const lines = out.toString('utf8').trim().split('\n');
+    const freeBytes = Number(lines.at(-1)?.split(/\s+/)[3]);
+    if (!Number.isSafeInteger(freeBytes)) throw this.refuse(`cannot read free space of ${dir}`);
+    return { freeBytes, device: lines[0] ?? '' };
+  }
+
+  /**
+   * A file's identity as far as its contents go (modification and change times to the nanosecond, size):
+   * an original under an overlay must show the same before and after it is imaged.
+   */
+  async fileVersion(path: string): Promise<string> {
+    return (await this.ssh.run(['stat', '-L', '-c', '%y %z %s', '--', path])).toString('utf8').trim();
+  }
+
+  /** Bytes the overlay occupies on disk now (what the guest wrote since it started on it). */
+  async allocatedBytes(path: string): Promise<number> {
+    const out = await this.ssh.run(['stat', '-c', '%b %B', '--', path]);
+    const [blocks = 0, size = 0] = out.toString('utf8').trim().split(' ').map(Number);
+    return blocks * size;
+  }
+}
