@@ -1,5 +1,6 @@
 import { createHypervisorActivities } from './hypervisor';
 import { createReportActivities } from './report';
+import { createRestoreActivities } from './restore';
 import { createStoreActivities } from './store';
 import { createVisibilityActivities } from './visibility';
 import { createWatchdogActivities, type WatchdogDeps } from './watchdog';
@@ -16,6 +17,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createReportActivities(deps),
     ...createWatchdogActivities(deps),
     ...createVisibilityActivities(deps),
+    ...createRestoreActivities(deps),
   };
 }
 
@@ -32,6 +34,12 @@ export const STORE_ACTIVITIES = [
   'pullImage',
   'recordStoredSet',
   'applyStoreRetention',
+  'readStoredSet',
+  'pushImage',
+  'pickVmToTest',
+  'recordRestoreTest',
+  'readRestoreTests',
+  'restoreSupimDay',
 ] as const satisfies readonly (keyof Activities)[];
 
 export function splitByTaskQueue(activities: Activities) {

@@ -9,6 +9,7 @@ import { applySchedules, scheduleId } from './commands/schedules';
 import { registerSearchAttributes } from './commands/search-attributes';
 import { statusLines } from './commands/status';
 import { previewStoreRetention, verifyStore } from './commands/store';
+import { RestoreUsageError, runRestoreCommand } from './commands/restore';
 import { runWorker } from '../worker/main';
 import { connectClient } from './commands/temporal-client';
 import { formatDailySummary, startDaily } from './commands/run-daily';
@@ -36,6 +37,16 @@ commands:
   store retention [--vm NAME ...]       what the store's retention policy keeps and would delete now, and
                                         why (deletes nothing)
   config check                          validate the config file and print it
+  restore vm <vm> --as NAME [--set STAMP] [--start] [--keep-network] [--json]
+                                        push a stored set to the hypervisor (SHA-256 checked on arrival) and
+                                        define it as a new domain NAME (off, network link down); see README
+  restore vm <vm> --set STAMP --replace [--stop] [--json]
+                                        put a stored set in place of the VM's disks (VM shut off, or --stop);
+                                        old disks kept as <file>.before-restore-<stamp>
+  restore day <yyyy-ddd> [--to PATH] [--host KEY] [--overwrite] [--json]
+                                        a SUPIM day from the store back to the compute host; existing files
+                                        are listed and left alone unless --overwrite
+  restore test [<vm>] [--json]          boot-test the newest set of a VM (default: tested longest ago)
 
 The config file is --config, else $CLUSTER_BACKUP_CONFIG, else ./cluster-backup.yaml.`;
 
@@ -51,6 +62,14 @@ async function main(argv: string[]): Promise<number> {
       to: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
+      set: { type: 'string' },
+      as: { type: 'string' },
+      start: { type: 'boolean' },
+      stop: { type: 'boolean' },
+      replace: { type: 'boolean' },
+      'keep-network': { type: 'boolean' },
+      host: { type: 'string' },
+      overwrite: { type: 'boolean' },
     },
   });
   if (values.help || positionals.length === 0) {
@@ -83,6 +102,10 @@ async function main(argv: string[]): Promise<number> {
     if (!JOBS.includes(job)) throw new UsageError(`name a job: ${JOBS.join(' or ')}`);
     return job;
   };
+
+  if (positionals[0] === 'restore') {
+    return runRestoreCommand(positionals.slice(1), { ...values, keepNetwork: values['keep-network'] }, withClient);
+  }
 
   const commandWithJob = /^(schedules pause|schedules unpause|trigger|backfill) \S+$/.test(command);
   switch (commandWithJob ? command.replace(/ \S+$/, ' <job>') : command) {
@@ -182,7 +205,7 @@ class UsageError extends Error {}
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof UsageError) {
+    if (err instanceof ConfigError || err instanceof UsageError || err instanceof RestoreUsageError) {
       console.error(err.message);
       process.exit(2);
     }

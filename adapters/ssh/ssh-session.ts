@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import type { HostConfig } from '../../config/schema';
 import { keysForHost, knownHostsName } from './known-hosts';
@@ -174,6 +174,38 @@ export class SshSession {
         finished.catch(() => undefined); // observed by the caller; never an unhandled rejection
         channel.end();
         resolve({ stdout: channel, finished });
+      });
+    });
+  }
+
+  /**
+   * Runs a command whose stdin is fed as a stream (with backpressure: `write` returns false while the SSH
+   * window is full); end `stdin` to let it finish. `finished` settles with its exit status and stdout.
+   */
+  execWithInput(command: RemoteCommand): Promise<{ stdin: Writable; finished: Promise<ExecResult> }> {
+    const line = toCommandLine(command);
+    return new Promise((resolve, reject) => {
+      this.client.exec(line, (err, channel) => {
+        if (err) return reject(this.linkFailure(line, err));
+        const stdout: Buffer[] = [];
+        const stderr: Buffer[] = [];
+        let exitCode: number | null = null;
+        let signal: string | null = null;
+        channel.on('data', (chunk: Buffer) => stdout.push(chunk));
+        channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+        channel.on('exit', (code: number | null, sig?: string) => {
+          exitCode = code;
+          signal = sig ?? null;
+        });
+        const finished = new Promise<ExecResult>((done, fail) =>
+          channel.on('close', () =>
+            exitCode === null && signal === null
+              ? fail(this.linkFailure(line, new Error('connection closed before the command finished')))
+              : done({ stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr).toString('utf8'), exitCode, signal }),
+          ),
+        );
+        finished.catch(() => undefined); // observed by the caller; never an unhandled rejection
+        resolve({ stdin: channel, finished });
       });
     });
   }

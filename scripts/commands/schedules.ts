@@ -2,9 +2,10 @@ import type { Client, ScheduleDescription, ScheduleOptions } from '@temporalio/c
 import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Config } from '../../config/schema';
 import { JOB_WORKFLOW_TYPE, JOBS, type Job } from '../../domain/jobs';
+import { restoreTestSchedule } from './restore';
 
 /** The dead-man's switch has a schedule of its own. */
-export type ScheduleName = Job | 'watchdog';
+export type ScheduleName = Job | 'watchdog' | 'restore-test';
 
 export function scheduleId(job: ScheduleName): string {
   return `cluster-backup-${job}`;
@@ -160,6 +161,9 @@ export async function applySchedules(client: Client, config: Config): Promise<Ap
       everyMs: config.schedules.watchdog.everyMinutes * 60_000,
     },
   ];
+  if (config.hypervisor && config.store) {
+    wanted.push({ job: 'restore-test', desired: restoreTestSchedule(config), catchupMs: hours(config.schedules.catchupWindowHours) });
+  }
   for (const { job, desired, catchupMs, everyMs } of wanted) {
     const handle = client.schedule.getHandle(desired.scheduleId);
     let current: ScheduleDescription | undefined;
