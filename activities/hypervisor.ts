@@ -1,13 +1,17 @@
 import { Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config, HypervisorConfig } from '../config/schema';
 import { storeTaskQueue } from '../config/temporal-connection';
-import { planRetention, setsThatMayMakeRoom } from '../domain/retention';
-import type { VmImage, WeeklySettings } from '../domain/weekly-summary';
+import type { VmImage, VmPolicy, WeeklySettings } from '../domain/weekly-summary';
 import { unsafeVmNameReason } from '../domain/vm-names';
+import { DiskImaging, StalledError, unsupportedDiskReason, type DiskInfo } from '../adapters/hypervisor/disk-imaging';
 import type { HypervisorDriver, VmDisk, VmPowerState } from '../adapters/hypervisor/driver';
-import { ImageArea, type DiskInfo } from '../adapters/image-sets/image-area';
 import { LibvirtDriver } from '../adapters/hypervisor/libvirt-driver';
+import { VmRecords, type HeldDownRecord, type RunRef } from '../adapters/hypervisor/vm-records';
+import { applyRetention as retain, makeRoom } from '../adapters/image-sets/image-sets';
+import { newManifest } from '../adapters/image-sets/manifest';
+import { RemoteImageSets } from '../adapters/image-sets/remote-image-sets';
 import type { SshSession } from '../adapters/ssh/ssh-session';
 import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
@@ -15,7 +19,8 @@ import { whileHeartbeating } from './heartbeat';
 export interface HypervisorDeps {
   config: Config;
   openSsh: (hostKey: string) => Promise<SshSession>;
-  now?: () => Date;
+  /** To ask whether the run holding a lock or a held-down record is still open. */
+  temporalClient?: () => Promise<Client>;
 }
 
 export type PreparedDisk = VmDisk & DiskInfo;
@@ -25,6 +30,8 @@ export interface Preflight {
   reason?: string;
   state: VmPowerState;
   detail: string;
+  /** Off, but an earlier run stopped it and never put it back: it counts as running. */
+  heldDown?: HeldDownRecord;
   disks: PreparedDisk[];
   requiredBytes: number;
   freeBytes: number;
@@ -32,36 +39,81 @@ export interface Preflight {
   deleted: string[];
 }
 
+/** What the imaging step reports in its heartbeats: real progress, shown in the Web UI. */
+export interface ImagingProgress {
+  vm: string;
+  disk: string;
+  step: 'imaging' | 'verifying';
+  readBytes: number;
+  writtenBytes: number;
+}
+
 const POLL_MS = 500;
 const START_CONFIRM_SECONDS = 120;
-const SUPPORTED_FORMATS = new Set(['qcow2', 'raw']);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export function createHypervisorActivities({ config, openSsh }: HypervisorDeps) {
+function currentRun(): RunRef {
+  const run = Context.current().info.workflowExecution;
+  if (!run) throw new Error('not running inside a workflow');
+  return { workflowId: run.workflowId, runId: run.runId };
+}
+
+export function createHypervisorActivities({ config, openSsh, temporalClient }: HypervisorDeps) {
+  interface Hypervisor {
+    driver: HypervisorDriver;
+    sets: RemoteImageSets;
+    imaging: DiskImaging;
+    records: VmRecords;
+    hv: HypervisorConfig;
+  }
+
   /**
    * One SSH session to the hypervisor for the activity. Every VM activity heartbeats (`details`, shown in the
    * Web UI), so a worker that dies mid-step is noticed within the heartbeat timeout.
    */
-  async function withHypervisor<T>(
-    use: (driver: HypervisorDriver, area: ImageArea, hv: HypervisorConfig) => Promise<T>,
-    details: () => unknown = () => undefined,
-  ) {
+  async function withHypervisor<T>(use: (h: Hypervisor) => Promise<T>, details: () => unknown = () => undefined) {
     const hv = requireSection(config.hypervisor, 'hypervisor');
     const ssh = await openSsh(hv.host);
     try {
       return await whileHeartbeating(details, () =>
-        use(new LibvirtDriver(ssh, hv.uri), new ImageArea(ssh, hv.imageArea), hv),
+        use({
+          driver: new LibvirtDriver(ssh, hv.uri),
+          sets: new RemoteImageSets(ssh, hv.imageArea),
+          imaging: new DiskImaging(ssh),
+          records: new VmRecords(ssh, hv.imageArea),
+          hv,
+        }),
       );
     } finally {
       ssh.close();
     }
   }
 
+  /** Whether a run is closed (terminated, timed out, failed, completed); a run Temporal no longer knows is. */
+  async function runIsClosed(run: RunRef): Promise<boolean> {
+    if (!temporalClient) throw new Error('needs a Temporal client to check the run holding a VM');
+    const client = await temporalClient();
+    try {
+      const { status } = await client.workflow.getHandle(run.workflowId, run.runId).describe();
+      return status.name !== 'RUNNING';
+    } catch (err) {
+      if ((err as Error).name === 'WorkflowNotFoundError') return true;
+      throw err;
+    }
+  }
+
+  function policyOf(hv: HypervisorConfig, vm: string): VmPolicy {
+    const base = {
+      shutdownTimeoutSeconds: hv.shutdownTimeoutSeconds,
+      forceOff: hv.forceOff,
+      maxDowntimeSeconds: hv.maxDowntimeSeconds,
+    };
+    return { ...base, ...hv.perVm[vm] };
+  }
+
   async function getWeeklySettings(): Promise<WeeklySettings> {
     const hv = requireSection(config.hypervisor, 'hypervisor');
-    const defaultPolicy = { shutdownTimeoutSeconds: hv.shutdownTimeoutSeconds, forceOff: hv.forceOff };
-    const policy = Object.fromEntries(Object.entries(hv.perVm).map(([vm, p]) => [vm, { ...defaultPolicy, ...p }]));
     return {
       vms: hv.vms,
       concurrency: hv.concurrency,
@@ -69,23 +121,48 @@ export function createHypervisorActivities({ config, openSsh }: HypervisorDeps) 
       store: config.store !== undefined,
       storeTaskQueue: storeTaskQueue(config),
       heartbeatTimeoutSeconds: config.transfer.heartbeatTimeoutSeconds,
-      policy,
-      defaultPolicy,
+      policy: Object.fromEntries(Object.keys(hv.perVm).map((vm) => [vm, policyOf(hv, vm)])),
+      defaultPolicy: policyOf(hv, ''),
+      stallSeconds: hv.stallSeconds,
     };
   }
 
-  /** The VMs this run covers: the requested ones (missing ones included, to be reported), or all running. */
+  /**
+   * The VMs this run covers, each once: the requested ones (missing ones included, to be reported), or all
+   * running ones, plus any VM an earlier run left held down (it must be put back and backed up).
+   */
   async function resolveVms(requested?: string[]): Promise<string[]> {
-    return withHypervisor(async (driver, _area, hv) => {
+    return withHypervisor(async ({ driver, records, hv }) => {
       const wanted = requested?.length ? requested : hv.vms;
-      if (wanted !== 'all-running') return wanted;
-      return (await driver.listVms()).filter((v) => v.state === 'running').map((v) => v.name);
+      const listed =
+        wanted === 'all-running'
+          ? (await driver.listVms()).filter((v) => v.state === 'running').map((v) => v.name)
+          : wanted;
+      const heldDown = wanted === 'all-running' ? (await records.listHeldDown()).map((r) => r.vm) : [];
+      return [...new Set([...listed, ...heldDown])];
     });
   }
 
-  /** Everything checked before a VM goes down: exists, disks known and supported, room for its images. */
+  /** One run per VM: the lock on the hypervisor, taken over only from a run that is closed. */
+  async function lockVm(vm: string): Promise<{ acquired: boolean; holder?: string }> {
+    return withHypervisor(async ({ records }) => {
+      const outcome = await records.lock(vm, currentRun(), runIsClosed);
+      return outcome.acquired
+        ? { acquired: true }
+        : { acquired: false, holder: `${outcome.holder.owner.workflowId} (since ${outcome.holder.since})` };
+    });
+  }
+
+  async function unlockVm(vm: string): Promise<void> {
+    await withHypervisor(({ records }) => records.unlock(vm, currentRun()));
+  }
+
+  /**
+   * Everything checked before a VM goes down: exists, persistent, not paused, every disk imageable, room for
+   * its images. A VM found off with a held-down record counts as running.
+   */
   async function preflightVm(vm: string, stamp: string): Promise<Preflight> {
-    return withHypervisor(async (driver, area, hv) => {
+    return withHypervisor(async ({ driver, sets, imaging, records, hv }) => {
       const result: Preflight = {
         ok: false,
         state: 'missing',
@@ -100,45 +177,51 @@ export function createHypervisorActivities({ config, openSsh }: HypervisorDeps) 
       const state = await driver.state(vm);
       Object.assign(result, state);
       if (state.state === 'missing') return { ...result, reason: 'no such VM on the hypervisor' };
-      if (state.state === 'transitional') return { ...result, reason: `VM is ${state.detail}; left alone` };
-      const disks = await driver.disks(vm);
-      if (disks.length === 0) return { ...result, reason: 'VM has no file-backed disk to image' };
-      const unsupported = disks.find((d) => !SUPPORTED_FORMATS.has(d.format));
-      if (unsupported)
-        return {
-          ...result,
-          reason: `disk ${unsupported.target} has format ${unsupported.format} (qcow2 and raw are supported)`,
-        };
-      result.disks = await Promise.all(
-        disks.map(async (d) => ({ ...d, ...(await area.diskInfo(d.source, d.format)) })),
-      );
-      result.requiredBytes = result.disks.reduce((sum, d) => sum + d.allocatedBytes, 0) + hv.spaceMarginBytes;
-      result.freeBytes = await area.freeBytes();
-
-      if (result.freeBytes < result.requiredBytes) {
-        for (const set of setsThatMayMakeRoom(await area.listSets(vm), stamp)) {
-          await area.removeSet(vm, set.stamp);
-          result.deleted.push(`${vm}/${set.stamp} (${set.why})`);
-          result.freeBytes = await area.freeBytes();
-          if (result.freeBytes >= result.requiredBytes) break;
-        }
+      const heldDown = await records.readHeldDown(vm);
+      if (heldDown) {
+        if (state.state === 'shut-off') result.heldDown = heldDown;
+        // Running again (the guardian, or a person, started it): the record has served its purpose.
+        else if (state.state === 'running') await records.removeHeldDown(vm);
       }
-      if (result.freeBytes < result.requiredBytes) {
+      if (state.state === 'paused' || state.state === 'pmsuspended')
+        return { ...result, reason: `VM is ${state.detail}; left as found` };
+      if (state.state === 'transitional') return { ...result, reason: `VM is ${state.detail}; left alone` };
+      if (!(await driver.persistent(vm)))
+        return { ...result, reason: 'VM is transient (it would vanish when shut down); left running' };
+      const disks = await driver.disks(vm);
+      if (disks.length === 0) return { ...result, reason: 'VM has no disk to image' };
+      const unsupported = disks.map(unsupportedDiskReason).filter(Boolean);
+      if (unsupported.length > 0) return { ...result, reason: `${unsupported.join('; ')}: VM left as it was` };
+      result.disks = await Promise.all(disks.map(async (d) => ({ ...d, ...(await imaging.diskInfo(d)) })));
+      result.requiredBytes = result.disks.reduce((sum, d) => sum + d.allocatedBytes, 0) + hv.spaceMarginBytes;
+      const room = await makeRoom(sets, vm, stamp, result.requiredBytes);
+      result.deleted = room.deleted;
+      result.freeBytes = room.freeBytes;
+      if (!room.ok) {
         return {
           ...result,
-          reason: `not enough space in the image area ${hv.imageArea}: ${result.freeBytes} bytes free, ${result.requiredBytes} needed`,
+          reason: `not enough space in ${sets.where}: ${room.freeBytes} bytes free, ${result.requiredBytes} needed`,
         };
       }
       return { ...result, ok: true };
     });
   }
 
-  async function vmState(vm: string) {
-    return withHypervisor((driver) => driver.state(vm));
-  }
-
-  async function requestShutdown(vm: string): Promise<void> {
-    await withHypervisor((driver) => driver.requestShutdown(vm));
+  /**
+   * Writes the held-down record, then asks the guest to shut down. The record is on the hypervisor before the
+   * request, so no way out of this run (even a terminate) leaves the VM off without a trace.
+   */
+  async function requestShutdown(vm: string, budgetSeconds: number): Promise<void> {
+    await withHypervisor(async ({ driver, records }) => {
+      const existing = await records.readHeldDown(vm);
+      await records.writeHeldDown({
+        vm,
+        owner: currentRun(),
+        since: existing?.since ?? new Date().toISOString(),
+        budgetSeconds,
+      });
+      await driver.requestShutdown(vm);
+    });
   }
 
   /** Polls until the VM is shut off or the timeout passes; heartbeats so a dead worker is noticed. */
@@ -146,7 +229,7 @@ export function createHypervisorActivities({ config, openSsh }: HypervisorDeps) 
     const deadline = Date.now() + timeoutSeconds * 1000;
     let last = '';
     return withHypervisor(
-      async (driver) => {
+      async ({ driver }) => {
         for (;;) {
           const state = await driver.state(vm);
           last = state.detail;
@@ -161,94 +244,153 @@ export function createHypervisorActivities({ config, openSsh }: HypervisorDeps) 
   }
 
   async function forceOff(vm: string): Promise<void> {
-    await withHypervisor((driver) => driver.forceOff(vm));
+    await withHypervisor(({ driver }) => driver.forceOff(vm));
   }
 
-  async function createImage(vm: string, stamp: string, disk: PreparedDisk): Promise<string> {
+  /**
+   * Images one disk of a shut-off VM. The remote copy ends with this activity (cancel, timeout, stall), is
+   * bounded by `timeoutSeconds` on the hypervisor itself, and a retry ends any copy an earlier attempt left.
+   */
+  async function createImage(vm: string, stamp: string, disk: PreparedDisk, timeoutSeconds: number): Promise<string> {
+    const progress: ImagingProgress = { vm, disk: disk.target, step: 'imaging', readBytes: 0, writtenBytes: 0 };
     return withHypervisor(
-      async (driver, area) => {
+      async ({ driver, sets, imaging, hv }) => {
         // Imaging a disk the guest is writing would give a torn image: refuse unless it is off.
         const state = await driver.state(vm);
         if (state.state !== 'shut-off')
           throw ApplicationFailure.nonRetryable(`${vm} is ${state.detail}, not shut off: not imaging`);
-        return area.createImage(vm, stamp, disk, Context.current().cancellationSignal);
+        const final = sets.imagePath(vm, stamp, disk, disk.imageFormat);
+        return stallsAreFinal(() =>
+          imaging.createImage(disk, disk.imageFormat, final, {
+            timeoutSeconds,
+            stallSeconds: hv.stallSeconds,
+            signal: Context.current().cancellationSignal,
+            onProgress: (p) => Object.assign(progress, p),
+          }),
+        );
       },
-      () => ({ vm, disk: disk.target, step: 'imaging' }),
+      () => progress,
     );
   }
 
+  /** Checks an image (it reads only the image, so the VM may be running again meanwhile). */
   async function verifyImage(vm: string, stamp: string, disk: PreparedDisk): Promise<VmImage> {
+    const progress: ImagingProgress = { vm, disk: disk.target, step: 'verifying', readBytes: 0, writtenBytes: 0 };
     return withHypervisor(
-      async (_driver, area) => {
-        const path = area.imagePath(vm, stamp, disk);
-        const image = await area.verifyImage(path, disk.format, disk.virtualSize, Context.current().cancellationSignal);
-        return { disk: disk.target, ...image };
+      async ({ sets, imaging, hv }) => {
+        const path = sets.imagePath(vm, stamp, disk, disk.imageFormat);
+        const image = await stallsAreFinal(() =>
+          imaging.verifyImage(path, disk.imageFormat, disk.virtualSize, {
+            timeoutSeconds: 24 * 3600,
+            stallSeconds: hv.stallSeconds,
+            signal: Context.current().cancellationSignal,
+            onProgress: (p) => Object.assign(progress, p),
+          }),
+        );
+        return { disk: disk.target, sourcePath: disk.source, ...image };
       },
-      () => ({ vm, disk: disk.target, step: 'verifying' }),
-    );
-  }
-
-  /** Writes the set's manifest: from then on the set counts as verified (for retention and restores). */
-  async function recordVerifiedSet(vm: string, stamp: string, images: VmImage[]): Promise<void> {
-    await withHypervisor((_driver, area) =>
-      area.writeManifest(vm, stamp, {
-        vm,
-        stamp,
-        images,
-        verifiedAt: new Date().toISOString(),
-        tool: 'cluster-backup',
-      }),
+      () => progress,
     );
   }
 
   /**
-   * Starts the VM if it is not running and waits until the hypervisor says it runs. Idempotent.
-   * `watchSeconds`: a shutdown request may still be under way (the run was aborted while stopping): a VM
-   * that is "running" now may power off in a moment, so keep watching it that long and start it if it does.
+   * Writes the set's manifest (images, the VM's disk map and its definition without secrets): from then on
+   * the set counts as verified, for retention and restores.
    */
-  async function ensureRunning(vm: string, watchSeconds = 0): Promise<void> {
-    await withHypervisor(async (driver) => {
-      const watchUntil = Date.now() + watchSeconds * 1000;
-      let deadline = watchUntil + START_CONFIRM_SECONDS * 1000;
-      let started = false;
-      for (;;) {
-        const state = await driver.state(vm);
-        if (state.state === 'running' && (started || Date.now() >= watchUntil)) return;
-        if (state.state === 'missing') throw ApplicationFailure.nonRetryable(`${vm} no longer exists`, 'VmMissing');
-        if (state.state === 'shut-off' || state.state === 'paused') {
-          await driver.start(vm);
-          started = true;
-          deadline = Math.min(deadline, Date.now() + START_CONFIRM_SECONDS * 1000);
-        }
-        if (Date.now() >= deadline)
-          throw ApplicationFailure.retryable(`${vm} is still ${state.detail}`, 'VmNotRunning');
-        await sleep(POLL_MS);
-      }
+  async function recordVerifiedSet(vm: string, stamp: string, images: VmImage[]): Promise<string> {
+    return withHypervisor(async ({ driver, sets }) => {
+      const domainXml = await driver.definition(vm);
+      await sets.writeManifest(
+        vm,
+        stamp,
+        newManifest({
+          vm,
+          stamp,
+          domainXml,
+          images: images.map((image) => ({
+            disk: image.disk,
+            file: image.path.slice(image.path.lastIndexOf('/') + 1),
+            format: image.format ?? 'raw',
+            bytes: image.bytes,
+            ...(image.allocatedBytes !== undefined ? { allocatedBytes: image.allocatedBytes } : {}),
+            virtualSize: image.virtualSize,
+            sha256: image.sha256,
+            ...(image.sourcePath ? { source: { path: image.sourcePath } } : {}),
+          })),
+        }),
+      );
+      return domainXml;
     });
   }
 
+  /**
+   * Starts the VM if it is not running (resumes it if it came back paused) and waits until the hypervisor
+   * says it runs, then removes its held-down record. Idempotent. Every failure is retryable except a VM that
+   * no longer exists: libvirtd restarting or the link dropping must not leave a VM down.
+   * `watchSeconds`: a shutdown request may still be under way (the run was aborted while stopping): a VM that
+   * is "running" now may power off in a moment, so keep watching it that long and start it if it does.
+   */
+  async function ensureRunning(vm: string, watchSeconds = 0): Promise<{ started: boolean }> {
+    try {
+      return await withHypervisor(async ({ driver, records }) => {
+        const watchUntil = Date.now() + watchSeconds * 1000;
+        let deadline = watchUntil + START_CONFIRM_SECONDS * 1000;
+        let started = false;
+        for (;;) {
+          const state = await driver.state(vm);
+          if (state.state === 'running' && (started || Date.now() >= watchUntil)) {
+            await records.removeHeldDown(vm);
+            return { started };
+          }
+          if (state.state === 'missing') throw ApplicationFailure.nonRetryable(`${vm} no longer exists`, 'VmMissing');
+          if (state.state === 'shut-off') await driver.start(vm);
+          if (state.state === 'paused' || state.state === 'pmsuspended') await driver.resume(vm, state.state);
+          if (state.state !== 'running' && state.state !== 'transitional') {
+            started = true;
+            deadline = Math.min(deadline, Date.now() + START_CONFIRM_SECONDS * 1000);
+          }
+          if (Date.now() >= deadline)
+            throw ApplicationFailure.retryable(`${vm} is still ${state.detail}`, 'VmNotRunning');
+          await sleep(POLL_MS);
+        }
+      });
+    } catch (err) {
+      if (err instanceof ApplicationFailure && err.type === 'VmMissing') throw err;
+      throw ApplicationFailure.retryable(`starting ${vm}: ${(err as Error).message}`, 'RestartFailed');
+    }
+  }
+
+  /** Ends copies still running for the set and removes its partial files (finished images stay). */
   async function discardPartials(vm: string, stamp: string): Promise<void> {
-    await withHypervisor((_driver, area) => area.removePartials(vm, stamp));
+    await withHypervisor(async ({ sets, imaging }) => {
+      await imaging.endAll(sets.setDir(vm, stamp));
+      await sets.removePartials(vm, stamp);
+    });
+  }
+
+  /** Ends every copy or check still running for the VM, whichever run started it (the guardian's first step). */
+  async function endVmCopies(vm: string): Promise<void> {
+    await withHypervisor(({ sets, imaging }) => imaging.endAll(sets.vmDir(vm)));
   }
 
   /** Keeps the newest `keep` verified sets (see planRetention: never the newest verified, never this run's). */
-  async function applyRetention(
-    vm: string,
-    keep: number,
-    current: string,
-  ): Promise<{ deleted: string[]; freeBytes: number }> {
-    return withHypervisor(async (_driver, area) => {
-      const plan = planRetention(await area.listSets(vm), { keepLast: keep, keepWeekly: 0, keepMonthly: 0 }, current);
-      for (const set of plan.delete) await area.removeSet(vm, set.stamp);
-      return { deleted: plan.delete.map((d) => `${vm}/${d.stamp} (${d.why})`), freeBytes: await area.freeBytes() };
-    });
+  async function applyRetention(vm: string, keep: number, current: string) {
+    return withHypervisor(({ sets }) => retain(sets, vm, { keepLast: keep, keepWeekly: 0, keepMonthly: 0 }, current));
+  }
+
+  /** VMs held down right now, for the guardian and `status`. */
+  async function listHeldDown(): Promise<(HeldDownRecord & { runClosed: boolean })[]> {
+    return withHypervisor(async ({ records }) =>
+      Promise.all((await records.listHeldDown()).map(async (r) => ({ ...r, runClosed: await runIsClosed(r.owner) }))),
+    );
   }
 
   return {
     getWeeklySettings,
     resolveVms,
+    lockVm,
+    unlockVm,
     preflightVm,
-    vmState,
     requestShutdown,
     awaitShutOff,
     forceOff,
@@ -257,6 +399,18 @@ export function createHypervisorActivities({ config, openSsh }: HypervisorDeps) 
     recordVerifiedSet,
     ensureRunning,
     discardPartials,
+    endVmCopies,
     applyRetention,
+    listHeldDown,
   };
+}
+
+/** A hung copy would hang again: the cycle gives up on it at once and restarts the VM. */
+async function stallsAreFinal<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof StalledError) throw ApplicationFailure.nonRetryable(err.message, 'Stalled');
+    throw err;
+  }
 }

@@ -1,3 +1,4 @@
+import { createGuardianActivities } from './guardian';
 import { createHypervisorActivities } from './hypervisor';
 import { createReportActivities } from './report';
 import { createRestoreActivities } from './restore';
@@ -17,6 +18,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createReportActivities(deps),
     ...createWatchdogActivities(deps),
     ...createVisibilityActivities(deps),
+    ...createGuardianActivities(deps),
     ...createRestoreActivities(deps),
   };
 }
@@ -26,7 +28,8 @@ export type Activities = ReturnType<typeof createActivities>;
 /**
  * The activities that read or write the backup store's local disk (and the partial files a retry resumes
  * from). They run on the store task queue, polled only by workers on the backup host; everything else
- * talks to remote hosts only and may run on any worker.
+ * talks to remote hosts only and may run on any worker. This list is the one place that says so: the
+ * worker registers by it and the workflows' proxies are typed by it.
  */
 export const STORE_ACTIVITIES = [
   'backupSupimDay',
@@ -42,11 +45,17 @@ export const STORE_ACTIVITIES = [
   'restoreSupimDay',
 ] as const satisfies readonly (keyof Activities)[];
 
-export function splitByTaskQueue(activities: Activities) {
+type StoreActivityName = (typeof STORE_ACTIVITIES)[number];
+/** Activities of the store task queue: only workers on the backup host take them. */
+export type StoreActivities = Pick<Activities, StoreActivityName>;
+/** Activities of the main task queue (remote hosts only): any worker takes them. */
+export type RemoteActivities = Omit<Activities, StoreActivityName>;
+
+export function splitByTaskQueue(activities: Activities): { store: StoreActivities; remote: RemoteActivities } {
   const onStore = new Set<string>(STORE_ACTIVITIES);
   const entries = Object.entries(activities);
   return {
-    store: Object.fromEntries(entries.filter(([name]) => onStore.has(name))) as Partial<Activities>,
-    anyWorker: Object.fromEntries(entries.filter(([name]) => !onStore.has(name))) as Partial<Activities>,
+    store: Object.fromEntries(entries.filter(([name]) => onStore.has(name))) as StoreActivities,
+    remote: Object.fromEntries(entries.filter(([name]) => !onStore.has(name))) as RemoteActivities,
   };
 }

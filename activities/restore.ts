@@ -24,8 +24,8 @@ import { unsafeVmNameReason } from '../domain/vm-names';
 import { bootProbe, type BootProbeResult } from '../adapters/hypervisor/boot-probe';
 import { LibvirtDriver } from '../adapters/hypervisor/libvirt-driver';
 import { restoredDomainXml, RestoreXmlError } from '../adapters/hypervisor/restore-xml';
-import { ImageStore } from '../adapters/image-sets/image-store';
-import { MANIFEST, parseManifest, type ManifestImage } from '../adapters/image-sets/manifest';
+import { LocalImageSets } from '../adapters/image-sets/local-image-sets';
+import type { ManifestImage } from '../adapters/image-sets/manifest';
 import { hashFile } from '../adapters/local/hash-file';
 import { LocalTree, PARTIAL_SUFFIX } from '../adapters/local/local-tree';
 import { Mailer } from '../adapters/mail/mailer';
@@ -83,7 +83,7 @@ interface DayRestoreProgress {
 const refuse = (message: string, type: string) => ApplicationFailure.nonRetryable(message, type);
 
 export function createRestoreActivities({ config, openSsh, now = () => new Date() }: RestoreDeps) {
-  const store = () => new ImageStore(requireSection(config.store, 'store').root);
+  const store = () => new LocalImageSets(requireSection(config.store, 'store').root);
   const testsFile = () => join(store().root, RESTORE_TESTS_FILE);
 
   async function withHypervisor<T>(use: (ssh: SshSession, driver: LibvirtDriver) => Promise<T>): Promise<T> {
@@ -109,14 +109,18 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
       throw refuse(`no verified set ${chosen} of ${JSON.stringify(vm)} in the store (have: ${have})`, 'NoSuchSet');
     }
     const dir = images.setDir(vm, chosen);
-    const manifest = parseManifest(await readFile(join(dir, MANIFEST), 'utf8'));
+    const manifest = await images.readManifest(vm, chosen);
+    if (!manifest) throw refuse(`${vm}/${chosen} has no manifest`, 'NoSuchSet');
     for (const image of manifest.images) {
       const size = await stat(join(dir, image.file)).then(
         (s) => s.size,
         () => -1,
       );
       if (size !== image.bytes)
-        throw refuse(`${vm}/${chosen}/${image.file}: ${size < 0 ? 'missing' : `${size} bytes`}, the manifest says ${image.bytes}`, 'DamagedSet');
+        throw refuse(
+          `${vm}/${chosen}/${image.file}: ${size < 0 ? 'missing' : `${size} bytes`}, the manifest says ${image.bytes}`,
+          'DamagedSet',
+        );
     }
     return {
       vm,
@@ -131,7 +135,12 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
    * or a cut link; the hypervisor hashes it on arrival and only a copy with the manifest's SHA-256 is
    * renamed to `target.pushPath`.
    */
-  async function pushImage(vm: string, stamp: string, image: ManifestImage, target: RestoreTarget): Promise<PushedImage> {
+  async function pushImage(
+    vm: string,
+    stamp: string,
+    image: ManifestImage,
+    target: RestoreTarget,
+  ): Promise<PushedImage> {
     const hv = requireSection(config.hypervisor, 'hypervisor');
     const localPath = join(store().setDir(vm, stamp), image.file);
     const previous = Context.current().info.heartbeatDetails as PushProgress | undefined;
@@ -207,9 +216,11 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
     const supim = requireSection(config.supim, 'supim');
     const day = calendarDay(isoDateOfDayLabel(request.day));
     const hostKey = request.host ?? supim.host;
-    if (!config.hosts[hostKey]) throw refuse(`no host ${JSON.stringify(hostKey)} in the config's hosts`, 'NotConfigured');
+    if (!config.hosts[hostKey])
+      throw refuse(`no host ${JSON.stringify(hostKey)} in the config's hosts`, 'NotConfigured');
     const to = (request.to ?? renderPathTemplate(supim.sourceTemplate, day)).replace(/\/+$/, '');
-    if (!to.startsWith('/') || /[\0\n\r]/.test(to)) throw refuse(`--to must be an absolute path: ${JSON.stringify(to)}`, 'BadRequest');
+    if (!to.startsWith('/') || /[\0\n\r]/.test(to))
+      throw refuse(`--to must be an absolute path: ${JSON.stringify(to)}`, 'BadRequest');
     const from = join(supim.destinationRoot, day.label.slice(0, 4), day.label.slice(5));
     const startedAt = now().toISOString();
     const result: DayRestoreResult = {
@@ -310,7 +321,10 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
         if (problem) throw refuse(`refused restore name ${JSON.stringify(name)}: ${problem}`, 'BadRequest');
         const existing = await driver.state(name);
         if (existing.state !== 'missing')
-          throw refuse(`a domain named ${JSON.stringify(name)} already exists (${existing.detail}); choose another name`, 'RestoreNameExists');
+          throw refuse(
+            `a domain named ${JSON.stringify(name)} already exists (${existing.detail}); choose another name`,
+            'RestoreNameExists',
+          );
         const dir = `${hv.imageArea}/${name}/restored-${set.stamp}`;
         return {
           domain: name,
@@ -322,17 +336,26 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
       }
       const state = await driver.state(vm);
       if (state.state === 'missing')
-        throw refuse(`no domain ${JSON.stringify(vm)} to replace the disks of; restore it with --as <name>`, 'VmMissing');
+        throw refuse(
+          `no domain ${JSON.stringify(vm)} to replace the disks of; restore it with --as <name>`,
+          'VmMissing',
+        );
       const wasRunning = state.state === 'running';
       if (state.state !== 'shut-off' && !(wasRunning && options.stop)) {
-        throw refuse(`${vm} is ${state.detail}: --replace needs it shut off (or add --stop to shut it down cleanly first)`, 'VmNotShutOff');
+        throw refuse(
+          `${vm} is ${state.detail}: --replace needs it shut off (or add --stop to shut it down cleanly first)`,
+          'VmNotShutOff',
+        );
       }
       const disks = await driver.disks(vm);
       const targets = set.images.map((image): RestoreTarget => {
         const disk = disks.find((d) => d.target === image.disk);
         if (!disk) throw refuse(`${vm} has no disk ${image.disk} any more; restore with --as <name>`, 'DiskMismatch');
         if (disk.format !== image.format)
-          throw refuse(`${vm}'s disk ${image.disk} is ${disk.format} now, the set's image is ${image.format}`, 'DiskMismatch');
+          throw refuse(
+            `${vm}'s disk ${image.disk} is ${disk.format} now, the set's image is ${image.format}`,
+            'DiskMismatch',
+          );
         return {
           disk: image.disk,
           format: image.format,
@@ -361,7 +384,10 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
       if ((await driver.state(plan.domain)).state !== 'missing') {
         const existing = await ssh.run(['virsh', '-q', '-c', hv.uri, 'domuuid', '--domain', plan.domain]);
         if (existing.toString('utf8').trim() === uuid) return;
-        throw refuse(`a domain named ${JSON.stringify(plan.domain)} appeared meanwhile; not touched`, 'RestoreNameExists');
+        throw refuse(
+          `a domain named ${JSON.stringify(plan.domain)} appeared meanwhile; not touched`,
+          'RestoreNameExists',
+        );
       }
       let xml: string;
       try {
@@ -387,7 +413,8 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
   async function swapInRestoredDisks(vm: string, plan: RestorePlan): Promise<string[]> {
     return withHypervisor(async (ssh, driver) => {
       const state = await driver.state(vm);
-      if (state.state !== 'shut-off') throw ApplicationFailure.retryable(`${vm} is ${state.detail}, not shut off`, 'VmNotShutOff');
+      if (state.state !== 'shut-off')
+        throw ApplicationFailure.retryable(`${vm} is ${state.detail}, not shut off`, 'VmNotShutOff');
       const kept: string[] = [];
       for (const t of plan.targets) {
         const [pushed, final, keep] = [quote(t.pushPath), quote(t.finalPath!), quote(t.keepAs!)];
@@ -428,7 +455,11 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
   }
 
   /** Where a boot test's images go: the VM's folder of the image area, removed after the test. */
-  async function planBootTest(vm: string, set: { stamp: string; images: ManifestImage[] }, testStamp: string): Promise<RestorePlan> {
+  async function planBootTest(
+    vm: string,
+    set: { stamp: string; images: ManifestImage[] },
+    testStamp: string,
+  ): Promise<RestorePlan> {
     const hv = requireSection(config.hypervisor, 'hypervisor');
     if (unsafeVmNameReason(vm)) throw refuse(`refused VM name ${JSON.stringify(vm)}`, 'BadRequest');
     const dir = `${hv.imageArea}/${vm}/restore-test-${testStamp}`;
@@ -469,6 +500,11 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
     );
   }
 
+  /** The restored domain's state in libvirt's words, for the result and the report. */
+  async function restoredDomainState(domain: string): Promise<string> {
+    return withHypervisor(async (_ssh, driver) => (await driver.state(domain)).detail);
+  }
+
   function restoreSettings() {
     return {
       storeTaskQueue: storeTaskQueue(config),
@@ -502,6 +538,7 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
     planBootTest,
     bootTest,
     getRestoreSettings,
+    restoredDomainState,
     sendRestoreReport,
   };
 }

@@ -3,14 +3,15 @@ import { basename, join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../config/schema';
-import { planRetention, setsThatMayMakeRoom } from '../domain/retention';
 import type { VmImage } from '../domain/weekly-summary';
 import type { SshSession } from '../adapters/ssh/ssh-session';
 import { remoteHasZstd } from '../adapters/ssh/stream-download';
 import { requireSection } from './config-section';
 import { fetchRemoteFile, type FetchRequest } from '../adapters/local/fetch-remote-file';
 import { whileHeartbeating } from './heartbeat';
-import { IMAGE_FILE, ImageStore } from '../adapters/image-sets/image-store';
+import { applyRetention, makeRoom, type RetentionOutcome } from '../adapters/image-sets/image-sets';
+import { LocalImageSets } from '../adapters/image-sets/local-image-sets';
+import { IMAGE_FILE, newManifest } from '../adapters/image-sets/manifest';
 import { PARTIAL_SUFFIX } from '../adapters/local/local-tree';
 
 export interface StoreDeps {
@@ -30,12 +31,7 @@ export interface StorePreflight {
   previousBytes?: number;
 }
 
-export interface RetentionOutcome {
-  deleted: string[];
-  /** With store.retention.dryRun: what the policy would delete; nothing was. */
-  wouldDelete?: string[];
-  freeBytes: number;
-}
+export type { RetentionOutcome };
 
 /** What a pull reports in its heartbeats: the next attempt continues from `offset`. */
 export interface PullProgress {
@@ -45,7 +41,7 @@ export interface PullProgress {
 }
 
 export function createStoreActivities({ config, openSsh }: StoreDeps) {
-  const store = () => new ImageStore(requireSection(config.store, 'store').root);
+  const store = () => new LocalImageSets(requireSection(config.store, 'store').root);
   const wireFor = async (ssh: SshSession): Promise<FetchRequest['via']> => {
     const { transport, compression } = requireSection(config.store, 'store');
     if (transport === 'sftp') return 'sftp';
@@ -62,35 +58,19 @@ export function createStoreActivities({ config, openSsh }: StoreDeps) {
     if (!config.store) return { ok: true, reason: 'no store configured', freeBytes: 0, requiredBytes: 0, deleted: [] };
     const { dryRun } = config.store.retention;
     const images = store();
-    const sets = await images.listSets(vm);
-    const lastWeek = sets.filter((s) => s.verified).at(-1)?.bytes;
+    const lastWeek = (await images.listSets(vm)).filter((s) => s.verified).at(-1)?.allocatedBytes;
     const requiredBytes = Math.max(allocatedBytes, lastWeek ?? 0) + config.store.spaceMarginBytes;
-    let freeBytes = await images.freeBytes();
-    const deleted: string[] = [];
-    const wouldDelete: string[] = [];
-    let wouldFree = 0;
-    for (const set of freeBytes < requiredBytes ? setsThatMayMakeRoom(sets, stamp) : []) {
-      const entry = `${vm}/${set.stamp} (${set.why})`;
-      if (dryRun) {
-        wouldDelete.push(entry);
-        wouldFree += sets.find((s) => s.stamp === set.stamp)?.bytes ?? 0;
-        if (freeBytes + wouldFree >= requiredBytes) break;
-        continue;
-      }
-      await images.removeSet(vm, set.stamp);
-      deleted.push(entry);
-      freeBytes = await images.freeBytes();
-      if (freeBytes >= requiredBytes) break;
-    }
-    const ok = freeBytes >= requiredBytes;
-    const short = `not enough space in the store ${images.root}: ${freeBytes} bytes free, ${requiredBytes} needed`;
+    const room = await makeRoom(images, vm, stamp, requiredBytes, dryRun);
+    const short = `not enough space in ${images.where}: ${room.freeBytes} bytes free, ${requiredBytes} needed`;
     return {
-      ok,
-      ...(ok ? {} : { reason: wouldDelete.length > 0 ? `${short} (store.retention.dryRun: nothing deleted)` : short }),
-      freeBytes,
+      ok: room.ok,
+      ...(room.ok
+        ? {}
+        : { reason: room.wouldDelete.length > 0 ? `${short} (store.retention.dryRun: nothing deleted)` : short }),
+      freeBytes: room.freeBytes,
       requiredBytes,
-      deleted,
-      ...(wouldDelete.length > 0 ? { wouldDelete } : {}),
+      deleted: room.deleted,
+      ...(room.wouldDelete.length > 0 ? { wouldDelete: room.wouldDelete } : {}),
       ...(lastWeek !== undefined ? { previousBytes: lastWeek } : {}),
     };
   }
@@ -148,33 +128,45 @@ export function createStoreActivities({ config, openSsh }: StoreDeps) {
     return { ...image, path: localPath };
   }
 
-  async function recordStoredSet(vm: string, stamp: string, stored: VmImage[], source: VmImage[]): Promise<string> {
-    return store().writeManifest(vm, stamp, {
+  /**
+   * The store's manifest: the stored files' own facts, the hypervisor's hashes and disk paths, and the domain
+   * definition (secrets stripped) a restore defines. Written last: the set then counts as verified in the store.
+   */
+  async function recordStoredSet(
+    vm: string,
+    stamp: string,
+    stored: VmImage[],
+    source: VmImage[],
+    domainXml?: string,
+  ): Promise<string> {
+    return store().writeManifest(
       vm,
       stamp,
-      images: stored.map((s, i) => ({
-        disk: s.disk,
-        file: basename(s.path),
-        bytes: s.bytes,
-        virtualSize: s.virtualSize,
-        sha256: s.sha256,
-        source: { path: source[i]?.path, sha256: source[i]?.sha256 },
-      })),
-      storedAt: new Date().toISOString(),
-      tool: { name: 'cluster-backup', node: process.version },
-      howToCheck: 'sha256sum <file> must print the sha256 above; qemu-img check <file> must pass',
-    });
+      newManifest({
+        vm,
+        stamp,
+        ...(domainXml ? { domainXml } : {}),
+        images: stored.map((s) => {
+          const from = source.find((i) => i.disk === s.disk);
+          return {
+            disk: s.disk,
+            file: basename(s.path),
+            format: s.format ?? (s.path.endsWith('.raw') ? 'raw' : 'qcow2'),
+            bytes: s.bytes,
+            ...(s.allocatedBytes !== undefined ? { allocatedBytes: s.allocatedBytes } : {}),
+            virtualSize: s.virtualSize,
+            sha256: s.sha256,
+            source: { ...(from?.sourcePath ? { path: from.sourcePath } : {}), sha256: from?.sha256 ?? s.sha256 },
+          };
+        }),
+      }),
+    );
   }
 
   /** The store's GFS policy for one VM after a verified pull; with dryRun it only lists what it would delete. */
   async function applyStoreRetention(vm: string, stamp: string): Promise<RetentionOutcome> {
     const policy = requireSection(config.store, 'store').retention;
-    const images = store();
-    const plan = planRetention(await images.listSets(vm), policy, stamp);
-    const entries = plan.delete.map((d) => `${vm}/${d.stamp} (${d.why})`);
-    if (policy.dryRun) return { deleted: [], wouldDelete: entries, freeBytes: await images.freeBytes() };
-    for (const set of plan.delete) await images.removeSet(vm, set.stamp);
-    return { deleted: entries, freeBytes: await images.freeBytes() };
+    return applyRetention(store(), vm, policy, stamp, policy.dryRun);
   }
 
   return { storePreflight, pullImage, recordStoredSet, applyStoreRetention };

@@ -58,6 +58,15 @@ const vmPolicy = {
   shutdownTimeoutSeconds: z.number().int().min(1).max(3600),
   /** On shutdown timeout, pull the plug (risks the guest's open files) instead of skipping the VM. */
   forceOff: z.boolean(),
+  /**
+   * How long the VM may stay down for its backup, from the stop request: imaging still under way then is
+   * abandoned and the VM started again (the report says why).
+   */
+  maxDowntimeSeconds: z
+    .number()
+    .int()
+    .min(30)
+    .max(7 * 24 * 3600),
 };
 
 const hypervisorSchema = z.strictObject({
@@ -72,7 +81,10 @@ const hypervisorSchema = z.strictObject({
   vms: z.union([z.literal('all-running'), z.array(vmName).min(1)]).default('all-running'),
   shutdownTimeoutSeconds: vmPolicy.shutdownTimeoutSeconds.default(180),
   forceOff: vmPolicy.forceOff.default(false),
-  /** Per-VM exceptions to the two settings above. */
+  maxDowntimeSeconds: vmPolicy.maxDowntimeSeconds.default(3600),
+  /** A copy or check on the hypervisor that reads nothing for this long is taken as hung and stopped. */
+  stallSeconds: z.number().int().min(5).max(3600).default(120),
+  /** Per-VM exceptions to the three settings above. */
   perVm: z.record(vmName, z.strictObject(vmPolicy).partial()).default({}),
   /** VMs taken down at the same time. */
   concurrency: z.number().int().min(1).max(16).default(1),

@@ -16,6 +16,7 @@ export function fileStamp(date: Date): string {
   return date.toISOString().replace(/[:.]/g, '-');
 }
 
-export function formatSeconds(ms: number): string {
+/** A duration given in milliseconds, shown in seconds. */
+export function formatDuration(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }

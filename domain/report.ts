@@ -3,7 +3,7 @@
  * is tested as units; the mailer only delivers it. Every value is escaped in the HTML.
  */
 import type { DailySummary } from './daily-summary';
-import { formatBytes, formatSeconds } from './format';
+import { formatBytes, formatDuration } from './format';
 import type { Job } from './jobs';
 import type { VmResult, WeeklySummary } from './weekly-summary';
 
@@ -38,7 +38,7 @@ export function escapeHtml(value: unknown): string {
 }
 
 const bytes = (n: number | undefined) => (n === undefined ? '-' : formatBytes(n));
-const seconds = (ms: number | undefined) => (ms === undefined ? '-' : formatSeconds(ms));
+const seconds = (ms: number | undefined) => (ms === undefined ? '-' : formatDuration(ms));
 
 export function runUrl(link: RunLink): string | undefined {
   if (!link.uiBaseUrl) return undefined;

@@ -1,5 +1,5 @@
 /** The email of a restore, a day restore or a restore test, as data (see report.ts for the weekly one). */
-import { formatBytes, formatSeconds } from './format';
+import { formatBytes, formatDuration } from './format';
 import { escapeHtml, runUrl, type Report, type RunLink } from './report';
 import type { DayRestoreResult, RestoreTestSummary, RestoreVmResult } from './restore';
 
@@ -12,8 +12,7 @@ export type RestoreReportRequest = { link: Omit<RunLink, 'uiBaseUrl'> & { uiBase
 const PREFIX = '[cluster-backup]';
 
 function vmLines(r: RestoreVmResult): { subject: string; lines: string[] } {
-  const what =
-    r.request.mode === 'as' ? `${r.vm} as ${r.request.newName ?? '?'}` : `${r.vm} in place (--replace)`;
+  const what = r.request.mode === 'as' ? `${r.vm} as ${r.request.newName ?? '?'}` : `${r.vm} in place (--replace)`;
   const verdict = r.ok ? 'OK' : r.aborted ? 'ABORTED' : 'FAILED';
   const lines = [
     `Restore of ${what} from set ${r.stamp ?? '?'}: ${verdict}${r.reason ? ` - ${r.reason}` : ''}.`,
@@ -26,7 +25,7 @@ function vmLines(r: RestoreVmResult): { subject: string; lines: string[] } {
     ),
     ...r.keptAs.map((k) => `Previous disk kept as ${k} (never deleted by cluster-backup).`),
     ...(r.domain ? [`Domain ${r.domain}: ${r.state ?? '?'}.`] : []),
-    `Steps: ${r.steps.map((s) => `${s.step} ${formatSeconds(s.ms)}`).join(', ') || '-'}.`,
+    `Steps: ${r.steps.map((s) => `${s.step} ${formatDuration(s.ms)}`).join(', ') || '-'}.`,
   ];
   return { subject: `${PREFIX} ${verdict} restore ${what}`, lines };
 }
@@ -46,7 +45,8 @@ function dayLines(r: DayRestoreResult): { subject: string; lines: string[] } {
 
 function testLines(r: RestoreTestSummary): { subject: string; lines: string[] } {
   const t = r.result;
-  if (!t) return { subject: `${PREFIX} restore test: nothing to test`, lines: ['No VM has a verified set in the store.'] };
+  if (!t)
+    return { subject: `${PREFIX} restore test: nothing to test`, lines: ['No VM has a verified set in the store.'] };
   const verdict = t.passed ? 'PASSED' : 'FAILED';
   return {
     subject: `${PREFIX} restore test ${verdict}: ${t.vm} set ${t.stamp}`,

@@ -1,7 +1,9 @@
 /** What one weekly VM run did, per VM. Returned by the workflow, shown by queries, rendered by reports. */
+import { getISOWeek, getISOWeekYear } from 'date-fns';
 
 export type VmStep =
   | 'pending'
+  | 'locking'
   | 'preflight'
   | 'store-preflight'
   | 'stopping'
@@ -12,6 +14,7 @@ export type VmStep =
   | 'retention'
   | 'store-retention'
   | 'restarting' // compensation after a failure, an abort or a cancel
+  | 'cleaning-up' // compensations: partial images, remote copies, the VM lock
   | 'done';
 
 export type VmStatus =
@@ -29,9 +32,22 @@ export interface StepTiming {
 export interface VmImage {
   disk: string;
   path: string;
+  /** Derived from the file name when absent (results of older runs). */
+  format?: 'qcow2' | 'raw';
+  /** The VM's disk it was taken from (file or block device on the hypervisor). */
+  sourcePath?: string;
   bytes: number;
+  /** Bytes it occupies on disk (sparse images take less than `bytes`). */
+  allocatedBytes?: number;
   virtualSize: number;
   sha256: string;
+}
+
+/** A compensation the cycle ran on its way out, and whether it worked (none is swallowed). */
+export interface CompensationRun {
+  name: string;
+  ok: boolean;
+  error?: string;
 }
 
 export interface VmResult {
@@ -43,8 +59,12 @@ export interface VmResult {
   wasRunning: boolean | null;
   /** Confirmed running at the end of its cycle (only checked for VMs that were running). */
   runningAtEnd: boolean | null;
-  /** Stop requested -> confirmed running again. */
+  /** Stop requested -> confirmed running again; only for a VM that actually went off. */
   downtimeMs?: number;
+  /** Found off with a held-down record of an earlier run (terminated, crashed): started again by this run. */
+  heldDownBy?: string;
+  /** What ran on the way out (restart, partials, lock), in order. */
+  compensations?: CompensationRun[];
   images: VmImage[];
   /** The same images in the backup store, each hash equal to the hypervisor's. */
   stored: VmImage[];
@@ -90,12 +110,20 @@ export interface WeeklySettings {
   storeTaskQueue: string;
   /** Every VM activity heartbeats: a dead worker's step is retried elsewhere after this long. */
   heartbeatTimeoutSeconds: number;
-  /** Per VM: shutdown timeout and whether forcing off is allowed. */
-  policy: Record<string, { shutdownTimeoutSeconds: number; forceOff: boolean }>;
-  defaultPolicy: { shutdownTimeoutSeconds: number; forceOff: boolean };
+  /** Per VM: shutdown timeout, whether forcing off is allowed, downtime budget. */
+  policy: Record<string, VmPolicy>;
+  defaultPolicy: VmPolicy;
+  /** A remote copy or check that reads nothing for this long is stopped. */
+  stallSeconds: number;
 }
 
-export function policyFor(settings: WeeklySettings, vm: string) {
+export interface VmPolicy {
+  shutdownTimeoutSeconds: number;
+  forceOff: boolean;
+  maxDowntimeSeconds: number;
+}
+
+export function policyFor(settings: WeeklySettings, vm: string): VmPolicy {
   return settings.policy[vm] ?? settings.defaultPolicy;
 }
 
@@ -106,12 +134,8 @@ export function weeklyRunOk(vms: readonly VmResult[]): boolean {
 /** ISO 8601 week label, e.g. 2026-W48, of a calendar date (YYYY-MM-DD). */
 export function isoWeekLabel(isoDate: string): string {
   const [y, m, d] = isoDate.split('-').map(Number) as [number, number, number];
-  const date = new Date(Date.UTC(y, m - 1, d));
-  const weekday = date.getUTCDay() || 7; // Monday 1 ... Sunday 7
-  date.setUTCDate(date.getUTCDate() + 4 - weekday); // the Thursday of this week decides the year
-  const weekYear = date.getUTCFullYear();
-  const week = Math.ceil(((date.getTime() - Date.UTC(weekYear, 0, 1)) / 86_400_000 + 1) / 7);
-  return `${weekYear}-W${String(week).padStart(2, '0')}`;
+  const date = new Date(y, m - 1, d); // date-fns reads the local calendar date; noon-free: only y/m/d matter
+  return `${getISOWeekYear(date)}-W${String(getISOWeek(date)).padStart(2, '0')}`;
 }
 
 /** Image-set stamp from an instant: 20261127T083000Z (sorts by time, safe as a folder name). */

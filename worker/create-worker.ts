@@ -40,7 +40,7 @@ export async function createWorker(
       return SshSession.connect(hostKey, host);
     },
   });
-  const { store, anyWorker } = splitByTaskQueue(options.wrapActivities ? options.wrapActivities(built) : built);
+  const { store, remote } = splitByTaskQueue(options.wrapActivities ? options.wrapActivities(built) : built);
   const connection = await NativeConnection.connect(connectionOptions);
   const common = {
     connection,
@@ -55,7 +55,7 @@ export async function createWorker(
       ...(existsSync(WORKFLOW_BUNDLE)
         ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } }
         : { workflowsPath: require.resolve('../workflows') }),
-      activities: anyWorker,
+      activities: remote,
     }),
   ];
   if (config.worker.storeHost) {

@@ -1,4 +1,4 @@
-import { isCancellation, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
+import { isCancellation, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import {
   blankDayResult,
   dailyRunOk,
@@ -7,28 +7,25 @@ import {
   type DayResult,
 } from '../domain/daily-summary';
 import { calendarDay, isoDateInZone, julianDaysEndingOn } from '../domain/julian-day';
-import type { RunOutcome } from '../domain/report';
-import type { Activities } from '../activities';
+import { remoteActivities, storeActivities } from './activity-proxies';
 import { failureText } from './failure-text';
-import { reportRun } from './report-run';
-import { RunTags } from './run-tags';
+import { reportedRun } from './reported-run';
 
 export interface DailySupimInput {
   /** YYYY-MM-DD; default: the day the workflow started, in the configured time zone. */
   date?: string;
 }
 
-const { getDailySettings } = proxyActivities<Activities>({
+const { getDailySettings } = remoteActivities({
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 5 },
 });
 
 function dayCopyActivities(settings: DailySettings) {
-  return proxyActivities<Activities>({
+  // The copy writes to the backup store's disk: only the backup host's workers take it.
+  return storeActivities(settings.storeTaskQueue, {
     // A large day over a slow link may take hours; liveness comes from heartbeats, not from this bound.
     startToCloseTimeout: '12 hours',
-    // The copy writes to the backup store's disk: only the backup host's workers take it.
-    taskQueue: settings.storeTaskQueue,
     heartbeatTimeout: `${settings.heartbeatTimeoutSeconds} seconds`,
     retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 8 },
   });
@@ -36,52 +33,35 @@ function dayCopyActivities(settings: DailySettings) {
 
 /** Copies today's and the previous days' SUPIM-DAVS outputs into the backup store, day by day, then reports. */
 export async function dailySupimBackup(input: DailySupimInput = {}): Promise<DailySummary> {
-  let runLabel = input.date ? calendarDay(input.date).label : 'run';
-  let outcome: RunOutcome<DailySummary> = { state: 'failed', error: 'the run did not finish' };
-  const tags = await RunTags.start('daily');
-  try {
-    const summary = await backupDays(input, (label) => {
-      runLabel = label;
-      tags.period(label);
-    });
-    outcome = { state: 'completed', summary };
-    return summary;
-  } catch (err) {
-    outcome = isCancellation(err) ? { state: 'cancelled' } : { state: 'failed', error: failureText(err) };
-    throw err;
-  } finally {
-    tags.finish(outcome);
-    await reportRun({ job: 'daily', outcome, runLabel });
-  }
-}
+  return reportedRun<DailySummary>('daily', async (run) => {
+    if (input.date) run.named(calendarDay(input.date).label);
+    const startedAt = new Date().toISOString();
+    const settings = await getDailySettings();
+    const runDate = input.date ?? isoDateInZone(workflowInfo().startTime, settings.timeZone);
+    run.named(calendarDay(runDate).label);
+    const { backupSupimDay } = dayCopyActivities(settings);
 
-async function backupDays(input: DailySupimInput, named: (label: string) => void): Promise<DailySummary> {
-  const startedAt = new Date().toISOString();
-  const settings = await getDailySettings();
-  const runDate = input.date ?? isoDateInZone(workflowInfo().startTime, settings.timeZone);
-  named(calendarDay(runDate).label);
-  const { backupSupimDay } = dayCopyActivities(settings);
-
-  const results: DayResult[] = [];
-  const days = julianDaysEndingOn(runDate, settings.daysBack);
-  for (const [i, day] of days.entries()) {
-    const what = `day ${day.label} (${day.isoDate})`;
-    setCurrentDetails(`copying ${what}, ${i + 1} of ${days.length}`);
-    try {
-      results.push(await backupSupimDay.executeWithOptions({ summary: `SUPIM ${what}` }, [day]));
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      // One day's failure must not stop the others; the summary carries it.
-      results.push({ ...blankDayResult(day, settings, 'failed'), reason: failureText(err) });
+    const results: DayResult[] = [];
+    const days = julianDaysEndingOn(runDate, settings.daysBack);
+    for (const [i, day] of days.entries()) {
+      const what = `day ${day.label} (${day.isoDate})`;
+      setCurrentDetails(`copying ${what}, ${i + 1} of ${days.length}`);
+      try {
+        results.push(await backupSupimDay.executeWithOptions({ summary: `SUPIM ${what}` }, [day]));
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        // One day's failure must not stop the others; the summary carries it.
+        results.push({ ...blankDayResult(day, settings, 'failed'), reason: failureText(err) });
+      }
     }
-  }
-  setCurrentDetails(`done: ${results.map((r) => `${r.day.label} ${r.status}`).join(', ')}`);
-  return {
-    runDate,
-    timeZone: settings.timeZone,
-    days: results,
-    ok: dailyRunOk(results),
-    startedAt,
-    finishedAt: new Date().toISOString(),
-  };
+    setCurrentDetails(`done: ${results.map((r) => `${r.day.label} ${r.status}`).join(', ')}`);
+    return {
+      runDate,
+      timeZone: settings.timeZone,
+      days: results,
+      ok: dailyRunOk(results),
+      startedAt,
+      finishedAt: new Date().toISOString(),
+    };
+  });
 }

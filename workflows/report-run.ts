@@ -1,9 +1,9 @@
-import { CancellationScope, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { CancellationScope, log, workflowInfo } from '@temporalio/workflow';
 import type { ReportRequest } from '../activities/report';
+import { remoteActivities } from './activity-proxies';
 import { failureText } from './failure-text';
 
-const { sendReport } = proxyActivities<Activities>({
+const { sendReport } = remoteActivities({
   startToCloseTimeout: '2 minutes',
   // A mail server that is down for a while still gets the report; each try is visible in the Web UI.
   retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 8 },

@@ -1,5 +1,5 @@
-import { CancellationScope, log, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { CancellationScope, log, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { remoteActivities, storeActivities } from './activity-proxies';
 import type { RestoreReportRequest } from '../domain/restore-report';
 import { failureText } from './failure-text';
 
@@ -9,7 +9,7 @@ export interface RestoreSettings {
   bootTimeoutSeconds: number;
 }
 
-export const { getRestoreSettings } = proxyActivities<Activities>({
+export const { getRestoreSettings } = remoteActivities({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '2 seconds', maximumAttempts: 5 },
 });
@@ -28,18 +28,17 @@ export function restoreActivities(settings: RestoreSettings, summary: string) {
     startToCloseTimeout: '12 hours',
     retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
   };
-  const onStore = { taskQueue: settings.storeTaskQueue };
   return {
-    quick: proxyActivities<Activities>(quick),
-    storeQuick: proxyActivities<Activities>({ ...quick, ...onStore }),
-    storeLong: proxyActivities<Activities>({ ...long, ...onStore }),
-    boot: proxyActivities<Activities>({
+    quick: remoteActivities(quick),
+    storeQuick: storeActivities(settings.storeTaskQueue, quick),
+    storeLong: storeActivities(settings.storeTaskQueue, long),
+    boot: remoteActivities({
       ...common,
       startToCloseTimeout: (settings.bootTimeoutSeconds + 300) * 1000,
       retry: { initialInterval: '5 seconds', maximumAttempts: 3 },
     }),
     /** Putting things back: retried until it works, whatever happens. */
-    forever: proxyActivities<Activities>({
+    forever: remoteActivities({
       ...common,
       startToCloseTimeout: '30 minutes',
       retry: { initialInterval: '2 seconds', maximumInterval: '1 minute' },
@@ -47,7 +46,7 @@ export function restoreActivities(settings: RestoreSettings, summary: string) {
   };
 }
 
-const { sendRestoreReport } = proxyActivities<Activities>({
+const { sendRestoreReport } = remoteActivities({
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 8 },
 });

@@ -17,6 +17,9 @@ import { failureText } from './failure-text';
 import { restoreProgressQuery } from './restore-definitions';
 import { getRestoreSettings, reportRestore, restoreActivities } from './restore-activities';
 
+/** How long a VM replaced with --stop may stay down after its shutdown (swap, start). */
+const DOWNTIME_BUDGET_SECONDS = 600;
+
 /**
  * A VM back from the store. as (the safe default): the set's images pushed to the hypervisor (a stream,
  * SHA-256 checked on arrival, resumed after a crash) and defined as a new domain beside the original, off
@@ -107,13 +110,7 @@ export async function restoreVm(request: RestoreVmRequest): Promise<RestoreVmRes
         if (mode === 'as') {
           const uuid = uuid4();
           await step('defining', () =>
-            quick.defineRestoredVm(
-              set.domainXml!,
-              planned,
-              uuid,
-              request.network ?? 'link-down',
-              `${vm}/${set.stamp}`,
-            ),
+            quick.defineRestoredVm(set.domainXml!, planned, uuid, request.network ?? 'link-down', `${vm}/${set.stamp}`),
           );
           defined = true;
           if (request.start) await step('starting', () => quick.ensureRunning(planned.domain));
@@ -122,7 +119,8 @@ export async function restoreVm(request: RestoreVmRequest): Promise<RestoreVmRes
         if (planned.wasRunning) {
           stopRequested = true;
           await step('stopping', async () => {
-            await quick.requestShutdown(vm);
+            // The budget bounds how long it may stay down: past it the guardian starts it again.
+            await quick.requestShutdown(vm, planned.shutdownTimeoutSeconds + DOWNTIME_BUDGET_SECONDS);
             shutOff = (await quick.awaitShutOff(vm, planned.shutdownTimeoutSeconds)) === 'shut-off';
             if (!shutOff) {
               throw ApplicationFailure.nonRetryable(
@@ -158,8 +156,7 @@ export async function restoreVm(request: RestoreVmRequest): Promise<RestoreVmRes
     }
     if (result.domain) {
       const domain = result.domain;
-      result.state = await CancellationScope.nonCancellable(() => quick.vmState(domain)).then(
-        (s) => s.detail,
+      result.state = await CancellationScope.nonCancellable(() => quick.restoredDomainState(domain)).catch(
         () => undefined,
       );
     }

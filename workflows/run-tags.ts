@@ -1,11 +1,11 @@
-import { log, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { log, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Job } from '../domain/jobs';
 import type { RunOutcome } from '../domain/report';
 import { BACKUP_JOB, BACKUP_PERIOD, BACKUP_RESULT, type BackupResult } from '../domain/search-attributes';
+import { remoteActivities } from './activity-proxies';
 import { failureText } from './failure-text';
 
-const { registeredSearchAttributes } = proxyActivities<Activities>({
+const { registeredSearchAttributes } = remoteActivities({
   startToCloseTimeout: '30 seconds',
   retry: { maximumAttempts: 3 },
 });

@@ -1,17 +1,32 @@
-import { CancellationScope, isCancellation, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  CancellationScope,
+  isCancellation,
+  sleep,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { PreparedDisk } from '../activities/hypervisor';
+import { formatBytes, formatDuration } from '../domain/format';
 import {
   policyFor,
   type VmImage,
+  type VmPolicy,
   type VmProgress,
   type VmResult,
   type VmStep,
   type WeeklySettings,
 } from '../domain/weekly-summary';
-import type { Activities } from '../activities';
-import { formatBytes } from '../domain/format';
+import { remoteActivities, storeActivities } from './activity-proxies';
+import { Compensations } from './compensations';
 import { failureText } from './failure-text';
 
-function cycleActivities(vm: string, settings: WeeklySettings, shutdownTimeoutSeconds: number) {
+/** How the restart compensations' names begin. */
+const RESTART = 'start the VM';
+
+/** Time kept back from the downtime budget for the boot after an abandoned copy. */
+const BOOT_RESERVE_SECONDS = 60;
+
+function cycleActivities(vm: string, settings: WeeklySettings, policy: VmPolicy) {
   const common = {
     heartbeatTimeout: settings.heartbeatTimeoutSeconds * 1000, // milliseconds
     summary: `VM ${vm}`, // shown next to each activity in the Web UI's event history
@@ -22,36 +37,41 @@ function cycleActivities(vm: string, settings: WeeklySettings, shutdownTimeoutSe
     startToCloseTimeout: '10 minutes',
     retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5 },
   };
-  /** Imaging, verifying, pulling: long, so liveness comes from heartbeats. */
-  const long: ActivityOptions = {
+  /** Copies and checks: liveness from heartbeats and real progress; a cancel waits until the remote copy ended. */
+  const long = (timeoutSeconds: number): ActivityOptions => ({
     ...common,
-    startToCloseTimeout: '12 hours',
+    startToCloseTimeout: timeoutSeconds * 1000,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 3 },
-  };
-  // The store's activities write to the backup host's disk: only its workers take them.
-  const onStore = { taskQueue: settings.storeTaskQueue };
+  });
   return {
-    quick: proxyActivities<Activities>(quick),
-    long: proxyActivities<Activities>(long),
-    storeQuick: proxyActivities<Activities>({ ...quick, ...onStore }),
-    storeLong: proxyActivities<Activities>({ ...long, ...onStore }),
-    /** Putting a VM back: retried until it is confirmed running, whatever happens. */
-    restore: proxyActivities<Activities>({
+    remote: remoteActivities(quick),
+    // It polls for the whole shutdown timeout: its own bound derives from it.
+    stopping: remoteActivities({ ...quick, startToCloseTimeout: (policy.shutdownTimeoutSeconds + 120) * 1000 }),
+    imaging: remoteActivities(long(policy.maxDowntimeSeconds + 300)),
+    checking: remoteActivities(long(24 * 3600)),
+    /** Putting a VM back: retried without limit until it is confirmed running, whatever fails meanwhile. */
+    restart: remoteActivities({
       ...common,
       // It may watch a shutdown that is still under way before it can start the VM again.
-      startToCloseTimeout: (shutdownTimeoutSeconds + 300) * 1000,
+      startToCloseTimeout: (policy.shutdownTimeoutSeconds + 300) * 1000,
       retry: { initialInterval: '2 seconds', maximumInterval: '1 minute' }, // no maximumAttempts: unlimited
     }),
+    store: storeActivities(settings.storeTaskQueue, quick),
+    storeLong: storeActivities(settings.storeTaskQueue, long(12 * 3600)),
   };
 }
 
 /** A VM left untouched on purpose (the run goes on with the others). */
 class SkipVm extends Error {}
 
+/** The downtime budget ran out while the VM was down: the copy was abandoned. */
+class OverBudget extends Error {}
+
 /**
- * One VM: preflight -> stop -> image -> verify -> start -> retention.
- * "Ensure running" is registered before the stop request and runs, non-cancellable and retried without
- * limit, on every way out: failure, operator abort, workflow cancellation. A VM found off stays off.
+ * One VM: lock -> preflight -> stop -> image -> start -> verify -> pull -> retention, as a saga. Before a step
+ * that can half-succeed its compensation is pushed; it is dropped once the step's effect is confirmed; every
+ * way out (failure, abort, cancel) runs what is left, non-cancellable, and records each outcome.
  */
 export async function vmCycle(
   vm: string,
@@ -71,17 +91,12 @@ export async function vmCycle(
     deleted: [],
   };
   const policy = policyFor(settings, vm);
-  const { quick, long, storeQuick, storeLong, restore } = cycleActivities(vm, settings, policy.shutdownTimeoutSeconds);
-  /** What the store removed, or with retention.dryRun would have removed, goes into the summary. */
-  const noteStoreDeletions = (outcome: { deleted: string[]; wouldDelete?: string[] }) => {
-    result.deleted.push(...outcome.deleted.map((d) => `store: ${d}`));
-    if (outcome.wouldDelete) {
-      result.wouldDelete = [...(result.wouldDelete ?? []), ...outcome.wouldDelete.map((d) => `store: ${d}`)];
-    }
-  };
-  let shutOffConfirmed = false;
-  let mustRestart = false;
+  const act = cycleActivities(vm, settings, policy);
+  const undo = new Compensations();
   let stopRequestedAt = 0;
+  let wentOff = false;
+  /** Drops the restart compensation once the VM is confirmed running. */
+  let runningAgain = () => undefined as void;
 
   const step = async <T>(name: VmStep, work: () => Promise<T>): Promise<T> => {
     const startedAt = Date.now();
@@ -94,73 +109,150 @@ export async function vmCycle(
       progress.steps.push({ step: name, startedAt: progress.stepStartedAt, ms: Date.now() - startedAt });
     }
   };
+  /** What the store removed, or with retention.dryRun would have removed, goes into the summary. */
+  const noteStoreDeletions = (outcome: { deleted: string[]; wouldDelete?: string[] }) => {
+    result.deleted.push(...outcome.deleted.map((d) => `store: ${d}`));
+    if (outcome.wouldDelete?.length) {
+      result.wouldDelete = [...(result.wouldDelete ?? []), ...outcome.wouldDelete.map((d) => `store: ${d}`)];
+    }
+  };
+  const markRunning = () => {
+    result.runningAtEnd = true;
+    if (wentOff) result.downtimeMs ??= Date.now() - stopRequestedAt;
+  };
+  /** Starts the VM, or watches a shutdown that may still be under way and starts it if it goes off. */
+  const startAgain = async (watchSeconds: number) => {
+    if ((await act.restart.ensureRunning(vm, watchSeconds)).started) wentOff = true;
+  };
 
-  try {
-    const preflight = await step('preflight', () => quick.preflightVm(vm, stamp));
+  // --- the phases -------------------------------------------------------------------------------------
+  const lock = () =>
+    step('locking', async () => {
+      const held = await act.remote.lockVm(vm);
+      if (!held.acquired) throw new SkipVm(`another run is working on this VM: ${held.holder}`);
+      undo.push('release the VM lock', () => act.remote.unlockVm(vm));
+    });
+
+  const checkBeforeStop = async () => {
+    const preflight = await step('preflight', () => act.remote.preflightVm(vm, stamp));
     result.deleted.push(...preflight.deleted);
     result.imageAreaFreeBefore = preflight.freeBytes;
-    if (preflight.state !== 'missing') result.wasRunning = preflight.state === 'running';
+    if (preflight.state !== 'missing') result.wasRunning = preflight.state === 'running' || !!preflight.heldDown;
+    if (preflight.heldDown) {
+      // An earlier run stopped it and is gone: image it now if its budget allows, else start it first and
+      // back it up as any running VM.
+      result.heldDownBy = preflight.heldDown.owner.workflowId;
+      stopRequestedAt = Date.parse(preflight.heldDown.since);
+      wentOff = true;
+      runningAgain = undo.push('start the VM an earlier run left off', () => startAgain(0));
+      if ((Date.now() - stopRequestedAt) / 1000 + BOOT_RESERVE_SECONDS >= policy.maxDowntimeSeconds) {
+        await step('starting', () => startAgain(0));
+        runningAgain();
+        markRunning();
+        wentOff = false;
+      }
+    }
     if (!preflight.ok) throw new SkipVm(preflight.reason);
     if (settings.store) {
       const allocated = preflight.disks.reduce((sum, d) => sum + d.allocatedBytes, 0);
-      const room = await step('store-preflight', () => storeQuick.storePreflight(vm, stamp, allocated));
+      const room = await step('store-preflight', () => act.store.storePreflight(vm, stamp, allocated));
       noteStoreDeletions(room);
       result.storeFreeBefore = room.freeBytes;
       result.previousImageBytes = room.previousBytes;
       if (!room.ok) throw new SkipVm(room.reason);
     }
+    return preflight.disks;
+  };
 
-    if (result.wasRunning) {
-      mustRestart = true; // the compensation exists before the VM is asked to stop
+  const stop = () =>
+    step('stopping', async () => {
+      // The compensation exists before the VM is asked to stop; it watches a shutdown that may still be under
+      // way, so a guest that powers off a moment after an abort is started again too.
+      runningAgain = undo.push('start the VM again', () => startAgain(wentOff ? 0 : policy.shutdownTimeoutSeconds));
       stopRequestedAt = Date.now();
-      await step('stopping', async () => {
-        await quick.requestShutdown(vm);
-        const outcome = await quick.awaitShutOff(vm, policy.shutdownTimeoutSeconds);
-        shutOffConfirmed = outcome === 'shut-off';
-        if (shutOffConfirmed) return;
-        if (!policy.forceOff) {
-          throw new SkipVm(
-            `did not shut down within ${policy.shutdownTimeoutSeconds} s (ACPI request ignored?); left running`,
-          );
-        }
-        await quick.forceOff(vm);
-        shutOffConfirmed = true;
-        result.reason = `forced off after ${policy.shutdownTimeoutSeconds} s without shutting down`;
-      });
-    }
-
-    const onDisk = (disk: { target: string }) => ({ summary: `VM ${vm}: disk ${disk.target}` });
-    for (const disk of preflight.disks) {
-      await step('imaging', () => long.createImage.executeWithOptions(onDisk(disk), [vm, stamp, disk]));
-    }
-    const images: VmImage[] = [];
-    for (const disk of preflight.disks) {
-      images.push(await step('verifying', () => long.verifyImage.executeWithOptions(onDisk(disk), [vm, stamp, disk])));
-    }
-    await quick.recordVerifiedSet(vm, stamp, images);
-    result.images = images;
-
-    if (mustRestart) {
-      await step('starting', () => restore.ensureRunning(vm));
-      mustRestart = false;
-      result.runningAtEnd = true;
-      result.downtimeMs = Date.now() - stopRequestedAt;
-    }
-    if (settings.store) {
-      for (const image of images) {
-        const pull = { summary: `VM ${vm}: disk ${image.disk}, ${formatBytes(image.bytes)}` };
-        result.stored.push(
-          await step('pulling', () => storeLong.pullImage.executeWithOptions(pull, [vm, stamp, image])),
+      await act.stopping.requestShutdown(vm, policy.maxDowntimeSeconds);
+      if ((await act.stopping.awaitShutOff(vm, policy.shutdownTimeoutSeconds)) === 'shut-off') {
+        wentOff = true;
+        return;
+      }
+      if (!policy.forceOff) {
+        throw new SkipVm(
+          `did not shut down within ${policy.shutdownTimeoutSeconds} s (ACPI request ignored?); left running`,
         );
       }
-      await storeQuick.recordStoredSet(vm, stamp, result.stored, images);
-      const storeRetention = await step('store-retention', () => storeQuick.applyStoreRetention(vm, stamp));
-      noteStoreDeletions(storeRetention);
-      result.storeFreeAfter = storeRetention.freeBytes;
+      await act.remote.forceOff(vm);
+      wentOff = true;
+      result.reason = `forced off after ${policy.shutdownTimeoutSeconds} s without shutting down`;
+    });
+
+  const image = (disks: PreparedDisk[]) =>
+    step('imaging', async () => {
+      const done = undo.push('end remote copies and remove partial images', () =>
+        act.remote.discardPartials(vm, stamp),
+      );
+      const budgetLeft = policy.maxDowntimeSeconds - (Date.now() - stopRequestedAt) / 1000 - BOOT_RESERVE_SECONDS;
+      await withinBudget(wentOff ? budgetLeft : Infinity, async () => {
+        for (const disk of disks) {
+          const options = { summary: `VM ${vm}: disk ${disk.target}` };
+          await act.imaging.createImage.executeWithOptions(options, [vm, stamp, disk, Math.max(1, budgetLeft)]);
+        }
+      });
+      done();
+    });
+
+  const start = () =>
+    step('starting', async () => {
+      await startAgain(0);
+      markRunning();
+    });
+
+  const verify = (disks: PreparedDisk[]) =>
+    step('verifying', async () => {
+      const done = undo.push('end remote checks', () => act.remote.discardPartials(vm, stamp));
+      const images: VmImage[] = [];
+      for (const disk of disks) {
+        const options = { summary: `VM ${vm}: disk ${disk.target}` };
+        images.push(await act.checking.verifyImage.executeWithOptions(options, [vm, stamp, disk]));
+      }
+      const domainXml = await act.remote.recordVerifiedSet(vm, stamp, images);
+      result.images = images;
+      done();
+      return { images, domainXml };
+    });
+
+  const pull = ({ images, domainXml }: { images: VmImage[]; domainXml: string }) =>
+    step('pulling', async () => {
+      for (const image of images) {
+        const options = { summary: `VM ${vm}: disk ${image.disk}, ${formatBytes(image.bytes)}` };
+        result.stored.push(await act.storeLong.pullImage.executeWithOptions(options, [vm, stamp, image]));
+      }
+      await act.store.recordStoredSet(vm, stamp, result.stored, images, domainXml);
+    });
+
+  const retain = async () => {
+    if (settings.store) {
+      const outcome = await step('store-retention', () => act.store.applyStoreRetention(vm, stamp));
+      noteStoreDeletions(outcome);
+      result.storeFreeAfter = outcome.freeBytes;
     }
-    const retention = await step('retention', () => quick.applyRetention(vm, settings.keepImages, stamp));
-    result.deleted.push(...retention.deleted);
-    result.imageAreaFreeAfter = retention.freeBytes;
+    const outcome = await step('retention', () => act.remote.applyRetention(vm, settings.keepImages, stamp));
+    result.deleted.push(...outcome.deleted);
+    result.imageAreaFreeAfter = outcome.freeBytes;
+  };
+
+  // --- the cycle --------------------------------------------------------------------------------------
+  try {
+    await lock();
+    const disks = await checkBeforeStop();
+    if (result.wasRunning && !wentOff) await stop();
+    await image(disks);
+    if (result.wasRunning) {
+      await start();
+      runningAgain();
+    }
+    const verified = await verify(disks);
+    if (settings.store) await pull(verified);
+    await retain();
     result.status = 'backed-up';
   } catch (err) {
     if (err instanceof SkipVm) {
@@ -168,37 +260,58 @@ export async function vmCycle(
       result.reason = err.message;
     } else {
       result.status = isCancellation(err) ? 'aborted' : 'failed';
-      result.failedStep = progress.step;
-      result.reason = isCancellation(err) ? `${progress.step} interrupted: run aborted or cancelled` : failureText(err);
+      result.failedStep = progress.step as VmStep;
+      result.reason = isCancellation(err)
+        ? `${progress.step} interrupted: run aborted or cancelled`
+        : err instanceof OverBudget
+          ? `downtime budget of ${formatDuration(policy.maxDowntimeSeconds * 1000)} reached while imaging: imaging abandoned, VM started again`
+          : failureText(err);
     }
   }
 
-  // Only a VM this cycle asked to stop is touched here; one that was never asked stays as it was found.
-  if (mustRestart || (stopRequestedAt && result.status !== 'backed-up')) {
-    try {
-      await CancellationScope.nonCancellable(() =>
-        step('restarting', async () => {
-          // Interrupted between the stop request and "shut off": the guest may still be powering off.
-          const watch = stopRequestedAt && !shutOffConfirmed ? policy.shutdownTimeoutSeconds : 0;
-          await restore.ensureRunning(vm, watch);
-          result.downtimeMs ??= Date.now() - stopRequestedAt;
-          result.runningAtEnd = true;
-        }),
-      );
-    } catch (err) {
-      // Only a VM that no longer exists ends here: ensureRunning retries everything else until it runs.
+  // --- on every way out: what is left on the stack ----------------------------------------------------
+  await step(undo.pending(RESTART) ? 'restarting' : 'cleaning-up', async () => {
+    result.compensations = await undo.unwind();
+    const restart = result.compensations.find((c) => c.name.startsWith(RESTART));
+    if (restart?.ok) markRunning();
+    if (restart && !restart.ok) {
+      // Only a VM that no longer exists ends here: the restart retries everything else until it runs.
       result.runningAtEnd = false;
       result.status = 'failed';
-      result.reason = `${result.reason ? `${result.reason}; ` : ''}could not restart: ${failureText(err)}`;
+      result.reason = `${result.reason ? `${result.reason}; ` : ''}could not restart: ${restart.error}`;
     }
-  }
-  if (result.status === 'failed' || result.status === 'aborted') {
-    // Best effort: a stale partial is also discarded by the next attempt at this set.
-    await CancellationScope.nonCancellable(() => quick.discardPartials(vm, stamp)).catch(() => undefined);
-  }
+    const failed = result.compensations.filter((c) => !c.ok && c !== restart);
+    if (failed.length > 0 && result.status === 'backed-up') result.status = 'failed';
+  });
   progress.step = 'done';
   progressChanged();
   return result;
+}
+
+/** Runs `work`, cancelling it (and waiting for its remote processes to end) once `seconds` have passed. */
+async function withinBudget(seconds: number, work: () => Promise<void>): Promise<void> {
+  if (!Number.isFinite(seconds)) return work();
+  if (seconds <= 0) throw new OverBudget();
+  const budget = new CancellationScope();
+  const timer = new CancellationScope();
+  let expired = false;
+  timer
+    .run(() => sleep(seconds * 1000))
+    .then(
+      () => {
+        expired = true;
+        budget.cancel();
+      },
+      () => undefined,
+    );
+  try {
+    await budget.run(work);
+  } catch (err) {
+    if (expired && isCancellation(err)) throw new OverBudget();
+    throw err;
+  } finally {
+    timer.cancel();
+  }
 }
 
 export function notStarted(vm: string, reason: string): VmResult {

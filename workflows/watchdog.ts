@@ -1,9 +1,8 @@
-import { proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import type { LastSuccess } from '../activities/watchdog';
 import type { Job } from '../domain/jobs';
+import { remoteActivities } from './activity-proxies';
 
-const { lastSuccess, sendStaleAlert } = proxyActivities<Activities>({
+const { lastSuccess, sendStaleAlert } = remoteActivities({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '10 seconds', maximumInterval: '5 minutes', maximumAttempts: 5 },
 });

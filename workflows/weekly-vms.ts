@@ -3,12 +3,10 @@ import {
   CancelledFailure,
   condition,
   isCancellation,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { RunOutcome } from '../domain/report';
 import {
   imageStamp,
   isoWeekLabel,
@@ -17,19 +15,17 @@ import {
   type VmResult,
   type WeeklySummary,
 } from '../domain/weekly-summary';
-import type { Activities } from '../activities';
+import { remoteActivities } from './activity-proxies';
 import { abortUpdate, progressQuery } from './definitions';
-import { failureText } from './failure-text';
-import { reportRun } from './report-run';
-import { RunTags } from './run-tags';
+import { reportedRun } from './reported-run';
 import { notStarted, vmCycle } from './vm-cycle';
 
 export interface WeeklyVmInput {
-  /** Only these VMs (default: the config's list, or every running VM). */
+  /** Only these VMs (default: the config's list, or every running VM). Each VM is cycled once. */
   vms?: string[];
 }
 
-const { getWeeklySettings, resolveVms } = proxyActivities<Activities>({
+const { getWeeklySettings, resolveVms } = remoteActivities({
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5 },
 });
@@ -85,13 +81,12 @@ export async function weeklyVmBackup(input: WeeklyVmInput = {}): Promise<WeeklyS
   // The Web UI's "current details": one line per VM with the step it is in.
   const showProgress = () => setCurrentDetails(progress.map((p) => `${p.vm}: ${p.step}`).join('\n'));
 
-  let outcome: RunOutcome<WeeklySummary> = { state: 'failed', error: 'the run did not finish' };
-  const tags = await RunTags.start('weekly');
-  tags.period(week);
-  try {
+  return reportedRun<WeeklySummary>('weekly', async (run) => {
+    run.named(week);
+    run.sofar(summary);
     try {
       const settings = await getWeeklySettings();
-      const vms = await resolveVms(input.vms);
+      const vms = [...new Set(await resolveVms(input.vms))];
       progress.push(...vms.map((vm) => ({ vm, step: 'pending' as const, steps: [] })));
       showProgress();
       const queue = [...progress];
@@ -112,16 +107,8 @@ export async function weeklyVmBackup(input: WeeklyVmInput = {}): Promise<WeeklyS
       finished = true;
     }
     if (!aborted && CancellationScope.current().consideredCancelled) {
-      outcome = { state: 'cancelled', summary: summary() };
       throw new CancelledFailure('weekly VM backup cancelled; the VMs it had stopped were started again');
     }
-    outcome = { state: 'completed', summary: summary() };
-    return outcome.summary;
-  } catch (err) {
-    if (outcome.state === 'failed') outcome = { state: 'failed', error: failureText(err), summary: summary() };
-    throw err;
-  } finally {
-    tags.finish(outcome);
-    await reportRun({ job: 'weekly', outcome, runLabel: week });
-  }
+    return summary();
+  });
 }

@@ -82,7 +82,12 @@ export async function bootProbe(req: BootProbeRequest): Promise<BootProbeResult>
       );
       const bootSeconds = (Date.now() - started) / 1000;
       if (!state.startsWith('running')) {
-        return { passed: false, detail: `the guest stopped (${state}) before it showed life`, consoleTail, bootSeconds };
+        return {
+          passed: false,
+          detail: `the guest stopped (${state}) before it showed life`,
+          consoleTail,
+          bootSeconds,
+        };
       }
       const line = consoleTail.split('\n').find((l) => lineMatches.test(l));
       if (line !== undefined) {

@@ -1,5 +1,6 @@
 import { RemoteCommandError } from '../ssh/remote-command-error';
 import type { ExecResult, SshSession } from '../ssh/ssh-session';
+import { domainDisks, withoutSecrets } from './domain-xml';
 import type { HypervisorDriver, VmDisk, VmPowerState, VmState } from './driver';
 
 const STATES: Record<string, VmPowerState> = {
@@ -9,44 +10,12 @@ const STATES: Record<string, VmPowerState> = {
   'in shutdown': 'transitional',
   blocked: 'running',
   idle: 'running',
-  pmsuspended: 'paused',
+  pmsuspended: 'pmsuspended',
   crashed: 'shut-off',
   dying: 'transitional',
 };
 
 const NO_DOMAIN = /failed to get domain|domain not found|no domain with matching name/i;
-
-function decodeXml(text: string): string {
-  return text.replace(
-    /&(lt|gt|amp|quot|apos|#(\d+)|#x([0-9a-f]+));/gi,
-    (whole, name: string, dec?: string, hex?: string) => {
-      if (dec) return String.fromCodePoint(Number(dec));
-      if (hex) return String.fromCodePoint(parseInt(hex, 16));
-      return { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" }[name.toLowerCase()] ?? whole;
-    },
-  );
-}
-
-function attribute(tag: string, name: string): string | undefined {
-  const match = new RegExp(`\\s${name}=(?:'([^']*)'|"([^"]*)")`).exec(tag);
-  return match ? decodeXml(match[1] ?? match[2] ?? '') : undefined;
-}
-
-/** File-backed disks from `virsh dumpxml`. */
-export function disksFromDomainXml(xml: string): VmDisk[] {
-  const disks: VmDisk[] = [];
-  for (const [, open = '', body = ''] of xml.matchAll(/<disk(\s[^>]*)>([\s\S]*?)<\/disk>/g)) {
-    if (attribute(open, 'device') !== 'disk' || attribute(open, 'type') !== 'file') continue;
-    const source = /<source\s[^>]*>/.exec(body)?.[0];
-    const target = /<target\s[^>]*>/.exec(body)?.[0];
-    const driver = /<driver\s[^>]*>/.exec(body)?.[0];
-    const file = source && attribute(source, 'file');
-    const dev = target && attribute(target, 'dev');
-    if (!file || !dev) continue;
-    disks.push({ target: dev, source: file, format: (driver && attribute(driver, 'type')) || 'raw' });
-  }
-  return disks;
-}
 
 /** libvirt driven by `virsh -c <uri>` over SSH. Every domain name goes in as a quoted `--domain` value. */
 export class LibvirtDriver implements HypervisorDriver {
@@ -85,7 +54,19 @@ export class LibvirtDriver implements HypervisorDriver {
   }
 
   async disks(vm: string): Promise<VmDisk[]> {
-    return disksFromDomainXml(await this.virshOk(['dumpxml', '--inactive', '--domain', vm]));
+    const xml = await this.virshOk(['dumpxml', '--inactive', '--domain', vm]);
+    return domainDisks(xml)
+      .filter((d) => d.device === 'disk' || d.device === 'lun')
+      .map((d) => ({ target: d.target, type: d.type, source: d.source ?? '', format: d.format }));
+  }
+
+  async persistent(vm: string): Promise<boolean> {
+    const info = await this.virshOk(['dominfo', '--domain', vm]);
+    return /^Persistent:\s*yes\s*$/im.test(info);
+  }
+
+  async definition(vm: string): Promise<string> {
+    return withoutSecrets(await this.virshOk(['dumpxml', '--inactive', '--domain', vm]));
   }
 
   async requestShutdown(vm: string): Promise<void> {
@@ -94,6 +75,11 @@ export class LibvirtDriver implements HypervisorDriver {
 
   async start(vm: string): Promise<void> {
     await this.virshOk(['start', '--domain', vm], /domain is already active/i);
+  }
+
+  async resume(vm: string, from: 'paused' | 'pmsuspended'): Promise<void> {
+    if (from === 'pmsuspended') await this.virshOk(['dompmwakeup', '--domain', vm]);
+    else await this.virshOk(['resume', '--domain', vm], /domain is not paused|not paused/i);
   }
 
   async forceOff(vm: string): Promise<void> {

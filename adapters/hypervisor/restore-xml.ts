@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { DOMParser, XMLSerializer, type Document, type Element } from '@xmldom/xmldom';
 import type { RestoreNetwork } from '../../domain/restore';
 
-
 export interface RestoredDisk {
   /** Device name inside the VM (vda): which `<disk>` of the saved XML. */
   target: string;
@@ -123,7 +122,9 @@ export function restoredDomainXml(savedXml: string, options: RestoreXmlOptions):
   }
   const missing = options.disks.filter((d) => !placed.has(d.target));
   if (missing.length) {
-    throw new RestoreXmlError(`the saved domain has no disk ${missing.map((d) => JSON.stringify(d.target)).join(', ')}`);
+    throw new RestoreXmlError(
+      `the saved domain has no disk ${missing.map((d) => JSON.stringify(d.target)).join(', ')}`,
+    );
   }
 
   for (const iface of devices ? directChildren(devices, 'interface') : []) {

@@ -24,6 +24,13 @@ export interface RemoteFailureDetails {
 }
 
 const STDERR_LIMIT = 2000;
+/**
+ * "The service is not there right now": libvirtd restarting (its socket missing or refusing), a daemon or
+ * link timing out. These often contain words of the permanent list below ("No such file or directory" of a
+ * missing socket), so they are checked first.
+ */
+const TRANSIENT_STDERR =
+  /failed to connect to the hypervisor|failed to connect socket|unable to connect to server|connection refused|connection reset|cannot recv data|end of file while reading data|client socket is closed|timed out|timeout was reached|resource temporarily unavailable|is not running.*libvirtd|cannot acquire state change lock/i;
 /** Messages that no retry will change. */
 const PERMANENT_STDERR =
   /permission denied|no such file or directory|not a directory|invalid option|unrecognized option|operation not permitted|read-only file system/i;
@@ -41,6 +48,7 @@ export function isRetryable(details: RemoteFailureDetails): boolean {
     case 'command':
       if (details.signal) return true;
       if (details.exitCode === 126 || details.exitCode === 127) return false; // not executable / not found
+      if (TRANSIENT_STDERR.test(details.stderr ?? '')) return true;
       return !PERMANENT_STDERR.test(details.stderr ?? '');
   }
 }

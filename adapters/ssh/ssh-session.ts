@@ -201,7 +201,12 @@ export class SshSession {
           channel.on('close', () =>
             exitCode === null && signal === null
               ? fail(this.linkFailure(line, new Error('connection closed before the command finished')))
-              : done({ stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr).toString('utf8'), exitCode, signal }),
+              : done({
+                  stdout: Buffer.concat(stdout),
+                  stderr: Buffer.concat(stderr).toString('utf8'),
+                  exitCode,
+                  signal,
+                }),
           ),
         );
         finished.catch(() => undefined); // observed by the caller; never an unhandled rejection

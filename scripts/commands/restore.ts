@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import { RESTORE_TESTS_FILE } from '../../activities/restore';
 import type { Config } from '../../config/schema';
-import { formatBytes, formatSeconds } from '../../domain/format';
+import { formatBytes, formatDuration } from '../../domain/format';
 import {
   restoreTestLines,
   type DayRestoreRequest,
@@ -143,12 +143,15 @@ export function formatRestoreVm(r: RestoreVmResult): string {
   const lines = [
     `restore ${what} from set ${r.stamp ?? '?'}: ${r.ok ? 'OK' : r.aborted ? `ABORTED (${r.aborted})` : 'FAILED'}${r.reason ? ` - ${r.reason}` : ''}`,
   ];
-  if (r.failedStep) lines.push(`  failed at: ${r.failedStep}${r.putBack ? '; the original disks are back in place' : ''}`);
+  if (r.failedStep)
+    lines.push(`  failed at: ${r.failedStep}${r.putBack ? '; the original disks are back in place' : ''}`);
   for (const p of r.pushed)
-    lines.push(`  ${p.disk}: ${formatBytes(p.bytes)} -> ${p.path} (SHA-256 on arrival = manifest ${p.sha256.slice(0, 16)}…)`);
+    lines.push(
+      `  ${p.disk}: ${formatBytes(p.bytes)} -> ${p.path} (SHA-256 on arrival = manifest ${p.sha256.slice(0, 16)}…)`,
+    );
   for (const k of r.keptAs) lines.push(`  previous disk kept as ${k}`);
   if (r.domain) lines.push(`  domain ${JSON.stringify(r.domain)}: ${r.state ?? '?'}`);
-  lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${formatSeconds(s.ms)}`).join(', ')}`);
+  lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${formatDuration(s.ms)}`).join(', ')}`);
   return lines.join('\n');
 }
 

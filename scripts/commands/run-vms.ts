@@ -3,7 +3,7 @@ import type { Config } from '../../config/schema';
 import { isoDateInZone } from '../../domain/julian-day';
 import { isoWeekLabel, type WeeklySummary } from '../../domain/weekly-summary';
 import type { weeklyVmBackup } from '../../workflows';
-import { formatBytes, formatSeconds } from '../../domain/format';
+import { formatBytes, formatDuration } from '../../domain/format';
 
 export function weeklyWorkflowId(isoDate: string): string {
   return `vms-${isoWeekLabel(isoDate)}`;
@@ -38,7 +38,7 @@ export function formatWeeklySummary(summary: WeeklySummary): string {
           : vm.runningAtEnd === false
             ? 'NOT RUNNING'
             : 'untouched';
-    const downtime = vm.downtimeMs !== undefined ? `, downtime ${formatSeconds(vm.downtimeMs)}` : '';
+    const downtime = vm.downtimeMs !== undefined ? `, downtime ${formatDuration(vm.downtimeMs)}` : '';
     lines.push(
       `  ${JSON.stringify(vm.vm)}  ${vm.status.padEnd(9)}  ${state}${downtime}${vm.reason ? `  - ${vm.reason}` : ''}`,
     );
@@ -49,7 +49,7 @@ export function formatWeeklySummary(summary: WeeklySummary): string {
     for (const image of vm.stored)
       lines.push(`      stored ${image.disk}: ${image.path} (hash matches the hypervisor's)`);
     if (vm.steps.length)
-      lines.push(`      steps: ${vm.steps.map((s) => `${s.step} ${formatSeconds(s.ms)}`).join(', ')}`);
+      lines.push(`      steps: ${vm.steps.map((s) => `${s.step} ${formatDuration(s.ms)}`).join(', ')}`);
     for (const d of vm.deleted) lines.push(`      deleted: ${d}`);
     for (const d of vm.wouldDelete ?? []) lines.push(`      would delete (dry run, kept): ${d}`);
   }

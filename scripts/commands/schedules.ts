@@ -162,7 +162,11 @@ export async function applySchedules(client: Client, config: Config): Promise<Ap
     },
   ];
   if (config.hypervisor && config.store) {
-    wanted.push({ job: 'restore-test', desired: restoreTestSchedule(config), catchupMs: hours(config.schedules.catchupWindowHours) });
+    wanted.push({
+      job: 'restore-test',
+      desired: restoreTestSchedule(config),
+      catchupMs: hours(config.schedules.catchupWindowHours),
+    });
   }
   for (const { job, desired, catchupMs, everyMs } of wanted) {
     const handle = client.schedule.getHandle(desired.scheduleId);

@@ -1,4 +1,4 @@
-import { ImageStore, type SetCheck } from '../../adapters/image-sets/image-store';
+import { LocalImageSets, type SetCheck } from '../../adapters/image-sets/local-image-sets';
 import type { Config } from '../../config/schema';
 import { formatBytes } from '../../domain/format';
 import { planRetention } from '../../domain/retention';
@@ -14,7 +14,7 @@ function storeSection(config: Config): NonNullable<Config['store']> {
  */
 export async function previewStoreRetention(config: Config, vms: string[] | undefined, print: (line: string) => void) {
   const { root, retention: policy } = storeSection(config);
-  const store = new ImageStore(root);
+  const store = new LocalImageSets(root);
   print(`policy: keep last ${policy.keepLast}, weekly ${policy.keepWeekly}, monthly ${policy.keepMonthly}`);
   const plans = [];
   for (const vm of vms ?? (await store.listVms())) {
@@ -31,7 +31,7 @@ export async function previewStoreRetention(config: Config, vms: string[] | unde
  * alone, without Temporal: a scrub that finds bit rot or a tampered copy before a restore needs it.
  */
 export async function verifyStore(config: Config, vms: string[] | undefined, print: (line: string) => void) {
-  const store = new ImageStore(storeSection(config).root);
+  const store = new LocalImageSets(storeSection(config).root);
   const checks: SetCheck[] = [];
   for (const vm of vms ?? (await store.listVms())) {
     const sets = await store.listSets(vm);

@@ -121,7 +121,8 @@ describe('restored domain XML', () => {
       (err: unknown) => err instanceof RestoreXmlError && /"vdb"/.test(err.message),
     );
     assert.throws(
-      () => restoredDomainXml(SAVED, { ...options, disks: [...DISKS, { ...DISKS[0]!, target: 'vdz' }], network: 'remove' }),
+      () =>
+        restoredDomainXml(SAVED, { ...options, disks: [...DISKS, { ...DISKS[0]!, target: 'vdz' }], network: 'remove' }),
       /no disk "vdz"/,
     );
     assert.throws(() => restoredDomainXml('<not-a-domain/>', { ...options, network: 'remove' }), RestoreXmlError);

@@ -87,6 +87,7 @@ describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: 
 
   before(async () => {
     root = mkdtempSync(join(tmpdir(), 'cluster-backup-vm-'));
+    mkdirSync(join(root, 'store')); // an initialised store root (a missing one means an unmounted disk)
     [hypervisor, sshHost, server] = await Promise.all([
       startHypervisor(join(root, 'libvirt')),
       startSshHost({ dir: join(root, 'hypervisor-ssh'), address: '127.0.0.5' }),

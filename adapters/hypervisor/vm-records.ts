@@ -1,0 +1,134 @@
+import { vmFolder } from '../image-sets/image-sets';
+import { quote } from '../ssh/shell-quote';
+import type { SshSession } from '../ssh/ssh-session';
+
+/** Which workflow run did something: enough to ask Temporal whether that run is still open. */
+export interface RunRef {
+  workflowId: string;
+  runId: string;
+}
+
+/**
+ * Written on the hypervisor before a VM is asked to stop, removed once it runs again. It outlives the run
+ * that wrote it (a terminated run runs no compensation): the guardian and every later run act on it.
+ */
+export interface HeldDownRecord {
+  vm: string;
+  owner: RunRef;
+  /** When the stop was requested (ISO). */
+  since: string;
+  /** How long the VM may stay down for its backup. */
+  budgetSeconds: number;
+}
+
+export interface VmLock {
+  vm: string;
+  owner: RunRef;
+  since: string;
+}
+
+export type LockOutcome = { acquired: true } | { acquired: false; holder: VmLock };
+
+function sameRun(a: RunRef, b: RunRef): boolean {
+  return a.workflowId === b.workflowId && a.runId === b.runId;
+}
+
+function parse<T>(text: string): T | undefined {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined; // a torn record is treated as absent, never as a reason to leave a VM alone
+  }
+}
+
+/**
+ * The product's own records on the hypervisor, beside the image sets (`<imageArea>/.cluster-backup/`):
+ * `held-down/<vm>.json` and `locks/<vm>.json`. VM names cannot start with "." (domain/vm-names.ts), so these
+ * folders never meet a VM's.
+ */
+export class VmRecords {
+  private readonly dir: string;
+
+  constructor(
+    private readonly ssh: SshSession,
+    imageArea: string,
+  ) {
+    this.dir = `${imageArea}/.cluster-backup`;
+  }
+
+  private path(kind: 'held-down' | 'locks', vm: string): string {
+    return `${this.dir}/${kind}/${vmFolder(vm)}.json`;
+  }
+
+  /** Written through a temporary name and flushed: a record exists whole or not at all. */
+  private async write(path: string, record: unknown): Promise<void> {
+    const tmp = `${path}.tmp`;
+    await this.ssh.run(
+      {
+        shell: `umask 077 && mkdir -p ${quote(path.slice(0, path.lastIndexOf('/')))} && cat > ${quote(tmp)} && sync ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(path)}`,
+      },
+      { input: JSON.stringify(record) },
+    );
+  }
+
+  private async read<T>(path: string): Promise<T | undefined> {
+    const result = await this.ssh.exec({ shell: `[ -f ${quote(path)} ] || exit 3; cat ${quote(path)}` });
+    if (result.exitCode === 3) return undefined;
+    if (result.exitCode !== 0) throw this.ssh.commandFailure(`cat ${path}`, result);
+    return parse<T>(result.stdout.toString('utf8'));
+  }
+
+  writeHeldDown(record: HeldDownRecord): Promise<void> {
+    return this.write(this.path('held-down', record.vm), record);
+  }
+
+  readHeldDown(vm: string): Promise<HeldDownRecord | undefined> {
+    return this.read<HeldDownRecord>(this.path('held-down', vm));
+  }
+
+  async removeHeldDown(vm: string): Promise<void> {
+    await this.ssh.run(['rm', '-f', '--', this.path('held-down', vm)]);
+  }
+
+  async listHeldDown(): Promise<HeldDownRecord[]> {
+    const dir = `${this.dir}/held-down`;
+    const out = await this.ssh.run({
+      shell: `[ -d ${quote(dir)} ] || exit 0; for f in ${quote(dir)}/*.json; do [ -f "$f" ] && cat "$f" && printf '\\0'; done; true`,
+    });
+    return out
+      .toString('utf8')
+      .split('\0')
+      .filter((t) => t.trim())
+      .map((t) => parse<HeldDownRecord>(t))
+      .filter((r): r is HeldDownRecord => r !== undefined && typeof r.vm === 'string');
+  }
+
+  /**
+   * One run at a time per VM. Taken atomically (noclobber); a lock held by a run that is closed
+   * (`isClosed`: terminated, timed out, failed, finished) is taken over. Taking a lock this run holds is fine.
+   */
+  async lock(vm: string, owner: RunRef, isClosed: (holder: RunRef) => Promise<boolean>): Promise<LockOutcome> {
+    const path = this.path('locks', vm);
+    const mine: VmLock = { vm, owner, since: new Date().toISOString() };
+    const created = await this.ssh.exec(
+      {
+        shell: `umask 077 && mkdir -p ${quote(path.slice(0, path.lastIndexOf('/')))} && (set -C; cat > ${quote(path)})`,
+      },
+      { input: JSON.stringify(mine) },
+    );
+    if (created.exitCode === 0) return { acquired: true };
+    const holder = await this.read<VmLock>(path);
+    if (holder && sameRun(holder.owner, owner)) return { acquired: true };
+    if (holder && !(await isClosed(holder.owner))) return { acquired: false, holder };
+    await this.write(path, mine);
+    const now = await this.read<VmLock>(path);
+    return now && sameRun(now.owner, owner) ? { acquired: true } : { acquired: false, holder: now ?? mine };
+  }
+
+  /** Releases the lock if this run holds it (a lock taken over by another run stays theirs). */
+  async unlock(vm: string, owner: RunRef): Promise<void> {
+    const path = this.path('locks', vm);
+    const holder = await this.read<VmLock>(path);
+    if (!holder || sameRun(holder.owner, owner)) await this.ssh.run(['rm', '-f', '--', path]);
+  }
+}

@@ -1,0 +1,228 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { RemoteActivities, StoreActivities } from '../../activities';
+import type { Preflight, PreparedDisk } from '../../activities/hypervisor';
+import type { HeldDownRecord, RunRef } from '../../adapters/hypervisor/vm-records';
+import type { VmImage, WeeklySettings } from '../../domain/weekly-summary';
+
+export type StubState = 'running' | 'shut-off' | 'paused' | 'missing';
+
+export interface StubVm {
+  state: StubState;
+  /** The guest powers off on the ACPI request (false: it ignores it). */
+  acpi: boolean;
+  /** Every state change, for assertions. */
+  history: StubState[];
+}
+
+/** An activity call that fails, hangs or succeeds, decided per call by the test. */
+export type Fault = 'fail' | 'fail-permanently' | 'hang' | undefined;
+
+const DISK: PreparedDisk = {
+  target: 'vda',
+  type: 'file',
+  source: '/vms/disk.qcow2',
+  format: 'qcow2',
+  virtualSize: 1 << 30,
+  allocatedBytes: 1 << 20,
+  imageFormat: 'qcow2',
+};
+
+/**
+ * An in-memory hypervisor and store behind the activities' real names and types: what the VM saga sees of
+ * libvirt (power states, held-down records, locks), with faults a test switches on per activity.
+ */
+export class StubHypervisor {
+  readonly vms = new Map<string, StubVm>();
+  readonly heldDown = new Map<string, HeldDownRecord>();
+  readonly locks = new Map<string, RunRef>();
+  readonly calls: string[] = [];
+  readonly alerts: string[][] = [];
+  /** Sets that have partial images or running copies (discardPartials clears them). */
+  readonly partials = new Set<string>();
+  /** faults[activity] is consulted on each call with the attempt number. */
+  faults: Record<string, (attempt: number, vm?: string) => Fault> = {};
+  preflightReason: Record<string, string> = {};
+  closedRuns = new Set<string>();
+
+  constructor(readonly settings: WeeklySettings) {}
+
+  addVm(name: string, state: StubState = 'running', acpi = true): this {
+    this.vms.set(name, { state, acpi, history: [state] });
+    return this;
+  }
+
+  private vm(name: string): StubVm {
+    const vm = this.vms.get(name);
+    if (!vm || vm.state === 'missing') throw ApplicationFailure.nonRetryable(`${name} no longer exists`, 'VmMissing');
+    return vm;
+  }
+
+  private setState(name: string, state: StubState) {
+    const vm = this.vm(name);
+    vm.state = state;
+    vm.history.push(state);
+  }
+
+  /** Applies the fault the test set for this activity: throws, or blocks (heartbeating) until cancelled. */
+  private async fault(activity: string, vm?: string): Promise<void> {
+    const ctx = Context.current();
+    this.calls.push(`${activity}${vm ? ` ${vm}` : ''}`);
+    const fault = this.faults[activity]?.(ctx.info.attempt, vm);
+    if (fault === 'fail') throw ApplicationFailure.retryable(`${activity} failed (injected)`);
+    if (fault === 'fail-permanently') throw ApplicationFailure.nonRetryable(`${activity} failed for good (injected)`);
+    if (fault === 'hang') {
+      for (;;) {
+        ctx.heartbeat();
+        await ctx.sleep(100); // throws once the activity is cancelled
+      }
+    }
+  }
+
+  private run(): RunRef {
+    const { workflowId, runId } = Context.current().info.workflowExecution!;
+    return { workflowId, runId };
+  }
+
+  /** The activities the workflows call, on their queues, typed as the real ones. */
+  activities(): { remote: Partial<RemoteActivities>; store: StoreActivities } {
+    const remote: Partial<RemoteActivities> = {
+      registeredSearchAttributes: async () => [],
+      sendReport: async (request) => {
+        this.calls.push(`sendReport ${request.job}`);
+        return { to: 'outbox', path: '/dev/null', subject: 'stub' } as never;
+      },
+      getWeeklySettings: async () => this.settings,
+      resolveVms: async (requested) => (requested?.length ? requested : [...this.vms.keys()]),
+      lockVm: async (vm) => {
+        await this.fault('lockVm', vm);
+        const holder = this.locks.get(vm);
+        const me = this.run();
+        if (holder && holder.runId !== me.runId && !this.closedRuns.has(holder.runId))
+          return { acquired: false, holder: holder.workflowId };
+        this.locks.set(vm, me);
+        return { acquired: true };
+      },
+      unlockVm: async (vm) => {
+        await this.fault('unlockVm', vm);
+        if (this.locks.get(vm)?.runId === this.run().runId) this.locks.delete(vm);
+      },
+      preflightVm: async (vm) => {
+        await this.fault('preflightVm', vm);
+        const state = this.vms.get(vm)?.state ?? 'missing';
+        const base: Preflight = {
+          ok: true,
+          state,
+          detail: state,
+          disks: [DISK],
+          requiredBytes: 1,
+          freeBytes: 10,
+          deleted: [],
+        };
+        const record = this.heldDown.get(vm);
+        if (record && state === 'shut-off') base.heldDown = record;
+        if (state === 'missing') return { ...base, ok: false, disks: [], reason: 'no such VM on the hypervisor' };
+        if (state === 'paused') return { ...base, ok: false, reason: 'VM is paused; left as found' };
+        const reason = this.preflightReason[vm];
+        return reason ? { ...base, ok: false, reason } : base;
+      },
+      requestShutdown: async (vm, budgetSeconds) => {
+        this.heldDown.set(vm, { vm, owner: this.run(), since: new Date().toISOString(), budgetSeconds });
+        await this.fault('requestShutdown', vm);
+        if (this.vm(vm).acpi) this.setState(vm, 'shut-off');
+      },
+      awaitShutOff: async (vm) => {
+        await this.fault('awaitShutOff', vm);
+        return this.vm(vm).state === 'shut-off' ? 'shut-off' : 'timeout';
+      },
+      forceOff: async (vm) => {
+        await this.fault('forceOff', vm);
+        this.setState(vm, 'shut-off');
+      },
+      createImage: async (vm, stamp) => {
+        this.partials.add(`${vm}/${stamp}`);
+        if (this.vm(vm).state !== 'shut-off') throw ApplicationFailure.nonRetryable(`${vm} is not shut off`);
+        await this.fault('createImage', vm);
+        this.partials.delete(`${vm}/${stamp}`);
+        return `/img/${vm}/${stamp}/vda.qcow2`;
+      },
+      verifyImage: async (vm, stamp, disk) => {
+        await this.fault('verifyImage', vm);
+        return {
+          disk: disk.target,
+          path: `/img/${vm}/${stamp}/vda.qcow2`,
+          format: 'qcow2',
+          bytes: 1 << 20,
+          virtualSize: disk.virtualSize,
+          sha256: 'a'.repeat(64),
+        };
+      },
+      recordVerifiedSet: async (vm) => {
+        await this.fault('recordVerifiedSet', vm);
+        return '<domain/>';
+      },
+      ensureRunning: async (vm) => {
+        await this.fault('ensureRunning', vm);
+        const state = this.vm(vm).state;
+        if (state !== 'running') this.setState(vm, 'running');
+        this.heldDown.delete(vm);
+        return { started: state !== 'running' };
+      },
+      discardPartials: async (vm, stamp) => {
+        await this.fault('discardPartials', vm);
+        this.partials.delete(`${vm}/${stamp}`);
+      },
+      endVmCopies: async (vm) => {
+        this.calls.push(`endVmCopies ${vm}`);
+      },
+      applyRetention: async (vm) => {
+        await this.fault('applyRetention', vm);
+        return { deleted: [], freeBytes: 10 };
+      },
+      listHeldDown: async () =>
+        [...this.heldDown.values()].map((r) => ({ ...r, runClosed: this.closedRuns.has(r.owner.runId) })),
+      sendHeldDownAlert: async (putBack) => {
+        this.alerts.push(putBack.map((p) => p.vm));
+        return { to: 'outbox', path: '/dev/null' } as never;
+      },
+    };
+    const store: StoreActivities = {
+      backupSupimDay: async () => {
+        throw ApplicationFailure.nonRetryable('not in these tests');
+      },
+      storePreflight: async (vm) => {
+        await this.fault('storePreflight', vm);
+        return { ok: true, freeBytes: 10, requiredBytes: 1, deleted: [] };
+      },
+      pullImage: async (vm, _stamp, image: VmImage) => {
+        await this.fault('pullImage', vm);
+        return { ...image, path: `/store/${vm}/${image.disk}` };
+      },
+      recordStoredSet: async (vm) => {
+        await this.fault('recordStoredSet', vm);
+        return `/store/${vm}/manifest.json`;
+      },
+      applyStoreRetention: async (vm) => {
+        await this.fault('applyStoreRetention', vm);
+        return { deleted: [], freeBytes: 10 };
+      },
+      ...notInTheseTests(
+        'readStoredSet',
+        'pushImage',
+        'pickVmToTest',
+        'recordRestoreTest',
+        'readRestoreTests',
+        'restoreSupimDay',
+      ),
+    };
+    return { remote, store };
+  }
+}
+
+/** Restore activities: the saga tests never call them. */
+function notInTheseTests<K extends string>(...names: K[]): Record<K, () => Promise<never>> {
+  const fail = async (): Promise<never> => {
+    throw ApplicationFailure.nonRetryable('not in these tests');
+  };
+  return Object.fromEntries(names.map((n) => [n, fail])) as Record<K, () => Promise<never>>;
+}

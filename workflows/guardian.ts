@@ -1,0 +1,49 @@
+import { log } from '@temporalio/workflow';
+import { GUARDIAN_GRACE_SECONDS, type GuardianSummary, type VmPutBack } from '../domain/guardian';
+import { remoteActivities } from './activity-proxies';
+import { failureText } from './failure-text';
+
+const { listHeldDown, endVmCopies, sendHeldDownAlert } = remoteActivities({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
+});
+const { ensureRunning } = remoteActivities({
+  startToCloseTimeout: '5 minutes',
+  // A few minutes of tries per guardian run; the next run (minutes later) tries again.
+  retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
+});
+
+/**
+ * Puts back VMs that a weekly run stopped and then left down: its run is closed (terminated, reset, timed out,
+ * failed) or the VM is past its downtime budget. Runs on its own schedule and at worker start; alerts by mail.
+ */
+export async function vmGuardian(): Promise<GuardianSummary> {
+  const records = await listHeldDown();
+  const putBack: VmPutBack[] = [];
+  for (const record of records) {
+    const downMs = Date.now() - Date.parse(record.since);
+    const overBudget = downMs > (record.budgetSeconds + GUARDIAN_GRACE_SECONDS) * 1000;
+    if (!record.runClosed && !overBudget) continue; // its run is open and within budget: it will put it back
+    const why = record.runClosed ? 'its run is closed' : `over its downtime budget of ${record.budgetSeconds} s`;
+    const entry: VmPutBack = {
+      vm: record.vm,
+      heldBy: record.owner.workflowId,
+      since: record.since,
+      downMs,
+      why,
+      running: false,
+    };
+    try {
+      // A copy of the VM's disk still running would hold the disk's lock: end it first.
+      await endVmCopies(record.vm);
+      await ensureRunning(record.vm, 0);
+      entry.running = true;
+    } catch (err) {
+      entry.error = failureText(err);
+      log.error('could not start a VM left down', { vm: record.vm, error: entry.error });
+    }
+    putBack.push(entry);
+  }
+  if (putBack.length > 0) await sendHeldDownAlert(putBack);
+  return { checked: records.length, putBack, ok: putBack.every((p) => p.running) };
+}
