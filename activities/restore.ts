@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -25,6 +25,7 @@ import { bootProbe, type BootProbeResult } from '../adapters/hypervisor/boot-pro
 import { LibvirtDriver } from '../adapters/hypervisor/libvirt-driver';
 import { restoredDomainXml, RestoreXmlError } from '../adapters/hypervisor/restore-xml';
 import { LocalImageSets } from '../adapters/image-sets/local-image-sets';
+import { readRestoreTestLog, recordRestoreTestResult } from '../adapters/image-sets/restore-test-log';
 import type { ManifestImage } from '../adapters/image-sets/manifest';
 import { hashFile } from '../adapters/local/hash-file';
 import { LocalTree, PARTIAL_SUFFIX } from '../adapters/local/local-tree';
@@ -41,9 +42,6 @@ export interface RestoreDeps {
   openSsh: (hostKey: string) => Promise<SshSession>;
   now?: () => Date;
 }
-
-/** The rotation's memory in the store: the last boot test of each VM. A file beside the sets, not a set. */
-export const RESTORE_TESTS_FILE = '.restore-tests.json';
 
 /** Where one image of a restore goes on the hypervisor, and what it replaces (mode replace). */
 export interface RestoreTarget {
@@ -84,7 +82,6 @@ const refuse = (message: string, type: string) => ApplicationFailure.nonRetryabl
 
 export function createRestoreActivities({ config, openSsh, now = () => new Date() }: RestoreDeps) {
   const store = () => new LocalImageSets(requireSection(config.store, 'store').root);
-  const testsFile = () => join(store().root, RESTORE_TESTS_FILE);
 
   async function withHypervisor<T>(use: (ssh: SshSession, driver: LibvirtDriver) => Promise<T>): Promise<T> {
     const hv = requireSection(config.hypervisor, 'hypervisor');
@@ -182,12 +179,7 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
   }
 
   async function readRestoreTests(): Promise<RestoreTestLog> {
-    try {
-      return JSON.parse(await readFile(testsFile(), 'utf8')) as RestoreTestLog;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-      throw err;
-    }
+    return readRestoreTestLog(store().root);
   }
 
   /** The VM whose newest set is boot-tested next: never tested first, else the one tested longest ago. */
@@ -201,10 +193,7 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
   }
 
   async function recordRestoreTest(result: RestoreTestResult): Promise<void> {
-    const log = { ...(await readRestoreTests()), [result.vm]: result };
-    const partial = `${testsFile()}.partial`;
-    await writeFile(partial, `${JSON.stringify(log, null, 2)}\n`);
-    await rename(partial, testsFile());
+    await recordRestoreTestResult(store().root, result);
   }
 
   /**

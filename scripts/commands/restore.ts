@@ -1,7 +1,5 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
-import { RESTORE_TESTS_FILE } from '../../activities/restore';
+import { readRestoreTestLog as readTestLog } from '../../adapters/image-sets/restore-test-log';
 import type { Config } from '../../config/schema';
 import { formatBytes, formatDuration } from '../../domain/format';
 import {
@@ -124,13 +122,7 @@ export function restoreTestSchedule(config: Config): ScheduleOptions {
 
 /** The last boot test of each VM, read from the store (for `status`, `store verify` and reports). */
 export async function readRestoreTestLog(config: Config): Promise<RestoreTestLog> {
-  if (!config.store) return {};
-  try {
-    return JSON.parse(await readFile(join(config.store.root, RESTORE_TESTS_FILE), 'utf8')) as RestoreTestLog;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw err;
-  }
+  return config.store ? readTestLog(config.store.root) : {};
 }
 
 export async function restoreTestStatusLines(config: Config): Promise<string[]> {

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Client } from '@temporalio/client';
-import { RESTORE_TESTS_FILE } from '../../activities/restore';
+import { RESTORE_TESTS_FILE } from '../../adapters/image-sets/restore-test-log';
 import { domainSummary } from '../../adapters/hypervisor/restore-xml';
 import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
