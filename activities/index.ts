@@ -1,7 +1,7 @@
 import { createGuardianActivities } from './guardian';
 import { createHypervisorActivities } from './hypervisor';
 import { createReportActivities } from './report';
-import { createRestoreActivities } from './restore';
+import { createRestoreActivities, RESTORE_STORE_ACTIVITIES } from './restore';
 import { createStoreActivities } from './store';
 import { createVisibilityActivities } from './visibility';
 import { createWatchdogActivities, type WatchdogDeps } from './watchdog';
@@ -37,12 +37,7 @@ export const STORE_ACTIVITIES = [
   'pullImage',
   'recordStoredSet',
   'applyStoreRetention',
-  'readStoredSet',
-  'pushImage',
-  'pickVmToTest',
-  'recordRestoreTest',
-  'readRestoreTests',
-  'restoreSupimDay',
+  ...RESTORE_STORE_ACTIVITIES,
 ] as const satisfies readonly (keyof Activities)[];
 
 type StoreActivityName = (typeof STORE_ACTIVITIES)[number];

@@ -9,6 +9,7 @@ import { fileStamp } from '../domain/format';
 import { calendarDay } from '../domain/julian-day';
 import { renderPathTemplate } from '../domain/path-template';
 import {
+  blankDayRestore,
   isoDateOfDayLabel,
   nextVmToTest,
   type DayRestoreRequest,
@@ -36,6 +37,16 @@ import type { SshSession } from '../adapters/ssh/ssh-session';
 import { uploadFile, UPLOAD_PARTIAL_SUFFIX } from '../adapters/ssh/stream-upload';
 import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
+
+/** The restore activities that read the backup store's disk: they run on the store task queue. */
+export const RESTORE_STORE_ACTIVITIES = [
+  'readStoredSet',
+  'pushImage',
+  'pickVmToTest',
+  'recordRestoreTest',
+  'readRestoreTests',
+  'restoreSupimDay',
+] as const;
 
 export interface RestoreDeps {
   config: Config;
@@ -213,18 +224,11 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
     const from = join(supim.destinationRoot, day.label.slice(0, 4), day.label.slice(5));
     const startedAt = now().toISOString();
     const result: DayRestoreResult = {
-      ok: false,
+      ...blankDayRestore(request, startedAt),
       day: day.label,
       host: hostKey,
       from,
       to,
-      filesInBackup: 0,
-      filesRestored: 0,
-      bytesRestored: 0,
-      existing: [],
-      overwritten: [],
-      startedAt,
-      finishedAt: startedAt,
     };
     const files = await listLocalFiles(from);
     if (files === undefined) throw refuse(`the backup has no folder ${from} for ${day.label}`, 'NoSuchDay');

@@ -108,6 +108,24 @@ export interface DayRestoreResult {
   finishedAt: string;
 }
 
+/** A day restore's result before anything is known (filled in by the activity, or after a failure). */
+export function blankDayRestore(request: DayRestoreRequest, startedAt: string): DayRestoreResult {
+  return {
+    ok: false,
+    day: request.day,
+    host: request.host ?? '',
+    from: '',
+    to: request.to ?? '',
+    filesInBackup: 0,
+    filesRestored: 0,
+    bytesRestored: 0,
+    existing: [],
+    overwritten: [],
+    startedAt,
+    finishedAt: startedAt,
+  };
+}
+
 /** One boot test of one VM's newest stored set. */
 export interface RestoreTestResult {
   vm: string;

@@ -9,7 +9,7 @@ import { applySchedules, scheduleId } from './commands/schedules';
 import { registerSearchAttributes } from './commands/search-attributes';
 import { statusLines } from './commands/status';
 import { previewStoreRetention, verifyStore } from './commands/store';
-import { RestoreUsageError, runRestoreCommand } from './commands/restore';
+import { RestoreUsageError, restoreTestStatusLines, runRestoreCommand } from './commands/restore';
 import { runWorker } from '../worker/main';
 import { connectClient } from './commands/temporal-client';
 import { formatDailySummary, startDaily } from './commands/run-daily';
@@ -110,8 +110,9 @@ async function main(argv: string[]): Promise<number> {
   const commandWithJob = /^(schedules pause|schedules unpause|trigger|backfill) \S+$/.test(command);
   switch (commandWithJob ? command.replace(/ \S+$/, ' <job>') : command) {
     case 'status':
-      return withClient(async (client) => {
+      return withClient(async (client, config) => {
         for (const line of await statusLines(client)) console.log(line);
+        for (const line of await restoreTestStatusLines(config)) console.log(line);
         return 0;
       });
     case 'search-attributes register':

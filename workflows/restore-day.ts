@@ -1,4 +1,4 @@
-import type { DayRestoreRequest, DayRestoreResult } from '../domain/restore';
+import { blankDayRestore, type DayRestoreRequest, type DayRestoreResult } from '../domain/restore';
 import { failureText } from './failure-text';
 import { getRestoreSettings, reportRestore, restoreActivities } from './restore-activities';
 
@@ -10,20 +10,7 @@ import { getRestoreSettings, reportRestore, restoreActivities } from './restore-
  */
 export async function restoreDay(request: DayRestoreRequest): Promise<DayRestoreResult> {
   const startedAt = new Date().toISOString();
-  let result: DayRestoreResult = {
-    ok: false,
-    day: request.day,
-    host: request.host ?? '',
-    from: '',
-    to: request.to ?? '',
-    filesInBackup: 0,
-    filesRestored: 0,
-    bytesRestored: 0,
-    existing: [],
-    overwritten: [],
-    startedAt,
-    finishedAt: startedAt,
-  };
+  let result = blankDayRestore(request, startedAt);
   try {
     const settings = await getRestoreSettings();
     const { storeLong } = restoreActivities(settings, `restore day ${request.day}`);

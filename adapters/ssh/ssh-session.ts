@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
+import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import type { HostConfig } from '../../config/schema';
 import { keysForHost, knownHostsName } from './known-hosts';
 import { RemoteCommandError } from './remote-command-error';
@@ -151,38 +151,26 @@ export class SshSession {
    * Runs a command whose stdout is consumed as a stream (with backpressure); `finished` settles with the
    * exit status once the command ends.
    */
-  execStream(command: RemoteCommand): Promise<{ stdout: Readable; finished: Promise<ExecResult> }> {
-    const line = toCommandLine(command);
-    return new Promise((resolve, reject) => {
-      this.client.exec(line, (err, channel) => {
-        if (err) return reject(this.linkFailure(line, err));
-        const stderr: Buffer[] = [];
-        let exitCode: number | null = null;
-        let signal: string | null = null;
-        channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-        channel.on('exit', (code: number | null, sig?: string) => {
-          exitCode = code;
-          signal = sig ?? null;
-        });
-        const finished = new Promise<ExecResult>((done, fail) =>
-          channel.on('close', () =>
-            exitCode === null && signal === null
-              ? fail(this.linkFailure(line, new Error('connection closed before the command finished')))
-              : done({ stdout: Buffer.alloc(0), stderr: Buffer.concat(stderr).toString('utf8'), exitCode, signal }),
-          ),
-        );
-        finished.catch(() => undefined); // observed by the caller; never an unhandled rejection
-        channel.end();
-        resolve({ stdout: channel, finished });
-      });
-    });
+  async execStream(command: RemoteCommand): Promise<{ stdout: Readable; finished: Promise<ExecResult> }> {
+    const { channel, finished } = await this.openChannel(command, false);
+    channel.end();
+    return { stdout: channel, finished };
   }
 
   /**
    * Runs a command whose stdin is fed as a stream (with backpressure: `write` returns false while the SSH
    * window is full); end `stdin` to let it finish. `finished` settles with its exit status and stdout.
    */
-  execWithInput(command: RemoteCommand): Promise<{ stdin: Writable; finished: Promise<ExecResult> }> {
+  async execWithInput(command: RemoteCommand): Promise<{ stdin: Writable; finished: Promise<ExecResult> }> {
+    const { channel, finished } = await this.openChannel(command, true);
+    return { stdin: channel, finished };
+  }
+
+  /** An exec channel and its outcome: exit status, stderr, and stdout when `collectStdout`. */
+  private openChannel(
+    command: RemoteCommand,
+    collectStdout: boolean,
+  ): Promise<{ channel: ClientChannel; finished: Promise<ExecResult> }> {
     const line = toCommandLine(command);
     return new Promise((resolve, reject) => {
       this.client.exec(line, (err, channel) => {
@@ -191,7 +179,7 @@ export class SshSession {
         const stderr: Buffer[] = [];
         let exitCode: number | null = null;
         let signal: string | null = null;
-        channel.on('data', (chunk: Buffer) => stdout.push(chunk));
+        if (collectStdout) channel.on('data', (chunk: Buffer) => stdout.push(chunk));
         channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
         channel.on('exit', (code: number | null, sig?: string) => {
           exitCode = code;
@@ -210,7 +198,7 @@ export class SshSession {
           ),
         );
         finished.catch(() => undefined); // observed by the caller; never an unhandled rejection
-        resolve({ stdin: channel, finished });
+        resolve({ channel, finished });
       });
     });
   }

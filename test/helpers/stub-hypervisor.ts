@@ -4,6 +4,7 @@ import type { RemoteActivities, StoreActivities } from '../../activities';
 import type { Preflight, PreparedDisk } from '../../activities/hypervisor';
 import type { HeldDownRecord, RunRef } from '../../adapters/hypervisor/vm-records';
 import type { VmImage, WeeklySettings } from '../../domain/weekly-summary';
+import { RESTORE_STORE_ACTIVITIES } from '../../activities/restore';
 
 export type StubState = 'running' | 'shut-off' | 'paused' | 'missing';
 
@@ -206,14 +207,7 @@ export class StubHypervisor {
         await this.fault('applyStoreRetention', vm);
         return { deleted: [], freeBytes: 10 };
       },
-      ...notInTheseTests(
-        'readStoredSet',
-        'pushImage',
-        'pickVmToTest',
-        'recordRestoreTest',
-        'readRestoreTests',
-        'restoreSupimDay',
-      ),
+      ...notInTheseTests(...RESTORE_STORE_ACTIVITIES),
     };
     return { remote, store };
   }
