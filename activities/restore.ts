@@ -276,9 +276,10 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
             progress.done.push(file);
             progress.current = undefined;
             progress.bytesDone += sent.bytesTransferred;
-            result.filesRestored += 1;
-            result.bytesRestored += sent.bytesTransferred;
           }
+          // Counted over every attempt: a resumed restore also reports what the crashed one sent.
+          result.filesRestored = progress.done.length;
+          result.bytesRestored = progress.bytesDone;
           result.ok = result.existing.length === 0;
           if (!result.ok) {
             result.reason = `${result.existing.length} file(s) already on ${hostKey} under ${to} were left alone (use --overwrite to replace them)`;
