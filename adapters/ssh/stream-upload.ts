@@ -84,14 +84,16 @@ export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
     );
 
   const { stdin, finished } = await ssh.execWithInput({ shell: command });
-  const source = createReadStream(req.localPath, { start: resumedAt, highWaterMark: READ_BYTES });
+  const limit = req.maxBytesPerSecond ?? 0;
+  // Capped: small reads, so the cap spreads the file over time instead of sending it in one burst.
+  const readBytes = limit > 0 ? Math.max(4096, Math.min(READ_BYTES, Math.floor(limit / 8))) : READ_BYTES;
+  const source = createReadStream(req.localPath, { start: resumedAt, highWaterMark: readBytes });
   const onAbort = () => {
     source.destroy();
     stdin.destroy();
   };
   signal?.addEventListener('abort', onAbort, { once: true });
   const startedAt = Date.now();
-  const limit = req.maxBytesPerSecond ?? 0;
   let sent = resumedAt;
   try {
     for await (const chunk of source) {
