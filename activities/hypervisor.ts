@@ -144,12 +144,14 @@ export function createHypervisorActivities({ config, openSsh, temporalClient }: 
   }
 
   /** One run per VM: the lock on the hypervisor, taken over only from a run that is closed. */
-  async function lockVm(vm: string): Promise<{ acquired: boolean; holder?: string }> {
+  async function lockVm(vm: string): Promise<{ acquired: true } | { acquired: false; reason: string }> {
+    const nameProblem = unsafeVmNameReason(vm);
+    if (nameProblem) return { acquired: false, reason: `refused VM name: ${nameProblem}` };
     return withHypervisor(async ({ records }) => {
       const outcome = await records.lock(vm, currentRun(), runIsClosed);
-      return outcome.acquired
-        ? { acquired: true }
-        : { acquired: false, holder: `${outcome.holder.owner.workflowId} (since ${outcome.holder.since})` };
+      if (outcome.acquired) return { acquired: true };
+      const { owner, since } = outcome.holder;
+      return { acquired: false, reason: `another run is working on this VM: ${owner.workflowId} (since ${since})` };
     });
   }
 

@@ -1,6 +1,7 @@
 import { createGuardianActivities } from './guardian';
 import { createHypervisorActivities } from './hypervisor';
 import { createReportActivities } from './report';
+import { createRunsActivities } from './runs';
 import { createRestoreActivities, RESTORE_STORE_ACTIVITIES } from './restore';
 import { createStoreActivities } from './store';
 import { createVisibilityActivities } from './visibility';
@@ -19,6 +20,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createWatchdogActivities(deps),
     ...createVisibilityActivities(deps),
     ...createGuardianActivities(deps),
+    ...createRunsActivities(deps),
     ...createRestoreActivities(deps),
   };
 }

@@ -14,32 +14,38 @@ export class ConfigError extends Error {
   }
 }
 
-/** Keys whose values are file paths; relative ones are taken relative to the config file. */
-const PATH_KEYS = new Set([
-  'privateKeyFile',
-  'knownHostsFile',
-  'destinationRoot',
-  'imageArea',
-  'root',
-  'outbox',
-  'passwordFile',
-  'caFile',
-  'certFile',
-  'keyFile',
-  'apiKeyFile',
-]);
+/**
+ * The fields that are paths on this machine (`*`: any key): a relative one is taken relative to the config
+ * file. Paths on remote hosts (imageArea, sourceTemplate) must be absolute and are left as written.
+ */
+const LOCAL_PATH_FIELDS = [
+  'hosts.*.privateKeyFile',
+  'hosts.*.knownHostsFile',
+  'supim.destinationRoot',
+  'store.root',
+  'mail.outbox',
+  'mail.smtp.passwordFile',
+  'mail.smtp.caFile',
+  'temporal.tls.caFile',
+  'temporal.tls.certFile',
+  'temporal.tls.keyFile',
+  'temporal.apiKeyFile',
+].map((field) => field.split('.'));
 
-function resolveRelativePaths(value: unknown, baseDir: string): unknown {
-  if (Array.isArray(value)) return value.map((v) => resolveRelativePaths(v, baseDir));
-  if (value === null || typeof value !== 'object') return value;
+function resolveAt(value: unknown, path: string[], baseDir: string): unknown {
+  const [key, ...rest] = path;
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || key === undefined) return value;
   return Object.fromEntries(
-    Object.entries(value).map(([key, v]) => [
-      key,
-      PATH_KEYS.has(key) && typeof v === 'string' && v !== '' && !isAbsolute(v)
-        ? resolve(baseDir, v)
-        : resolveRelativePaths(v, baseDir),
-    ]),
+    Object.entries(value).map(([k, v]) => {
+      if (key !== '*' && k !== key) return [k, v];
+      if (rest.length > 0) return [k, resolveAt(v, rest, baseDir)];
+      return [k, typeof v === 'string' && v !== '' && !isAbsolute(v) ? resolve(baseDir, v) : v];
+    }),
   );
+}
+
+function resolveRelativePaths(raw: unknown, baseDir: string): unknown {
+  return LOCAL_PATH_FIELDS.reduce((value, path) => resolveAt(value, path, baseDir), raw);
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

@@ -200,6 +200,8 @@ const schedulesSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  /** The guardian puts back VMs a weekly run left down (terminated, over budget): how often it looks. */
+  guardian: z.strictObject({ everyMinutes: z.number().int().min(1).max(60).default(5) }).prefault({}),
   /** After the server or worker was down, a missed run still starts if it is at most this late (once, not a burst). */
   catchupWindowHours: z
     .number()

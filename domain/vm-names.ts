@@ -7,9 +7,9 @@ export function unsafeVmNameReason(name: string): string | undefined {
   if (name.length === 0) return 'empty name';
   if (name.length > 200) return 'longer than 200 characters';
   if (name === '.' || name === '..') return 'is "." or ".."';
+  if (name.includes('/')) return 'contains "/"';
   // Hidden folder names in the image area and the store are the product's own records.
   if (name.startsWith('.')) return 'starts with "."';
-  if (name.includes('/')) return 'contains "/"';
   if (/[\0\n\r]/.test(name)) return 'contains NUL or a line break';
   return undefined;
 }

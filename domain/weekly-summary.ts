@@ -95,6 +95,8 @@ export interface WeeklySummary {
   /** Every VM imaged and verified, none skipped or failed, every VM that was running is running. */
   ok: boolean;
   aborted?: string;
+  /** Another run for the same VMs was already under way (schedule and CLI at once): this one did nothing. */
+  alreadyRunning?: string;
   startedAt: string;
   finishedAt: string;
 }

@@ -7,6 +7,7 @@ import { backfillDaily } from './commands/backfill';
 import { JOBS, type Job } from '../domain/jobs';
 import { applySchedules, scheduleId } from './commands/schedules';
 import { registerSearchAttributes } from './commands/search-attributes';
+import { describeHeldDown, heldDownVms } from './commands/held-down';
 import { statusLines } from './commands/status';
 import { previewStoreRetention, verifyStore } from './commands/store';
 import { RestoreUsageError, restoreTestStatusLines, runRestoreCommand } from './commands/restore';
@@ -112,6 +113,9 @@ async function main(argv: string[]): Promise<number> {
     case 'status':
       return withClient(async (client, config) => {
         for (const line of await statusLines(client)) console.log(line);
+        const held = await heldDownVms(config);
+        console.log(`VMs held down now: ${held.length === 0 ? 'none' : ''}`);
+        for (const record of held) console.log(`  ${describeHeldDown(record)}`);
         for (const line of await restoreTestStatusLines(config)) console.log(line);
         return 0;
       });

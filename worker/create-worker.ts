@@ -28,12 +28,13 @@ export async function createWorker(
 ): Promise<BackupWorker> {
   const { namespace, ...connectionOptions } = temporalConnection(config);
   let clientConnection: Promise<Client> | undefined;
+  const temporalClient = () =>
+    (clientConnection ??= Connection.connect(connectionOptions).then(
+      (connection) => new Client({ connection, namespace }),
+    ));
   const built = createActivities({
     config,
-    temporalClient: () =>
-      (clientConnection ??= Connection.connect(connectionOptions).then(
-        (connection) => new Client({ connection, namespace }),
-      )),
+    temporalClient,
     openSsh: (hostKey) => {
       const host = config.hosts[hostKey];
       if (!host) throw new Error(`no host ${hostKey} in config`);
@@ -67,6 +68,7 @@ export async function createWorker(
     run: async () => {
       // One worker failing stops the other too: a half-serving process would look healthy and hang runs.
       const runs = workers.map((w) => w.run());
+      if (config.hypervisor) void guardianAtStart(temporalClient, config.temporal.taskQueue);
       try {
         await Promise.all(runs);
       } finally {
@@ -78,4 +80,21 @@ export async function createWorker(
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
     },
   };
+}
+
+/**
+ * A VM left down while no worker ran (a crash, a deploy, a terminated run) is put back as soon as a worker
+ * starts, without waiting for the guardian's schedule. One such run at a time, whichever worker starts it.
+ */
+async function guardianAtStart(temporalClient: () => Promise<Client>, taskQueue: string): Promise<void> {
+  try {
+    const client = await temporalClient();
+    await client.workflow.start('vmGuardian', {
+      taskQueue,
+      workflowId: 'vm-guardian-at-worker-start',
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
+  } catch (err) {
+    console.warn(`the guardian could not be started at worker start: ${(err as Error).message}`);
+  }
 }

@@ -83,6 +83,7 @@ export async function restoreVm(request: RestoreVmRequest): Promise<RestoreVmRes
   let shutOff = false;
   let swapStarted = false;
   let defined = false;
+  let locked = false;
   try {
     try {
       await work.run(async () => {
@@ -92,6 +93,12 @@ export async function restoreVm(request: RestoreVmRequest): Promise<RestoreVmRes
           throw ApplicationFailure.nonRetryable(
             `set ${set.stamp} has no saved domain definition (an older backup): use --replace, or define a domain by hand over the restored images`,
           );
+        }
+        if (mode === 'replace') {
+          // One run per VM: a weekly backup must not image disks that are being swapped, nor the reverse.
+          const lock = await step('checking-target', () => quick.lockVm(vm));
+          if (!lock.acquired) throw ApplicationFailure.nonRetryable(`${vm}: ${lock.reason}`);
+          locked = true;
         }
         const planned = await step('checking-target', () =>
           quick.planRestore(mode, vm, set, { newName: request.newName, stop: request.stop, restoreStamp }),
@@ -161,6 +168,7 @@ export async function restoreVm(request: RestoreVmRequest): Promise<RestoreVmRes
       );
     }
   } finally {
+    if (locked) await CancellationScope.nonCancellable(() => forever.unlockVm(vm));
     progress.step = 'done';
     result.finishedAt = new Date().toISOString();
     finished = true;

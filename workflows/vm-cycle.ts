@@ -129,7 +129,7 @@ export async function vmCycle(
   const lock = () =>
     step('locking', async () => {
       const held = await act.remote.lockVm(vm);
-      if (!held.acquired) throw new SkipVm(`another run is working on this VM: ${held.holder}`);
+      if (!held.acquired) throw new SkipVm(held.reason);
       undo.push('release the VM lock', () => act.remote.unlockVm(vm));
     });
 

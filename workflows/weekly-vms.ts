@@ -25,7 +25,7 @@ export interface WeeklyVmInput {
   vms?: string[];
 }
 
-const { getWeeklySettings, resolveVms } = remoteActivities({
+const { getWeeklySettings, resolveVms, openRunsBefore } = remoteActivities({
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5 },
 });
@@ -84,6 +84,10 @@ export async function weeklyVmBackup(input: WeeklyVmInput = {}): Promise<WeeklyS
   return reportedRun<WeeklySummary>('weekly', async (run) => {
     run.named(week);
     run.sofar(summary);
+    // A schedule-fired run and `run vms` at once are one run: the later one leaves the VMs to the earlier.
+    const { workflowId, workflowType, startTime } = workflowInfo();
+    const [earlier] = await openRunsBefore(workflowType, startTime.toISOString(), workflowId);
+    if (earlier) return { ...summary(), alreadyRunning: earlier };
     try {
       const settings = await getWeeklySettings();
       const vms = [...new Set(await resolveVms(input.vms))];

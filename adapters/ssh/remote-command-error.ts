@@ -30,7 +30,7 @@ const STDERR_LIMIT = 2000;
  * missing socket), so they are checked first.
  */
 const TRANSIENT_STDERR =
-  /failed to connect to the hypervisor|failed to connect socket|unable to connect to server|connection refused|connection reset|cannot recv data|end of file while reading data|client socket is closed|timed out|timeout was reached|resource temporarily unavailable|is not running.*libvirtd|cannot acquire state change lock/i;
+  /failed to connect socket to [^\n]*: (no such file or directory|connection refused)|cannot recv data|end of file while reading data|client socket is closed|connection reset by peer|timed out|timeout was reached|resource temporarily unavailable|cannot acquire state change lock|failed to get [^\n]*lock/i;
 /** Messages that no retry will change. */
 const PERMANENT_STDERR =
   /permission denied|no such file or directory|not a directory|invalid option|unrecognized option|operation not permitted|read-only file system/i;

@@ -29,7 +29,7 @@ function endGroupScript(pidFile: string): string {
   return [
     `if [ -s ${pf} ]; then`,
     `  pg=$(cat ${pf})`,
-    '  kill -TERM -- "-$pg" 2>/dev/null || true',
+    '  kill -TERM -- "-$pg" 2>/dev/null && kill -CONT -- "-$pg" 2>/dev/null || true', // a stopped (frozen) copy must see it
     '  n=0; while kill -0 -- "-$pg" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done',
     '  kill -KILL -- "-$pg" 2>/dev/null || true',
     `  rm -f ${pf}`,

@@ -4,8 +4,8 @@ import type { Config } from '../../config/schema';
 import { JOB_WORKFLOW_TYPE, JOBS, type Job } from '../../domain/jobs';
 import { restoreTestSchedule } from './restore';
 
-/** The dead-man's switch has a schedule of its own. */
-export type ScheduleName = Job | 'watchdog' | 'restore-test';
+/** The dead-man's switch, the VM guardian and the restore test have schedules of their own. */
+export type ScheduleName = Job | 'watchdog' | 'guardian' | 'restore-test';
 
 export function scheduleId(job: ScheduleName): string {
   return `cluster-backup-${job}`;
@@ -32,6 +32,23 @@ export function desiredWatchdogSchedule(config: Config): ScheduleOptions {
       workflowId: 'watchdog-scheduled',
     },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
+    state: { paused: false, note: 'managed by cluster-backup schedules apply' },
+  };
+}
+
+/** The guardian puts back VMs a weekly run left down, every few minutes (with a hypervisor configured). */
+export function desiredGuardianSchedule(config: Config): ScheduleOptions {
+  return {
+    scheduleId: scheduleId('guardian'),
+    spec: { intervals: [{ every: `${config.schedules.guardian.everyMinutes} minutes` }] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'vmGuardian',
+      args: [],
+      taskQueue: config.temporal.taskQueue,
+      workflowId: 'vm-guardian-scheduled',
+    },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '10 minutes' },
     state: { paused: false, note: 'managed by cluster-backup schedules apply' },
   };
 }
@@ -160,6 +177,16 @@ export async function applySchedules(client: Client, config: Config): Promise<Ap
       catchupMs: hours(1),
       everyMs: config.schedules.watchdog.everyMinutes * 60_000,
     },
+    ...(config.hypervisor
+      ? [
+          {
+            job: 'guardian' as const,
+            desired: desiredGuardianSchedule(config),
+            catchupMs: 10 * 60_000,
+            everyMs: config.schedules.guardian.everyMinutes * 60_000,
+          },
+        ]
+      : []),
   ];
   if (config.hypervisor && config.store) {
     wanted.push({

@@ -19,6 +19,8 @@ export interface GuestOptions {
   acpi?: boolean;
   diskMiB?: number;
   memoryMiB?: number;
+  /** More disks after vda: a block device (a loop device), or anything libvirt takes, as raw <disk> XML. */
+  extraDisks?: string[];
 }
 
 export interface SandboxGuest {
@@ -36,6 +38,9 @@ export interface SandboxHypervisor {
   virsh(...args: string[]): Promise<string>;
   defineGuest(options: GuestOptions): Promise<SandboxGuest>;
   state(name: string): Promise<string>;
+  /** Stops libvirtd (a package upgrade, a crash): running guests go on; virsh fails until `startDaemon`. */
+  stopDaemon(): Promise<void>;
+  startDaemon(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -143,14 +148,22 @@ async function startLockedHypervisor(dir: string, unlock: () => void): Promise<S
     ].join('\n'),
   );
   const log = openSync(join(dir, 'libvirtd.log'), 'a');
-  const children: ChildProcess[] = [startChild('/usr/sbin/virtlogd', [], { stdio: ['ignore', log, log] })];
-  children.push(
-    startChild('/usr/sbin/libvirtd', ['-f', conf, '-p', join(dir, 'libvirtd.pid')], { stdio: ['ignore', log, log] }),
-  );
+  const virtlogd = startChild('/usr/sbin/virtlogd', [], { stdio: ['ignore', log, log] });
   const uri = `qemu:///system?socket=${sockDir}/libvirt-sock`;
   const virsh = async (...args: string[]) => (await run('virsh', ['-q', '-c', uri, ...args])).stdout;
-  await waitFor(() => existsSync(join(sockDir, 'libvirt-sock')), 20_000, 'the libvirtd socket');
-  await virsh('version'); // the first connection probes QEMU's capabilities (~8 s)
+  let libvirtd: ChildProcess | undefined;
+  const startDaemon = async () => {
+    libvirtd = startChild('/usr/sbin/libvirtd', ['-f', conf, '-p', join(dir, 'libvirtd.pid')], {
+      stdio: ['ignore', log, log],
+    });
+    await waitFor(() => existsSync(join(sockDir, 'libvirt-sock')), 20_000, 'the libvirtd socket');
+    await virsh('version'); // the first connection probes QEMU's capabilities (~8 s)
+  };
+  const stopDaemon = async () => {
+    if (libvirtd) await stopProcess(libvirtd);
+    libvirtd = undefined;
+  };
+  await startDaemon();
   // Definitions outlive libvirtd (they live in /etc/libvirt/qemu): remove our own left by a killed run.
   for (const stale of (await virsh('list', '--all', '--name')).split('\n').filter((n) => n.startsWith(GUEST_PREFIX))) {
     await virsh('destroy', '--domain', stale).catch(() => undefined);
@@ -164,7 +177,15 @@ async function startLockedHypervisor(dir: string, unlock: () => void): Promise<S
     dir,
     virsh,
     state: async (name) => (await virsh('domstate', '--domain', name)).trim(),
-    async defineGuest({ name, acpi = true, diskMiB = 16, memoryMiB = 128 }: GuestOptions): Promise<SandboxGuest> {
+    stopDaemon,
+    startDaemon,
+    async defineGuest({
+      name,
+      acpi = true,
+      diskMiB = 16,
+      memoryMiB = 128,
+      extraDisks = [],
+    }: GuestOptions): Promise<SandboxGuest> {
       if (!name.startsWith(GUEST_PREFIX)) throw new Error(`sandbox guest names start with ${GUEST_PREFIX}: ${name}`);
       const id = `guest-${index++}`;
       const disk = join(dir, `${id}.qcow2`);
@@ -188,6 +209,7 @@ async function startLockedHypervisor(dir: string, unlock: () => void): Promise<S
       <source file='${disk}'/>
       <target dev='vda' bus='virtio'/>
     </disk>
+    ${extraDisks.join('\n    ')}
     <serial type='file'><source path='${consoleLog}' append='on'/><target port='0'/></serial>
     <memballoon model='none'/>
   </devices>
@@ -215,7 +237,8 @@ async function startLockedHypervisor(dir: string, unlock: () => void): Promise<S
         await virsh('destroy', '--domain', name).catch(() => undefined);
         await virsh('undefine', '--domain', name).catch(() => undefined);
       }
-      for (const child of children.reverse()) await stopProcess(child);
+      await stopDaemon();
+      await stopProcess(virtlogd);
       unlock();
     },
   };

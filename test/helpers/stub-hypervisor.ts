@@ -45,6 +45,11 @@ export class StubHypervisor {
   faults: Record<string, (attempt: number, vm?: string) => Fault> = {};
   preflightReason: Record<string, string> = {};
   closedRuns = new Set<string>();
+  /** Weekly runs that were under way before the one under test. */
+  earlierRuns: string[] = [];
+  /** Each activity's start-to-close timeout, as the workflow set it. */
+  readonly timeouts: Record<string, number> = {};
+  readonly awaitedSeconds: number[] = [];
 
   constructor(readonly settings: WeeklySettings) {}
 
@@ -69,6 +74,7 @@ export class StubHypervisor {
   private async fault(activity: string, vm?: string): Promise<void> {
     const ctx = Context.current();
     this.calls.push(`${activity}${vm ? ` ${vm}` : ''}`);
+    this.timeouts[activity] = ctx.info.startToCloseTimeoutMs;
     const fault = this.faults[activity]?.(ctx.info.attempt, vm);
     if (fault === 'fail') throw ApplicationFailure.retryable(`${activity} failed (injected)`);
     if (fault === 'fail-permanently') throw ApplicationFailure.nonRetryable(`${activity} failed for good (injected)`);
@@ -89,6 +95,7 @@ export class StubHypervisor {
   activities(): { remote: Partial<RemoteActivities>; store: StoreActivities } {
     const remote: Partial<RemoteActivities> = {
       registeredSearchAttributes: async () => [],
+      openRunsBefore: async () => this.earlierRuns,
       sendReport: async (request) => {
         this.calls.push(`sendReport ${request.job}`);
         return { to: 'outbox', path: '/dev/null', subject: 'stub' } as never;
@@ -100,7 +107,7 @@ export class StubHypervisor {
         const holder = this.locks.get(vm);
         const me = this.run();
         if (holder && holder.runId !== me.runId && !this.closedRuns.has(holder.runId))
-          return { acquired: false, holder: holder.workflowId };
+          return { acquired: false, reason: `another run is working on this VM: ${holder.workflowId}` };
         this.locks.set(vm, me);
         return { acquired: true };
       },
@@ -132,7 +139,8 @@ export class StubHypervisor {
         await this.fault('requestShutdown', vm);
         if (this.vm(vm).acpi) this.setState(vm, 'shut-off');
       },
-      awaitShutOff: async (vm) => {
+      awaitShutOff: async (vm, timeoutSeconds) => {
+        this.awaitedSeconds.push(timeoutSeconds);
         await this.fault('awaitShutOff', vm);
         return this.vm(vm).state === 'shut-off' ? 'shut-off' : 'timeout';
       },

@@ -102,6 +102,13 @@ class StubVm {
         this.fault('discardPushed');
         this.files.delete('/vm/db.qcow2.restored-S');
       },
+      lockVm: async () => {
+        this.fault('lockVm');
+        return { acquired: true };
+      },
+      unlockVm: async () => {
+        this.fault('unlockVm');
+      },
       restoredDomainState: async () => this.state.replace('-', ' '),
       sendRestoreReport: async () => ({ subject: 'x', where: 'nowhere' }),
     };
@@ -179,6 +186,7 @@ describe('restore vm --replace: every exit path puts the original disk back', ()
     assert.equal(vm.files.get('/vm/db.qcow2.before-restore-R'), 'original');
     assert.equal(vm.state, 'running');
     assert.deepEqual(result.keptAs, ['/vm/db.qcow2.before-restore-R']);
+    assert.equal(vm.calls.at(-1), 'unlockVm', 'the VM lock is released at the end');
   });
 
   it('a VM that will not start on the restored disk: original disk back, VM running on it', async () => {
@@ -229,6 +237,6 @@ describe('restore vm --replace: every exit path puts the original disk back', ()
     const result = await restore({ stop: false });
     assert.equal(result.ok, false);
     assert.match(result.reason ?? '', /needs it shut off/);
-    assert.deepEqual(vm.calls, ['planRestore']);
+    assert.deepEqual(vm.calls, ['lockVm', 'planRestore', 'unlockVm']);
   });
 });

@@ -17,6 +17,7 @@ import type { remoteActivities } from '../../workflows/activity-proxies';
 import { abortUpdate } from '../../workflows/definitions';
 import { WORKFLOW_BUNDLE } from '../../worker/create-worker';
 import { quietWorkerLogs } from '../helpers/temporal';
+import { captureHistory } from '../helpers/history-capture';
 import { StubHypervisor, type Fault } from '../helpers/stub-hypervisor';
 
 // Routing is a type: a store activity is not on the main queue's proxy, so calling it there cannot compile.
@@ -104,8 +105,12 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
     });
   }
 
-  async function weekly(vms = ['db']): Promise<WeeklySummary> {
-    return (await start(vms)).result() as Promise<WeeklySummary>;
+  /** Runs the weekly workflow to its end; `history` names it in test/replay when histories are captured. */
+  async function weekly(vms = ['db'], history?: string): Promise<WeeklySummary> {
+    const handle = await start(vms);
+    const summary = (await handle.result()) as WeeklySummary;
+    if (history) await captureHistory(handle, history);
+    return summary;
   }
 
   /** The run's summary as its report got it: also for a cancelled run, which returns none. */
@@ -125,7 +130,7 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
 
   it('backs up a running VM: stopped, imaged, started, then verified and pulled; only the lock is left to undo', async () => {
     fresh().addVm('db');
-    const { vms, ok } = await weekly();
+    const { vms, ok } = await weekly(['db'], 'weekly-ok');
     assert.equal(ok, true);
     assert.equal(vms[0]!.status, 'backed-up');
     assert.deepEqual(stub.vms.get('db')!.history, ['running', 'shut-off', 'running']);
@@ -221,6 +226,30 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
     assert.deepEqual(stub.vms.get('db')!.history, ['running', 'shut-off', 'running']);
   });
 
+  it('forces off at the VM`s own shutdown timeout (900 s): the waiting activity`s timeouts derive from it', async () => {
+    fresh({ policy: { db: { shutdownTimeoutSeconds: 900, forceOff: true, maxDowntimeSeconds: 7200 } } }).addVm(
+      'db',
+      'running',
+      false,
+    );
+    const { vms } = await weekly();
+    assert.equal(vms[0]!.status, 'backed-up');
+    assert.match(vms[0]!.reason!, /forced off after 900 s/);
+    assert.deepEqual(stub.awaitedSeconds, [900]);
+    assert.ok(stub.timeouts.awaitShutOff! > 900_000, 'awaitShutOff may run the whole 900 s');
+    assert.ok(stub.timeouts.ensureRunning! > 900_000, 'the restart may watch a shutdown that long');
+    assert.ok(stub.timeouts.createImage! > 7200_000, 'imaging is bounded by the downtime budget, not less');
+  });
+
+  it('leaves the VMs to a weekly run already under way (schedule and CLI at once)', async () => {
+    fresh().addVm('db');
+    stub.earlierRuns = ['vms-scheduled-2026-11-29T05:00:00Z'];
+    const summary = await weekly(['db'], 'weekly-already-running');
+    assert.equal(summary.alreadyRunning, 'vms-scheduled-2026-11-29T05:00:00Z');
+    assert.deepEqual(summary.vms, []);
+    assert.ok(!stub.calls.some((c) => c.startsWith('lockVm')));
+  });
+
   it('leaves a paused VM as found', async () => {
     fresh().addVm('db', 'paused');
     const { vms } = await weekly();
@@ -250,7 +279,7 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
     it(`${activity} failing: the cycle fails at ${step}, the VM runs, compensations: ${undone.join(', ')}`, async () => {
       fresh().addVm('db');
       stub.faults[activity] = () => 'fail-permanently';
-      const { vms, ok } = await weekly();
+      const { vms, ok } = await weekly(['db'], activity === 'createImage' ? 'weekly-failed-step' : undefined);
       assert.equal(ok, false);
       assert.equal(vms[0]!.status, 'failed');
       assert.equal(vms[0]!.failedStep, step);
@@ -338,6 +367,7 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
       await until(() => hung, `${activity} to start`);
       await handle.cancel();
       await assert.rejects(handle.result(), WorkflowFailedError);
+      if (activity === 'createImage') await captureHistory(handle, 'weekly-cancelled');
       const vm = reported().vms[0]!;
       assert.equal(vm.status, 'aborted');
       assert.equal(vm.failedStep, step);
@@ -359,6 +389,7 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
     const summary = (await handle.result()) as WeeklySummary;
     assert.equal(summary.vms[0]!.status, 'aborted');
     assert.equal(summary.aborted, 'maintenance');
+    await captureHistory(handle, 'weekly-aborted');
   });
 
   it('cycles a VM named twice only once', async () => {
@@ -393,10 +424,12 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
     // The test server's clock runs ahead of this one (it skips time): a budget no skip reaches.
     stub.heldDown.set('web', { vm: 'web', owner: { workflowId: 'vms-open', runId: 'r2' }, since, budgetSeconds: 1e9 });
     stub.closedRuns.add('r1');
-    const summary = (await env.client.workflow.execute('vmGuardian', {
+    const handle = await env.client.workflow.start('vmGuardian', {
       taskQueue: TASK_QUEUE,
       workflowId: `guardian-${++seq}`,
-    })) as GuardianSummary;
+    });
+    const summary = (await handle.result()) as GuardianSummary;
+    await captureHistory(handle, 'guardian');
     assert.deepEqual(
       summary.putBack.map((p) => [p.vm, p.heldBy, p.running]),
       [['db', 'vms-terminated', true]],

@@ -34,6 +34,26 @@ describe('config', () => {
     assert.equal(config.transfer.chunkBytes, 261120);
   });
 
+  it('resolves only the fields that are local paths, not any key that happens to be called root or outbox', () => {
+    const config = parseConfig(
+      { ...valid(), store: { root: 'store' }, mail: { outbox: 'out', recipients: { daily: [] } } },
+      'test.yaml',
+      '/srv/cb',
+    );
+    assert.equal(config.store!.root, '/srv/cb/store');
+    assert.equal(config.mail.outbox, '/srv/cb/out');
+    // A relative path on a remote host is refused (it has no meaning there), never made local.
+    assert.match(
+      problems({ ...valid(), hypervisor: { host: 'compute', imageArea: 'images' } }).join(),
+      /^hypervisor\.imageArea/,
+    );
+    // Hidden names are the product's own records in the image area and the store.
+    assert.match(
+      problems({ ...valid(), hypervisor: { host: 'compute', imageArea: '/img', vms: ['.cluster-backup'] } }).join(),
+      /^hypervisor\.vms\.0: VM name starts with "\."/,
+    );
+  });
+
   it('names the field and what is wrong with it', () => {
     const raw = valid();
     (raw.hosts.compute as Record<string, unknown>).port = 70000;

@@ -293,7 +293,7 @@ describe('restore on a real libvirt + QEMU hypervisor', { concurrency: false }, 
     assert.equal(stopped.ok, true, JSON.stringify(stopped, null, 2));
     assert.deepEqual(
       stopped.steps.map((s) => s.step),
-      ['reading-set', 'checking-target', 'pushing', 'stopping', 'swapping', 'starting'],
+      ['reading-set', 'checking-target', 'checking-target', 'pushing', 'stopping', 'swapping', 'starting'],
     );
     await booted();
     assert.equal(readyLines().at(-1), 'cbguest: ready (boot 2)');

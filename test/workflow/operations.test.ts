@@ -89,11 +89,13 @@ describe('operations: schedules, triggers, backfill, documented CLI, metrics', {
       'cluster-backup-daily: unchanged',
       'cluster-backup-weekly: created',
       'cluster-backup-watchdog: updated', // it now watches the weekly job too
+      'cluster-backup-guardian: created', // and VMs left down are put back every few minutes
     ]);
     assert.deepEqual(await changes(withVms), [
       'cluster-backup-daily: unchanged',
       'cluster-backup-weekly: unchanged',
       'cluster-backup-watchdog: unchanged',
+      'cluster-backup-guardian: unchanged',
     ]);
     const weekly = await client.schedule.getHandle(scheduleId('weekly')).describe();
     assert.equal(weekly.spec.calendars?.[0]?.dayOfWeek?.[0]?.start, 'SUNDAY');
