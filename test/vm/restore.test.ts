@@ -125,6 +125,7 @@ describe('restore on a real libvirt + QEMU hypervisor', { concurrency: false }, 
       'restore test',
       root,
     );
+    mkdirSync(storeRoot(), { recursive: true }); // the store's disk is mounted, never created by the product
     worker = await inProcessWorker(config);
     ({ client, close: closeClient } = await connectClient(config));
 
