@@ -72,8 +72,11 @@ describe('restore on a real libvirt + QEMU hypervisor', { concurrency: false }, 
   let boots = 0;
   const storeRoot = () => join(root, 'store');
   const storedImage = (stamp: string) => join(storeRoot(), ALPHA, stamp, 'vda.qcow2');
-  const mailAbout = (workflowId: string) =>
-    smtp.messages.filter((m) => String(m.text).includes(`Workflow ${workflowId} `));
+  /** The reports of one run (a workflow ID can be run again: restore day runs three times). */
+  const mailAbout = (handle: { workflowId: string; firstExecutionRunId: string }) =>
+    smtp.messages.filter((m) =>
+      String(m.text).includes(`Workflow ${handle.workflowId} (run ${handle.firstExecutionRunId},`),
+    );
   const readyLines = () => readFileSync(alpha.consoleLog, 'utf8').match(/cbguest: ready \(boot \d+\)/g) ?? [];
   /** The guest's next boot; on a shared, loaded machine TCG boots can take a while. The console shows why not. */
   const booted = async () => {
@@ -174,7 +177,7 @@ describe('restore on a real libvirt + QEMU hypervisor', { concurrency: false }, 
     // The original: running, same definition, same disk.
     assert.match(await hypervisor.state(ALPHA), /running/);
     assert.equal(await domainXml(ALPHA), originalXml);
-    assert.equal(mailAbout(handle.workflowId)[0]?.subject, `[cluster-backup] OK restore ${ALPHA} as ${COPY}`);
+    assert.equal(mailAbout(handle)[0]?.subject, `[cluster-backup] OK restore ${ALPHA} as ${COPY}`);
 
     const again = await (await startRestoreVm(client, config, { vm: ALPHA, mode: 'as', newName: ALPHA })).result();
     assert.equal(again.ok, false);
@@ -188,7 +191,7 @@ describe('restore on a real libvirt + QEMU hypervisor', { concurrency: false }, 
     assert.equal(passed.ok, true, JSON.stringify(passed, null, 2));
     assert.equal(passed.result?.stamp, goodStamp);
     assert.match(passed.result?.detail ?? '', /cbguest: ready/);
-    assert.match(mailAbout(good.workflowId)[0]?.subject ?? '', /restore test PASSED: cbtest-restore-alpha/);
+    assert.match(mailAbout(good)[0]?.subject ?? '', /restore test PASSED: cbtest-restore-alpha/);
 
     // A newer set of the same guest whose disk carries the broken marker: hashes match, the guest never boots.
     const brokenStamp = goodStamp.replace(/^\d{4}/, (year) => String(Number(year) + 1));
@@ -216,7 +219,7 @@ describe('restore on a real libvirt + QEMU hypervisor', { concurrency: false }, 
       assert.equal(failed.ok, false);
       assert.equal(failed.result?.stamp, brokenStamp);
       assert.match(failed.result?.detail ?? '', /no console line matching/);
-      const mail = mailAbout(bad.workflowId)[0]!;
+      const mail = mailAbout(bad)[0]!;
       assert.match(mail.subject ?? '', /restore test FAILED: cbtest-restore-alpha set \d{8}T\d{6}Z/);
       const log = JSON.parse(readFileSync(join(storeRoot(), RESTORE_TESTS_FILE), 'utf8')) as RestoreTestLog;
       assert.equal(log[ALPHA]?.passed, false);
@@ -327,7 +330,7 @@ describe('restore on a real libvirt + QEMU hypervisor', { concurrency: false }, 
     assert.deepEqual(second.existing, ['a.txt']);
     assert.equal(readFileSync(join(busy, 'a.txt'), 'utf8'), 'newer work, not to be lost\n');
     assert.equal(sha256(join(busy, 'sub dir', "b'.bin")), sha256(join(backup, 'sub dir', "b'.bin")));
-    assert.match(String(mailAbout(handle.workflowId)[0]?.text), /left alone \(already there\): a\.txt/);
+    assert.match(String(mailAbout(handle)[0]?.text), /left alone \(already there\): a\.txt/);
 
     const third = await (await startRestoreDay(client, config, day, { to: busy, overwrite: true })).result();
     assert.equal(third.ok, true);
