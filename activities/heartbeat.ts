@@ -12,6 +12,11 @@ export async function whileHeartbeating<T>(details: () => unknown, work: () => P
   const timer = setInterval(() => ctx.heartbeat(details()), everyMs);
   try {
     return await work();
+  } catch (err) {
+    // A step ended by its cancellation reports the cancellation, not the broken channel it left behind:
+    // the workflow tells an abort or a budget that ran out from a failure by that.
+    if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;
+    throw err;
   } finally {
     clearInterval(timer);
   }

@@ -12,6 +12,7 @@ import { VmRecords, type HeldDownRecord, type RunRef } from '../adapters/hypervi
 import { applyRetention as retain, makeRoom } from '../adapters/image-sets/image-sets';
 import { newManifest } from '../adapters/image-sets/manifest';
 import { RemoteImageSets } from '../adapters/image-sets/remote-image-sets';
+import { setVmsHeldDown } from '../adapters/metrics/backup-metrics';
 import type { SshSession } from '../adapters/ssh/ssh-session';
 import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
@@ -381,10 +382,19 @@ export function createHypervisorActivities({ config, openSsh, temporalClient }: 
   }
 
   /** VMs held down right now, for the guardian and `status`. */
-  async function listHeldDown(): Promise<(HeldDownRecord & { runClosed: boolean })[]> {
-    return withHypervisor(async ({ records }) =>
-      Promise.all((await records.listHeldDown()).map(async (r) => ({ ...r, runClosed: await runIsClosed(r.owner) }))),
-    );
+  /** Each with how long it has been down (on this clock, like the record's time) and whether its run is closed. */
+  async function listHeldDown(): Promise<(HeldDownRecord & { runClosed: boolean; downSeconds: number })[]> {
+    return withHypervisor(async ({ records }) => {
+      const held = await records.listHeldDown();
+      setVmsHeldDown(held.length); // the guardian reads them every few minutes: the gauge stays current
+      return Promise.all(
+        held.map(async (r) => ({
+          ...r,
+          runClosed: await runIsClosed(r.owner),
+          downSeconds: Math.max(0, (Date.now() - Date.parse(r.since)) / 1000),
+        })),
+      );
+    });
   }
 
   return {

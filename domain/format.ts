@@ -16,7 +16,11 @@ export function fileStamp(date: Date): string {
   return date.toISOString().replace(/[:.]/g, '-');
 }
 
-/** A duration given in milliseconds, shown in seconds. */
+/** A duration: seconds up to two minutes (63.0 s), then minutes and seconds, then hours and minutes. */
 export function formatDuration(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
+  const totalSeconds = Math.round(ms / 1000);
+  const minutes = Math.floor(totalSeconds / 60);
+  if (minutes < 60) return `${minutes} min ${totalSeconds % 60} s`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }

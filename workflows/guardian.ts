@@ -21,8 +21,8 @@ export async function vmGuardian(): Promise<GuardianSummary> {
   const records = await listHeldDown();
   const putBack: VmPutBack[] = [];
   for (const record of records) {
-    const downMs = Date.now() - Date.parse(record.since);
-    const overBudget = downMs > (record.budgetSeconds + GUARDIAN_GRACE_SECONDS) * 1000;
+    const downMs = record.downSeconds * 1000;
+    const overBudget = record.downSeconds > record.budgetSeconds + GUARDIAN_GRACE_SECONDS;
     if (!record.runClosed && !overBudget) continue; // its run is open and within budget: it will put it back
     const why = record.runClosed ? 'its run is closed' : `over its downtime budget of ${record.budgetSeconds} s`;
     const entry: VmPutBack = {

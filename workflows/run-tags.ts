@@ -1,7 +1,8 @@
 import { log, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Job } from '../domain/jobs';
 import type { RunOutcome } from '../domain/report';
-import { BACKUP_JOB, BACKUP_PERIOD, BACKUP_RESULT, type BackupResult } from '../domain/search-attributes';
+import { outcomeResult } from '../domain/report-trend';
+import { BACKUP_JOB, BACKUP_PERIOD, BACKUP_RESULT } from '../domain/search-attributes';
 import { remoteActivities } from './activity-proxies';
 import { failureText } from './failure-text';
 
@@ -33,9 +34,7 @@ export class RunTags {
   }
 
   finish(outcome: RunOutcome<{ ok: boolean }>): void {
-    const result: BackupResult =
-      outcome.state === 'completed' ? (outcome.summary.ok ? 'ok' : 'incomplete') : outcome.state;
-    this.set(BACKUP_RESULT, result);
+    this.set(BACKUP_RESULT, outcomeResult(outcome));
   }
 
   private set(key: typeof BACKUP_JOB, value: string): void {

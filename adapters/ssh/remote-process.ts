@@ -52,11 +52,18 @@ export async function runTracked(ssh: SshSession, command: TrackedCommand, signa
     `rm -f ${quote(command.pidFile)}`,
     'exit $rc',
   ].join('\n');
+  // sshd closes the channel only once the command has exited: a hung (or frozen) copy would keep it open for
+  // ever. So an abort ends the process group at once, over a channel of its own.
+  let ending: Promise<void> | undefined;
+  const onAbort = () => {
+    ending = endTracked(ssh, command.pidFile).catch(() => undefined);
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     return await ssh.run({ shell: script }, { signal, label: command.label });
-  } catch (err) {
-    if (signal?.aborted) await endTracked(ssh, command.pidFile);
-    throw err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    await ending;
   }
 }
 

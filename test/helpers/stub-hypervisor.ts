@@ -189,7 +189,11 @@ export class StubHypervisor {
         return { deleted: [], freeBytes: 10 };
       },
       listHeldDown: async () =>
-        [...this.heldDown.values()].map((r) => ({ ...r, runClosed: this.closedRuns.has(r.owner.runId) })),
+        [...this.heldDown.values()].map((r) => ({
+          ...r,
+          runClosed: this.closedRuns.has(r.owner.runId),
+          downSeconds: (Date.now() - Date.parse(r.since)) / 1000,
+        })),
       sendHeldDownAlert: async (putBack) => {
         this.alerts.push(putBack.map((p) => p.vm));
         return { to: 'outbox', path: '/dev/null' } as never;

@@ -421,8 +421,7 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
       since,
       budgetSeconds: 3600,
     });
-    // The test server's clock runs ahead of this one (it skips time): a budget no skip reaches.
-    stub.heldDown.set('web', { vm: 'web', owner: { workflowId: 'vms-open', runId: 'r2' }, since, budgetSeconds: 1e9 });
+    stub.heldDown.set('web', { vm: 'web', owner: { workflowId: 'vms-open', runId: 'r2' }, since, budgetSeconds: 3600 });
     stub.closedRuns.add('r1');
     const handle = await env.client.workflow.start('vmGuardian', {
       taskQueue: TASK_QUEUE,

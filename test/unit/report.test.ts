@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { escapeHtml, runUrl, weeklyReport } from '../../domain/report';
+import { dailyReport, escapeHtml, runUrl, weeklyReport } from '../../domain/report';
+import { dailyTrendPoint, outcomeResult, trendOf, weeklyTrendPoint } from '../../domain/report-trend';
+import { sampleDaily, sampleDailyTrend, sampleLink, sampleStores, sampleWeekly } from '../helpers/report-samples';
 import type { VmResult, WeeklySummary } from '../../domain/weekly-summary';
 
 const link = { namespace: 'default', workflowId: 'vms-2026-W48', runId: 'r1', uiBaseUrl: 'http://ui:8233/' };
@@ -72,11 +74,103 @@ describe('weekly report', () => {
     );
   });
 
+  it('says a run that left the VMs to an earlier one did nothing, and tells held-down and failed clean-ups', () => {
+    const skipped = weeklyReport(
+      { state: 'completed', summary: summary([], { alreadyRunning: 'vms-2026-W48' }) },
+      link,
+      '2026-W48',
+    );
+    assert.equal(skipped.subject, '[cluster-backup] SKIPPED weekly 2026-W48: vms-2026-W48 was already running');
+    assert.match(skipped.html, /SKIPPED · weekly backup 2026-W48/);
+    const r = weeklyReport(
+      {
+        state: 'completed',
+        summary: summary([
+          vm('db', { heldDownBy: 'vms-2026-W47' }),
+          vm('web', { status: 'failed', compensations: [{ name: 'remove partial images', ok: false, error: 'EIO' }] }),
+        ]),
+      },
+      link,
+      '2026-W48',
+    );
+    assert.match(r.text, /db: found off, left down by vms-2026-W47 \(a run that is gone\): started again/);
+    assert.match(r.text, /web: clean-up remove partial images failed: EIO/);
+  });
+
   it('escapes every value in the HTML', () => {
     const r = weeklyReport({ state: 'completed', summary: summary([vm('<script>x</script>')]) }, link, 'W');
     assert.ok(!r.html.includes('<script>'));
     assert.match(r.html, /&lt;script&gt;x&lt;\/script&gt;/);
     assert.equal(escapeHtml(`"'&<>`), '&quot;&#39;&amp;&lt;&gt;');
     assert.equal(runUrl({ ...link, uiBaseUrl: undefined }), undefined);
+  });
+});
+
+describe('daily report', () => {
+  const GiB = 1024 ** 3;
+
+  it('adds totals, the last runs (the current one last, one per day, at most 14) and the store in both parts', () => {
+    const past = [
+      ...sampleDailyTrend(),
+      // A retried run of a day already listed: only the newest counts.
+      { label: '2026-330', result: 'failed' as const, bytesCopied: 0, filesCopied: 0 },
+    ];
+    const r = dailyReport(sampleDaily(), sampleLink('supim-2026-331'), '2026-331', {
+      pastRuns: past,
+      stores: sampleStores(),
+    });
+    assert.match(r.text, /days backed up: 1\/3, copied: 15\.2 GiB, files copied: 611/);
+    const trend = r.text.slice(r.text.indexOf('Last runs:'));
+    const runs = [...trend.matchAll(/^(2026-\d{3})\s+(\S+)/gm)].map((m) => `${m[1]} ${m[2]}`);
+    assert.equal(runs.length, 14);
+    assert.equal(runs[0], '2026-318 ok');
+    assert.equal(runs.at(-2), '2026-330 ok');
+    assert.equal(runs.at(-1), '2026-331 incomplete');
+    assert.match(
+      r.text,
+      /store daily \+ images \/srv\/backup: 2\.1 TiB free of 8\.0 TiB \(26%\), image sets kept: 1\.9 TiB \(36\)/,
+    );
+    assert.match(r.text, /2026-330 failed: connection to compute/);
+    // The HTML: one bar per run, the current run's label in bold, the store bar with its legend.
+    assert.equal((r.html.match(/<td valign="bottom"/g) ?? []).length, 14);
+    assert.match(r.html, /font-weight:bold;[^>]*>331</);
+    assert.match(r.html, /image sets retention keeps \(36\) 1\.9 TiB/);
+  });
+
+  it('leaves out what it could not read, and scales bars to the largest run', () => {
+    const r = dailyReport(sampleDaily(), sampleLink('supim-2026-331'), '2026-331');
+    assert.doesNotMatch(r.text, /Last runs|store /);
+    assert.doesNotMatch(r.html, /LAST RUNS|Last runs|Backup store/);
+    const scaled = dailyReport(sampleDaily(), sampleLink('supim-2026-331'), '2026-331', {
+      pastRuns: [{ label: '2026-330', result: 'ok', bytesCopied: 30.4 * GiB, filesCopied: 9 }],
+    });
+    const heights = [...scaled.html.matchAll(/<div style="height:(\d+)px/g)].map((m) => Number(m[1]));
+    assert.deepEqual(heights, [56, 28]);
+  });
+
+  it('turns outcomes into trend points the way the search attribute BackupResult names them', () => {
+    assert.equal(outcomeResult({ state: 'cancelled' }), 'cancelled');
+    assert.equal(outcomeResult({ state: 'failed', error: 'x' }), 'failed');
+    assert.equal(outcomeResult(sampleDaily()), 'incomplete');
+    assert.deepEqual(dailyTrendPoint('2026-331', sampleDaily()), {
+      label: '2026-331',
+      result: 'incomplete',
+      bytesCopied: Math.round(15.2 * GiB),
+      filesCopied: 611,
+    });
+    const weekly = weeklyTrendPoint('2026-W48', sampleWeekly());
+    assert.deepEqual(
+      weekly.vms.map((v) => [v.vm, v.status, v.imageBytes !== undefined, v.downtimeMs]),
+      [
+        ['db', 'backed-up', true, 94_300],
+        ['web', 'backed-up', true, 41_700],
+        ['license-server', 'failed', false, 132_900],
+      ],
+    );
+    assert.deepEqual(trendOf({ label: 'b' }, [{ label: 'c' }, { label: 'b' }, { label: 'a' }, { label: '0' }], 3), [
+      { label: 'a' },
+      { label: 'b' },
+      { label: 'c' },
+    ]);
   });
 });

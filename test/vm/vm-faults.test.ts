@@ -5,34 +5,20 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  truncateSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Client, WorkflowHandle } from '@temporalio/client';
-import { parseConfig } from '../../config/load';
+import type { Client } from '@temporalio/client';
 import type { Config } from '../../config/schema';
 import type { GuardianSummary } from '../../domain/guardian';
-import type { WeeklySummary } from '../../domain/weekly-summary';
 import { describeHeldDown, heldDownVms } from '../../scripts/commands/held-down';
-import { startWeekly } from '../../scripts/commands/run-vms';
-import { connectClient } from '../../scripts/commands/temporal-client';
-import { startHypervisor, type SandboxGuest, type SandboxHypervisor } from '../../scripts/sandbox/libvirt-host';
+import type { SandboxHypervisor } from '../../scripts/sandbox/libvirt-host';
 import { stopProcess } from '../../scripts/sandbox/processes';
-import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
-import type { DevServer } from '../../scripts/sandbox/temporal-dev-server';
-import { abortUpdate, progressQuery } from '../../workflows/definitions';
-import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp';
-import { inProcessWorker, quietWorkerLogs, testDevServer } from '../helpers/temporal';
+import { abortUpdate } from '../../workflows/definitions';
+import type { TestSmtpServer } from '../helpers/smtp';
+import { quietWorkerLogs } from '../helpers/temporal';
+import { partialsUnder, startVmHarness, type VmHarness } from '../helpers/vm-harness';
 import { spawnWorker, writeConfigFile } from '../helpers/worker-process';
 
 quietWorkerLogs();
@@ -42,47 +28,26 @@ const SMALL = 'cbtest-small';
 const PAUSED = 'cbtest-paused';
 const ODD_DISK = 'cbtest-dir-disk';
 /** The block device's size: enough that reading it takes a few seconds (it is a hole: costs no disk). */
-const BLOCK_BYTES = 3 * 1024 ** 3;
+const BLOCK_BYTES = 1024 ** 3;
 
 describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { concurrency: false }, () => {
+  let vmHost: VmHarness;
   let root: string;
   let hypervisor: SandboxHypervisor;
-  let sshHost: SandboxSshHost;
-  let server: DevServer;
   let smtp: TestSmtpServer;
   let config: Config;
-  let worker: { stop: () => Promise<void> };
   let client: Client;
-  let closeClient: () => Promise<void>;
+  let rebooted: VmHarness['rebooted'];
+  let runWeekly: VmHarness['runWeekly'];
+  let waitForStep: VmHarness['waitForStep'];
+  let blockDir: string;
   let loopDevice: string;
-  const guests: Record<string, SandboxGuest> = {};
-  const boots: Record<string, number> = {};
   let runs = 0;
-
-  const imageArea = () => join(root, 'images');
-  const rebooted = async (...names: string[]) => {
-    for (const name of names) {
-      boots[name] = (boots[name] ?? 0) + 1;
-      await guests[name]!.waitReady(boots[name]!);
-    }
-  };
-  const runWeekly = async (
-    vms: string[],
-    taskQueue = config.temporal.taskQueue,
-    workflowId = `vms-fault-${++runs}`,
-  ) => {
-    const handle = await startWeekly(
-      client,
-      { ...config, temporal: { ...config.temporal, taskQueue } },
-      vms,
-      workflowId,
-    );
-    return { handle, result: () => handle.result() as Promise<WeeklySummary> };
-  };
+  const imageArea = () => vmHost.imageArea;
   const alertsFor = (vm: string) =>
     smtp.messages.filter((m) => String(m.subject).includes('left down') && String(m.subject).includes(vm));
 
-  /** PIDs of qemu-img processes working on this test's files (other checkouts may run their own). */
+  /** PIDs of the imaging copies (qemu-img convert) of this test's disks (other checkouts may run their own). */
   const copiesRunning = (): number[] => {
     let pids: number[] = [];
     try {
@@ -92,7 +57,8 @@ describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { 
     }
     return pids.filter((pid) => {
       try {
-        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(root);
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        return cmdline.includes('convert') && (cmdline.includes(root) || cmdline.includes(loopDevice));
       } catch {
         return false;
       }
@@ -111,90 +77,50 @@ describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { 
     }
     throw new Error('no imaging copy started');
   };
-  const waitForStep = async (handle: WorkflowHandle, vm: string, step: string) => {
-    const deadline = Date.now() + 120_000;
-    while (Date.now() < deadline) {
-      const progress = await handle.query(progressQuery).catch(() => undefined);
-      if (progress?.vms.some((v) => v.vm === vm && v.step === step)) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`${vm} never reached ${step}`);
-  };
   const runGuardian = async () =>
     (await client.workflow.execute('vmGuardian', {
       taskQueue: config.temporal.taskQueue,
       workflowId: `guardian-test-${++runs}`,
     })) as GuardianSummary;
-  const partialsUnder = (dir: string) =>
-    existsSync(dir)
-      ? readdirSync(dir, { recursive: true })
-          .map(String)
-          .filter((n) => n.endsWith('.partial'))
-      : [];
 
   before(async () => {
-    root = mkdtempSync(join(tmpdir(), 'cluster-backup-faults-'));
-    [hypervisor, sshHost, server, smtp] = await Promise.all([
-      startHypervisor(join(root, 'libvirt')),
-      startSshHost({ dir: join(root, 'hypervisor-ssh'), address: '127.0.0.6' }),
-      testDevServer(),
-      startSmtpServer(mkdtempSync(join(tmpdir(), 'cluster-backup-faults-smtp-'))),
-    ]);
-    const backing = join(root, 'block-device.img');
+    // A block device (a loop device over a sparse file: it costs no disk) makes imaging take a few seconds.
+    blockDir = mkdtempSync(join(tmpdir(), 'cluster-backup-faults-block-'));
+    const backing = join(blockDir, 'block-device.img');
     writeFileSync(backing, '');
     truncateSync(backing, BLOCK_BYTES);
     loopDevice = execFileSync('losetup', ['--find', '--show', backing], { encoding: 'utf8' }).trim();
-    const dirDisk = join(root, 'dir-disk');
+    const dirDisk = join(blockDir, 'dir-disk');
     mkdirSync(dirDisk);
-    guests[BIG] = await hypervisor.defineGuest({
-      name: BIG,
-      extraDisks: [
-        `<disk type='block' device='disk'><driver name='qemu' type='raw'/><source dev='${loopDevice}'/><target dev='vdb' bus='virtio'/></disk>`,
-      ],
-    });
-    guests[SMALL] = await hypervisor.defineGuest({ name: SMALL });
-    guests[PAUSED] = await hypervisor.defineGuest({ name: PAUSED });
-    guests[ODD_DISK] = await hypervisor.defineGuest({
-      name: ODD_DISK,
-      extraDisks: [
-        `<disk type='dir' device='disk'><driver name='qemu' type='fat'/><source dir='${dirDisk}'/><target dev='vdb' bus='virtio'/><readonly/></disk>`,
-      ],
-    });
-    for (const name of [BIG, SMALL, PAUSED, ODD_DISK]) await hypervisor.virsh('start', '--domain', name);
-    await rebooted(BIG, SMALL, PAUSED, ODD_DISK);
-    config = parseConfig(
-      {
-        temporal: { address: server.address, taskQueue: 'vm-faults' },
-        hosts: { hypervisor: sshHost.config },
-        hypervisor: {
-          host: 'hypervisor',
-          uri: hypervisor.uri,
-          imageArea: imageArea(),
-          vms: [BIG],
-          shutdownTimeoutSeconds: 30,
-          spaceMarginBytes: 1 << 20,
-          keepImages: 1,
+    vmHost = await startVmHarness({
+      name: 'vm-faults',
+      address: '127.0.0.6',
+      guests: [
+        {
+          name: BIG,
+          extraDisks: [
+            `<disk type='block' device='disk'><driver name='qemu' type='raw'/><source dev='${loopDevice}'/><target dev='vdb' bus='virtio'/></disk>`,
+          ],
         },
-        mail: {
-          recipients: { weekly: ['ops@cluster.test'] },
-          smtp: { host: '127.0.0.1', port: smtp.port, security: 'starttls', caFile: smtp.certFile },
+        { name: SMALL },
+        { name: PAUSED },
+        {
+          name: ODD_DISK,
+          extraDisks: [
+            `<disk type='dir' device='disk'><driver name='qemu' type='fat'/><source dir='${dirDisk}'/><target dev='vdb' bus='virtio'/><readonly/></disk>`,
+          ],
         },
-        transfer: { heartbeatTimeoutSeconds: 4 },
-      },
-      'vm faults test',
-      root,
-    );
-    worker = await inProcessWorker(config);
-    ({ client, close: closeClient } = await connectClient(config));
+      ],
+      hypervisor: { vms: [BIG], shutdownTimeoutSeconds: 30, spaceMarginBytes: 1 << 20, keepImages: 1 },
+    });
+    ({ root, hypervisor, smtp, config, client, rebooted, runWeekly, waitForStep } = vmHost);
   });
 
   after(async () => {
     for (const pid of copiesRunning()) process.kill(pid, 'SIGKILL');
-    await closeClient?.();
-    await worker?.stop();
-    await Promise.all([hypervisor?.stop(), sshHost?.stop(), server?.stop(), smtp?.stop()]);
+    await vmHost?.stop();
     if (loopDevice) execFileSync('losetup', ['-d', loopDevice]);
-    rmSync(root, { recursive: true, force: true });
+    rmSync(blockDir, { recursive: true, force: true });
   });
 
   it('images a VM with a qcow2 disk and a block-device disk, every disk', async () => {
@@ -269,10 +195,13 @@ describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { 
       temporal: { ...config.temporal, taskQueue: queue },
       hypervisor: { ...config.hypervisor!, stallSeconds: 5, perVm: { [BIG]: { maxDowntimeSeconds: 90 } } },
     });
-    const strict: ChildProcess = spawnWorker(file, join(root, 'worker-stall.log'));
+    const log = join(root, 'worker-stall.log');
+    const strict: ChildProcess = spawnWorker(file, log);
     try {
       const { result } = await runWeekly([BIG], queue);
-      await freezeCopy();
+      await freezeCopy().catch((err: Error) => {
+        throw new Error(`${err.message}; the worker said: ${readFileSync(log, 'utf8').slice(-3000)}`);
+      });
       const frozenAt = Date.now();
       const summary = await result();
       const [vm] = summary.vms;
@@ -320,7 +249,7 @@ describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { 
         held.map((r) => [r.vm, r.owner.workflowId]),
         [[vm, handle.workflowId]],
       );
-      assert.match(describeHeldDown(held[0]!), /held down for .* by vms-fault-/);
+      assert.match(describeHeldDown(held[0]!), new RegExp(`held down for .* by ${handle.workflowId} `));
 
       const guardian = await runGuardian();
       assert.deepEqual(

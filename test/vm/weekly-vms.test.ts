@@ -1,23 +1,18 @@
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
-import { parseConfig } from '../../config/load';
+import { WorkflowFailedError } from '@temporalio/client';
 import type { Config } from '../../config/schema';
-import { isoWeekLabel, type WeeklySummary } from '../../domain/weekly-summary';
-import { connectClient } from '../../scripts/commands/temporal-client';
-import { startWeekly } from '../../scripts/commands/run-vms';
-import { startHypervisor, type SandboxGuest, type SandboxHypervisor } from '../../scripts/sandbox/libvirt-host';
+import { isoWeekLabel } from '../../domain/weekly-summary';
+import type { SandboxHypervisor } from '../../scripts/sandbox/libvirt-host';
 import { startChild, stopProcess } from '../../scripts/sandbox/processes';
-import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
-import { PROJECT_ROOT, type DevServer } from '../../scripts/sandbox/temporal-dev-server';
-import { abortUpdate, progressQuery } from '../../workflows/definitions';
-import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp';
-import { inProcessWorker, quietWorkerLogs, testDevServer } from '../helpers/temporal';
+import { PROJECT_ROOT } from '../../scripts/sandbox/temporal-dev-server';
+import { abortUpdate } from '../../workflows/definitions';
+import { quietWorkerLogs } from '../helpers/temporal';
+import { partialsUnder, startVmHarness, type VmHarness } from '../helpers/vm-harness';
 import { spawnWorker, writeConfigFile } from '../helpers/worker-process';
 
 quietWorkerLogs();
@@ -38,110 +33,46 @@ function markers(root: string, image: string): [string, string] {
   return [head.subarray(0, 512).toString().trim(), head.subarray(512, 1024).toString().trim()];
 }
 
-function partialsUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true })
-    .map(String)
-    .filter((name) => name.endsWith('.partial'));
-}
-
 describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: false }, () => {
+  let vmHost: VmHarness;
   let root: string;
   let hypervisor: SandboxHypervisor;
-  let sshHost: SandboxSshHost;
-  let server: DevServer;
   let config: Config;
-  let worker: { stop: () => Promise<void> };
-  let client: Client;
-  let closeClient: () => Promise<void>;
-  const guests: Record<string, SandboxGuest> = {};
-  const boots: Record<string, number> = {};
-  let runCount = 0;
-  let smtp: TestSmtpServer;
+  let reportOf: VmHarness['reportOf'];
+  let rebooted: VmHarness['rebooted'];
+  let runWeekly: VmHarness['runWeekly'];
+  let waitForStep: VmHarness['waitForStep'];
   const week = () => isoWeekLabel(new Date().toISOString().slice(0, 10));
-  /** The one report a run sent (fails if none or several). */
-  const reportOf = (workflowId: string) => {
-    const found = smtp.messages.filter((m) => String(m.text).includes(`Workflow ${workflowId} `));
-    assert.equal(found.length, 1, `reports for ${workflowId}: ${found.map((m) => m.subject).join(' | ')}`);
-    return found[0]!;
-  };
-
-  const imageArea = () => join(root, 'images');
-  /** Runs the weekly workflow to completion on a task queue (the in-process worker's by default). */
-  const runWeekly = async (vms: string[], taskQueue = config.temporal.taskQueue) => {
-    const handle = await startWeekly(
-      client,
-      { ...config, temporal: { ...config.temporal, taskQueue } },
-      vms,
-      `vms-test-${++runCount}`,
-    );
-    return { handle, result: () => handle.result() as Promise<WeeklySummary> };
-  };
-  /** Waits until each guest that is expected up has booted once more (its acpid listens again). */
-  const rebooted = async (...names: string[]) => {
-    for (const name of names) {
-      boots[name] = (boots[name] ?? 0) + 1;
-      await guests[name]!.waitReady(boots[name]!);
-    }
-  };
+  const imageArea = () => vmHost.imageArea;
 
   before(async () => {
-    root = mkdtempSync(join(tmpdir(), 'cluster-backup-vm-'));
-    mkdirSync(join(root, 'store')); // an initialised store root (a missing one means an unmounted disk)
-    [hypervisor, sshHost, server] = await Promise.all([
-      startHypervisor(join(root, 'libvirt')),
-      startSshHost({ dir: join(root, 'hypervisor-ssh'), address: '127.0.0.5' }),
-      testDevServer(),
-    ]);
-    for (const [name, acpi] of [
-      [ALPHA, true],
-      [BETA, true],
-      [IGNORES, false],
-      [FORCED, false],
-      [OFFLINE, true],
-    ] as const) {
-      guests[name] = await hypervisor.defineGuest({ name, acpi });
-      if (name !== OFFLINE) await hypervisor.virsh('start', '--domain', name);
-    }
-    await rebooted(ALPHA, BETA, IGNORES, FORCED);
-    smtp = await startSmtpServer(root);
-
-    config = parseConfig(
-      {
-        temporal: { address: server.address, taskQueue: 'vm-test' },
-        hosts: { hypervisor: sshHost.config },
-        hypervisor: {
-          host: 'hypervisor',
-          uri: hypervisor.uri,
-          imageArea: imageArea(),
-          vms: [ALPHA, BETA],
-          shutdownTimeoutSeconds: 30,
-          perVm: {
-            [IGNORES]: { shutdownTimeoutSeconds: 3 },
-            [FORCED]: { shutdownTimeoutSeconds: 3, forceOff: true },
-          },
-          spaceMarginBytes: 1 << 20,
-          keepImages: 2,
+    vmHost = await startVmHarness({
+      name: 'vm',
+      address: '127.0.0.5',
+      store: true,
+      guests: [
+        { name: ALPHA },
+        { name: BETA },
+        { name: IGNORES, acpi: false },
+        { name: FORCED, acpi: false },
+        { name: OFFLINE, running: false },
+      ],
+      hypervisor: {
+        vms: [ALPHA, BETA],
+        shutdownTimeoutSeconds: 30,
+        perVm: {
+          [IGNORES]: { shutdownTimeoutSeconds: 3 },
+          [FORCED]: { shutdownTimeoutSeconds: 3, forceOff: true },
         },
-        store: { root: join(root, 'store'), spaceMarginBytes: 1 << 20 },
-        mail: {
-          recipients: { weekly: ['ops@cluster.test'] },
-          smtp: { host: '127.0.0.1', port: smtp.port, security: 'starttls', caFile: smtp.certFile },
-        },
-        transfer: { heartbeatTimeoutSeconds: 4 },
+        spaceMarginBytes: 1 << 20,
+        keepImages: 2,
       },
-      'vm test',
-      root,
-    );
-    worker = await inProcessWorker(config);
-    ({ client, close: closeClient } = await connectClient(config));
+    });
+    ({ root, hypervisor, config, reportOf, rebooted, runWeekly, waitForStep } = vmHost);
   });
 
   after(async () => {
-    await closeClient?.();
-    await worker?.stop();
-    await Promise.all([hypervisor?.stop(), sshHost?.stop(), server?.stop(), smtp?.stop()]);
-    rmSync(root, { recursive: true, force: true });
+    await vmHost?.stop();
   });
 
   it('images two running guests after a clean shutdown, verifies them and leaves both running', async () => {
@@ -324,15 +255,5 @@ describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: 
       }
       await rebooted(ALPHA, BETA);
     });
-  }
-
-  async function waitForStep(handle: Awaited<ReturnType<typeof runWeekly>>['handle'], vm: string, step: string) {
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      const progress = await handle.query(progressQuery).catch(() => undefined);
-      if (progress?.vms.some((v) => v.vm === vm && v.step === step)) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`${vm} never reached ${step}`);
   }
 });

@@ -22,20 +22,11 @@ import { writeSupimDay } from '../../scripts/sandbox/supim-data';
 import { PROJECT_ROOT, TEMPORAL_CLI, type DevServer } from '../../scripts/sandbox/temporal-dev-server';
 import { supimSandbox, type SupimSandbox } from '../helpers/sandbox';
 import { inProcessWorker, quietWorkerLogs, testDevServer } from '../helpers/temporal';
+import { eventually } from '../helpers/eventually';
 import { spawnWorker, writeConfigFile } from '../helpers/worker-process';
 
 quietWorkerLogs();
 const run = promisify(execFile);
-
-async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe('operations: schedules, triggers, backfill, documented CLI, metrics', { concurrency: false }, () => {
   let server: DevServer;

@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Runtime } from '@temporalio/worker';
+import { installBackupMetrics, setVmsHeldDown, type BackupMetrics } from '../../adapters/metrics/backup-metrics';
+import { freePort } from '../../scripts/sandbox/processes';
+import { metricValue } from '../helpers/prometheus';
+import { sampleDaily, sampleStores, sampleWeekly } from '../helpers/report-samples';
+
+describe('backup metrics on the Prometheus endpoint of the SDK runtime', () => {
+  let url: string;
+  let metrics: BackupMetrics;
+  const scrape = async () => (await fetch(url)).text();
+
+  before(async () => {
+    const port = await freePort();
+    Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${port}` } } } });
+    metrics = installBackupMetrics(Runtime.instance().metricMeter);
+    url = `http://127.0.0.1:${port}/metrics`;
+  });
+  after(async () => {
+    await Runtime.instance().shutdown();
+  });
+
+  it('shows the last weekly run per VM, the image area, the store and the VMs held down', async () => {
+    const reportedAt = new Date('2026-11-29T05:41:00Z');
+    metrics.recordRun({ job: 'weekly', outcome: sampleWeekly() }, reportedAt);
+    metrics.setStoreUsage(sampleStores());
+    setVmsHeldDown(2);
+    const body = await scrape();
+    assert.equal(metricValue(body, 'cluster_backup_vm_downtime_seconds', { vm: 'db' }), 94.3);
+    assert.equal(metricValue(body, 'cluster_backup_vm_downtime_seconds', { vm: 'license-server' }), 132.9);
+    assert.equal(metricValue(body, 'cluster_backup_vm_image_bytes', { vm: 'web' }), Math.round(6.2 * 1024 ** 3));
+    assert.equal(metricValue(body, 'cluster_backup_vm_image_bytes', { vm: 'license-server' }), undefined);
+    assert.equal(metricValue(body, 'cluster_backup_image_area_free_bytes'), 391 * 1024 ** 3);
+    assert.equal(metricValue(body, 'cluster_backup_last_run_result', { backup: 'weekly', result: 'incomplete' }), 1);
+    assert.equal(metricValue(body, 'cluster_backup_last_run_result', { backup: 'weekly', result: 'ok' }), 0);
+    assert.equal(
+      metricValue(body, 'cluster_backup_last_run_timestamp_seconds', { backup: 'weekly' }),
+      reportedAt.getTime() / 1000,
+    );
+    assert.equal(metricValue(body, 'cluster_backup_last_success_timestamp_seconds', { backup: 'weekly' }), undefined);
+    assert.equal(metricValue(body, 'cluster_backup_vms_held_down'), 2);
+    assert.equal(metricValue(body, 'cluster_backup_store_size_bytes', { store: 'images' }), 8 * 1024 ** 4);
+    assert.equal(
+      metricValue(body, 'cluster_backup_store_free_bytes', { store: 'daily' }),
+      Math.round(2.08 * 1024 ** 4),
+    );
+  });
+
+  it('keeps the newest run: an older one read back later changes nothing but an older success', async () => {
+    const good = sampleDaily();
+    const days = good.summary!.days.map((d) => ({ ...d, status: 'copied' as const }));
+    const ok = { state: 'completed' as const, summary: { ...good.summary!, days, ok: true } };
+    metrics.recordRun({ job: 'daily', outcome: sampleDaily() }, new Date('2026-11-27T06:21:40Z'));
+    metrics.recordRun({ job: 'daily', outcome: ok }, new Date('2026-11-26T06:10:00Z'));
+    const body = await scrape();
+    assert.equal(metricValue(body, 'cluster_backup_last_run_result', { backup: 'daily', result: 'incomplete' }), 1);
+    assert.equal(
+      metricValue(body, 'cluster_backup_last_run_timestamp_seconds', { backup: 'daily' }),
+      Date.parse('2026-11-27T06:21:40Z') / 1000,
+    );
+    assert.equal(
+      metricValue(body, 'cluster_backup_last_success_timestamp_seconds', { backup: 'daily' }),
+      Date.parse('2026-11-26T06:10:00Z') / 1000,
+    );
+    assert.equal(metricValue(body, 'cluster_backup_daily_last_run_copied_bytes'), Math.round(15.2 * 1024 ** 3));
+  });
+});
