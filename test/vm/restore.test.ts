@@ -23,7 +23,13 @@ import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
 import type { RestoreTestLog } from '../../domain/restore';
 import type { WeeklySummary } from '../../domain/weekly-summary';
-import { startRestoreDay, startRestoreTest, startRestoreVm } from '../../scripts/commands/restore';
+import {
+  RESTORE_TEST_SCHEDULE_ID,
+  startRestoreDay,
+  startRestoreTest,
+  startRestoreVm,
+} from '../../scripts/commands/restore';
+import { applySchedules } from '../../scripts/commands/schedules';
 import { startWeekly } from '../../scripts/commands/run-vms';
 import { connectClient } from '../../scripts/commands/temporal-client';
 import { startHypervisor, type SandboxGuest, type SandboxHypervisor } from '../../scripts/sandbox/libvirt-host';
@@ -303,6 +309,17 @@ describe('restore on a real libvirt + QEMU hypervisor', { concurrency: false }, 
     assert.equal(readyLines().at(-1), 'cbguest: ready (boot 2)');
     assert.match(await hypervisor.state(ALPHA), /running/);
     assert.deepEqual(sectors(root, stopped.keptAs[0]!, 1), ['cbguest boot 2'], 'the disk it ran on is kept');
+  });
+
+  it('schedules the weekly restore test with the others, idempotently', async () => {
+    const changes = async () =>
+      (await applySchedules(client, config)).filter((r) => r.job === 'restore-test').map((r) => r.change);
+    assert.deepEqual(await changes(), ['created']);
+    assert.deepEqual(await changes(), ['unchanged']);
+    const schedule = await client.schedule.getHandle(RESTORE_TEST_SCHEDULE_ID).describe();
+    assert.equal(schedule.action.type === 'startWorkflow' && schedule.action.workflowType, 'restoreTest');
+    assert.equal(schedule.spec.calendars?.[0]?.dayOfWeek?.[0]?.start, 'SUNDAY');
+    assert.equal(schedule.spec.calendars?.[0]?.hour?.[0]?.start, 8);
   });
 
   it('restore day: into an empty folder identical files; an existing file is listed, not overwritten without --overwrite', async () => {
