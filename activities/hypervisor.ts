@@ -16,6 +16,7 @@ import { setVmsHeldDown } from '../adapters/metrics/backup-metrics';
 import type { SshSession } from '../adapters/ssh/ssh-session';
 import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
+import { runIsClosed } from './runs';
 
 export interface HypervisorDeps {
   config: Config;
@@ -91,18 +92,7 @@ export function createHypervisorActivities({ config, openSsh, temporalClient }: 
     }
   }
 
-  /** Whether a run is closed (terminated, timed out, failed, completed); a run Temporal no longer knows is. */
-  async function runIsClosed(run: RunRef): Promise<boolean> {
-    if (!temporalClient) throw new Error('needs a Temporal client to check the run holding a VM');
-    const client = await temporalClient();
-    try {
-      const { status } = await client.workflow.getHandle(run.workflowId, run.runId).describe();
-      return status.name !== 'RUNNING';
-    } catch (err) {
-      if ((err as Error).name === 'WorkflowNotFoundError') return true;
-      throw err;
-    }
-  }
+  const isClosed = (run: RunRef) => runIsClosed(temporalClient, run);
 
   function policyOf(hv: HypervisorConfig, vm: string): VmPolicy {
     const base = {
@@ -149,7 +139,7 @@ export function createHypervisorActivities({ config, openSsh, temporalClient }: 
     const nameProblem = unsafeVmNameReason(vm);
     if (nameProblem) return { acquired: false, reason: `refused VM name: ${nameProblem}` };
     return withHypervisor(async ({ records }) => {
-      const outcome = await records.lock(vm, currentRun(), runIsClosed);
+      const outcome = await records.lock(vm, currentRun(), isClosed);
       if (outcome.acquired) return { acquired: true };
       const { owner, since } = outcome.holder;
       return { acquired: false, reason: `another run is working on this VM: ${owner.workflowId} (since ${since})` };
@@ -390,7 +380,7 @@ export function createHypervisorActivities({ config, openSsh, temporalClient }: 
       return Promise.all(
         held.map(async (r) => ({
           ...r,
-          runClosed: await runIsClosed(r.owner),
+          runClosed: await isClosed(r.owner),
           downSeconds: Math.max(0, (Date.now() - Date.parse(r.since)) / 1000),
         })),
       );

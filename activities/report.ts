@@ -14,6 +14,7 @@ import {
 } from '../domain/report-trend';
 import type { StoreUsage } from '../domain/store-usage';
 import type { WeeklySummary } from '../domain/weekly-summary';
+import { storeFileMode } from '../adapters/local/file-mode';
 import { measureStores } from '../adapters/local/store-usage';
 import { Mailer, type Delivery } from '../adapters/mail/mailer';
 import { backupMetrics, type BackupMetrics } from '../adapters/metrics/backup-metrics';
@@ -97,7 +98,8 @@ export function createReportActivities({
       request.job === 'daily'
         ? dailyReport(request.outcome, link, request.runLabel, { pastRuns: past as DailyTrendPoint[], stores })
         : weeklyReport(request.outcome, link, request.runLabel, { pastRuns: past as WeeklyTrendPoint[], stores });
-    const delivery = await new Mailer(config.mail).deliver(report, `${fileStamp(now())}-${request.link.workflowId}`);
+    const mailer = new Mailer(config.mail, storeFileMode(config.permissions));
+    const delivery = await mailer.deliver(report, `${fileStamp(now())}-${request.link.workflowId}`);
     return { ...delivery, subject: report.subject };
   }
   return { sendReport };

@@ -19,6 +19,7 @@ import { bootProbe, type BootProbeResult } from '../adapters/hypervisor/boot-pro
 import { LibvirtDriver } from '../adapters/hypervisor/libvirt-driver';
 import { restoredDomainXml, RestoreXmlError } from '../adapters/hypervisor/restore-xml';
 import { LocalImageSets } from '../adapters/image-sets/local-image-sets';
+import { requireStoreRoot } from '../adapters/local/store-root';
 import { readRestoreTestLog, recordRestoreTestResult } from '../adapters/image-sets/restore-test-log';
 import type { ManifestImage } from '../adapters/image-sets/manifest';
 import { Mailer } from '../adapters/mail/mailer';
@@ -188,6 +189,7 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
   }
 
   async function recordRestoreTest(result: RestoreTestResult): Promise<void> {
+    await requireStoreRoot(store().root); // an unmounted disk must not get a stray file
     await recordRestoreTestResult(store().root, result);
   }
 

@@ -1,7 +1,24 @@
 import type { Client } from '@temporalio/client';
+import type { RunRef } from '../adapters/run-lock';
 
 export interface RunsDeps {
   temporalClient?: () => Promise<Client>;
+}
+
+/**
+ * Whether a run is closed (terminated, timed out, failed, completed): a lock or a held-down record it left
+ * may be taken over. A run Temporal no longer knows is closed.
+ */
+export async function runIsClosed(temporalClient: RunsDeps['temporalClient'], run: RunRef): Promise<boolean> {
+  if (!temporalClient) throw new Error('needs a Temporal client to check the run holding a lock');
+  const client = await temporalClient();
+  try {
+    const { status } = await client.workflow.getHandle(run.workflowId, run.runId).describe();
+    return status.name !== 'RUNNING';
+  } catch (err) {
+    if ((err as Error).name === 'WorkflowNotFoundError') return true;
+    throw err;
+  }
 }
 
 /** Other runs of a workflow type, asked of Temporal's visibility. */

@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -12,7 +12,9 @@ import { whileHeartbeating } from './heartbeat';
 import { applyRetention, makeRoom, type RetentionOutcome } from '../adapters/image-sets/image-sets';
 import { LocalImageSets } from '../adapters/image-sets/local-image-sets';
 import { IMAGE_FILE, newManifest } from '../adapters/image-sets/manifest';
-import { PARTIAL_SUFFIX } from '../adapters/local/local-tree';
+import { makeFolders, storeFileMode } from '../adapters/local/file-mode';
+import { partialPathOf } from '../adapters/local/local-tree';
+import { requireStoreRoot } from '../adapters/local/store-root';
 
 export interface StoreDeps {
   config: Config;
@@ -41,7 +43,8 @@ export interface PullProgress {
 }
 
 export function createStoreActivities({ config, openSsh }: StoreDeps) {
-  const store = () => new LocalImageSets(requireSection(config.store, 'store').root);
+  const mode = storeFileMode(config.permissions);
+  const store = () => new LocalImageSets(requireSection(config.store, 'store').root, mode);
   const wireFor = async (ssh: SshSession): Promise<FetchRequest['via']> => {
     const { transport, compression } = requireSection(config.store, 'store');
     if (transport === 'sftp') return 'sftp';
@@ -57,6 +60,7 @@ export function createStoreActivities({ config, openSsh }: StoreDeps) {
   async function storePreflight(vm: string, stamp: string, allocatedBytes: number): Promise<StorePreflight> {
     if (!config.store) return { ok: true, reason: 'no store configured', freeBytes: 0, requiredBytes: 0, deleted: [] };
     const { dryRun } = config.store.retention;
+    await requireStoreRoot(config.store.root); // an unmounted disk must not look like an empty store
     const images = store();
     const lastWeek = (await images.listSets(vm)).filter((s) => s.verified).at(-1)?.allocatedBytes;
     const requiredBytes = Math.max(allocatedBytes, lastWeek ?? 0) + config.store.spaceMarginBytes;
@@ -85,8 +89,9 @@ export function createStoreActivities({ config, openSsh }: StoreDeps) {
     const name = basename(image.path);
     if (!IMAGE_FILE.test(name)) throw ApplicationFailure.nonRetryable(`refusing image name ${JSON.stringify(name)}`);
     const images = store();
+    await requireStoreRoot(images.root);
     const dir = images.setDir(vm, stamp);
-    await mkdir(dir, { recursive: true });
+    await makeFolders(dir, mode);
     const previous = Context.current().info.heartbeatDetails as PullProgress | undefined;
     const progress: PullProgress = {
       image: name,
@@ -108,6 +113,7 @@ export function createStoreActivities({ config, openSsh }: StoreDeps) {
             resumeFrom: progress.offset,
             expectedSha256: image.sha256,
             transfer: config.transfer,
+            fileMode: mode,
             signal: Context.current().cancellationSignal,
             onProgress: (done) => {
               progress.offset = done;
@@ -117,7 +123,7 @@ export function createStoreActivities({ config, openSsh }: StoreDeps) {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
       // No resume into a full disk: free what this copy took, leave every older set as it was.
-      await rm(localPath + PARTIAL_SUFFIX, { force: true });
+      await rm(partialPathOf(localPath), { force: true });
       throw ApplicationFailure.nonRetryable(
         `the store ${images.root} filled up while pulling ${image.path}; partial copy removed`,
         'StoreFull',

@@ -1,5 +1,4 @@
 import { setMaxListeners } from 'node:events';
-import { mkdir } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../config/schema';
@@ -11,7 +10,19 @@ import type { SshSession } from '../adapters/ssh/ssh-session';
 import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
 import { LocalTree, UnsafeLocalPathError } from '../adapters/local/local-tree';
-import { DayCopy, filesToCopy, newDayCopyProgress, notReadyReason } from '../adapters/local/day-copy';
+import {
+  DayCopy,
+  filesToCopy,
+  newDayCopyProgress,
+  notReadyReason,
+  type DayCopyOutcome,
+} from '../adapters/local/day-copy';
+import { storeFileMode } from '../adapters/local/file-mode';
+import { requireStoreRoot } from '../adapters/local/store-root';
+import { dayLockFile } from '../adapters/local/day-lock';
+import { releaseLock, takeLock } from '../adapters/run-lock';
+import { runIsClosed } from './runs';
+import type { Client } from '@temporalio/client';
 
 export interface SupimDeps {
   config: Config;
@@ -19,22 +30,57 @@ export interface SupimDeps {
   openSsh: (hostKey: string) => Promise<SshSession>;
   /** Injected for tests; defaults to the wall clock. */
   now?: () => Date;
+  /** To ask whether the run holding a day's lock is still open. */
+  temporalClient?: () => Promise<Client>;
 }
 
 const MAX_LISTED = 20;
 
-export function createSupimActivities({ config, openSsh, now = () => new Date() }: SupimDeps) {
+const listed = (paths: string[]) =>
+  paths.slice(0, 3).join(', ') + (paths.length > 3 ? ` and ${paths.length - 3} more` : '');
+
+/** The day from what became of its files: a retryable problem fails the attempt; then failed, changed, copied. */
+function judge(
+  outcome: DayCopyOutcome,
+  finish: (status: DayResult['status'], reason?: string, extra?: Partial<DayResult>) => DayResult,
+): DayResult {
+  const changed = outcome.changed.length ? `changed during the copy: ${listed(outcome.changed)}` : undefined;
+  if (outcome.retryable.length) {
+    // Every file that could be copied now has its real name; the retry copies only the rest.
+    const first = outcome.retryable[0]!;
+    throw ApplicationFailure.retryable(
+      `${outcome.retryable.length} file(s) not copied yet, e.g. ${first.path}: ${first.reason}`,
+      'DayCopyIncomplete',
+    );
+  }
+  if (outcome.failed.length) {
+    const reason = `${outcome.failed.length} file(s) could not be copied: ${outcome.failed
+      .slice(0, 3)
+      .map((f) => `${f.path}: ${f.reason}`)
+      .join('; ')}${changed ? `; ${changed}` : ''}`;
+    return finish('failed', reason, {
+      failedFiles: outcome.failed.slice(0, MAX_LISTED),
+      failedCount: outcome.failed.length,
+    });
+  }
+  if (changed) return finish('not-yet', changed);
+  return finish('copied');
+}
+
+export function createSupimActivities({ config, openSsh, now = () => new Date(), temporalClient }: SupimDeps) {
   const { transfer } = config;
+  const mode = storeFileMode(config.permissions);
 
   async function getDailySettings(): Promise<DailySettings> {
     const supim = requireSection(config.supim, 'supim');
-    const { timeZone, daysBack, sourceTemplate, destinationRoot, verify } = supim;
+    const { timeZone, daysBack, sourceTemplate, destinationRoot, verify, expectedBy } = supim;
     return {
       timeZone,
       daysBack,
       sourceTemplate,
       destinationRoot,
       verify,
+      ...(expectedBy ? { expectedBy } : {}),
       heartbeatTimeoutSeconds: transfer.heartbeatTimeoutSeconds,
       storeTaskQueue: storeTaskQueue(config),
     };
@@ -45,8 +91,9 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
     const supim = requireSection(config.supim, 'supim');
     const started = now().getTime();
     const result = blankDayResult(day, await getDailySettings(), 'complete');
-    const finish = (status: DayResult['status'], reason?: string): DayResult => ({
+    const finish = (status: DayResult['status'], reason?: string, extra: Partial<DayResult> = {}): DayResult => ({
       ...result,
+      ...extra,
       status,
       ...(reason ? { reason } : {}),
       durationMs: now().getTime() - started,
@@ -55,7 +102,20 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
     setMaxListeners(0, signal); // every file in flight listens for cancellation
     const progress = newDayCopyProgress();
 
-    const ssh = await openSsh(supim.host);
+    // Before anything else: an unmounted backup disk must fail loudly, not fill the system disk.
+    await requireStoreRoot(supim.destinationRoot);
+    // One run per day: two daily runs whose windows overlap never copy the same day at once.
+    const { workflowId, runId } = Context.current().info.workflowExecution ?? { workflowId: 'none', runId: 'none' };
+    const lock = dayLockFile(supim.destinationRoot, day.label);
+    const owner = { workflowId, runId };
+    const taken = await takeLock(lock, { day: day.label, owner, since: now().toISOString() }, (holder) =>
+      runIsClosed(temporalClient, holder),
+    );
+    if (!taken.acquired) return finish('not-yet', `another run is copying this day: ${taken.holder.owner.workflowId}`);
+    const ssh = await openSsh(supim.host).catch(async (err: unknown) => {
+      await releaseLock(lock, owner);
+      throw err;
+    });
     try {
       return await whileHeartbeating(
         () => progress,
@@ -73,15 +133,32 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
           const notReady = notReadyReason(files, tree.remoteNow, supim);
           if (notReady) return finish('not-yet', notReady);
 
-          const local = new LocalTree(result.destination);
-          const changed = await filesToCopy(files, local);
+          const local = new LocalTree(result.destination, mode);
+          const changed = filesToCopy(files, local);
           if (changed.length === 0) return finish('complete');
 
-          await mkdir(result.destination, { recursive: true });
-          const copy = new DayCopy(ssh, result.source, local, supim, transfer, result, progress, now, signal);
-          await copy.copy(changed);
-          await copy.verify(changed);
-          return finish('copied');
+          const copy = new DayCopy({
+            ssh,
+            source: result.source,
+            local,
+            supim,
+            transfer,
+            result,
+            progress,
+            now,
+            signal,
+            mode,
+          });
+          // One more listing once all is read: a file that changed while it was copied is not backed up.
+          const after = await copy.stage(changed, async () => {
+            const tree = await listRemoteTree(ssh, result.source, signal);
+            return tree.state === 'present' ? tree.entries : [];
+          });
+          await copy.verifyChecksums();
+          const outcome = await copy.commit(after);
+          result.filesCopied = outcome.committed;
+          result.bytesCopied = outcome.bytesTransferred;
+          return judge(outcome, finish);
         },
       );
     } catch (err) {
@@ -90,6 +167,7 @@ export function createSupimActivities({ config, openSsh, now = () => new Date() 
       throw err;
     } finally {
       ssh.close();
+      await releaseLock(lock, owner);
     }
   }
 

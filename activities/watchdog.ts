@@ -1,9 +1,11 @@
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config/schema';
+import { dayHasNoData, type DailySummary } from '../domain/daily-summary';
 import { fileStamp } from '../domain/format';
 import { JOB_WORKFLOW_TYPE, type Job } from '../domain/jobs';
 import type { Report } from '../domain/report';
 import { escapeHtml } from '../domain/report';
+import { storeFileMode } from '../adapters/local/file-mode';
 import { Mailer, type Delivery } from '../adapters/mail/mailer';
 
 export interface WatchdogDeps {
@@ -26,7 +28,18 @@ export interface LastSuccess {
 
 const LOOK_AT = 50;
 
+export interface DataDrought {
+  /** Daily runs in a row (newest first, one per run date) whose every day had no data at all. */
+  runsWithoutData: number;
+  limit: number;
+  /** Run dates of those runs, newest first. */
+  runDates: string[];
+  problem: boolean;
+}
+
 export function createWatchdogActivities({ config, temporalClient, now = () => new Date() }: WatchdogDeps) {
+  const mailer = new Mailer(config.mail, storeFileMode(config.permissions));
+
   /** Finds the newest run of the job whose summary says ok, and whether it is older than allowed. */
   async function lastSuccess(job: Job): Promise<LastSuccess> {
     if (!temporalClient) throw new Error('the watchdog needs a Temporal client');
@@ -54,6 +67,41 @@ export function createWatchdogActivities({ config, temporalClient, now = () => n
     return { job, workflowType: JOB_WORKFLOW_TYPE[job], maxAgeHours, stale: true };
   }
 
+  /**
+   * Counts the newest daily runs that found no data for any day (folders absent or empty). Every such run
+   * is "OK, nothing to copy yet", so without this a wrong sourceTemplate or a stopped model stays quiet.
+   */
+  async function dailyDataDrought(): Promise<DataDrought> {
+    if (!temporalClient) throw new Error('the watchdog needs a Temporal client');
+    const limit = config.schedules.watchdog.maxDailyRunsWithoutData;
+    const runDates: string[] = [];
+    if (limit > 0) {
+      const client = await temporalClient();
+      const query = `WorkflowType = '${JOB_WORKFLOW_TYPE.daily}' AND ExecutionStatus = 'Completed'`;
+      let seen = 0;
+      for await (const execution of client.workflow.list({ query })) {
+        if (++seen > LOOK_AT || runDates.length >= limit) break;
+        const summary = (await client.workflow.getHandle(execution.workflowId, execution.runId).result()) as
+          DailySummary | undefined;
+        if (!summary?.days?.length) continue;
+        if (!summary.days.every(dayHasNoData)) break;
+        if (!runDates.includes(summary.runDate)) runDates.push(summary.runDate);
+      }
+    }
+    return { runsWithoutData: runDates.length, limit, runDates, problem: limit > 0 && runDates.length >= limit };
+  }
+
+  async function sendNoDataAlert(drought: DataDrought): Promise<Delivery> {
+    const subject = `[cluster-backup] ALERT daily backup found no data for ${drought.runsWithoutData} runs (${drought.runDates.at(-1)} to ${drought.runDates[0]})`;
+    const text = [
+      `The last ${drought.runsWithoutData} daily runs (${drought.runDates.join(', ')}) found no SUPIM-DAVS data for any day:`,
+      'every day folder was missing or empty. Check supim.sourceTemplate and supim.host in the config,',
+      'and that the model is running on the compute host.',
+    ].join('\n');
+    const report: Report = { job: 'daily', ok: false, subject, text, html: `<p>${escapeHtml(text)}</p>` };
+    return mailer.deliver(report, `${fileStamp(now())}-watchdog-daily-no-data`);
+  }
+
   /** Mails the job's recipients that backups silently stopped. */
   async function sendStaleAlert(stale: LastSuccess): Promise<Delivery> {
     const since = stale.at
@@ -66,8 +114,8 @@ export function createWatchdogActivities({ config, temporalClient, now = () => n
       'and the last runs in the Temporal Web UI.',
     ].join('\n');
     const report: Report = { job: stale.job, ok: false, subject, text, html: `<p>${escapeHtml(text)}</p>` };
-    return new Mailer(config.mail).deliver(report, `${fileStamp(now())}-watchdog-${stale.job}`);
+    return mailer.deliver(report, `${fileStamp(now())}-watchdog-${stale.job}`);
   }
 
-  return { lastSuccess, sendStaleAlert };
+  return { lastSuccess, sendStaleAlert, dailyDataDrought, sendNoDataAlert };
 }

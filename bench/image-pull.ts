@@ -5,6 +5,7 @@
  * ratios and the product's peak RSS. Size: BENCH_IMAGE_MB (default 1024).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { initStoreRoot } from '../adapters/local/store-root';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,6 +56,7 @@ async function main(): Promise<void> {
       'bench',
       root,
     );
+    await initStoreRoot(config.store!.root);
     const configFile = join(root, 'config.json');
     writeFileSync(configFile, JSON.stringify(config));
     const variantFile = (name: string, store: Record<string, unknown>) => {
@@ -77,7 +79,7 @@ async function main(): Promise<void> {
       // Best of ROUNDS for every contender: this machine's two shared cores make single runs noisy.
       let pulls = 0;
       const pullOnce = (file = configFile) => {
-        rmSync(join(root, 'store'), { recursive: true, force: true }); // as the tools' rounds: a fresh copy each time
+        rmSync(join(root, 'store', 'bench'), { recursive: true, force: true }); // as the tools' rounds: a fresh copy each time
         execFileSync('sync');
         const stamp = `2026${String(++pulls).padStart(4, '0')}T00000${i}Z`; // a set of its own each time
         const child = spawnSync(process.execPath, [join(__dirname, 'pull-one.js'), file, JSON.stringify(image), stamp]);

@@ -46,6 +46,32 @@ const supimSchema = z.strictObject({
     .optional(),
   /** size: compare sizes after copy; sha256: also compare checksums computed on both ends. */
   verify: z.enum(['size', 'sha256']).default('size'),
+  /**
+   * When a day's data should be there, in timeZone: "HH:MM" on the day itself, or "+N HH:MM" N days later.
+   * A day still not there by then is reported late (the run is not OK). Unset: only a day leaving the
+   * window unbacked-up (missing) fails the run.
+   */
+  expectedBy: z
+    .string()
+    .regex(/^(\+\d{1,3} )?([01]\d|2[0-3]):[0-5]\d$/, 'is not "HH:MM" or "+N HH:MM" (N days after the julian day)')
+    .optional(),
+});
+
+const octalMode = (example: string) =>
+  z
+    .string({ error: `must be a quoted octal mode, e.g. '${example}'` })
+    .regex(/^0?[0-7]{3}$/, `must be an octal mode such as '${example}'`);
+
+/** Who may read what the worker writes into the backup store and the outbox. */
+const permissionsSchema = z.strictObject({
+  /** Backed-up files, image sets, manifests, reports (.eml). Default: the worker's user only. */
+  fileMode: octalMode('0640').default('0600'),
+  folderMode: octalMode('0750').default('0700'),
+  /** Group (name or gid) given to every file and folder written, for sites that share the store with a group. */
+  group: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_.-]*\$?$|^\d+$/i, 'is not a group name or id')
+    .optional(),
 });
 
 const vmName = z.string().superRefine((name, ctx) => {
@@ -198,6 +224,11 @@ const schedulesSchema = z.strictObject({
             .default(24 * 8),
         })
         .prefault({}),
+      /**
+       * Daily runs in a row (one per date) that found no data at all (every day's folder missing or empty)
+       * before the watchdog alerts: a wrong sourceTemplate or a stopped model otherwise reads as OK. 0: never.
+       */
+      maxDailyRunsWithoutData: z.number().int().min(0).default(3),
     })
     .prefault({}),
   /** The guardian puts back VMs a weekly run left down (terminated, over budget): how often it looks. */
@@ -305,6 +336,7 @@ export const configSchema = z
     /** Reports; the default writes them to ./outbox next to the config file. */
     mail: mailSchema,
     transfer: transferSchema.prefault({}),
+    permissions: permissionsSchema.prefault({}),
     restoreTest: restoreTestSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
@@ -331,4 +363,5 @@ export type StoreConfig = z.output<typeof storeSchema>;
 export type HypervisorConfig = z.output<typeof hypervisorSchema>;
 export type SupimConfig = z.output<typeof supimSchema>;
 export type TransferConfig = z.output<typeof transferSchema>;
+export type PermissionsConfig = z.output<typeof permissionsSchema>;
 export type RestoreTestConfig = z.output<typeof restoreTestSchema>;

@@ -5,8 +5,10 @@ import { renderPathTemplate } from './path-template';
 export type DayStatus =
   | 'copied' // something was missing or differed, and now everything matches
   | 'complete' // everything was already backed up; nothing copied
-  | 'not-yet' // the source folder is missing, empty or still being written: try again on a later run
-  | 'failed'; // the copy could not be completed; see error
+  | 'not-yet' // the source folder is missing, empty, still being written or changed during the copy: try again later
+  | 'late' // not-yet, and past supim.expectedBy: the run is not OK
+  | 'missing' // not-yet on its last run in the window: no later run will copy it; the run is not OK
+  | 'failed'; // the copy could not be completed (see reason and failedFiles); files that could be copied were
 
 export interface DayResult {
   day: CalendarDay;
@@ -22,6 +24,9 @@ export interface DayResult {
   /** Symlinks and special files left alone (never followed), relative paths, at most a few. */
   skipped: string[];
   skippedCount: number;
+  /** Files that could not be copied (at most a few), each with why; every other file of the day was. */
+  failedFiles?: { path: string; reason: string }[];
+  failedCount?: number;
   /** Backup copies that a shorter source file would have replaced; kept under `.superseded/`. */
   superseded: string[];
   verifiedBy: 'size' | 'sha256';
@@ -39,7 +44,60 @@ export interface DailySummary {
 }
 
 export function dailyRunOk(days: readonly DayResult[]): boolean {
-  return days.every((d) => d.status !== 'failed');
+  return days.every((d) => d.status !== 'failed' && d.status !== 'missing' && d.status !== 'late');
+}
+
+/** A day the run found no data for at all (its folder absent or empty), whatever the status says. */
+export function dayHasNoData(day: DayResult): boolean {
+  return day.filesInSource === 0 && day.status !== 'failed';
+}
+
+/** The calendar date `days` after an ISO date (plain UTC arithmetic: dates only, no zone involved). */
+function isoDatePlus(isoDate: string, days: number): string {
+  const [y, m, d] = isoDate.split('-').map(Number) as [number, number, number];
+  return new Date(Date.UTC(y, m - 1, d + days)).toISOString().slice(0, 10);
+}
+
+/** When `expectedBy` ("HH:MM" or "+N HH:MM") falls for a day, as local "YYYY-MM-DD HH:MM". */
+export function expectedByFor(day: CalendarDay, expectedBy: string): string {
+  const match = /^(?:\+(\d+) )?(\d\d:\d\d)$/.exec(expectedBy);
+  if (!match) throw new Error(`not "HH:MM" or "+N HH:MM": ${expectedBy}`);
+  return `${isoDatePlus(day.isoDate, Number(match[1] ?? 0))} ${match[2]}`;
+}
+
+/** An instant as local "YYYY-MM-DD HH:MM" in an IANA zone (comparable as text with expectedByFor). */
+export function localDateTime(instant: Date, timeZone: string): string {
+  const parts = new Intl.DateTimeFormat('en-CA', {
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  }).formatToParts(instant);
+  const part = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
+  return `${part('year')}-${part('month')}-${part('day')} ${part('hour')}:${part('minute')}`;
+}
+
+/**
+ * Escalates a day that is not there yet: `missing` on its last run in the window (nothing will copy it
+ * later), `late` once past expectedBy. `localNow` is the run's clock in the configured zone, "YYYY-MM-DD HH:MM".
+ */
+export function escalateNotYet(
+  result: DayResult,
+  when: { lastInWindow: boolean; localNow: string; expectedBy?: string },
+): DayResult {
+  if (result.status !== 'not-yet') return result;
+  if (when.lastInWindow) {
+    return { ...result, status: 'missing', reason: `${result.reason ?? 'not there'}; last run in the window` };
+  }
+  if (when.expectedBy) {
+    const due = expectedByFor(result.day, when.expectedBy);
+    if (when.localNow >= due)
+      return { ...result, status: 'late', reason: `${result.reason ?? 'not there'}; expected by ${due}` };
+  }
+  return result;
 }
 
 /** The parts of the SUPIM config a daily run needs to plan its days; nothing secret. */
@@ -49,6 +107,8 @@ export interface DailySettings {
   sourceTemplate: string;
   destinationRoot: string;
   verify: 'size' | 'sha256';
+  /** supim.expectedBy: "HH:MM" or "+N HH:MM" after the julian day; unset: no day is ever late. */
+  expectedBy?: string;
   heartbeatTimeoutSeconds: number;
   /** Day copies write to the backup store's disk: they run only on workers of the backup host. */
   storeTaskQueue: string;

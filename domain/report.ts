@@ -2,7 +2,7 @@
  * The email report of a run, as data: subject, plain text and HTML. Pure, so that what an operator reads
  * is tested as units; the mailer only delivers it. Every value is escaped in the HTML.
  */
-import type { DailySummary } from './daily-summary';
+import { dailyRunOk, type DailySummary, type DayResult } from './daily-summary';
 import { formatBytes, formatDuration } from './format';
 import type { Job } from './jobs';
 import {
@@ -158,13 +158,15 @@ export function dailyReport(
   const days = summary?.days ?? [];
   const done = days.filter((d) => d.status === 'copied' || d.status === 'complete').length;
   const notYet = days.filter((d) => d.status === 'not-yet').length;
-  const failed = days.filter((d) => d.status === 'failed');
+  const failed = days.filter((d) => !dailyRunOk([d]));
+  const problem = (d: DayResult) =>
+    d.status === 'failed' ? (d.reason ?? 'failed') : `${d.status.toUpperCase()} (${d.reason ?? 'no data'})`;
   const ok = outcome.state === 'completed' && outcome.summary.ok;
   let subject: string;
   if (outcome.state === 'cancelled') subject = `${PREFIX} CANCELLED daily ${runLabel}`;
   else if (outcome.state === 'failed') subject = `${PREFIX} FAILED daily ${runLabel}: ${outcome.error}`;
   else if (!ok)
-    subject = `${PREFIX} FAILED daily ${runLabel}: ${failed.map((d) => `${d.day.label} ${d.reason ?? 'failed'}`).join('; ')}`;
+    subject = `${PREFIX} FAILED daily ${runLabel}: ${failed.map((d) => `${d.day.label} ${problem(d)}`).join('; ')}`;
   else subject = `${PREFIX} OK daily ${runLabel} (${done}/${days.length} days${notYet ? `, ${notYet} not yet` : ''})`;
 
   const headers = ['julian day', 'date', 'status', 'files copied', 'bytes', 'duration'];
@@ -180,6 +182,12 @@ export function dailyReport(
     ...days
       .filter((d) => d.reason)
       .map((d) => ({ text: `${d.day.label} ${d.status}: ${d.reason}`, tone: toneOf(d.status), inTable: true })),
+    ...days.flatMap((d) =>
+      (d.failedFiles ?? []).map((f) => ({
+        text: `${d.day.label}: NOT copied: ${f.path}: ${f.reason}`,
+        tone: 'bad' as Tone,
+      })),
+    ),
     ...[
       ...days.flatMap((d) => d.superseded.map((s) => `${d.day.label}: kept the longer old copy of ${s}`)),
       ...days

@@ -9,7 +9,7 @@ import { applySchedules, scheduleId } from './commands/schedules';
 import { registerSearchAttributes } from './commands/search-attributes';
 import { describeHeldDown, heldDownVms } from './commands/held-down';
 import { statusLines } from './commands/status';
-import { previewStoreRetention, verifyStore } from './commands/store';
+import { initStores, previewStoreRetention, verifyStore } from './commands/store';
 import { RestoreUsageError, restoreTestStatusLines, runRestoreCommand } from './commands/restore';
 import { runWorker } from '../worker/main';
 import { connectClient } from './commands/temporal-client';
@@ -32,6 +32,8 @@ commands:
   status                                last run of each job, and what is running now with its progress
   search-attributes register            register BackupJob, BackupPeriod, BackupResult in the namespace
                                         (once per cluster; the dev server of the demo and tests has them)
+  store init                            create the backup roots (supim.destinationRoot, store.root) with the
+                                        marker without which runs refuse to write (an unmounted disk)
   store verify [--vm NAME ...]          re-read every stored VM image set and compare it with its manifest
                                         (size, SHA-256), on the backup host, without Temporal; exit 0 only
                                         if no set is damaged
@@ -178,6 +180,9 @@ async function main(argv: string[]): Promise<number> {
       });
     case 'worker':
       await runWorker(configFile);
+      return 0;
+    case 'store init':
+      await initStores(loadConfig(configFile), (line) => console.log(line));
       return 0;
     case 'store verify': {
       const { ok } = await verifyStore(loadConfig(configFile), values.vm, (line) => console.log(line));

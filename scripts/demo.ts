@@ -20,6 +20,7 @@ import { createWorker } from '../worker/create-worker';
 import { formatDailySummary, startDaily } from './commands/run-daily';
 import { formatWeeklySummary, startWeekly } from './commands/run-vms';
 import { applySchedules } from './commands/schedules';
+import { initStores } from './commands/store';
 import { connectClient } from './commands/temporal-client';
 import { startHypervisor, type SandboxHypervisor } from './sandbox/libvirt-host';
 import { freePort } from './sandbox/processes';
@@ -140,6 +141,7 @@ async function main(): Promise<number> {
     );
     const config = loadConfig(configFile);
     console.log(`config: ${configFile}`);
+    for (const r of await initStores(config, () => undefined)) console.log(`store root ${r.root}: ${r.change}`);
 
     step('worker and schedules');
     Runtime.install({ logger: new DefaultLogger('WARN') });

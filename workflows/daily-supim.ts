@@ -2,6 +2,8 @@ import { isCancellation, setCurrentDetails, workflowInfo } from '@temporalio/wor
 import {
   blankDayResult,
   dailyRunOk,
+  escalateNotYet,
+  localDateTime,
   type DailySettings,
   type DailySummary,
   type DayResult,
@@ -47,7 +49,14 @@ export async function dailySupimBackup(input: DailySupimInput = {}): Promise<Dai
       const what = `day ${day.label} (${day.isoDate})`;
       setCurrentDetails(`copying ${what}, ${i + 1} of ${days.length}`);
       try {
-        results.push(await backupSupimDay.executeWithOptions({ summary: `SUPIM ${what}` }, [day]));
+        const result = await backupSupimDay.executeWithOptions({ summary: `SUPIM ${what}` }, [day]);
+        // The oldest day leaves the window with this run: if it is still not there, nothing will copy it.
+        const when = {
+          lastInWindow: i === days.length - 1,
+          localNow: localDateTime(new Date(), settings.timeZone),
+          expectedBy: settings.expectedBy,
+        };
+        results.push(escalateNotYet(result, when));
       } catch (err) {
         if (isCancellation(err)) throw err;
         // One day's failure must not stop the others; the summary carries it.

@@ -1,12 +1,9 @@
 import { vmFolder } from '../image-sets/image-sets';
+import { releaseLock, takeLock, type LockFile, type LockOutcome, type LockRecord, type RunRef } from '../run-lock';
 import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
 
-/** Which workflow run did something: enough to ask Temporal whether that run is still open. */
-export interface RunRef {
-  workflowId: string;
-  runId: string;
-}
+export type { RunRef };
 
 /**
  * Written on the hypervisor before a VM is asked to stop, removed once it runs again. It outlives the run
@@ -21,16 +18,8 @@ export interface HeldDownRecord {
   budgetSeconds: number;
 }
 
-export interface VmLock {
+export interface VmLock extends LockRecord {
   vm: string;
-  owner: RunRef;
-  since: string;
-}
-
-export type LockOutcome = { acquired: true } | { acquired: false; holder: VmLock };
-
-function sameRun(a: RunRef, b: RunRef): boolean {
-  return a.workflowId === b.workflowId && a.runId === b.runId;
 }
 
 function parse<T>(text: string): T | undefined {
@@ -71,11 +60,16 @@ export class VmRecords {
     );
   }
 
-  private async read<T>(path: string): Promise<T | undefined> {
+  private async readText(path: string): Promise<string | undefined> {
     const result = await this.ssh.exec({ shell: `[ -f ${quote(path)} ] || exit 3; cat ${quote(path)}` });
     if (result.exitCode === 3) return undefined;
     if (result.exitCode !== 0) throw this.ssh.commandFailure(`cat ${path}`, result);
-    return parse<T>(result.stdout.toString('utf8'));
+    return result.stdout.toString('utf8');
+  }
+
+  private async read<T>(path: string): Promise<T | undefined> {
+    const text = await this.readText(path);
+    return text === undefined ? undefined : parse<T>(text);
   }
 
   writeHeldDown(record: HeldDownRecord): Promise<void> {
@@ -103,32 +97,33 @@ export class VmRecords {
       .filter((r): r is HeldDownRecord => r !== undefined && typeof r.vm === 'string');
   }
 
-  /**
-   * One run at a time per VM. Taken atomically (noclobber); a lock held by a run that is closed
-   * (`isClosed`: terminated, timed out, failed, finished) is taken over. Taking a lock this run holds is fine.
-   */
-  async lock(vm: string, owner: RunRef, isClosed: (holder: RunRef) => Promise<boolean>): Promise<LockOutcome> {
+  /** The VM's lock file on the hypervisor. */
+  private lockFile(vm: string): LockFile {
     const path = this.path('locks', vm);
-    const mine: VmLock = { vm, owner, since: new Date().toISOString() };
-    const created = await this.ssh.exec(
-      {
-        shell: `umask 077 && mkdir -p ${quote(path.slice(0, path.lastIndexOf('/')))} && (set -C; cat > ${quote(path)})`,
+    return {
+      create: async (content) =>
+        (
+          await this.ssh.exec(
+            {
+              shell: `umask 077 && mkdir -p ${quote(path.slice(0, path.lastIndexOf('/')))} && (set -C; cat > ${quote(path)})`,
+            },
+            { input: content },
+          )
+        ).exitCode === 0,
+      read: () => this.readText(path),
+      replace: (content) => this.write(path, JSON.parse(content)),
+      remove: async () => {
+        await this.ssh.run(['rm', '-f', '--', path]);
       },
-      { input: JSON.stringify(mine) },
-    );
-    if (created.exitCode === 0) return { acquired: true };
-    const holder = await this.read<VmLock>(path);
-    if (holder && sameRun(holder.owner, owner)) return { acquired: true };
-    if (holder && !(await isClosed(holder.owner))) return { acquired: false, holder };
-    await this.write(path, mine);
-    const now = await this.read<VmLock>(path);
-    return now && sameRun(now.owner, owner) ? { acquired: true } : { acquired: false, holder: now ?? mine };
+    };
   }
 
-  /** Releases the lock if this run holds it (a lock taken over by another run stays theirs). */
-  async unlock(vm: string, owner: RunRef): Promise<void> {
-    const path = this.path('locks', vm);
-    const holder = await this.read<VmLock>(path);
-    if (!holder || sameRun(holder.owner, owner)) await this.ssh.run(['rm', '-f', '--', path]);
+  /** One run at a time per VM (see takeLock). */
+  lock(vm: string, owner: RunRef, isClosed: (holder: RunRef) => Promise<boolean>): Promise<LockOutcome<VmLock>> {
+    return takeLock<VmLock>(this.lockFile(vm), { vm, owner, since: new Date().toISOString() }, isClosed);
+  }
+
+  unlock(vm: string, owner: RunRef): Promise<void> {
+    return releaseLock(this.lockFile(vm), owner);
   }
 }

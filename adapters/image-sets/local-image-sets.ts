@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { open, readdir, readFile, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
+import { applyFileMode, OWNER_ONLY, type StoreFileMode } from '../local/file-mode';
 import { hashFile } from '../local/hash-file';
 import { type ImageSets, type ImageSetSummary, PARTIAL_SUFFIX, setPathParts, STAMP, vmFolder } from './image-sets';
 import { IMAGE_FILE, MANIFEST, ManifestError, parseManifest, renderManifest, type SetManifest } from './manifest';
@@ -24,8 +25,8 @@ export interface SetCheck {
 export class LocalImageSets implements ImageSets {
   constructor(
     readonly root: string,
-    /** Mode of the manifests written (the image files get theirs from the file sink). */
-    private readonly fileMode = 0o600,
+    /** Mode and group of the manifests written (the image files get theirs from the file sink). */
+    private readonly mode: StoreFileMode = OWNER_ONLY,
   ) {}
 
   get where(): string {
@@ -120,8 +121,9 @@ export class LocalImageSets implements ImageSets {
   async writeManifest(vm: string, stamp: string, manifest: SetManifest): Promise<string> {
     const path = join(this.setDir(vm, stamp), MANIFEST);
     const partial = path + PARTIAL_SUFFIX;
-    const file = await open(partial, 'w', this.fileMode);
+    const file = await open(partial, 'w', this.mode.fileMode);
     try {
+      await applyFileMode(file, this.mode);
       await file.writeFile(renderManifest(manifest));
       await file.sync();
     } finally {

@@ -1,18 +1,27 @@
-import { mkdir, rename, stat } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { renameSync, rmSync, utimesSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { SupimConfig, TransferConfig } from '../../config/schema';
 import type { DayResult } from '../../domain/daily-summary';
 import { fileStamp } from '../../domain/format';
-import { remoteSha256, type RemoteEntry } from '../ssh/remote-tree';
+import { RemoteCommandError } from '../ssh/remote-command-error';
+import { remoteSha256, treeFromListing, treeListingScript, type RemoteEntry } from '../ssh/remote-tree';
+import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
 import { fetchRemoteFile } from './fetch-remote-file';
-import { LocalTree, localFileState, sameFile } from './local-tree';
+import { makeFolders, type StoreFileMode } from './file-mode';
+import { LocalTree, localFileState, partialPathOf, sameFile, UnsafeLocalPathError } from './local-tree';
+import { tarEntries } from './tar-entries';
+import { writeFileNow } from './write-file-now';
 
 /** What a day's copy reports in its heartbeats; the next attempt resumes the files in flight from it. */
 export interface DayCopyProgress {
-  phase: 'listing' | 'copying' | 'verifying';
+  phase: 'listing' | 'copying' | 'verifying' | 'committing';
   filesDone: number;
   filesToCopy: number;
   bytesDone: number;
@@ -20,7 +29,28 @@ export interface DayCopyProgress {
   inFlight: { path: string; size: number; mtime: number; offset: number }[];
 }
 
+/** What became of the files a day's copy was asked for. */
+export interface DayCopyOutcome {
+  /** Copied and under their real names. */
+  committed: number;
+  /** Bytes fetched by this attempt for the committed files (a resumed file counts what was left). */
+  bytesTransferred: number;
+  /** Changed (size or mtime) or vanished on the source while being copied: copied on a later run. */
+  changed: string[];
+  /** Could not be copied, for a reason no retry fixes (permissions, name, refused path). */
+  failed: { path: string; reason: string }[];
+  /** Could not be copied for a reason a retry may fix (link, disk): the activity fails after committing the rest. */
+  retryable: { path: string; reason: string }[];
+}
+
 const LARGE_FILE_LANES = 2;
+/** Names handed to one remote tar, in bytes of command line: far below any ARG_MAX or SSH request limit. */
+const TAR_BATCH_ARGS = 64 << 10;
+/** Local errors about this one file (its name, its folder, its permissions) that no retry changes. */
+const PERMANENT_LOCAL = new Set(['ENAMETOOLONG', 'EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'ELOOP', 'EINVAL', 'EEXIST']);
+/** SFTP status codes (as ssh2 reports them) for a file that cannot be opened. */
+const SFTP_NO_SUCH_FILE = 2;
+const SFTP_PERMISSION_DENIED = 3;
 
 export function newDayCopyProgress(): DayCopyProgress {
   return { phase: 'listing', filesDone: 0, filesToCopy: 0, bytesDone: 0, bytesToCopy: 0, inFlight: [] };
@@ -40,56 +70,250 @@ export function notReadyReason(files: RemoteEntry[], remoteNow: number, supim: S
 }
 
 /** The files of a listing that the backup lacks or holds in another version (size or mtime differ). */
-export async function filesToCopy(files: RemoteEntry[], local: LocalTree): Promise<RemoteEntry[]> {
-  const missing: RemoteEntry[] = [];
-  for (const file of files) {
-    if (!sameFile(await localFileState(local.pathOf(file.path)), file)) missing.push(file);
+export function filesToCopy(files: RemoteEntry[], local: LocalTree): RemoteEntry[] {
+  return files.filter((file) => !sameFile(localFileState(local.pathOf(file.path)), file));
+}
+
+/** Whether an error about one file is for good (so: name the file, keep the day) rather than worth a retry. */
+function permanentReason(err: unknown): string | undefined {
+  const e = err as Error & { code?: string | number; cause?: { code?: unknown; message?: string } };
+  if (err instanceof UnsafeLocalPathError) return err.message;
+  if (typeof e.code === 'string' && PERMANENT_LOCAL.has(e.code)) return e.message;
+  if (err instanceof RemoteCommandError) {
+    if (e.cause?.code === SFTP_PERMISSION_DENIED) return `cannot read it on the source host (${e.cause.message})`;
+    // Listed before and after, yet not found under its name: a name that is not valid UTF-8 (find's output
+    // is read as UTF-8), which no retry will change.
+    if (e.cause?.code === SFTP_NO_SUCH_FILE) return 'the source host cannot open it by its listed name (not UTF-8?)';
+    if (err.nonRetryable) return err.message;
   }
-  return missing;
+  return undefined;
+}
+
+/** Flushes every file written so far on the file system holding `path` (syncfs): one call for a day's files. */
+async function syncFileSystem(path: string): Promise<void> {
+  await promisify(execFile)('sync', ['-f', path]);
+}
+
+interface Staged {
+  file: RemoteEntry;
+  localPath: string;
+  partial: string;
+  sha256?: string;
+  /** The partial file already has the source's mtime. */
+  mtimeSet?: boolean;
+  /** Bytes fetched for it by this attempt (a resumed file: less than its size). */
+  bytesTransferred: number;
+}
+
+/** What one day's copy works with. */
+export interface DayCopyOptions {
+  ssh: SshSession;
+  /** The day's folder on the compute host. */
+  source: string;
+  /** The day's folder in the store. */
+  local: LocalTree;
+  supim: SupimConfig;
+  transfer: TransferConfig;
+  /** Filled in as the copy goes. */
+  result: DayResult;
+  /** Reported in heartbeats; a retry resumes from it. */
+  progress: DayCopyProgress;
+  now: () => Date;
+  signal: AbortSignal;
+  mode: StoreFileMode;
 }
 
 /**
- * Copies one day's changed files: a few at a time (small files are latency-bound), each to a partial
- * file renamed when complete, resuming partials that a crashed attempt reported in its heartbeats.
+ * Copies one day's changed files, each isolated from the others: every file is written under its partial
+ * name and flushed; the source is listed again; only then do the files that did not change meanwhile get
+ * their real names. A file that cannot be copied is named, never holds back the rest.
+ * Small files travel as one tar stream per batch (no round trip per file, as rsync); large ones as
+ * pipelined SFTP reads, resumable from the heartbeats of a crashed attempt.
  */
 export class DayCopy {
-  private readonly hashes = new Map<string, string | undefined>();
+  private readonly staged: Staged[] = [];
+  /** Written by a tar stream, not yet flushed. */
+  private readonly unflushed: Staged[] = [];
+  private readonly problems = new Map<string, unknown>();
+  /** The folder as listed by the last tar stream's command, after it read every file. */
+  private listingAfterStream?: RemoteEntry[];
+  /** Some file was read over SFTP (after any tar stream's listing). */
+  private readOneByOne = false;
+  /** Every file a copy was tried for, as listed before: what a fresh listing is compared with. */
+  private readonly listed = new Map<string, RemoteEntry>();
+  private readonly resumable: Map<string, DayCopyProgress['inFlight'][number]>;
 
-  constructor(
-    private readonly ssh: SshSession,
-    private readonly source: string,
-    private readonly local: LocalTree,
-    private readonly supim: SupimConfig,
-    private readonly transfer: TransferConfig,
-    private readonly result: DayResult,
-    private readonly progress: DayCopyProgress,
-    private readonly now: () => Date,
-    private readonly signal: AbortSignal,
-  ) {}
+  private readonly ssh: SshSession;
+  private readonly source: string;
+  private readonly local: LocalTree;
+  private readonly supim: SupimConfig;
+  private readonly transfer: TransferConfig;
+  private readonly result: DayResult;
+  private readonly progress: DayCopyProgress;
+  private readonly now: () => Date;
+  private readonly signal: AbortSignal;
+  private readonly mode: StoreFileMode;
 
-  async copy(files: RemoteEntry[]): Promise<void> {
+  constructor(options: DayCopyOptions) {
+    ({
+      ssh: this.ssh,
+      source: this.source,
+      local: this.local,
+      supim: this.supim,
+      transfer: this.transfer,
+      result: this.result,
+      progress: this.progress,
+      now: this.now,
+      signal: this.signal,
+      mode: this.mode,
+    } = options);
+    const previous = Context.current().info.heartbeatDetails as DayCopyProgress | undefined;
+    this.resumable = new Map((previous?.inFlight ?? []).map((f) => [f.path, f]));
+  }
+
+  private get hashing(): boolean {
+    return this.supim.verify === 'sha256';
+  }
+
+  /**
+   * Writes every file to its partial name and flushes it; a file that fails is set aside with its error.
+   * Once every file has been read, `relist` lists the source again (while the copies are flushed) and its
+   * listing is returned: commit() compares it with the one the copy started from.
+   */
+  async stage(files: RemoteEntry[], relist: () => Promise<RemoteEntry[]>): Promise<RemoteEntry[]> {
     this.progress.phase = 'copying';
     this.progress.filesToCopy = files.length;
     this.progress.bytesToCopy = files.reduce((sum, f) => sum + f.size, 0);
-    const previous = Context.current().info.heartbeatDetails as DayCopyProgress | undefined;
-    const resumable = new Map((previous?.inFlight ?? []).map((f) => [f.path, f]));
-    // Small files are latency-bound: many at once. Large ones fill a whole read pipeline each: a couple at
-    // once, which bounds memory at about (LARGE_FILE_LANES x pipeline + parallelFiles x one pipeline's worth).
+    await makeFolders(this.result.destination, this.mode);
+    // Small files are latency-bound: streamed together. Large ones fill a whole read pipeline each: a couple
+    // at once, which bounds memory at about LARGE_FILE_LANES x pipeline.
     const pipelineBytes = this.transfer.parallelReads * this.transfer.chunkBytes;
-    const large = files.filter((f) => f.size > pipelineBytes / 8);
-    const small = files.filter((f) => f.size <= pipelineBytes / 8);
-    const drain = async (queue: RemoteEntry[]) => {
-      for (let file = queue.shift(); file; file = queue.shift()) await this.copyOne(file, resumable.get(file.path));
-    };
-    const lanes = (queue: RemoteEntry[], count: number) =>
-      Array.from({ length: Math.min(count, queue.length) }, () => drain(queue));
-    await Promise.all([...lanes(large, LARGE_FILE_LANES), ...lanes(small, this.transfer.parallelFiles)]);
+    const small = files.filter((f) => f.size <= pipelineBytes / 8 && !this.resumable.has(f.path));
+    const large = files.filter((f) => !small.includes(f));
+    const settled = await Promise.allSettled([
+      this.sftpLanes(large, LARGE_FILE_LANES),
+      // With no large file, the last tar stream can list the folder once it has read everything.
+      this.tarStream(small, large.length === 0).then((left) => this.sftpLanes(left, this.transfer.parallelFiles)),
+    ]);
+    for (const s of settled) if (s.status === 'rejected') throw s.reason;
+    if (this.signal.aborted) throw ApplicationFailure.retryable('cancelled', 'Cancelled');
+    // That listing counts only if no file was read after it (one by one, over SFTP).
+    const listed = this.readOneByOne ? undefined : this.listingAfterStream;
+    const [after] = await Promise.all([listed ?? relist(), this.flushStreamed()]);
+    return after;
   }
 
-  private async copyOne(file: RemoteEntry, before?: DayCopyProgress['inFlight'][number]): Promise<void> {
+  /** One syncfs for every file the tar streams wrote (the SFTP copies flush their own). */
+  private async flushStreamed(): Promise<void> {
+    const streamed = this.unflushed.splice(0);
+    if (streamed.length === 0) return;
+    try {
+      await syncFileSystem(this.result.destination);
+      this.staged.push(...streamed);
+    } catch (err) {
+      for (const s of streamed) this.problems.set(s.file.path, err);
+    }
+  }
+
+  /** SHA-256 of each staged copy (taken while writing) against the source's; a mismatch is not committed. */
+  async verifyChecksums(): Promise<void> {
+    if (!this.hashing || this.staged.length === 0) return;
+    this.progress.phase = 'verifying';
+    const paths = this.staged.map((s) => `${this.source}/${s.file.path}`);
+    const remote = await remoteSha256(this.ssh, paths, this.signal);
+    const mismatched = this.staged.filter((s, i) => remote[i] !== s.sha256);
+    for (const s of mismatched) {
+      this.staged.splice(this.staged.indexOf(s), 1);
+      await rm(s.partial, { force: true });
+      this.problems.set(s.file.path, new Error('SHA-256 differs between the compute host and the copy'));
+    }
+  }
+
+  /**
+   * Gives the staged files that the fresh listing shows unchanged their real names; drops the others.
+   * Sorts every file that went wrong into changed (the source moved on), failed (for good) or retryable.
+   */
+  async commit(relisted: RemoteEntry[]): Promise<DayCopyOutcome> {
+    this.progress.phase = 'committing';
+    const now = new Map(relisted.filter((e) => e.type === 'file').map((e) => [e.path, e]));
+    const unchanged = (file: RemoteEntry) => {
+      const after = now.get(file.path);
+      return after !== undefined && after.size === file.size && after.mtime === file.mtime;
+    };
+    const outcome: DayCopyOutcome = { committed: 0, bytesTransferred: 0, changed: [], failed: [], retryable: [] };
+    // Synchronous renames, as rsync does them: microseconds each, no trip through the thread pool.
+    for (const s of this.staged) {
+      if (!unchanged(s.file)) {
+        rmSync(s.partial, { force: true });
+        outcome.changed.push(s.file.path);
+        continue;
+      }
+      try {
+        await this.keepLongerBackup(s.file, s.localPath);
+        if (!s.mtimeSet) utimesSync(s.partial, s.file.mtime, s.file.mtime);
+        renameSync(s.partial, s.localPath);
+      } catch (err) {
+        this.problems.set(s.file.path, err); // e.g. a folder where the file should go
+        continue;
+      }
+      outcome.committed += 1;
+      outcome.bytesTransferred += s.bytesTransferred;
+    }
+    for (const [path, error] of this.problems) {
+      const listed = this.listed.get(path);
+      const reason = permanentReason(error);
+      if (listed && unchanged(listed) && !reason) {
+        outcome.retryable.push({ path, reason: (error as Error).message }); // its partial file is resumed
+        continue;
+      }
+      if (!listed || !unchanged(listed)) outcome.changed.push(path);
+      else outcome.failed.push({ path, reason: reason! });
+      await this.dropPartial(path);
+    }
+    // Only what a retry resumes stays in the heartbeats.
+    const resumed = new Set(outcome.retryable.map((r) => r.path));
+    const kept = this.progress.inFlight.filter((slot) => resumed.has(slot.path));
+    this.progress.inFlight.splice(0, this.progress.inFlight.length, ...kept);
+    return outcome;
+  }
+
+  /** Removes what a failed copy left under the file's partial name (nothing a later attempt resumes). */
+  private async dropPartial(path: string): Promise<void> {
+    try {
+      await rm(partialPathOf(this.local.pathOf(path)), { force: true });
+    } catch {
+      // A path that cannot even be named locally left nothing behind.
+    }
+  }
+
+  /** Runs one file's copy; its failure is kept for commit() to judge, unless the whole activity is cancelled. */
+  private async isolated(file: RemoteEntry, work: () => Promise<void>): Promise<void> {
+    this.listed.set(file.path, file);
+    try {
+      await work();
+    } catch (err) {
+      if (this.signal.aborted) throw err;
+      this.problems.set(file.path, err);
+    }
+  }
+
+  private async sftpLanes(files: RemoteEntry[], lanes: number): Promise<void> {
+    if (files.length > 0) this.readOneByOne = true;
+    const queue = [...files];
+    const drain = async () => {
+      for (let file = queue.shift(); file && !this.signal.aborted; file = queue.shift()) {
+        const next = file;
+        await this.isolated(next, () => this.fetchOne(next));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(lanes, queue.length) }, drain));
+  }
+
+  private async fetchOne(file: RemoteEntry): Promise<void> {
     const localPath = await this.local.prepareParent(file.path);
-    await this.keepLongerBackup(file, localPath);
+    const before = this.resumable.get(file.path);
     const resumeFrom = before && before.size === file.size && before.mtime === file.mtime ? before.offset : 0;
+    // The slot stays until commit: a crash before the rename resumes from the whole partial file.
     const slot = { path: file.path, size: file.size, mtime: file.mtime, offset: resumeFrom };
     this.progress.inFlight.push(slot);
     const fetched = await fetchRemoteFile({
@@ -98,52 +322,128 @@ export class DayCopy {
       remotePath: `${this.source}/${file.path}`,
       localPath,
       size: file.size,
-      mtime: file.mtime,
       resumeFrom,
-      sha256: this.supim.verify === 'sha256',
+      sha256: this.hashing,
       transfer: this.transfer,
+      fileMode: this.mode,
+      keepPartial: true,
       signal: this.signal,
       onProgress: (done) => {
         this.progress.bytesDone += done - slot.offset;
         slot.offset = done; // the periodic heartbeat (whileHeartbeating) reports it
       },
     });
-    this.progress.inFlight.splice(this.progress.inFlight.indexOf(slot), 1);
     this.progress.filesDone += 1;
-    this.result.filesCopied += 1;
-    this.result.bytesCopied += fetched.bytesTransferred;
-    this.hashes.set(file.path, fetched.sha256);
+    const { partial, sha256, bytesTransferred } = fetched;
+    this.staged.push({ file, localPath, partial, sha256, bytesTransferred });
+  }
+
+  /**
+   * Streams small files as `tar cf -` of their names (a batch per command line), writing each to its
+   * partial name as it arrives, then flushes them all at once. Only entries that are exactly the files
+   * asked for, as regular files of the listed size, are written: the stream's names are never trusted.
+   * Returns the files that did not arrive (unreadable, vanished, or the stream was refused): each is
+   * then fetched on its own, which names its error.
+   */
+  private async tarStream(files: RemoteEntry[], listAfterLast: boolean): Promise<RemoteEntry[]> {
+    const left: RemoteEntry[] = [];
+    for (let start = 0; start < files.length && !this.signal.aborted;) {
+      const batch: RemoteEntry[] = [];
+      for (let bytes = 0; start < files.length && bytes < TAR_BATCH_ARGS; start++) {
+        batch.push(files[start]!);
+        bytes += Buffer.byteLength(files[start]!.path) + 8;
+      }
+      left.push(...(await this.tarBatch(batch, listAfterLast && start >= files.length)));
+    }
+    return left;
+  }
+
+  /**
+   * One `tar cf -` of a batch of names. With `listAfter`, the same command then lists the folder (the
+   * listing follows the archive in the stream): the re-check after the copy costs no round trip.
+   */
+  private async tarBatch(batch: RemoteEntry[], listAfter: boolean): Promise<RemoteEntry[]> {
+    const wanted = new Map(batch.map((f) => [f.path, f]));
+    // --hard-dereference: a hard link comes as its data, not as a link entry; ./ keeps a leading dash a name;
+    // -b 1: no record padding, so a listing follows the end-of-archive blocks at once.
+    const tar =
+      'tar --format=gnu --hard-dereference --no-recursion -b 1 -cf - -- ' +
+      batch.map((f) => quote(`./${f.path}`)).join(' ');
+    const command = listAfter
+      ? `cd ${quote(this.source)} || exit 1; ${tar}; ${treeListingScript(this.source)}`
+      : `cd ${quote(this.source)} && exec ${tar}`;
+    const { stdout, finished } = await this.ssh.execStream({ shell: command });
+    const onAbort = () => stdout.destroy();
+    this.signal.addEventListener('abort', onAbort, { once: true });
+    let refused = false;
+    let rest: Buffer | undefined;
+    const entries = tarEntries(stdout as AsyncIterable<Buffer>);
+    try {
+      for (let next = await entries.next(); ; next = await entries.next()) {
+        if (next.done) {
+          rest = next.value;
+          break;
+        }
+        const entry = next.value;
+        const file = wanted.get(entry.name.replace(/^\.\//, ''));
+        if (file && entry.type === 'file' && entry.size !== file.size) {
+          wanted.delete(file.path); // it changed since it was listed: the fresh listing will say so
+          this.listed.set(file.path, file);
+          this.problems.set(file.path, new Error(`size changed since it was listed (${file.size} -> ${entry.size})`));
+          continue;
+        }
+        if (!file || entry.type !== 'file') {
+          refused = true; // not what was asked for: the rest go one by one
+          break;
+        }
+        wanted.delete(file.path);
+        await this.isolated(file, () => this.writeSmall(file, entry.data));
+      }
+    } catch (err) {
+      if (this.signal.aborted) throw err;
+      refused = true; // a malformed or broken stream; a cut link shows again in the next listing
+    } finally {
+      this.signal.removeEventListener('abort', onAbort);
+      if (refused) stdout.destroy();
+    }
+    // Exit 1 (a file changed while read) and 2 (a file could not be read) leave the file out of the
+    // stream: the fresh listing, or its one-by-one copy, says what became of it.
+    const ended = await finished.catch(() => undefined);
+    if (listAfter && rest && ended && !refused) this.listingAfterStream = this.listingIn(rest, ended.exitCode);
+    return [...wanted.values()];
+  }
+
+  /** The listing that followed the archive; undefined when it cannot be used (then the folder is listed anew). */
+  private listingIn(rest: Buffer, exitCode: number | null): RemoteEntry[] | undefined {
+    const start = rest.findIndex((b) => b !== 0); // after the archive's last zero block
+    const listing = rest.subarray(start === -1 ? rest.length : start);
+    try {
+      const tree = treeFromListing(exitCode, listing, this.ssh.label, this.source);
+      if (tree === undefined) return undefined;
+      return tree.state === 'present' ? tree.entries : [];
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async writeSmall(file: RemoteEntry, data: Buffer[]): Promise<void> {
+    const localPath = await this.local.prepareParent(file.path);
+    const partial = partialPathOf(localPath);
+    writeFileNow(partial, data, this.mode, file.mtime);
+    const sha256 = this.hashing ? data.reduce((h, d) => h.update(d), createHash('sha256')).digest('hex') : undefined;
+    this.progress.filesDone += 1;
+    this.progress.bytesDone += file.size;
+    this.unflushed.push({ file, localPath, partial, sha256, mtimeSet: true, bytesTransferred: file.size });
   }
 
   /** Never lets a shorter source file silently replace a longer backup: the old copy is moved aside. */
   private async keepLongerBackup(file: RemoteEntry, localPath: string): Promise<void> {
-    const existing = await localFileState(localPath);
+    const existing = localFileState(localPath);
     if (!existing || existing.size <= file.size) return;
     const stamp = fileStamp(this.now());
     const keptAs = join(this.supim.destinationRoot, '.superseded', this.result.day.label, stamp, file.path);
-    await mkdir(dirname(keptAs), { recursive: true });
+    await makeFolders(dirname(keptAs), this.mode);
     await rename(localPath, keptAs);
     this.result.superseded.push(`${file.path} (${existing.size} bytes, kept at ${keptAs})`);
-  }
-
-  /** Sizes always; SHA-256 on both ends when configured (the local hash was taken while streaming). */
-  async verify(files: RemoteEntry[]): Promise<void> {
-    this.progress.phase = 'verifying';
-    const mismatch = (message: string) => ApplicationFailure.retryable(message, 'CopyVerifyError');
-    for (const file of files) {
-      const size = (await stat(this.local.pathOf(file.path))).size;
-      if (size !== file.size) throw mismatch(`${file.path}: copied ${size} bytes, source has ${file.size}`);
-    }
-    if (this.supim.verify !== 'sha256') return;
-    const remote = await remoteSha256(
-      this.ssh,
-      files.map((f) => `${this.source}/${f.path}`),
-      this.signal,
-    );
-    files.forEach((file, i) => {
-      if (remote[i] !== this.hashes.get(file.path)) {
-        throw mismatch(`${file.path}: SHA-256 differs between the compute host and the backup`);
-      }
-    });
   }
 }

@@ -5,7 +5,8 @@ import { sftpDownload } from '../ssh/sftp-download';
 import type { SshSession } from '../ssh/ssh-session';
 import { streamDownload } from '../ssh/stream-download';
 import { BACKGROUND_SINK_BYTES, BackgroundFileSink, InlineFileSink, type FileSink } from './file-sink';
-import { PARTIAL_SUFFIX } from './local-tree';
+import { applyFileMode, OWNER_ONLY, type StoreFileMode } from './file-mode';
+import { partialPathOf } from './local-tree';
 
 export interface FetchRequest {
   ssh: SshSession;
@@ -25,6 +26,10 @@ export interface FetchRequest {
   /** The hash the source host computed: a copy that differs is deleted, never renamed into place. */
   expectedSha256?: string;
   transfer: TransferConfig;
+  /** Mode and group of the copy; default: readable by the worker's user only. */
+  fileMode?: StoreFileMode;
+  /** Leave the flushed copy under its partial name (see partialPathOf) for the caller to commit. */
+  keepPartial?: boolean;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
   signal?: AbortSignal;
 }
@@ -33,6 +38,8 @@ export interface FetchResult {
   bytesTransferred: number;
   resumedAt: number;
   sha256?: string;
+  /** Where the copy is, when keepPartial asked to leave it there. */
+  partial: string;
 }
 
 async function partialLength(path: string): Promise<number> {
@@ -43,20 +50,28 @@ async function partialLength(path: string): Promise<number> {
   }
 }
 
+/** Gives a flushed partial copy its mtime and its real name. */
+export async function commitPartial(partial: string, localPath: string, mtime: number | undefined): Promise<void> {
+  if (mtime !== undefined) await utimes(partial, mtime, mtime);
+  await rename(partial, localPath);
+}
+
 /**
- * Fetches one remote file into `<localPath>.cluster-backup-partial`, flushes it to disk and only then
+ * Fetches one remote file into its partial file (partialPathOf), flushes it to disk and only then
  * renames it into place: a reader never sees half a file under the real name.
  */
 export async function fetchRemoteFile(req: FetchRequest): Promise<FetchResult> {
-  const partial = req.localPath + PARTIAL_SUFFIX;
+  const partial = partialPathOf(req.localPath);
   const hashing = req.sha256 === true || req.expectedSha256 !== undefined;
   const offset = req.resumeFrom ?? 0;
   const resumable = offset > 0 && offset <= req.size && (await partialLength(partial)) >= offset;
   const resumedAt = resumable ? offset : 0;
 
   let sha256: string | undefined;
-  const file = await open(partial, resumedAt > 0 ? 'r+' : 'w'); // 'w' starts from an empty file
+  const mode = req.fileMode ?? OWNER_ONLY;
+  const file = await open(partial, resumedAt > 0 ? 'r+' : 'w', mode.fileMode); // 'w' starts from an empty file
   try {
+    await applyFileMode(file, mode);
     if (resumedAt > 0) await file.truncate(resumedAt); // what lies past the reported offset is not trusted
     const sink: FileSink =
       req.size - resumedAt >= BACKGROUND_SINK_BYTES
@@ -95,7 +110,6 @@ export async function fetchRemoteFile(req: FetchRequest): Promise<FetchResult> {
       'ChecksumMismatch',
     );
   }
-  if (req.mtime !== undefined) await utimes(partial, req.mtime, req.mtime);
-  await rename(partial, req.localPath);
-  return { bytesTransferred: req.size - resumedAt, resumedAt, sha256 };
+  if (!req.keepPartial) await commitPartial(partial, req.localPath, req.mtime);
+  return { bytesTransferred: req.size - resumedAt, resumedAt, sha256, partial };
 }

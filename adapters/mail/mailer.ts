@@ -1,9 +1,11 @@
-import { readFile, mkdir, writeFile, rename } from 'node:fs/promises';
+import { readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import nodemailer, { type SendMailOptions } from 'nodemailer';
 import type { MailConfig } from '../../config/schema';
 import type { Report } from '../../domain/report';
+import { applyFileMode, makeFolders, OWNER_ONLY, type StoreFileMode } from '../local/file-mode';
+import { readSecretFile, SecretFileExposedError } from '../local/secret-file';
 
 export interface Delivery {
   via: 'smtp' | 'outbox';
@@ -20,7 +22,10 @@ function safeFileName(text: string): string {
 
 /** Delivers reports by SMTP, or writes them as .eml files into the outbox when no SMTP server is configured. */
 export class Mailer {
-  constructor(private readonly mail: MailConfig) {}
+  constructor(
+    private readonly mail: MailConfig,
+    private readonly mode: StoreFileMode = OWNER_ONLY,
+  ) {}
 
   recipients(job: Report['job']): string[] {
     const list = this.mail.recipients[job];
@@ -51,7 +56,7 @@ export class Mailer {
       greetingTimeout: 20_000,
       socketTimeout: 60_000,
       ...(smtp.user && smtp.passwordFile
-        ? { auth: { user: smtp.user, pass: (await readFile(smtp.passwordFile, 'utf8')).trimEnd() } }
+        ? { auth: { user: smtp.user, pass: await this.password(smtp.passwordFile) } }
         : {}),
       ...(smtp.caFile ? { tls: { ca: await readFile(smtp.caFile) } } : {}),
     });
@@ -79,13 +84,24 @@ export class Mailer {
     }
   }
 
+  private async password(file: string): Promise<string> {
+    try {
+      return (await readSecretFile(file, 'SMTP password file')).toString('utf8').trimEnd();
+    } catch (err) {
+      if (!(err instanceof SecretFileExposedError)) throw err;
+      throw ApplicationFailure.nonRetryable(err.message, 'MailAuthError');
+    }
+  }
+
   private async writeOutbox(message: SendMailOptions, name: string): Promise<Delivery> {
     const outbox = this.mail.outbox!;
     const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
     const info = await transport.sendMail(message);
-    await mkdir(outbox, { recursive: true });
+    await makeFolders(outbox, this.mode);
     const file = join(outbox, `${safeFileName(name)}.eml`);
-    await writeFile(`${file}.partial`, info.message as Buffer);
+    // Reports name hosts, paths and failures: as private as the backups themselves.
+    await writeFile(`${file}.partial`, info.message as Buffer, { mode: this.mode.fileMode });
+    await applyFileMode(`${file}.partial`, this.mode);
     await rename(`${file}.partial`, file);
     return { via: 'outbox', where: file, messageId: info.messageId };
   }

@@ -66,23 +66,42 @@ export function parseTreeListing(
 }
 
 /**
- * Lists a remote folder recursively in one round trip, without following any symlink (`find -P`).
+ * The shell script that lists a remote folder recursively (`find -P`: no symlink followed), preceded by
+ * the remote clock; its exit code says when the folder is missing, a symlink or not a folder.
  * The folder itself must be a real folder: a symlinked day folder is reported, not followed.
  */
-export async function listRemoteTree(ssh: SshSession, dir: string, signal?: AbortSignal): Promise<RemoteTree> {
-  const script =
+export function treeListingScript(dir: string): string {
+  return (
     `d=${quote(dir)}; ` +
     `if [ -L "$d" ]; then exit ${EXIT_SYMLINK}; fi; ` +
     `if [ ! -e "$d" ]; then exit ${EXIT_MISSING}; fi; ` +
     `if [ ! -d "$d" ]; then exit ${EXIT_NOT_DIR}; fi; ` +
     `date +%s.%N | tr -d '\\n'; printf '\\0'; ` +
-    `exec find -P "$d" -mindepth 1 -printf '%y\\0%s\\0%T@\\0%P\\0'`;
+    `exec find -P "$d" -mindepth 1 -printf '%y\\0%s\\0%T@\\0%P\\0'`
+  );
+}
+
+/** What treeListingScript's exit code and output say; other exit codes are the caller's to report. */
+export function treeFromListing(
+  exitCode: number | null,
+  stdout: Buffer,
+  host: string,
+  dir: string,
+): RemoteTree | undefined {
+  if (exitCode === EXIT_MISSING) return { state: 'missing' };
+  if (exitCode === EXIT_SYMLINK) return { state: 'not-a-folder', detail: 'is a symlink (not followed)' };
+  if (exitCode === EXIT_NOT_DIR) return { state: 'not-a-folder', detail: 'is not a folder' };
+  if (exitCode !== 0) return undefined;
+  return { state: 'present', ...parseTreeListing(stdout, host, dir) };
+}
+
+/** Lists a remote folder recursively in one round trip (see treeListingScript). */
+export async function listRemoteTree(ssh: SshSession, dir: string, signal?: AbortSignal): Promise<RemoteTree> {
+  const script = treeListingScript(dir);
   const result = await ssh.exec({ shell: script }, { signal });
-  if (result.exitCode === EXIT_MISSING) return { state: 'missing' };
-  if (result.exitCode === EXIT_SYMLINK) return { state: 'not-a-folder', detail: 'is a symlink (not followed)' };
-  if (result.exitCode === EXIT_NOT_DIR) return { state: 'not-a-folder', detail: 'is not a folder' };
-  if (result.exitCode !== 0) throw ssh.commandFailure(script, result);
-  return { state: 'present', ...parseTreeListing(result.stdout, ssh.label, dir) };
+  const tree = treeFromListing(result.exitCode, result.stdout, ssh.label, dir);
+  if (!tree) throw ssh.commandFailure(script, result);
+  return tree;
 }
 
 /** SHA-256 of remote files, computed on the remote host, in the order given. */

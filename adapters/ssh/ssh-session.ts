@@ -3,6 +3,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import type { HostConfig } from '../../config/schema';
+import { readSecretFile, SecretFileExposedError } from '../local/secret-file';
 import { keysForHost, knownHostsName } from './known-hosts';
 import { RemoteCommandError } from './remote-command-error';
 import { commandLine } from './shell-quote';
@@ -53,8 +54,9 @@ export class SshSession {
 
     let privateKey: Buffer;
     try {
-      privateKey = await readFile(host.privateKeyFile);
+      privateKey = await readSecretFile(host.privateKeyFile, 'private key file');
     } catch (err) {
+      if (err instanceof SecretFileExposedError) throw fail('auth', err.message);
       throw fail('auth', `cannot read private key file ${host.privateKeyFile}: ${(err as Error).message}`);
     }
     let knownHostsText: string;

@@ -1,4 +1,6 @@
 import { LocalImageSets, type SetCheck } from '../../adapters/image-sets/local-image-sets';
+import { storeFileMode } from '../../adapters/local/file-mode';
+import { initStoreRoot } from '../../adapters/local/store-root';
 import type { Config } from '../../config/schema';
 import { formatBytes } from '../../domain/format';
 import { planRetention } from '../../domain/retention';
@@ -8,6 +10,22 @@ import { readRestoreTestLog } from './restore';
 function storeSection(config: Config): NonNullable<Config['store']> {
   if (!config.store) throw new Error('the config has no store section');
   return config.store;
+}
+
+/**
+ * Prepares the roots backups are written into (supim.destinationRoot, store.root): creates them if needed
+ * and leaves the marker without which runs refuse to write there. Run once, with the backup disk mounted.
+ */
+export async function initStores(config: Config, print: (line: string) => void) {
+  const roots = [config.supim?.destinationRoot, config.store?.root].filter((r): r is string => r !== undefined);
+  const mode = storeFileMode(config.permissions);
+  const results = [];
+  for (const root of new Set(roots)) {
+    const result = await initStoreRoot(root, { mode });
+    print(`${root}: ${result.change === 'ready' ? 'already initialised' : result.change}`);
+    results.push(result);
+  }
+  return results;
 }
 
 /**

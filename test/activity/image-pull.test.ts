@@ -18,6 +18,7 @@ import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-ho
 import { PROJECT_ROOT } from '../../scripts/sandbox/temporal-dev-server';
 import { writeConfigFile } from '../helpers/worker-process';
 import { runActivity, runIn } from '../helpers/sandbox';
+import { initStoreRoot } from '../../adapters/local/store-root';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 
 const STAMP = '20261129T050000Z';
@@ -58,6 +59,7 @@ describe('pulling verified images into the store, through a proxy that can kill 
       'test',
       root,
     );
+    await initStoreRoot(config.store!.root);
   });
   after(async () => {
     await proxy.stop();
@@ -202,6 +204,7 @@ describe('pulling verified images into the store, through a proxy that can kill 
       t.skip('cannot mount a small tmpfs here (needs root)');
       return;
     }
+    await initStoreRoot(small);
     try {
       const older = join(small, 'alpha', '20261101T050000Z');
       mkdirSync(older, { recursive: true });

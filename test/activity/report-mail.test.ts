@@ -38,7 +38,7 @@ describe('email reports', () => {
   let root: string;
   let smtp: TestSmtpServer;
   const mailConfig = (pass: string, extra: Record<string, unknown> = {}) => {
-    writeFileSync(join(root, 'smtp-password'), `${pass}\n`);
+    writeFileSync(join(root, 'smtp-password'), `${pass}\n`, { mode: 0o600 });
     return parseConfig(
       {
         hosts: { compute: { host: '127.0.0.2', user: 'supim', privateKeyFile: 'k', knownHostsFile: 'kh' } },

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
+import { initStoreRoot } from '../../adapters/local/store-root';
 import { SshSession } from '../../adapters/ssh/ssh-session';
 import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
@@ -22,9 +23,16 @@ let nextAddress = 10 + (process.pid % 200);
 
 /** A compute host (real sshd on its own loopback address) and a backup store, in a fresh temp folder. */
 export async function supimSandbox(
-  options: { user?: string; supim?: Record<string, unknown> } = {},
+  options: {
+    user?: string;
+    supim?: Record<string, unknown>;
+    /** false: leave the backup root without its marker (as an unmounted disk). */
+    initStore?: boolean;
+    /** Where the sandbox's folders go (default: the OS temp folder), e.g. /dev/shm or a disk. */
+    under?: string;
+  } = {},
 ): Promise<SupimSandbox> {
-  const root = mkdtempSync(join(tmpdir(), 'cluster-backup-test-'));
+  const root = mkdtempSync(join(options.under ?? tmpdir(), 'cluster-backup-test-'));
   chmodSync(root, 0o755); // a non-root remote user must be able to read the source tree
   const compute = await startSshHost({
     dir: join(root, 'compute-ssh'),
@@ -41,6 +49,7 @@ export async function supimSandbox(
     'test sandbox',
     root,
   );
+  if (options.initStore !== false) await initStoreRoot(destinationRoot);
   const activities = createActivities({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) });
   return {
     root,

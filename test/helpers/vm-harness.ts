@@ -1,7 +1,8 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
+import { initStoreRoot } from '../../adapters/local/store-root';
 import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
 import type { WeeklySummary } from '../../domain/weekly-summary';
@@ -70,86 +71,98 @@ export function partialsUnder(dir: string): string[] {
 export async function startVmHarness(options: VmHarnessOptions): Promise<VmHarness> {
   const root = mkdtempSync(join(tmpdir(), `cluster-backup-${options.name}-`));
   const imageArea = join(root, 'images');
-  if (options.store) mkdirSync(join(root, 'store')); // initialised: a missing root means an unmounted disk
+  if (options.store) await initStoreRoot(join(root, 'store')); // as `cluster-backup store init` does
   const [hypervisor, sshHost, server, smtp] = await Promise.all([
     startHypervisor(join(root, 'libvirt')),
     startSshHost({ dir: join(root, 'hypervisor-ssh'), address: options.address }),
     testDevServer(),
     startSmtpServer(mkdtempSync(join(tmpdir(), `cluster-backup-${options.name}-smtp-`))),
   ]);
-  const guests: Record<string, SandboxGuest> = {};
-  const boots: Record<string, number> = {};
-  const rebooted = async (...names: string[]) => {
-    for (const name of names) {
-      boots[name] = (boots[name] ?? 0) + 1;
-      await guests[name]!.waitReady(boots[name]!);
-    }
+  const stopHosts = async () => {
+    await Promise.all([hypervisor.stop(), sshHost.stop(), server.stop(), smtp.stop()]);
+    rmSync(root, { recursive: true, force: true });
   };
-  for (const { running = true, ...guest } of options.guests) {
-    guests[guest.name] = await hypervisor.defineGuest(guest);
-    if (running) await hypervisor.virsh('start', '--domain', guest.name);
+  try {
+    return await withHosts();
+  } catch (err) {
+    await stopHosts(); // a harness that could not start leaves nothing running
+    throw err;
   }
-  await rebooted(...options.guests.filter((g) => g.running !== false).map((g) => g.name));
 
-  const config = parseConfig(
-    {
-      temporal: { address: server.address, taskQueue: options.name },
-      hosts: { hypervisor: sshHost.config },
-      hypervisor: { host: 'hypervisor', uri: hypervisor.uri, imageArea, ...options.hypervisor },
-      ...(options.store ? { store: { root: join(root, 'store'), spaceMarginBytes: 1 << 20 } } : {}),
-      mail: {
-        recipients: { weekly: ['ops@cluster.test'] },
-        smtp: { host: '127.0.0.1', port: smtp.port, security: 'starttls', caFile: smtp.certFile },
-      },
-      transfer: { heartbeatTimeoutSeconds: 4 },
-    },
-    `${options.name} test`,
-    root,
-  );
-  const worker = await inProcessWorker(config);
-  const { client, close } = await connectClient(config);
-  let runs = 0;
-
-  return {
-    root,
-    hypervisor,
-    sshHost,
-    server,
-    smtp,
-    config,
-    client,
-    guests,
-    imageArea,
-    rebooted,
-    runWeekly: async (vms, taskQueue = config.temporal.taskQueue, workflowId = `vms-${options.name}-${++runs}`) => {
-      const handle = await startWeekly(
-        client,
-        { ...config, temporal: { ...config.temporal, taskQueue } },
-        vms,
-        workflowId,
-      );
-      return { handle, result: () => handle.result() as Promise<WeeklySummary> };
-    },
-    waitForStep: async (handle, vm, step) => {
-      const deadline = Date.now() + 120_000;
-      while (Date.now() < deadline) {
-        const progress = await handle.query(progressQuery).catch(() => undefined);
-        if (progress?.vms.some((v) => v.vm === vm && v.step === step)) return;
-        await new Promise((r) => setTimeout(r, 50));
+  async function withHosts(): Promise<VmHarness> {
+    const guests: Record<string, SandboxGuest> = {};
+    const boots: Record<string, number> = {};
+    const rebooted = async (...names: string[]) => {
+      for (const name of names) {
+        boots[name] = (boots[name] ?? 0) + 1;
+        await guests[name]!.waitReady(boots[name]!, 180_000); // TCG guests boot slowly on a loaded machine
       }
-      throw new Error(`${vm} never reached ${step}`);
-    },
-    reportOf: (workflowId) => {
-      const found = smtp.messages.filter((m) => String(m.text).includes(`Workflow ${workflowId} `));
-      if (found.length !== 1)
-        throw new Error(`reports for ${workflowId}: ${found.map((m) => m.subject).join(' | ') || 'none'}`);
-      return found[0]!;
-    },
-    stop: async () => {
-      await close();
-      await worker.stop();
-      await Promise.all([hypervisor.stop(), sshHost.stop(), server.stop(), smtp.stop()]);
-      rmSync(root, { recursive: true, force: true });
-    },
-  };
+    };
+    for (const { running = true, ...guest } of options.guests) {
+      guests[guest.name] = await hypervisor.defineGuest(guest);
+      if (running) await hypervisor.virsh('start', '--domain', guest.name);
+    }
+    await rebooted(...options.guests.filter((g) => g.running !== false).map((g) => g.name));
+
+    const config = parseConfig(
+      {
+        temporal: { address: server.address, taskQueue: options.name },
+        hosts: { hypervisor: sshHost.config },
+        hypervisor: { host: 'hypervisor', uri: hypervisor.uri, imageArea, ...options.hypervisor },
+        ...(options.store ? { store: { root: join(root, 'store'), spaceMarginBytes: 1 << 20 } } : {}),
+        mail: {
+          recipients: { weekly: ['ops@cluster.test'] },
+          smtp: { host: '127.0.0.1', port: smtp.port, security: 'starttls', caFile: smtp.certFile },
+        },
+        transfer: { heartbeatTimeoutSeconds: 4 },
+      },
+      `${options.name} test`,
+      root,
+    );
+    const worker = await inProcessWorker(config);
+    const { client, close } = await connectClient(config);
+    let runs = 0;
+
+    return {
+      root,
+      hypervisor,
+      sshHost,
+      server,
+      smtp,
+      config,
+      client,
+      guests,
+      imageArea,
+      rebooted,
+      runWeekly: async (vms, taskQueue = config.temporal.taskQueue, workflowId = `vms-${options.name}-${++runs}`) => {
+        const handle = await startWeekly(
+          client,
+          { ...config, temporal: { ...config.temporal, taskQueue } },
+          vms,
+          workflowId,
+        );
+        return { handle, result: () => handle.result() as Promise<WeeklySummary> };
+      },
+      waitForStep: async (handle, vm, step) => {
+        const deadline = Date.now() + 120_000;
+        while (Date.now() < deadline) {
+          const progress = await handle.query(progressQuery).catch(() => undefined);
+          if (progress?.vms.some((v) => v.vm === vm && v.step === step)) return;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        throw new Error(`${vm} never reached ${step}`);
+      },
+      reportOf: (workflowId) => {
+        const found = smtp.messages.filter((m) => String(m.text).includes(`Workflow ${workflowId} `));
+        if (found.length !== 1)
+          throw new Error(`reports for ${workflowId}: ${found.map((m) => m.subject).join(' | ') || 'none'}`);
+        return found[0]!;
+      },
+      stop: async () => {
+        await close();
+        await worker.stop();
+        await stopHosts();
+      },
+    };
+  }
 }

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createStoreActivities } from '../../activities/store';
+import { initStoreRoot } from '../../adapters/local/store-root';
 import { parseConfig } from '../../config/load';
 import type { VmImage } from '../../domain/weekly-summary';
 import { previewStoreRetention, verifyStore } from '../../scripts/commands/store';
@@ -132,7 +133,8 @@ describe('store retention dry run: lists what would go and deletes nothing', () 
   const keepTwo = { keepLast: 2, keepWeekly: 0, keepMonthly: 0 };
   const present = () => readdirSync(join(storeRoot, 'zeta')).sort();
 
-  before(() => {
+  before(async () => {
+    await initStoreRoot(storeRoot);
     for (const stamp of stamps) {
       mkdirSync(join(storeRoot, 'zeta', stamp), { recursive: true });
       writeFileSync(join(storeRoot, 'zeta', stamp, 'vda.qcow2'), randomBytes(64 << 10));

@@ -19,6 +19,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Client } from '@temporalio/client';
 import { RESTORE_TESTS_FILE } from '../../adapters/image-sets/restore-test-log';
 import { domainSummary } from '../../adapters/hypervisor/restore-xml';
+import { initStoreRoot } from '../../adapters/local/store-root';
 import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
 import type { RestoreTestLog } from '../../domain/restore';
@@ -134,7 +135,7 @@ describe('restore on a real libvirt + QEMU hypervisor', { concurrency: false }, 
       'restore test',
       root,
     );
-    mkdirSync(storeRoot(), { recursive: true }); // the store's disk is mounted, never created by the product
+    await initStoreRoot(storeRoot()); // as `cluster-backup store init` does
     worker = await inProcessWorker(config);
     ({ client, close: closeClient } = await connectClient(config));
 

@@ -118,6 +118,7 @@ describe('dailySupimBackup on a real Temporal dev server', () => {
 
   it('reports a day that cannot be read as failed and still backs up the others', async () => {
     const ok = writeSupimDay(box.sourceTemplate, calendarDay('2026-02-01'), { bytesPerFile: 100 });
+    writeSupimDay(box.sourceTemplate, calendarDay('2026-01-30'), { bytesPerFile: 100 }); // the oldest day is there
     const broken = calendarDay('2026-01-31');
     // The day folder is a file: the listing fails for that day only.
     const brokenFolder = box.sourceTemplate.replace('{yyyy}', '2026').replace('{ddd}', '031');
@@ -140,10 +141,34 @@ describe('dailySupimBackup on a real Temporal dev server', () => {
     }
   });
 
+  it('calls a day still not there on its last run in the window missing: the run is not OK and the subject says so', async () => {
+    writeSupimDay(box.sourceTemplate, calendarDay('2026-09-10'), { bytesPerFile: 100 });
+    writeSupimDay(box.sourceTemplate, calendarDay('2026-09-09'), { bytesPerFile: 100 });
+    const { client, close } = await connectClient(config);
+    try {
+      const summary = await (await startDaily(client, config, '2026-09-10')).result();
+      assert.deepEqual(
+        summary.days.map((d) => [d.day.label, d.status]),
+        [
+          ['2026-253', 'copied'],
+          ['2026-252', 'copied'],
+          ['2026-251', 'missing'],
+        ],
+      );
+      assert.equal(summary.ok, false);
+      assert.equal(
+        reportOf('supim-2026-253').subject,
+        '[cluster-backup] FAILED daily 2026-253: 2026-251 MISSING (source folder does not exist yet; last run in the window)',
+      );
+    } finally {
+      await close();
+    }
+  });
+
   it('keeps a successful backup successful when the report cannot be sent (wrong SMTP password)', async () => {
     const guarded = await startSmtpServer(box.root, { user: 'reporter', pass: 'right' });
     const passwordFile = join(box.root, 'wrong-password');
-    writeFileSync(passwordFile, 'wrong\n');
+    writeFileSync(passwordFile, 'wrong\n', { mode: 0o600 });
     const strict: Config = {
       ...config,
       temporal: { ...config.temporal, taskQueue: 'daily-wrong-password' },
@@ -156,6 +181,7 @@ describe('dailySupimBackup on a real Temporal dev server', () => {
     const { client, close } = await connectClient(strict);
     try {
       writeSupimDay(box.sourceTemplate, calendarDay('2026-08-01'), { bytesPerFile: 100 });
+      writeSupimDay(box.sourceTemplate, calendarDay('2026-07-30'), { bytesPerFile: 100 }); // the oldest day is there
       const handle = await startDaily(client, strict, '2026-08-01');
       const summary = await handle.result();
       assert.equal(summary.ok, true);

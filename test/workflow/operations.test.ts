@@ -111,7 +111,9 @@ describe('operations: schedules, triggers, backfill, documented CLI, metrics', {
 
   it('backfills one run per date across a year boundary, in order', async () => {
     assert.deepEqual(datesBetween('2024-12-30', '2025-01-01'), ['2024-12-30', '2024-12-31', '2025-01-01']);
-    writeSupimDay(box.sourceTemplate, calendarDay('2025-12-31'), { bytesPerFile: 100 });
+    // Every run's oldest day is there (a day missing at the end of its window fails the run).
+    for (const date of ['2025-12-29', '2025-12-30', '2025-12-31'])
+      writeSupimDay(box.sourceTemplate, calendarDay(date), { bytesPerFile: 100 });
     const seen: string[] = [];
     const runs = await backfillDaily(client, config, '2025-12-31', '2026-01-01', (date) => seen.push(date));
     assert.deepEqual(seen, ['2025-12-31', '2026-01-01']);

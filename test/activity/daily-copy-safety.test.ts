@@ -1,0 +1,242 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import {
+  appendFileSync,
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createActivities } from '../../activities';
+import type { DayCopyProgress } from '../../adapters/local/day-copy';
+import { PARTIAL_SUFFIX } from '../../adapters/local/local-tree';
+import { STORE_MARKER } from '../../adapters/local/store-root';
+import { Mailer } from '../../adapters/mail/mailer';
+import { RemoteCommandError } from '../../adapters/ssh/remote-command-error';
+import { SshSession } from '../../adapters/ssh/ssh-session';
+import { parseConfig } from '../../config/load';
+import { calendarDay } from '../../domain/julian-day';
+import { renderPathTemplate } from '../../domain/path-template';
+import { initStores } from '../../scripts/commands/store';
+import { writeSupimDay } from '../../scripts/sandbox/supim-data';
+import { runActivity, runIn, supimSandbox, type SupimSandbox } from '../helpers/sandbox';
+
+const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+const OLD = 1_700_000_000;
+
+function allFiles(dir: string, prefix = ''): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? allFiles(join(dir, e.name), `${prefix}${e.name}/`) : [`${prefix}${e.name}`],
+  );
+}
+
+/** The sandbox's activities with parts of the config replaced (the same hosts and folders). */
+function activitiesWith(box: SupimSandbox, overrides: Record<string, unknown>) {
+  const config = parseConfig({ ...box.config, ...overrides }, 'test', box.root);
+  return createActivities({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) });
+}
+
+function writeOld(path: string, content: string | Buffer): void {
+  mkdirSync(join(path, '..'), { recursive: true });
+  writeFileSync(path, content);
+  utimesSync(path, OLD, OLD);
+}
+
+describe('daily copy: one bad file never holds back the others (real sshd, non-root remote user)', () => {
+  let box: SupimSandbox;
+  before(async () => {
+    box = await supimSandbox({ user: 'cbremote' });
+  });
+  after(() => box.cleanup());
+
+  it('copies a day with a 255-byte file name completely, under the real names', async () => {
+    const day = calendarDay('2026-04-01');
+    const folder = renderPathTemplate(box.sourceTemplate, day);
+    const longest = `${'n'.repeat(251)}.dat`; // NAME_MAX: the partial suffix cannot simply be appended
+    const multibyte = `${'é'.repeat(125)}.nc`; // 253 bytes, the shortened partial name must not split a character
+    const generated = writeSupimDay(box.sourceTemplate, day, { bytesPerFile: 5000 });
+    writeOld(join(folder, longest), 'long name');
+    writeOld(join(folder, 'output', multibyte), 'accented');
+    const result = await runActivity(box.activities.backupSupimDay, day);
+    assert.equal(result.status, 'copied', result.reason);
+    assert.equal(result.filesCopied, generated.files.length + 2);
+    assert.equal(readFileSync(join(result.destination, longest), 'utf8'), 'long name');
+    assert.equal(readFileSync(join(result.destination, 'output', multibyte), 'utf8'), 'accented');
+    for (const name of generated.files)
+      assert.equal(sha(join(result.destination, name)), sha(join(generated.folder, name)), name);
+    assert.ok(!allFiles(result.destination).some((f) => f.includes(PARTIAL_SUFFIX)), 'no partial file left');
+    assert.equal((await runActivity(box.activities.backupSupimDay, day)).status, 'complete');
+  });
+
+  it('keeps every readable file of a day under its real name and names the unreadable one, without retrying', async () => {
+    const day = calendarDay('2026-04-02');
+    const generated = writeSupimDay(box.sourceTemplate, day, { bytesPerFile: 3000 });
+    const secret = generated.files[4]!;
+    chmodSync(join(generated.folder, secret), 0o600); // owned by root: the remote user cannot read it
+    const result = await runActivity(box.activities.backupSupimDay, day);
+    assert.equal(result.status, 'failed');
+    assert.deepEqual(
+      result.failedFiles?.map((f) => f.path),
+      [secret],
+    );
+    assert.match(result.failedFiles![0]!.reason, /permission denied/i);
+    assert.match(result.reason ?? '', new RegExp(`1 file\\(s\\) could not be copied: ${secret}`));
+    assert.equal(result.filesCopied, generated.files.length - 1);
+    const copied = allFiles(result.destination).sort();
+    assert.deepEqual(copied, generated.files.filter((f) => f !== secret).sort());
+    for (const name of copied) assert.equal(sha(join(result.destination, name)), sha(join(generated.folder, name)));
+  });
+
+  it('names a file whose name is not UTF-8 as not copied, instead of retrying the day', async () => {
+    const day = calendarDay('2026-04-04');
+    const generated = writeSupimDay(box.sourceTemplate, day, { bytesPerFile: 1000 });
+    writeFileSync(
+      Buffer.concat([Buffer.from(`${generated.folder}/latin1-`), Buffer.from([0xe9]), Buffer.from('.dat')]),
+      'x',
+    );
+    const result = await runActivity(box.activities.backupSupimDay, day);
+    assert.equal(result.status, 'failed');
+    assert.deepEqual(
+      result.failedFiles?.map((f) => f.path),
+      ['latin1-\uFFFD.dat'],
+    );
+    assert.equal(result.filesCopied, generated.files.length);
+  });
+
+  it('refuses a day without copying anything when the backup root has no marker (unmounted disk)', async () => {
+    const unmounted = await supimSandbox({ initStore: false });
+    try {
+      const day = calendarDay('2026-04-03');
+      writeSupimDay(unmounted.sourceTemplate, day, { bytesPerFile: 100 });
+      await assert.rejects(
+        runActivity(unmounted.activities.backupSupimDay, day),
+        (err: unknown) =>
+          err instanceof ApplicationFailure &&
+          err.nonRetryable === true &&
+          /has no cluster-backup marker.*is the backup disk mounted\?.*cluster-backup store init/.test(err.message),
+      );
+      assert.equal(existsSync(unmounted.destinationRoot), false, 'the root is not created');
+
+      const lines: string[] = [];
+      await initStores(unmounted.config, (line) => lines.push(line));
+      assert.deepEqual(lines, [`${unmounted.destinationRoot}: created`]);
+      assert.ok(existsSync(join(unmounted.destinationRoot, STORE_MARKER)));
+      assert.equal((await runActivity(unmounted.activities.backupSupimDay, day)).status, 'copied');
+    } finally {
+      await unmounted.cleanup();
+    }
+  });
+});
+
+describe('daily copy: a file that changes during the copy is not reported copied (real sshd)', () => {
+  let box: SupimSandbox;
+  before(async () => {
+    box = await supimSandbox();
+  });
+  after(() => box.cleanup());
+
+  it('makes the day not-yet, and the next run copies it, identical', async () => {
+    const day = calendarDay('2026-05-01');
+    const folder = renderPathTemplate(box.sourceTemplate, day);
+    const growing = join(folder, 'growing.dat');
+    writeOld(growing, Buffer.alloc(6 << 20, 1));
+    writeOld(join(folder, 'steady.dat'), 'steady');
+    // About 3 s for the large file: long enough to append while it is being read.
+    const slow = activitiesWith(box, { transfer: { maxBytesPerSecond: 2 << 20 } });
+    const env = new MockActivityEnvironment();
+    let appended = false;
+    env.on('heartbeat', (details: DayCopyProgress) => {
+      if (!appended && details?.bytesDone > 0 && details.phase === 'copying') {
+        appendFileSync(growing, 'more data written by the model');
+        appended = true;
+      }
+    });
+    const first = await runIn(env, slow.backupSupimDay, day);
+    assert.ok(appended, 'the file was appended to during the copy');
+    assert.equal(first.status, 'not-yet');
+    assert.match(first.reason ?? '', /changed during the copy: growing\.dat/);
+    assert.equal(existsSync(join(first.destination, 'growing.dat')), false, 'no stale copy under the real name');
+    assert.equal(readFileSync(join(first.destination, 'steady.dat'), 'utf8'), 'steady');
+
+    const second = await runActivity(box.activities.backupSupimDay, day);
+    assert.equal(second.status, 'copied', second.reason);
+    assert.equal(sha(join(second.destination, 'growing.dat')), sha(growing));
+  });
+});
+
+describe('permissions of what the backup writes and reads', () => {
+  let box: SupimSandbox;
+  before(async () => {
+    box = await supimSandbox();
+  });
+  after(() => box.cleanup());
+
+  it('stores files 0600 and folders 0700 by default, or the configured mode', async () => {
+    const day = calendarDay('2026-06-01');
+    const generated = writeSupimDay(box.sourceTemplate, day, { bytesPerFile: 2000 });
+    const big = join(generated.folder, 'big.dat');
+    writeOld(big, Buffer.alloc(3 << 20, 7)); // through the SFTP path, not the tar stream
+    const result = await runActivity(box.activities.backupSupimDay, day);
+    assert.equal(result.status, 'copied', result.reason);
+    const mode = (path: string) => statSync(path).mode & 0o777;
+    for (const name of [...generated.files, 'big.dat']) assert.equal(mode(join(result.destination, name)), 0o600, name);
+    assert.equal(mode(result.destination), 0o700);
+    assert.equal(mode(join(result.destination, 'output')), 0o700);
+
+    const shared = activitiesWith(box, { permissions: { fileMode: '0640', folderMode: '0750', group: '0' } });
+    const next = calendarDay('2026-06-02');
+    const more = writeSupimDay(box.sourceTemplate, next, { bytesPerFile: 2000 });
+    const sharedResult = await runActivity(shared.backupSupimDay, next);
+    for (const name of more.files) assert.equal(mode(join(sharedResult.destination, name)), 0o640, name);
+    assert.equal(mode(join(sharedResult.destination, 'output')), 0o750);
+    assert.equal(statSync(join(sharedResult.destination, more.files[0]!)).gid, 0);
+  });
+
+  it('writes .eml reports owner-only', async () => {
+    const outbox = join(box.root, 'outbox');
+    const mailer = new Mailer({ ...box.config.mail, outbox, smtp: undefined });
+    const sent = await mailer.deliver({ job: 'daily', ok: true, subject: 's', text: 't', html: '<p>t</p>' }, 'report');
+    assert.equal(statSync(sent.where).mode & 0o777, 0o600);
+    assert.equal(statSync(outbox).mode & 0o777, 0o700);
+  });
+
+  it('refuses a private key file that others can read, saying how to fix it', async () => {
+    const exposed = join(box.root, 'exposed_key');
+    copyFileSync(box.compute.config.privateKeyFile, exposed);
+    chmodSync(exposed, 0o644);
+    await assert.rejects(
+      SshSession.connect('compute', { ...box.compute.config, privateKeyFile: exposed }),
+      (err: unknown) =>
+        err instanceof RemoteCommandError &&
+        err.nonRetryable === true &&
+        /accessible by others \(mode 0644\).*chmod 600/.test(err.message),
+    );
+    chmodSync(exposed, 0o600);
+    const ssh = await SshSession.connect('compute', { ...box.compute.config, privateKeyFile: exposed });
+    ssh.close();
+  });
+
+  it('refuses an SMTP password file that others can read, before connecting anywhere', async () => {
+    const passwordFile = join(box.root, 'smtp-password');
+    writeFileSync(passwordFile, 'secret\n');
+    chmodSync(passwordFile, 0o640);
+    const mailer = new Mailer({
+      ...box.config.mail,
+      smtp: { host: '127.0.0.1', port: 1, security: 'starttls', user: 'u', passwordFile },
+    });
+    await assert.rejects(
+      mailer.deliver({ job: 'daily', ok: true, subject: 's', text: 't', html: '' }, 'r'),
+      (err: unknown) =>
+        err instanceof ApplicationFailure && err.nonRetryable === true && /mode 0640.*chmod 600/.test(err.message),
+    );
+  });
+});
