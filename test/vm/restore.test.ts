@@ -98,12 +98,14 @@ describe('restore on a real libvirt + QEMU hypervisor', { concurrency: false }, 
 
   before(async () => {
     root = mkdtempSync(join(tmpdir(), 'cluster-backup-restore-'));
-    [hypervisor, sshHost, server, smtp] = await Promise.all([
-      startHypervisor(join(root, 'libvirt')),
-      startSshHost({ dir: join(root, 'hypervisor-ssh'), address: '127.0.0.7' }),
-      testDevServer(),
-      startSmtpServer(mkdtempSync(join(tmpdir(), 'cluster-backup-restore-smtp-'))),
+    // Each kept as soon as it runs: if another fails to start, `after` still stops what did.
+    const started = await Promise.allSettled([
+      startHypervisor(join(root, 'libvirt')).then((h) => (hypervisor = h)),
+      startSshHost({ dir: join(root, 'hypervisor-ssh'), address: '127.0.0.7' }).then((h) => (sshHost = h)),
+      testDevServer().then((s) => (server = s)),
+      startSmtpServer(mkdtempSync(join(tmpdir(), 'cluster-backup-restore-smtp-'))).then((s) => (smtp = s)),
     ]);
+    for (const outcome of started) if (outcome.status === 'rejected') throw outcome.reason;
     alpha = await hypervisor.defineGuest({ name: ALPHA });
     await hypervisor.virsh('start', '--domain', ALPHA);
     await booted();
