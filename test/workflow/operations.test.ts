@@ -92,6 +92,7 @@ describe('operations: schedules, triggers, backfill, documented CLI, metrics', {
     assert.equal(weekly.spec.calendars?.[0]?.dayOfWeek?.[0]?.start, 'SUNDAY');
     assert.equal(weekly.spec.calendars?.[0]?.hour?.[0]?.start, 2);
     await client.schedule.getHandle(scheduleId('weekly')).delete();
+    await client.schedule.getHandle(scheduleId('guardian')).delete();
     await applySchedules(client, later);
 
     const schedules: string[] = [];
