@@ -3,6 +3,7 @@ import { createHypervisorActivities } from './hypervisor';
 import { createOverlayActivities } from './overlay';
 import { createReportActivities } from './report';
 import { createRunsActivities } from './runs';
+import { createRestoreActivities, RESTORE_STORE_ACTIVITIES } from './restore';
 import { createStoreActivities } from './store';
 import { createVisibilityActivities } from './visibility';
 import { createWatchdogActivities, type WatchdogDeps } from './watchdog';
@@ -22,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createVisibilityActivities(deps),
     ...createGuardianActivities(deps),
     ...createRunsActivities(deps),
+    ...createRestoreActivities(deps),
   };
 }
 
@@ -39,6 +41,7 @@ export const STORE_ACTIVITIES = [
   'pullImage',
   'recordStoredSet',
   'applyStoreRetention',
+  ...RESTORE_STORE_ACTIVITIES,
 ] as const satisfies readonly (keyof Activities)[];
 
 type StoreActivityName = (typeof STORE_ACTIVITIES)[number];

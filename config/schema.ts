@@ -252,6 +252,35 @@ const schedulesSchema = z.strictObject({
     .default(12),
 });
 
+/** The weekly boot test of one VM's newest stored set (the one tested longest ago). */
+const restoreTestSchema = z.strictObject({
+  /** A serial-console line matching this regular expression shows the guest is alive (e.g. a login prompt). */
+  pattern: z
+    .string()
+    .min(1)
+    .default('login:')
+    .refine((p) => {
+      try {
+        new RegExp(p);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'is not a regular expression'),
+  /** How long the guest may take from start to that line. */
+  timeoutSeconds: z.number().int().min(5).max(3600).default(300),
+  /** Memory of the throw-away domain (the saved definition's is capped to this). */
+  memoryMiB: z.number().int().min(32).default(1024),
+  /** When it runs: its own schedule (after the weekly run by default). */
+  schedule: z
+    .strictObject({
+      dayOfWeek: z.enum(DAYS).default('SUNDAY'),
+      at: timeOfDay.default('08:00'),
+      paused: z.boolean().default(false),
+    })
+    .prefault({}),
+});
+
 const temporalSchema = z.strictObject({
   /**
    * Set here, it wins over $TEMPORAL_ADDRESS and the Temporal profile; left out, they decide (default
@@ -325,6 +354,7 @@ export const configSchema = z
     mail: mailSchema,
     transfer: transferSchema.prefault({}),
     permissions: permissionsSchema.prefault({}),
+    restoreTest: restoreTestSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
     for (const section of ['supim', 'hypervisor'] as const) {
@@ -351,3 +381,4 @@ export type HypervisorConfig = z.output<typeof hypervisorSchema>;
 export type SupimConfig = z.output<typeof supimSchema>;
 export type TransferConfig = z.output<typeof transferSchema>;
 export type PermissionsConfig = z.output<typeof permissionsSchema>;
+export type RestoreTestConfig = z.output<typeof restoreTestSchema>;

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
-import type { Readable } from 'node:stream';
-import { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
+import type { Readable, Writable } from 'node:stream';
+import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import type { HostConfig } from '../../config/schema';
 import { readSecretFile, SecretFileExposedError } from '../local/secret-file';
 import { keysForHost, knownHostsName } from './known-hosts';
@@ -153,14 +153,35 @@ export class SshSession {
    * Runs a command whose stdout is consumed as a stream (with backpressure); `finished` settles with the
    * exit status once the command ends.
    */
-  execStream(command: RemoteCommand): Promise<{ stdout: Readable; finished: Promise<ExecResult> }> {
+  async execStream(command: RemoteCommand): Promise<{ stdout: Readable; finished: Promise<ExecResult> }> {
+    const { channel, finished } = await this.openChannel(command, false);
+    channel.end();
+    return { stdout: channel, finished };
+  }
+
+  /**
+   * Runs a command whose stdin is fed as a stream (with backpressure: `write` returns false while the SSH
+   * window is full); end `stdin` to let it finish. `finished` settles with its exit status and stdout.
+   */
+  async execWithInput(command: RemoteCommand): Promise<{ stdin: Writable; finished: Promise<ExecResult> }> {
+    const { channel, finished } = await this.openChannel(command, true);
+    return { stdin: channel, finished };
+  }
+
+  /** An exec channel and its outcome: exit status, stderr, and stdout when `collectStdout`. */
+  private openChannel(
+    command: RemoteCommand,
+    collectStdout: boolean,
+  ): Promise<{ channel: ClientChannel; finished: Promise<ExecResult> }> {
     const line = toCommandLine(command);
     return new Promise((resolve, reject) => {
       this.client.exec(line, (err, channel) => {
         if (err) return reject(this.linkFailure(line, err));
+        const stdout: Buffer[] = [];
         const stderr: Buffer[] = [];
         let exitCode: number | null = null;
         let signal: string | null = null;
+        if (collectStdout) channel.on('data', (chunk: Buffer) => stdout.push(chunk));
         channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
         channel.on('exit', (code: number | null, sig?: string) => {
           exitCode = code;
@@ -170,12 +191,16 @@ export class SshSession {
           channel.on('close', () =>
             exitCode === null && signal === null
               ? fail(this.linkFailure(line, new Error('connection closed before the command finished')))
-              : done({ stdout: Buffer.alloc(0), stderr: Buffer.concat(stderr).toString('utf8'), exitCode, signal }),
+              : done({
+                  stdout: Buffer.concat(stdout),
+                  stderr: Buffer.concat(stderr).toString('utf8'),
+                  exitCode,
+                  signal,
+                }),
           ),
         );
         finished.catch(() => undefined); // observed by the caller; never an unhandled rejection
-        channel.end();
-        resolve({ stdout: channel, finished });
+        resolve({ channel, finished });
       });
     });
   }

@@ -2,6 +2,7 @@ import { backfillCommand } from './backfill';
 import type { CliCommand } from './command-kit';
 import { configCheckCommand } from './config-check';
 import { runDailyCommand } from './run-daily';
+import { restoreDayCommand, restoreTestCommand, restoreVmCommand } from './restore';
 import { runVmsCommand } from './run-vms';
 import { schedulesApplyCommand } from './schedules-apply';
 import { schedulesListCommand } from './schedules-list';
@@ -28,6 +29,9 @@ export const COMMANDS: readonly CliCommand[] = [
   statusCommand,
   searchAttributesRegisterCommand,
   storeInitCommand,
+  restoreVmCommand,
+  restoreDayCommand,
+  restoreTestCommand,
   storeVerifyCommand,
   storeRetentionCommand,
   configCheckCommand,

@@ -2,9 +2,10 @@ import type { Client, ScheduleDescription, ScheduleOptions } from '@temporalio/c
 import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Config } from '../../config/schema';
 import { JOB_WORKFLOW_TYPE, JOBS, type Job } from '../../domain/jobs';
+import { restoreTestSchedule } from './restore';
 
-/** The dead-man's switch and the VM guardian have schedules of their own. */
-export type ScheduleName = Job | 'watchdog' | 'guardian';
+/** The dead-man's switch, the VM guardian and the restore test have schedules of their own. */
+export type ScheduleName = Job | 'watchdog' | 'guardian' | 'restore-test';
 
 export function scheduleId(job: ScheduleName): string {
   return `cluster-backup-${job}`;
@@ -187,6 +188,13 @@ export async function applySchedules(client: Client, config: Config): Promise<Ap
         ]
       : []),
   ];
+  if (config.hypervisor && config.store) {
+    wanted.push({
+      job: 'restore-test',
+      desired: restoreTestSchedule(config),
+      catchupMs: hours(config.schedules.catchupWindowHours),
+    });
+  }
   for (const { job, desired, catchupMs, everyMs } of wanted) {
     const handle = client.schedule.getHandle(desired.scheduleId);
     let current: ScheduleDescription | undefined;

@@ -5,7 +5,9 @@ import { JOB_WORKFLOW_TYPE } from '../../domain/jobs';
 import { BACKUP_RESULT } from '../../domain/search-attributes';
 import { progressQuery } from '../../workflows/definitions';
 import { EXIT, jsonOption, output, type CliCommand } from './command-kit';
+import { restoreTestLines } from '../../domain/restore';
 import { describeHeldDown, heldDownVms } from './held-down';
+import { readRestoreTestLog } from './restore';
 
 const JOB_TYPES = [...Object.entries(JOB_WORKFLOW_TYPE), ['watchdog', 'backupWatchdog']] as const;
 
@@ -115,11 +117,14 @@ export const statusCommand: CliCommand = {
     cli.withClient(async (client, config) => {
       const jobs = await jobStatuses(client);
       const heldDown = await heldDownVms(config);
-      output(command, { jobs, heldDown }, () => [
+      const restoreTests = await readRestoreTestLog(config);
+      output(command, { jobs, heldDown, restoreTests }, () => [
         ...formatStatus(jobs),
         '',
         `VMs held down now: ${heldDown.length === 0 ? 'none' : ''}`,
         ...heldDown.map((record) => `  ${describeHeldDown(record)}`),
+        '',
+        ...(restoreTestLines(restoreTests).length ? restoreTestLines(restoreTests) : ['restore test: none yet']),
       ]);
       return EXIT.ok;
     }),

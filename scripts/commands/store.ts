@@ -5,6 +5,8 @@ import type { Config } from '../../config/schema';
 import { formatBytes } from '../../domain/format';
 import { planRetention } from '../../domain/retention';
 import { UsageError } from './command-kit';
+import { restoreTestLines } from '../../domain/restore';
+import { readRestoreTestLog } from './restore';
 
 function storeSection(config: Config): NonNullable<Config['store']> {
   if (!config.store) throw new UsageError('the config has no store section (store.root): no store to look at');
@@ -61,6 +63,8 @@ export async function verifyStore(config: Config, vms: string[] | undefined, pri
       print(describe(check));
     }
   }
+  // Whether the newest sets also boot (the weekly restore test): a hash cannot tell.
+  for (const line of restoreTestLines(await readRestoreTestLog(config))) print(line);
   const damaged = checks.filter((c) => c.state === 'damaged').length;
   const ok = checks.filter((c) => c.state === 'ok').length;
   print(`${ok} set(s) ok, ${damaged} damaged, ${checks.length - ok - damaged} unverified (never completed)`);

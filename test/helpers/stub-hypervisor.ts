@@ -4,6 +4,7 @@ import type { RemoteActivities, StoreActivities } from '../../activities';
 import type { Preflight, PreparedDisk } from '../../domain/vm-contracts';
 import type { HeldDownRecord, RunRef } from '../../adapters/hypervisor/vm-records';
 import type { VmImage, WeeklySettings } from '../../domain/weekly-summary';
+import { RESTORE_STORE_ACTIVITIES } from '../../activities/restore';
 
 export type StubState = 'running' | 'shut-off' | 'paused' | 'missing';
 
@@ -243,7 +244,16 @@ export class StubHypervisor {
         await this.fault('applyStoreRetention', vm);
         return { deleted: [], freeBytes: 10 };
       },
+      ...notInTheseTests(...RESTORE_STORE_ACTIVITIES),
     };
     return { remote, store };
   }
+}
+
+/** Restore activities: the saga tests never call them. */
+function notInTheseTests<K extends string>(...names: K[]): Record<K, () => Promise<never>> {
+  const fail = async (): Promise<never> => {
+    throw ApplicationFailure.nonRetryable('not in these tests');
+  };
+  return Object.fromEntries(names.map((n) => [n, fail])) as Record<K, () => Promise<never>>;
 }

@@ -1,0 +1,136 @@
+import { createHash } from 'node:crypto';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Config } from '../config/schema';
+import { calendarDay } from '../domain/julian-day';
+import { renderPathTemplate } from '../domain/path-template';
+import { blankDayRestore, isoDateOfDayLabel, type DayRestoreRequest, type DayRestoreResult } from '../domain/restore';
+import { hashFile } from '../adapters/local/hash-file';
+import { LocalTree, PARTIAL_SUFFIX } from '../adapters/local/local-tree';
+import { listRemoteTree } from '../adapters/ssh/remote-tree';
+import type { SshSession } from '../adapters/ssh/ssh-session';
+import { uploadFile } from '../adapters/ssh/stream-upload';
+import { requireSection } from './config-section';
+import { whileHeartbeating } from './heartbeat';
+
+export interface DayRestoreDeps {
+  config: Config;
+  openSsh: (hostKey: string) => Promise<SshSession>;
+  now?: () => Date;
+}
+
+/** What a day restore reports in its heartbeats; files done are not sent again. */
+interface DayRestoreProgress {
+  done: string[];
+  current?: { path: string; offset: number };
+  bytesDone: number;
+}
+
+const refuse = (message: string, type: string) => ApplicationFailure.nonRetryable(message, type);
+
+/** The way back for the daily job: a SUPIM day from the store to a host (runs on the store task queue). */
+export function createDayRestoreActivities({ config, openSsh, now = () => new Date() }: DayRestoreDeps) {
+  /**
+   * A SUPIM day from the backup store back to a host: each file pushed as a stream, hashed on arrival and
+   * compared with the store's copy, renamed into place, given its mtime back. A file already there is left
+   * alone and listed, unless `overwrite`.
+   */
+  async function restoreSupimDay(request: DayRestoreRequest): Promise<DayRestoreResult> {
+    const supim = requireSection(config.supim, 'supim');
+    const day = calendarDay(isoDateOfDayLabel(request.day));
+    const hostKey = request.host ?? supim.host;
+    if (!config.hosts[hostKey])
+      throw refuse(`no host ${JSON.stringify(hostKey)} in the config's hosts`, 'NotConfigured');
+    const to = (request.to ?? renderPathTemplate(supim.sourceTemplate, day)).replace(/\/+$/, '');
+    if (!to.startsWith('/') || /[\0\n\r]/.test(to))
+      throw refuse(`--to must be an absolute path: ${JSON.stringify(to)}`, 'BadRequest');
+    const from = join(supim.destinationRoot, day.label.slice(0, 4), day.label.slice(5));
+    const startedAt = now().toISOString();
+    const result: DayRestoreResult = {
+      ...blankDayRestore(request, startedAt),
+      day: day.label,
+      host: hostKey,
+      from,
+      to,
+    };
+    const files = await listLocalFiles(from);
+    if (files === undefined) throw refuse(`the backup has no folder ${from} for ${day.label}`, 'NoSuchDay');
+    result.filesInBackup = files.length;
+    const previous = Context.current().info.heartbeatDetails as DayRestoreProgress | undefined;
+    const progress: DayRestoreProgress = { done: previous?.done ?? [], bytesDone: previous?.bytesDone ?? 0 };
+    const doneBefore = new Set(progress.done);
+    const local = new LocalTree(from);
+    const ssh = await openSsh(hostKey);
+    try {
+      return await whileHeartbeating(
+        () => progress,
+        async () => {
+          const there = await listRemoteTree(ssh, to, Context.current().cancellationSignal);
+          if (there.state === 'not-a-folder') throw refuse(`${to} on ${hostKey} ${there.detail}`, 'BadRequest');
+          const present = new Set(there.state === 'present' ? there.entries.map((e) => e.path) : []);
+          for (const file of files) {
+            if (present.has(file) && !doneBefore.has(file)) {
+              if (!request.overwrite) {
+                result.existing.push(file);
+                continue;
+              }
+              result.overwritten.push(file);
+            }
+            if (doneBefore.has(file)) continue;
+            const path = local.pathOf(file);
+            const info = await stat(path);
+            const sha256 = (await hashFile(createHash('sha256'), path)).digest('hex');
+            const resumeFrom = previous?.current?.path === file ? previous.current.offset : 0;
+            progress.current = { path: file, offset: resumeFrom };
+            const sent = await uploadFile({
+              ssh,
+              localPath: path,
+              remotePath: `${to}/${file}`,
+              size: info.size,
+              expectedSha256: sha256,
+              resumeFrom,
+              mtime: info.mtimeMs / 1000,
+              maxBytesPerSecond: config.transfer.maxBytesPerSecond,
+              signal: Context.current().cancellationSignal,
+              onProgress: (done) => {
+                progress.current = { path: file, offset: done };
+              },
+            });
+            progress.done.push(file);
+            progress.current = undefined;
+            progress.bytesDone += sent.bytesTransferred;
+          }
+          // Counted over every attempt: a resumed restore also reports what the crashed one sent.
+          result.filesRestored = progress.done.length;
+          result.bytesRestored = progress.bytesDone;
+          result.ok = result.existing.length === 0;
+          if (!result.ok) {
+            result.reason = `${result.existing.length} file(s) already on ${hostKey} under ${to} were left alone (use --overwrite to replace them)`;
+          }
+          return { ...result, finishedAt: now().toISOString() };
+        },
+      );
+    } finally {
+      ssh.close();
+    }
+  }
+
+  return { restoreSupimDay };
+}
+
+/** Relative paths of the regular files under `dir` (symlinks not followed), or undefined if it is absent. */
+async function listLocalFiles(dir: string): Promise<string[] | undefined> {
+  try {
+    const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+    return entries
+      .filter((e) => e.isFile())
+      .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
+      .filter((p) => !p.endsWith(PARTIAL_SUFFIX))
+      .sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}

@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto';
+import { quote } from '../ssh/shell-quote';
+import type { SshSession } from '../ssh/ssh-session';
+import { bootProbeXml, type RestoredDisk } from './restore-xml';
+
+export interface BootProbeRequest {
+  ssh: SshSession;
+  /** libvirt URI as virsh on the hypervisor takes it. */
+  uri: string;
+  /** The VM's saved definition (the manifest's domainXml). */
+  savedXml: string;
+  /** The pushed images, left untouched: the guest writes into overlays. */
+  images: RestoredDisk[];
+  /** The throw-away domain's name: the same on a retry, so a crashed attempt's domain is destroyed first. */
+  name: string;
+  /** A folder on the hypervisor for the overlays, the console log and the definition; removed afterwards. */
+  workDir: string;
+  memoryMiB: number;
+  timeoutSeconds: number;
+  /** A regular expression a serial-console line must match for the guest to count as alive. */
+  pattern: string;
+  signal?: AbortSignal;
+  onState?: (state: string) => void;
+}
+
+export interface BootProbeResult {
+  passed: boolean;
+  detail: string;
+  /** The end of what the guest printed, for the report. */
+  consoleTail: string;
+  bootSeconds: number;
+}
+
+const POLL_MS = 500;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Boots a stored image set in isolation: a transient domain (gone once destroyed) with a new name and UUID,
+ * no network, capped memory, its disks qcow2 overlays over the pushed images. Passes when libvirt says
+ * running AND the serial console shows a line matching the pattern within the timeout. The domain and the
+ * work folder are removed on every way out.
+ */
+export async function bootProbe(req: BootProbeRequest): Promise<BootProbeResult> {
+  const { ssh, workDir } = req;
+  const { name } = req;
+  const virsh = (args: string[]) => ssh.exec(['virsh', '-q', '-c', req.uri, ...args]);
+  const consoleLog = `${workDir}/console.log`;
+  const lineMatches = new RegExp(req.pattern, 'm');
+  const started = Date.now();
+  let consoleTail = '';
+  try {
+    await virsh(['destroy', '--domain', name]); // left by a crashed attempt, if any
+    await ssh.run({ shell: `rm -rf ${quote(workDir)} && mkdir -p ${quote(workDir)}` });
+    const overlays: RestoredDisk[] = [];
+    for (const image of req.images) {
+      const overlay = `${workDir}/${image.target}.overlay.qcow2`;
+      await ssh.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', image.format, '-b', image.path, overlay]);
+      overlays.push({ target: image.target, path: overlay, format: 'qcow2' });
+    }
+    const xml = bootProbeXml(
+      req.savedXml,
+      {
+        name,
+        uuid: randomUUID(),
+        disks: overlays,
+        consoleDir: workDir,
+        memoryMiB: req.memoryMiB,
+        description: 'cluster-backup restore test: throw-away, removed when the test ends',
+      },
+      consoleLog,
+    );
+    const xmlFile = `${workDir}/domain.xml`;
+    await ssh.run({ shell: `cat > ${quote(xmlFile)}` }, { input: xml });
+    await ssh.run(['virsh', '-q', '-c', req.uri, 'create', xmlFile], { signal: req.signal });
+
+    const deadline = started + req.timeoutSeconds * 1000;
+    for (;;) {
+      const state = (await virsh(['domstate', '--domain', name])).stdout.toString('utf8').trim() || 'gone';
+      req.onState?.(state);
+      consoleTail = (await ssh.exec({ shell: `tail -c 4096 ${quote(consoleLog)} 2>/dev/null` })).stdout.toString(
+        'utf8',
+      );
+      const bootSeconds = (Date.now() - started) / 1000;
+      if (!state.startsWith('running')) {
+        return {
+          passed: false,
+          detail: `the guest stopped (${state}) before it showed life`,
+          consoleTail,
+          bootSeconds,
+        };
+      }
+      const line = consoleTail.split('\n').find((l) => lineMatches.test(l));
+      if (line !== undefined) {
+        return { passed: true, detail: `running, console: ${line.trim().slice(0, 200)}`, consoleTail, bootSeconds };
+      }
+      if (Date.now() >= deadline || req.signal?.aborted) {
+        return {
+          passed: false,
+          detail: `running, but no console line matching /${req.pattern}/ within ${req.timeoutSeconds} s`,
+          consoleTail,
+          bootSeconds,
+        };
+      }
+      await sleep(POLL_MS);
+    }
+  } finally {
+    await virsh(['destroy', '--domain', name]).catch(() => undefined);
+    await ssh.run(['rm', '-rf', workDir]).catch(() => undefined);
+  }
+}

@@ -1,0 +1,143 @@
+import { createReadStream } from 'node:fs';
+import { posix } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApplicationFailure } from '@temporalio/common';
+import { RemoteCommandError } from './remote-command-error';
+import { quote } from './shell-quote';
+import type { SshSession } from './ssh-session';
+
+export const UPLOAD_PARTIAL_SUFFIX = '.partial';
+const READ_BYTES = 1 << 20;
+
+export interface UploadRequest {
+  ssh: SshSession;
+  localPath: string;
+  /** The final name on the remote host; the bytes arrive as `<remotePath>.partial`, renamed once verified. */
+  remotePath: string;
+  size: number;
+  /** SHA-256 the file must have on arrival (the manifest's): a copy that differs is deleted, never renamed. */
+  expectedSha256: string;
+  /** Bytes a previous attempt reported as sent (its heartbeat): kept if the remote partial holds them. */
+  resumeFrom?: number;
+  /** Remote mtime (seconds) for the copy, so a later daily run sees it as unchanged. */
+  mtime?: number;
+  /** 0 or absent: no cap. */
+  maxBytesPerSecond?: number;
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface UploadResult {
+  bytesTransferred: number;
+  resumedAt: number;
+  sha256: string;
+  /** The file was already in place with the right hash (a retry after the rename). */
+  alreadyThere: boolean;
+}
+
+/** Size of a remote file, -1 when absent. */
+async function remoteSize(ssh: SshSession, path: string, signal?: AbortSignal): Promise<number> {
+  const out = await ssh.run({ shell: `stat -c %s ${quote(path)} 2>/dev/null || echo -1` }, { signal });
+  const size = Number(out.toString('utf8').trim());
+  if (!Number.isSafeInteger(size)) throw new Error(`${ssh.label}: cannot read the size of ${path}`);
+  return size;
+}
+
+/** SHA-256 of a remote file, computed on the remote host (after flushing it). */
+export async function remoteFileSha256(ssh: SshSession, path: string, signal?: AbortSignal): Promise<string> {
+  const out = await ssh.run({ shell: `sync ${quote(path)} && sha256sum < ${quote(path)} | cut -c1-64` }, { signal });
+  const sha256 = out.toString('utf8').trim();
+  if (!/^[0-9a-f]{64}$/.test(sha256)) {
+    throw new RemoteCommandError(`${ssh.label}: no SHA-256 for ${path}`, { kind: 'command', host: ssh.label });
+  }
+  return sha256;
+}
+
+/**
+ * Pushes a local file to a remote host as one stream over an SSH exec channel (`cat > partial`, or
+ * `cat >> partial` after truncating it to the resume point), the mirror of streamDownload. On arrival the
+ * remote host hashes the whole file; only a copy with the expected SHA-256 is renamed into place.
+ */
+export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
+  const { ssh, signal } = req;
+  const partial = req.remotePath + UPLOAD_PARTIAL_SUFFIX;
+  await ssh.run(['mkdir', '-p', posix.dirname(req.remotePath)], { signal });
+
+  if ((await remoteSize(ssh, req.remotePath, signal)) === req.size) {
+    const sha256 = await remoteFileSha256(ssh, req.remotePath, signal);
+    if (sha256 === req.expectedSha256) return { bytesTransferred: 0, resumedAt: req.size, sha256, alreadyThere: true };
+  }
+  const offset = req.resumeFrom ?? 0;
+  const held = offset > 0 ? await remoteSize(ssh, partial, signal) : -1;
+  // What the remote partial holds is a prefix of the file (cat appends in order); past the reported offset
+  // it is not trusted, and short of it only what arrived counts.
+  const resumedAt = offset > 0 && held > 0 ? Math.min(offset, held, req.size) : 0;
+  const command =
+    resumedAt > 0
+      ? `truncate -s ${resumedAt} ${quote(partial)} && exec cat >> ${quote(partial)}`
+      : `exec cat > ${quote(partial)}`;
+  const fail = (message: string, cause?: Error) =>
+    new RemoteCommandError(
+      `${ssh.label}: ${req.remotePath}: ${message}`,
+      { kind: 'transfer', host: ssh.label, command },
+      cause,
+    );
+
+  const { stdin, finished } = await ssh.execWithInput({ shell: command });
+  const limit = req.maxBytesPerSecond ?? 0;
+  // Capped: small reads, so the cap spreads the file over time instead of sending it in one burst.
+  const readBytes = limit > 0 ? Math.max(4096, Math.min(READ_BYTES, Math.floor(limit / 8))) : READ_BYTES;
+  const source = createReadStream(req.localPath, { start: resumedAt, highWaterMark: readBytes });
+  const onAbort = () => {
+    source.destroy();
+    stdin.destroy();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const startedAt = Date.now();
+  let sent = resumedAt;
+  try {
+    for await (const chunk of source) {
+      const bytes = chunk as Buffer;
+      if (sent + bytes.length > req.size) throw fail(`the local file grew past ${req.size} bytes`);
+      if (!stdin.write(bytes)) {
+        await new Promise<void>((resolve, reject) => {
+          const done = (err?: Error) => {
+            stdin.off('drain', done);
+            stdin.off('close', closed);
+            if (err) reject(err);
+            else resolve();
+          };
+          const closed = () => done(new Error('the channel closed'));
+          stdin.once('drain', done);
+          stdin.once('close', closed);
+        });
+      }
+      sent += bytes.length;
+      req.onProgress?.(sent, req.size);
+      const wait = limit > 0 ? ((sent - resumedAt) / limit) * 1000 - (Date.now() - startedAt) : 0;
+      if (wait > 0) await sleep(wait, undefined, { signal });
+    }
+    stdin.end();
+  } catch (err) {
+    onAbort();
+    if (signal?.aborted) throw fail('cancelled');
+    throw err instanceof RemoteCommandError ? err : fail('stream broke', err as Error);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+  const result = await finished;
+  if (result.exitCode !== 0) throw ssh.commandFailure(command, result, `receiving ${partial}`);
+  if (sent !== req.size) throw fail(`sent ${sent} bytes, expected ${req.size}`);
+
+  const sha256 = await remoteFileSha256(ssh, partial, signal);
+  if (sha256 !== req.expectedSha256) {
+    await ssh.run(['rm', '-f', partial]);
+    throw ApplicationFailure.retryable(
+      `${req.remotePath}: SHA-256 on arrival (${sha256}) differs from the manifest's (${req.expectedSha256}); copy deleted`,
+      'ChecksumMismatch',
+    );
+  }
+  const touch = req.mtime !== undefined ? `touch -d @${Math.floor(req.mtime)} ${quote(partial)} && ` : '';
+  await ssh.run({ shell: `${touch}mv -f ${quote(partial)} ${quote(req.remotePath)}` }, { signal });
+  return { bytesTransferred: req.size - resumedAt, resumedAt, sha256, alreadyThere: false };
+}
