@@ -16,6 +16,7 @@ import type { StoreUsage } from '../domain/store-usage';
 import type { WeeklySummary } from '../domain/weekly-summary';
 import { storeFileMode } from '../adapters/local/file-mode';
 import { measureStores } from '../adapters/local/store-usage';
+import { readRestoreTestLog } from '../adapters/image-sets/restore-test-log';
 import { Mailer, type Delivery } from '../adapters/mail/mailer';
 import { backupMetrics, type BackupMetrics } from '../adapters/metrics/backup-metrics';
 import { pastRuns } from '../adapters/temporal/past-runs';
@@ -85,9 +86,12 @@ export function createReportActivities({
   /** Renders the run's report and delivers it (SMTP, or the outbox). Returns where it went and its subject. */
   async function sendReport(request: ReportRequest): Promise<Delivery & { subject: string }> {
     const link = { ...request.link, uiBaseUrl: config.mail.webUiBaseUrl };
-    const [past, stores] = await Promise.all([
+    const [past, stores, restoreTests] = await Promise.all([
       temporalClient ? withinTime('the last runs', earlierRuns(request)) : undefined,
       withinTime<StoreUsage[]>('the store usage', measureStores(config)),
+      request.job === 'weekly' && config.store
+        ? withinTime('the boot tests', readRestoreTestLog(config.store.root))
+        : undefined,
     ]);
     // The metrics follow the run as soon as it is known, whether or not the mail then gets through.
     metrics().recordRun(request, now());
@@ -95,7 +99,11 @@ export function createReportActivities({
     const report =
       request.job === 'daily'
         ? dailyReport(request.outcome, link, request.runLabel, { pastRuns: past as DailyTrendPoint[], stores })
-        : weeklyReport(request.outcome, link, request.runLabel, { pastRuns: past as WeeklyTrendPoint[], stores });
+        : weeklyReport(request.outcome, link, request.runLabel, {
+            pastRuns: past as WeeklyTrendPoint[],
+            stores,
+            ...(restoreTests ? { restoreTests } : {}),
+          });
     const mailer = new Mailer(config.mail, storeFileMode(config.permissions));
     const delivery = await mailer.deliver(report, `${fileStamp(now())}-${request.link.workflowId}`);
     return { ...delivery, subject: report.subject };

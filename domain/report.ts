@@ -31,6 +31,7 @@ import {
   type DailyTrendPoint,
   type WeeklyTrendPoint,
 } from './report-trend';
+import type { RestoreTestLog } from './restore';
 import { freeFraction, type StoreUsage } from './store-usage';
 import type { VmResult, WeeklySummary } from './weekly-summary';
 
@@ -59,6 +60,8 @@ export interface ReportContext<P> {
   /** Earlier runs, newest first (the current one is added from its outcome). */
   pastRuns?: P[];
   stores?: StoreUsage[];
+  /** The last boot test of each VM's stored images (weekly report). */
+  restoreTests?: RestoreTestLog;
 }
 
 export interface Report {
@@ -379,6 +382,12 @@ export function weeklyReport(
         .filter((c) => !c.ok)
         .map((c) => ({ text: `${v.vm}: clean-up ${c.name} failed: ${c.error ?? 'unknown'}`, tone: 'bad' as Tone })),
     ),
+    ...Object.values(context.restoreTests ?? {})
+      .sort((a, b) => a.vm.localeCompare(b.vm))
+      .map((t) => ({
+        text: `boot test of ${t.vm} set ${t.stamp}: ${t.passed ? 'passed' : 'FAILED'} at ${t.testedAt} (${t.detail})`,
+        tone: (t.passed ? 'neutral' : 'bad') as Tone,
+      })),
     ...vms.flatMap((v) => v.deleted.map((d) => ({ text: `retention deleted ${d}`, tone: 'neutral' as Tone }))),
     ...vms.flatMap((v) =>
       (v.wouldDelete ?? []).map((d) => ({

@@ -97,6 +97,33 @@ describe('weekly report', () => {
     assert.match(r.text, /web: clean-up remove partial images failed: EIO/);
   });
 
+  it('lists the last boot test of each VM`s stored images, a failed one marked', () => {
+    const r = weeklyReport({ state: 'completed', summary: summary([vm('db')]) }, link, '2026-W48', {
+      restoreTests: {
+        db: {
+          vm: 'db',
+          stamp: '20261122T050000Z',
+          passed: true,
+          testedAt: '2026-11-22T08:00:00Z',
+          detail: 'login: seen',
+        },
+        web: {
+          vm: 'web',
+          stamp: '20261122T050000Z',
+          passed: false,
+          testedAt: '2026-11-22T08:05:00Z',
+          detail: 'no sign of life in 120 s',
+        },
+      },
+    });
+    assert.match(r.text, /boot test of db set 20261122T050000Z: passed/);
+    assert.match(
+      r.text,
+      /boot test of web set 20261122T050000Z: FAILED at 2026-11-22T08:05:00Z \(no sign of life in 120 s\)/,
+    );
+    assert.match(r.html, /boot test of web set 20261122T050000Z: FAILED/);
+  });
+
   it('escapes every value in the HTML', () => {
     const r = weeklyReport({ state: 'completed', summary: summary([vm('<script>x</script>')]) }, link, 'W');
     assert.ok(!r.html.includes('<script>'));

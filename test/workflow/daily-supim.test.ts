@@ -9,6 +9,7 @@ import { dailyWorkflowId, startDaily } from '../../scripts/commands/run-daily';
 import { writeSupimDay } from '../../scripts/sandbox/supim-data';
 import type { DevServer } from '../../scripts/sandbox/temporal-dev-server';
 import { supimSandbox, type SupimSandbox } from '../helpers/sandbox';
+import { captureHistory } from '../helpers/history-capture';
 import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp';
 import { inProcessWorker, quietWorkerLogs, testDevServer } from '../helpers/temporal';
 
@@ -70,6 +71,7 @@ describe('dailySupimBackup on a real Temporal dev server', () => {
       const handle = await startDaily(client, config, '2025-01-01');
       assert.equal(handle.workflowId, 'supim-2025-001');
       const summary = await handle.result();
+      await captureHistory(handle, 'daily-ok');
       assert.deepEqual(
         summary.days.map((d) => [d.day.label, d.status, d.filesCopied]),
         [
@@ -126,7 +128,9 @@ describe('dailySupimBackup on a real Temporal dev server', () => {
     cpSync(join(ok.folder, ok.files[0]!), brokenFolder);
     const { client, close } = await connectClient(config);
     try {
-      const summary = await (await startDaily(client, config, '2026-02-01')).result();
+      const handle = await startDaily(client, config, '2026-02-01');
+      const summary = await handle.result();
+      await captureHistory(handle, 'daily-failed-day');
       const byLabel = Object.fromEntries(summary.days.map((d) => [d.day.label, d]));
       assert.equal(byLabel['2026-032']!.status, 'copied');
       assert.equal(byLabel[broken.label]!.status, 'failed');
