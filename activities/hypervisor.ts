@@ -5,18 +5,14 @@ import type { Config, HypervisorConfig } from '../config/schema';
 import { storeTaskQueue } from '../config/temporal-connection';
 import type { VmImage, VmPolicy, WeeklySettings } from '../domain/weekly-summary';
 import { unsafeVmNameReason } from '../domain/vm-names';
-import { DiskImaging, StalledError, unsupportedDiskReason } from '../adapters/hypervisor/disk-imaging';
-import type { HypervisorDriver } from '../adapters/hypervisor/driver';
+import { StalledError, unsupportedDiskReason } from '../adapters/hypervisor/disk-imaging';
 import type { HeldDownRecord, Preflight, PreparedDisk, RunRef } from '../domain/vm-contracts';
-import { LibvirtDriver } from '../adapters/hypervisor/libvirt-driver';
-import { VmRecords } from '../adapters/hypervisor/vm-records';
 import { applyRetention as retain, makeRoom } from '../adapters/image-sets/image-sets';
 import { newManifest } from '../adapters/image-sets/manifest';
-import { RemoteImageSets } from '../adapters/image-sets/remote-image-sets';
 import { setVmsHeldDown } from '../adapters/metrics/backup-metrics';
 import type { SshSession } from '../adapters/ssh/ssh-session';
 import { requireSection } from './config-section';
-import { whileHeartbeating } from './heartbeat';
+import { withHypervisorSession, type HypervisorSession } from './hypervisor-session';
 import { runIsClosed } from './runs';
 
 export interface HypervisorDeps {
@@ -49,35 +45,8 @@ function currentRun(): RunRef {
 }
 
 export function createHypervisorActivities({ config, openSsh, temporalClient }: HypervisorDeps) {
-  interface Hypervisor {
-    driver: HypervisorDriver;
-    sets: RemoteImageSets;
-    imaging: DiskImaging;
-    records: VmRecords;
-    hv: HypervisorConfig;
-  }
-
-  /**
-   * One SSH session to the hypervisor for the activity. Every VM activity heartbeats (`details`, shown in the
-   * Web UI), so a worker that dies mid-step is noticed within the heartbeat timeout.
-   */
-  async function withHypervisor<T>(use: (h: Hypervisor) => Promise<T>, details: () => unknown = () => undefined) {
-    const hv = requireSection(config.hypervisor, 'hypervisor');
-    const ssh = await openSsh(hv.host);
-    try {
-      return await whileHeartbeating(details, () =>
-        use({
-          driver: new LibvirtDriver(ssh, hv.uri),
-          sets: new RemoteImageSets(ssh, hv.imageArea),
-          imaging: new DiskImaging(ssh),
-          records: new VmRecords(ssh, hv.imageArea),
-          hv,
-        }),
-      );
-    } finally {
-      ssh.close();
-    }
-  }
+  const withHypervisor = <T>(use: (h: HypervisorSession) => Promise<T>, details?: () => unknown) =>
+    withHypervisorSession(config, openSsh, use, details);
 
   const isClosed = (run: RunRef) => runIsClosed(temporalClient, run);
 

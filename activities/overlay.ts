@@ -1,15 +1,10 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { HypervisorConfig } from '../config/schema';
-import { DiskImaging } from '../adapters/hypervisor/disk-imaging';
 import type { VmDisk } from '../adapters/hypervisor/driver';
-import { LibvirtDriver } from '../adapters/hypervisor/libvirt-driver';
-import { folderOf, Overlays, type MergeProgress, type OverlayDisk } from '../adapters/hypervisor/overlays';
-import { RemoteImageSets } from '../adapters/image-sets/remote-image-sets';
+import { folderOf, type MergeProgress, type OverlayDisk } from '../adapters/hypervisor/overlays';
 import type { RemoteProgress } from '../adapters/ssh/remote-process';
-import type { SshSession } from '../adapters/ssh/ssh-session';
-import { requireSection } from './config-section';
-import { whileHeartbeating } from './heartbeat';
+import { withHypervisorSession, type HypervisorSession } from './hypervisor-session';
 import type { HypervisorDeps, PreparedDisk } from './hypervisor';
 
 export interface OverlayRoom {
@@ -49,33 +44,8 @@ export function imagingPolicy(hv: HypervisorConfig, vm: string) {
  * compensation and what a later run or the guardian does for a VM found on overlays.
  */
 export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
-  interface Hypervisor {
-    overlays: Overlays;
-    driver: LibvirtDriver;
-    sets: RemoteImageSets;
-    imaging: DiskImaging;
-    hv: HypervisorConfig;
-    ssh: SshSession;
-  }
-
-  async function withOverlays<T>(use: (h: Hypervisor) => Promise<T>, details: () => unknown = () => undefined) {
-    const hv = requireSection(config.hypervisor, 'hypervisor');
-    const ssh = await openSsh(hv.host);
-    try {
-      return await whileHeartbeating(details, () =>
-        use({
-          overlays: new Overlays(ssh, hv.uri),
-          driver: new LibvirtDriver(ssh, hv.uri),
-          sets: new RemoteImageSets(ssh, hv.imageArea),
-          imaging: new DiskImaging(ssh),
-          hv,
-          ssh,
-        }),
-      );
-    } finally {
-      ssh.close();
-    }
-  }
+  const withOverlays = <T>(use: (h: HypervisorSession) => Promise<T>, details?: () => unknown) =>
+    withHypervisorSession(config, openSsh, use, details);
 
   /**
    * Room for the overlays' growth while the copy runs (`overlayReserveBytes` per filesystem holding a disk),

@@ -65,21 +65,6 @@ export function expectedByFor(day: CalendarDay, expectedBy: string): string {
   return `${isoDatePlus(day.isoDate, Number(match[1] ?? 0))} ${match[2]}`;
 }
 
-/** An instant as local "YYYY-MM-DD HH:MM" in an IANA zone (comparable as text with expectedByFor). */
-export function localDateTime(instant: Date, timeZone: string): string {
-  const parts = new Intl.DateTimeFormat('en-CA', {
-    timeZone,
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-    hourCycle: 'h23',
-  }).formatToParts(instant);
-  const part = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
-  return `${part('year')}-${part('month')}-${part('day')} ${part('hour')}:${part('minute')}`;
-}
-
 /**
  * Escalates a day that is not there yet: `missing` on its last run in the window (nothing will copy it
  * later), `late` once past expectedBy. `localNow` is the run's clock in the configured zone, "YYYY-MM-DD HH:MM".

@@ -3,11 +3,11 @@ import {
   blankDayResult,
   dailyRunOk,
   escalateNotYet,
-  localDateTime,
   type DailySettings,
   type DailySummary,
   type DayResult,
 } from '../domain/daily-summary';
+import { formatWallClock } from '../domain/format';
 import { calendarDay, isoDateInZone, julianDaysEndingOn } from '../domain/julian-day';
 import { remoteActivities, storeActivities } from './activity-proxies';
 import { failureText } from './failure-text';
@@ -53,7 +53,7 @@ export async function dailySupimBackup(input: DailySupimInput = {}): Promise<Dai
         // The oldest day leaves the window with this run: if it is still not there, nothing will copy it.
         const when = {
           lastInWindow: i === days.length - 1,
-          localNow: localDateTime(new Date(), settings.timeZone),
+          localNow: formatWallClock(new Date(), settings.timeZone),
           expectedBy: settings.expectedBy,
         };
         results.push(escalateNotYet(result, when));

@@ -119,34 +119,21 @@ export class SshSession {
   }
 
   /** Runs a command; never throws for a non-zero exit (see `run`). */
-  exec(command: RemoteCommand, options: ExecOptions = {}): Promise<ExecResult> {
-    const line = toCommandLine(command);
-    return new Promise((resolve, reject) => {
-      this.client.exec(line, (err, channel) => {
-        if (err) return reject(this.linkFailure(line, err));
-        const stdout: Buffer[] = [];
-        const stderr: Buffer[] = [];
-        let exitCode: number | null = null;
-        let signal: string | null = null;
-        const onAbort = () => channel.close();
-        options.signal?.addEventListener('abort', onAbort, { once: true });
-        channel.on('data', (chunk: Buffer) => stdout.push(chunk));
-        channel.end(options.input);
-        channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-        channel.on('exit', (code: number | null, sig?: string) => {
-          exitCode = code;
-          signal = sig ?? null;
-        });
-        channel.on('close', () => {
-          options.signal?.removeEventListener('abort', onAbort);
-          if (options.signal?.aborted) return reject(this.linkFailure(line, new Error('cancelled')));
-          if (exitCode === null && signal === null) {
-            return reject(this.linkFailure(line, new Error('connection closed before the command finished')));
-          }
-          resolve({ stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr).toString('utf8'), exitCode, signal });
-        });
+  async exec(command: RemoteCommand, options: ExecOptions = {}): Promise<ExecResult> {
+    const { channel, finished } = await this.openChannel(command, true);
+    const onAbort = () => channel.close();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    channel.end(options.input);
+    try {
+      const result = await finished.catch((err: unknown) => {
+        if (!options.signal?.aborted) throw err;
+        return undefined;
       });
-    });
+      if (options.signal?.aborted || !result) throw this.linkFailure(toCommandLine(command), new Error('cancelled'));
+      return result;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   /**

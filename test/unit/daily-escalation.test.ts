@@ -7,9 +7,9 @@ import {
   dayHasNoData,
   escalateNotYet,
   expectedByFor,
-  localDateTime,
   type DailySettings,
 } from '../../domain/daily-summary';
+import { formatWallClock } from '../../domain/format';
 import { calendarDay } from '../../domain/julian-day';
 import { dailyReport } from '../../domain/report';
 
@@ -30,7 +30,7 @@ const link = { namespace: 'default', workflowId: 'supim-2026-100', runId: 'r' };
 
 describe('days that do not come', () => {
   it('reads the run clock in the configured zone', () => {
-    assert.equal(localDateTime(new Date('2026-04-10T02:30:00Z'), 'America/Sao_Paulo'), '2026-04-09 23:30');
+    assert.equal(formatWallClock(new Date('2026-04-10T02:30:00Z'), 'America/Sao_Paulo'), '2026-04-09 23:30');
     assert.equal(expectedByFor(calendarDay('2026-12-31'), '+1 06:00'), '2027-01-01 06:00');
     assert.equal(expectedByFor(calendarDay('2026-04-09'), '22:00'), '2026-04-09 22:00');
   });
