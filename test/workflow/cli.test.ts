@@ -235,11 +235,11 @@ describe('cluster-backup CLI against a dev server: --json everywhere, words and 
   });
 
   it('shows status as a table and as JSON', async () => {
-    const status = await json<{ jobs: { job: string; last?: { status: string } }[]; heldDown: unknown[] }>(
-      '--config',
-      file,
-      'status',
-    );
+    const status = await json<{
+      jobs: { job: string; last?: { status: string } }[];
+      heldDown: unknown[];
+      restoreTests: unknown;
+    }>('--config', file, 'status');
     assert.equal(status.code, 0);
     assert.deepEqual(
       status.value.jobs.map((s) => s.job),
@@ -249,7 +249,9 @@ describe('cluster-backup CLI against a dev server: --json everywhere, words and 
     assert.deepEqual(status.value.heldDown, [], 'no hypervisor configured: nothing held down');
     const text = (await cli('--config', file, 'status')).stdout.trimEnd().split('\n');
     const [header, daily] = text;
-    assert.equal(text.at(-1), 'VMs held down now: none');
+    assert.ok(text.includes('VMs held down now: none'), text.join('\n'));
+    assert.equal(text.at(-1), 'restore test: none yet', 'the last boot test of each VM (none in this store)');
+    assert.deepEqual(status.value.restoreTests, {});
     assert.match(header!, /^JOB +LAST RUN +STATUS +RESULT +FINISHED +RUNNING NOW$/);
     assert.match(daily!, /^daily +supim-\S+ +COMPLETED +/);
   });
