@@ -10,6 +10,7 @@ import type { HeldDownRecord, Preflight, PreparedDisk, RunRef } from '../domain/
 import { applyRetention as retain, makeRoom } from '../adapters/image-sets/image-sets';
 import { newManifest } from '../adapters/image-sets/manifest';
 import { setVmsHeldDown } from '../adapters/metrics/backup-metrics';
+import { RemoteCommandError } from '../adapters/ssh/remote-command-error';
 import type { SshSession } from '../adapters/ssh/ssh-session';
 import { requireSection } from './config-section';
 import { withHypervisorSession, type HypervisorSession } from './hypervisor-session';
@@ -174,14 +175,25 @@ export function createHypervisorActivities({ config, openSsh, temporalClient }: 
     });
   }
 
-  /** Polls until the VM is shut off or the timeout passes; heartbeats so a dead worker is noticed. */
+  /**
+   * Polls until the VM is shut off or the timeout passes; heartbeats so a dead worker is noticed. libvirtd
+   * restarting meanwhile (a transient error) is waited out within the timeout: the guest goes on shutting down.
+   */
   async function awaitShutOff(vm: string, timeoutSeconds: number): Promise<'shut-off' | 'timeout'> {
     const deadline = Date.now() + timeoutSeconds * 1000;
     let last = '';
     return withHypervisor(
       async ({ driver }) => {
         for (;;) {
-          const state = await driver.state(vm);
+          let state;
+          try {
+            state = await driver.state(vm);
+          } catch (err) {
+            if (!(err instanceof RemoteCommandError) || err.nonRetryable || Date.now() >= deadline) throw err;
+            last = `hypervisor not answering: ${err.message}`;
+            await sleep(POLL_MS * 4);
+            continue;
+          }
           last = state.detail;
           if (state.state === 'shut-off') return 'shut-off';
           if (state.state === 'missing') throw ApplicationFailure.nonRetryable(`${vm} disappeared while stopping`);

@@ -14,8 +14,10 @@ import type { Config } from '../../config/schema';
 import type { GuardianSummary } from '../../domain/guardian';
 import { describeHeldDown, heldDownVms } from '../../scripts/commands/held-down';
 import type { SandboxHypervisor } from '../../scripts/sandbox/libvirt-host';
-import { stopProcess } from '../../scripts/sandbox/processes';
+import { freePort, stopProcess } from '../../scripts/sandbox/processes';
 import { abortUpdate } from '../../workflows/definitions';
+import { eventually } from '../helpers/eventually';
+import { metricValue } from '../helpers/prometheus';
 import type { TestSmtpServer } from '../helpers/smtp';
 import { quietWorkerLogs } from '../helpers/temporal';
 import { partialsUnder, startVmHarness, type VmHarness } from '../helpers/vm-harness';
@@ -111,7 +113,14 @@ describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { 
           ],
         },
       ],
-      hypervisor: { vms: [BIG], shutdownTimeoutSeconds: 30, spaceMarginBytes: 1 << 20, keepImages: 1 },
+      hypervisor: {
+        vms: [BIG],
+        shutdownTimeoutSeconds: 30,
+        // Long enough to outlast a libvirtd restart while it shuts down.
+        perVm: { [SMALL]: { shutdownTimeoutSeconds: 90 } },
+        spaceMarginBytes: 1 << 20,
+        keepImages: 1,
+      },
     });
     ({ root, hypervisor, smtp, config, client, rebooted, runWeekly, waitForStep } = vmHost);
   });
@@ -233,6 +242,52 @@ describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { 
     assert.ok(starting.ms > 10_000, 'the start waited for libvirtd');
     assert.match(await hypervisor.state(BIG), /running/);
     await rebooted(BIG);
+  });
+
+  it('waits out libvirtd being down for 30 s while the VM shuts down, and backs it up', async () => {
+    const { handle, result } = await runWeekly([SMALL]);
+    await waitForStep(handle, SMALL, 'stopping');
+    await hypervisor.stopDaemon();
+    await new Promise((r) => setTimeout(r, 30_000));
+    await hypervisor.startDaemon();
+    const summary = await result();
+    assert.equal(summary.vms[0]!.status, 'backed-up', JSON.stringify(summary.vms[0], null, 2));
+    assert.ok(summary.vms[0]!.steps.find((s) => s.step === 'stopping')!.ms > 20_000, 'the stop waited for libvirtd');
+    assert.match(await hypervisor.state(SMALL), /running/);
+    await rebooted(SMALL);
+  });
+
+  it('serves the weekly run`s backup metrics from the worker process (result, image size, downtime)', async () => {
+    const queue = 'vm-faults-metrics';
+    const port = await freePort();
+    const file = writeConfigFile(root, {
+      ...config,
+      temporal: { ...config.temporal, taskQueue: queue },
+      worker: { ...config.worker, metricsBindAddress: `127.0.0.1:${port}` },
+    });
+    const served = spawnWorker(file, join(root, 'worker-metrics.log'));
+    try {
+      const summary = await (await runWeekly([SMALL], queue)).result();
+      const [vm] = summary.vms;
+      assert.equal(vm!.status, 'backed-up');
+      const text = await eventually(
+        async () => {
+          const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text().catch(() => '');
+          return metricValue(body, 'cluster_backup_last_run_result', { backup: 'weekly', result: 'ok' }) === 1
+            ? body
+            : undefined;
+        },
+        'the weekly run in the metrics',
+        60_000,
+      );
+      const imageBytes = vm!.images.reduce((sum, i) => sum + i.bytes, 0);
+      assert.equal(metricValue(text, 'cluster_backup_vm_image_bytes', { vm: SMALL }), imageBytes);
+      const downtime = metricValue(text, 'cluster_backup_vm_downtime_seconds', { vm: SMALL })!;
+      assert.ok(Math.abs(downtime - vm!.downtimeMs! / 1000) < 0.01, `downtime ${downtime} s`);
+    } finally {
+      await stopProcess(served);
+    }
+    await rebooted(SMALL);
   });
 
   for (const step of ['stopping', 'imaging'] as const) {
