@@ -24,11 +24,12 @@ function sameRun(a: RunRef, b: RunRef): boolean {
   return a.workflowId === b.workflowId && a.runId === b.runId;
 }
 
-function parse<R>(text: string | undefined): R | undefined {
+/** A record file's content; a torn one reads as absent: it never keeps work from being done. */
+export function parseRecord<R>(text: string | undefined): R | undefined {
   try {
     return text === undefined ? undefined : (JSON.parse(text) as R);
   } catch {
-    return undefined; // a torn lock is no lock: it never keeps work from being done
+    return undefined;
   }
 }
 
@@ -42,17 +43,17 @@ export async function takeLock<R extends LockRecord>(
   isClosed: (holder: RunRef) => Promise<boolean>,
 ): Promise<LockOutcome<R>> {
   if (await file.create(JSON.stringify(mine))) return { acquired: true };
-  const holder = parse<R>(await file.read());
+  const holder = parseRecord<R>(await file.read());
   if (holder && sameRun(holder.owner, mine.owner)) return { acquired: true };
   if (holder && !(await isClosed(holder.owner))) return { acquired: false, holder };
   await file.replace(JSON.stringify(mine));
   // Two runs taking over at once: the last write wins, and the other sees it is not the holder.
-  const now = parse<R>(await file.read());
+  const now = parseRecord<R>(await file.read());
   return now && sameRun(now.owner, mine.owner) ? { acquired: true } : { acquired: false, holder: now ?? mine };
 }
 
 /** Releases the lock if this run holds it (a lock taken over by another run stays theirs). */
 export async function releaseLock(file: LockFile, owner: RunRef): Promise<void> {
-  const holder = parse<LockRecord>(await file.read());
+  const holder = parseRecord<LockRecord>(await file.read());
   if (!holder || sameRun(holder.owner, owner)) await file.remove();
 }

@@ -1,6 +1,6 @@
 import { vmFolder } from '../image-sets/image-sets';
 import type { HeldDownRecord, RunRef } from '../../domain/vm-contracts';
-import { releaseLock, takeLock, type LockFile, type LockOutcome, type LockRecord } from '../run-lock';
+import { parseRecord, releaseLock, takeLock, type LockFile, type LockOutcome, type LockRecord } from '../run-lock';
 import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
 
@@ -8,14 +8,6 @@ export type { HeldDownRecord, RunRef };
 
 export interface VmLock extends LockRecord {
   vm: string;
-}
-
-function parse<T>(text: string): T | undefined {
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    return undefined; // a torn record is treated as absent, never as a reason to leave a VM alone
-  }
 }
 
 /**
@@ -56,8 +48,7 @@ export class VmRecords {
   }
 
   private async read<T>(path: string): Promise<T | undefined> {
-    const text = await this.readText(path);
-    return text === undefined ? undefined : parse<T>(text);
+    return parseRecord<T>(await this.readText(path));
   }
 
   writeHeldDown(record: HeldDownRecord): Promise<void> {
@@ -81,7 +72,7 @@ export class VmRecords {
       .toString('utf8')
       .split('\0')
       .filter((t) => t.trim())
-      .map((t) => parse<HeldDownRecord>(t))
+      .map((t) => parseRecord<HeldDownRecord>(t))
       .filter((r): r is HeldDownRecord => r !== undefined && typeof r.vm === 'string');
   }
 

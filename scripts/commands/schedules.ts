@@ -19,38 +19,37 @@ export function configuredJobs(config: Config): Job[] {
   return JOBS.filter((job) => (job === 'daily' ? config.supim : config.hypervisor));
 }
 
-/** The watchdog checks every configured job's last success every few minutes. */
-export function desiredWatchdogSchedule(config: Config): ScheduleOptions {
+/** A housekeeping workflow every few minutes (overlap SKIP: a slow run is never doubled). */
+function intervalSchedule(
+  config: Config,
+  name: 'watchdog' | 'guardian',
+  everyMinutes: number,
+  action: { workflowType: string; args: unknown[]; workflowId: string },
+  catchupWindow: NonNullable<ScheduleOptions['policies']>['catchupWindow'],
+): ScheduleOptions {
   return {
-    scheduleId: scheduleId('watchdog'),
-    spec: { intervals: [{ every: `${config.schedules.watchdog.everyMinutes} minutes` }] },
-    action: {
-      type: 'startWorkflow',
-      workflowType: 'backupWatchdog',
-      args: [{ jobs: configuredJobs(config) }],
-      taskQueue: config.temporal.taskQueue,
-      workflowId: 'watchdog-scheduled',
-    },
-    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
+    scheduleId: scheduleId(name),
+    spec: { intervals: [{ every: `${everyMinutes} minutes` }] },
+    action: { type: 'startWorkflow', taskQueue: config.temporal.taskQueue, ...action },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow },
     state: { paused: false, note: 'managed by cluster-backup schedules apply' },
   };
 }
 
+/** The watchdog checks every configured job's last success every few minutes. */
+export function desiredWatchdogSchedule(config: Config): ScheduleOptions {
+  const action = {
+    workflowType: 'backupWatchdog',
+    args: [{ jobs: configuredJobs(config) }],
+    workflowId: 'watchdog-scheduled',
+  };
+  return intervalSchedule(config, 'watchdog', config.schedules.watchdog.everyMinutes, action, '1 hour');
+}
+
 /** The guardian puts back VMs a weekly run left down, every few minutes (with a hypervisor configured). */
 export function desiredGuardianSchedule(config: Config): ScheduleOptions {
-  return {
-    scheduleId: scheduleId('guardian'),
-    spec: { intervals: [{ every: `${config.schedules.guardian.everyMinutes} minutes` }] },
-    action: {
-      type: 'startWorkflow',
-      workflowType: 'vmGuardian',
-      args: [],
-      taskQueue: config.temporal.taskQueue,
-      workflowId: 'vm-guardian-scheduled',
-    },
-    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '10 minutes' },
-    state: { paused: false, note: 'managed by cluster-backup schedules apply' },
-  };
+  const action = { workflowType: 'vmGuardian', args: [], workflowId: 'vm-guardian-scheduled' };
+  return intervalSchedule(config, 'guardian', config.schedules.guardian.everyMinutes, action, '10 minutes');
 }
 
 /** What the schedule of a job must be, from config. */
