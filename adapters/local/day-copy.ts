@@ -367,7 +367,7 @@ export class DayCopy {
     // --hard-dereference: a hard link comes as its data, not as a link entry; ./ keeps a leading dash a name;
     // -b 1: no record padding, so a listing follows the end-of-archive blocks at once.
     const tar =
-      'tar --format=gnu --hard-dereference --no-recursion -b 1 -cf - -- ' +
+      'tar --format=gnu --hard-dereference --no-recursion -b 128 -cf - -- ' +
       batch.map((f) => quote(`./${f.path}`)).join(' ');
     const command = listAfter
       ? `cd ${quote(this.source)} || exit 1; ${tar}; ${treeListingScript(this.source)}`
