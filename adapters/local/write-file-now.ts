@@ -2,10 +2,9 @@ import { closeSync, fchmodSync, fchownSync, fstatSync, futimesSync, openSync, wr
 import type { StoreFileMode } from './file-mode';
 
 /**
- * Writes a whole small file with synchronous calls, with its mode, group and mtime, on purpose: writing a
- * small file to the page cache takes microseconds, less than handing each of its open, write and close to
- * the thread pool (and, on a busy host, waiting for a thread each time). Not flushed: the caller does that
- * for many files at once.
+ * Writes a whole small file with synchronous calls, with its mode, group and mtime: it runs in a writer
+ * thread of its own (SmallFileWriter), where one call after the other costs less than four trips through
+ * libuv's thread pool (open, write, futimes, close). Not flushed: the caller does that for many files at once.
  */
 export function writeFileNow(path: string, data: readonly Buffer[], mode: StoreFileMode, mtime: number): void {
   const fd = openSync(path, 'w', mode.fileMode);

@@ -112,6 +112,30 @@ describe('daily copy: one bad file never holds back the others (real sshd, non-r
     assert.equal(result.filesCopied, generated.files.length);
   });
 
+  it('a copy cancelled mid-stream names nothing; the next copy clears what it staged and copies the day', async () => {
+    const day = calendarDay('2026-04-05');
+    const generated = writeSupimDay(box.sourceTemplate, day, { bytesPerFile: 200_000 });
+    // Small files all travel in the tar stream; 1 MiB/s spreads the 14 of them over about 3 s.
+    const slow = activitiesWith(box, { transfer: { maxBytesPerSecond: 1 << 20 } });
+    const env = new MockActivityEnvironment();
+    env.on('heartbeat', (details: DayCopyProgress) => {
+      if (details?.phase === 'copying' && details.filesDone >= 2) env.cancel();
+    });
+    // Unpaced, the whole day would be copied before the first heartbeat (nothing to cancel).
+    await assert.rejects(runIn(env, slow.backupSupimDay, day));
+    const staging = join(box.destinationRoot, '.cluster-backup', 'staging', day.label);
+    const staged = allFiles(staging);
+    assert.ok(staged.length >= 2 && staged.length < generated.files.length, `part of the day was staged: ${staged}`);
+    const destination = join(box.destinationRoot, String(day.year), String(day.dayOfYear).padStart(3, '0'));
+    assert.deepEqual(existsSync(destination) ? allFiles(destination) : [], [], 'nothing under a real name');
+
+    const result = await runActivity(box.activities.backupSupimDay, day);
+    assert.equal(result.status, 'copied', result.reason);
+    for (const name of generated.files)
+      assert.equal(sha(join(result.destination, name)), sha(join(generated.folder, name)), name);
+    assert.equal(existsSync(staging), false, 'the staging folder is gone');
+  });
+
   it('refuses a day without copying anything when the backup root has no marker (unmounted disk)', async () => {
     const unmounted = await supimSandbox({ initStore: false });
     try {
