@@ -77,12 +77,14 @@ async function compare(box: SupimSandbox, name: string, day: CalendarDay, bytes:
     baselines.push(await timed(() => rsync(box, source, target)));
   }
   const [product, baseline] = [Math.min(...products), Math.min(...baselines)];
+  const spread = (times: number[]) => `${Math.min(...times).toFixed(2)}-${Math.max(...times).toFixed(2)} s`;
   const rsyncNoop = await timed(() => rsync(box, source, target));
   const productNoop = await timed(() => runActivity(box.activities.backupSupimDay, day));
   const mbps = (s: number) => (bytes / s / 1e6).toFixed(0).padStart(6);
   console.log(
     `${name.padEnd(44)} product ${mbps(product)} MB/s  rsync -a ${mbps(baseline)} MB/s  ratio ${(baseline / product).toFixed(2)}x` +
-      `   | no-op: product ${productNoop.toFixed(3)} s, rsync ${rsyncNoop.toFixed(3)} s, ratio ${(rsyncNoop / productNoop).toFixed(2)}x`,
+      `   | no-op: product ${productNoop.toFixed(3)} s, rsync ${rsyncNoop.toFixed(3)} s, ratio ${(rsyncNoop / productNoop).toFixed(2)}x` +
+      `   | ${ROUNDS} rounds: product ${spread(products)}, rsync ${spread(baselines)}`,
   );
 }
 
