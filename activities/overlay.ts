@@ -10,7 +10,7 @@ import type { HypervisorDeps, PreparedDisk } from './hypervisor';
 export interface OverlayRoom {
   ok: boolean;
   reason?: string;
-  /** The VM cannot be imaged on overlays (a block-device disk): image it offline instead. */
+  /** The VM cannot be imaged on overlays: image it offline instead (none today: file and block disks both can). */
   offlineInstead?: boolean;
   /** Per filesystem that will hold overlays: free bytes and what this VM needs there. */
   filesystems: { path: string; freeBytes: number; requiredBytes: number }[];

@@ -35,22 +35,30 @@ export function qemuPid(name: string): number | undefined {
   return undefined;
 }
 
-/** Writes `mib` mebibytes of `byte` at `offsetMiB` into a running guest's disk, as the guest would. */
-export const guestWrite = (
+/**
+ * Writes `mib` mebibytes of `byte` at `offsetMiB` into a running guest's disk, as the guest would. virsh
+ * succeeds whatever qemu-io says.
+ */
+export async function guestWrite(
   hypervisor: SandboxHypervisor,
   vm: string,
   target: string,
   byte: number,
   offsetMiB: number,
   mib: number,
-) =>
-  hypervisor.virsh(
+): Promise<void> {
+  const said = await hypervisor.virsh(
     'qemu-monitor-command',
     '--hmp',
     '--domain',
     vm,
     `qemu-io -d /machine/peripheral/virtio-disk${target.charCodeAt(2) - 97}/virtio-backend "write -P 0x${byte.toString(16)} ${offsetMiB}M ${mib}M"`,
   );
+  // Its report of a write goes to QEMU's stdout, its errors to the monitor: any text here is a failed write.
+  if (said.trim() && !said.includes(`wrote ${mib * MiB}/${mib * MiB} bytes`)) {
+    throw new Error(`qemu-io did not write: ${said}`);
+  }
+}
 
 /** Every byte of `mib` MiB at `offsetMiB` in a raw file equals `byte`. */
 export function holds(file: string, byte: number, offsetMiB: number, mib: number): boolean {
