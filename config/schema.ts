@@ -117,7 +117,7 @@ const hypervisorSchema = z.strictObject({
   maxDowntimeSeconds: vmPolicy.maxDowntimeSeconds.default(3600),
   /** A copy or check on the hypervisor that reads nothing for this long is taken as hung and stopped. */
   stallSeconds: z.number().int().min(5).max(3600).default(120),
-  imaging: vmPolicy.imaging.default('offline'),
+  imaging: vmPolicy.imaging.default('overlay'),
   overlayReserveBytes: vmPolicy.overlayReserveBytes.default(1024 ** 3),
   /** A live merge of one disk's overlay taking longer is aborted (the VM runs on, on its overlay) and retried. */
   overlayMergeTimeoutSeconds: z.number().int().min(10).default(3600),
