@@ -58,7 +58,7 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
   let configFile: string;
   let guardianRuns = 0;
   /** What the data disk must hold, offset (MiB) -> byte and when it was written: every write that was done. */
-  const written = new Map<number, { byte: number; at: number }>();
+  const written = new Map<number, { byte: number; at: number; sure: boolean }>();
   /** The steps of the last run, to tell when a lost write was made. */
   let lastSteps = '';
   let writes = 0;
@@ -68,8 +68,9 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
   const running = async () => /^running/.test(await hypervisor.state(VM).catch(() => ''));
   /**
    * The guest writes 1 MiB blocks to its data disk all along (through its own block device, as the guest
-   * would). qemu-io says nothing to virsh, not even a failure: a write counts only where the same QEMU ran
-   * the guest before and after it (not one while it starts, powers off or libvirtd is away).
+   * would). qemu-io says nothing to virsh, not even a failure: a write is sure only where the same QEMU ran
+   * the guest before and after it (not one while it starts, powers off or libvirtd is away); the others are
+   * checked too, and only reported.
    */
   const startWriter = () => {
     let stopped = false;
@@ -82,9 +83,11 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
         written.delete(offset);
         try {
           const pid = qemuPid(VM);
-          if (pid && (await running())) {
+          const before = pid && (await running());
+          if (pid) {
             await guestWrite(hypervisor, VM, 'vdb', byte, offset, 1);
-            if (qemuPid(VM) === pid && (await running())) written.set(offset, { byte, at });
+            const sure = before && qemuPid(VM) === pid && (await running());
+            written.set(offset, { byte, at, sure: !!sure });
           }
         } catch (err) {
           refused.add(
@@ -104,13 +107,21 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
   /** Every counted write is in `file` (a raw data disk). */
   const assertWritesIn = (file: string) => {
     const data = readFileSync(file);
-    const lost = [...written]
-      .filter(([offset, { byte }]) => data.subarray(offset * MiB, (offset + 1) * MiB).some((b) => b !== byte))
-      .map(([offset, { byte, at }]) => `${offset} MiB: ${byte} at ${new Date(at).toISOString()}`);
+    const missing = [...written].filter(([offset, { byte }]) =>
+      data.subarray(offset * MiB, (offset + 1) * MiB).some((b) => b !== byte),
+    );
+    const entryText = ([offset, { byte, at }]: (typeof missing)[number]) =>
+      `${offset} MiB: ${byte} at ${new Date(at).toISOString()}`;
+    const unsure = [...written.values()].filter((w) => !w.sure).length;
+    const unsureMissing = missing.filter(([, w]) => !w.sure).map(entryText);
+    console.log(
+      `writes made while the guest started or stopped: ${unsure}, not in the disk: ${unsureMissing.length} ${unsureMissing.join(', ')}`,
+    );
+    const lost = missing.filter(([, w]) => w.sure).map(entryText);
     assert.deepEqual(
       lost,
       [],
-      `${lost.length} of ${written.size} writes missing; last run: ${lastSteps}; uncounted: ${[...refused].join(' | ')}`,
+      `${lost.length} of ${written.size - unsure} writes missing; last run: ${lastSteps}; uncounted: ${[...refused].join(' | ')}`,
     );
   };
   const overlayFiles = () =>
@@ -159,7 +170,7 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
     assert.equal(await onOverlays(), 2, 'on its overlays while imaged');
     const byte = 0xb0 + (writes % 16);
     await guestWrite(hypervisor, VM, 'vdb', byte, BIG_WRITE_AT_MiB, BIG_WRITE_MiB);
-    for (let i = 0; i < BIG_WRITE_MiB; i++) written.set(BIG_WRITE_AT_MiB + i, { byte, at: Date.now() });
+    for (let i = 0; i < BIG_WRITE_MiB; i++) written.set(BIG_WRITE_AT_MiB + i, { byte, at: Date.now(), sure: true });
     return { handle, result, pid };
   };
   const killWorker = async (worker: ChildProcess) => {
