@@ -58,14 +58,14 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
   let configFile: string;
   let guardianRuns = 0;
   /** What the data disk must hold, offset (MiB) -> byte and when it was written: every write that was done. */
-  const written = new Map<number, { byte: number; at: number; sure: boolean }>();
+  const written = new Map<number, { byte: number; at: number; sure: boolean; states?: string }>();
   /** The steps of the last run, to tell when a lost write was made. */
   let lastSteps = '';
   let writes = 0;
   /** Why writes were not counted (for a failure message). */
   const refused = new Set<string>();
 
-  const running = async () => /^running/.test(await hypervisor.state(VM).catch(() => ''));
+  const stateNow = () => hypervisor.state(VM).catch((err: Error) => err.message.slice(0, 80));
   /**
    * The guest writes 1 MiB blocks to its data disk all along (through its own block device, as the guest
    * would). qemu-io says nothing to virsh, not even a failure: a write is sure only where the same QEMU ran
@@ -83,11 +83,13 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
         written.delete(offset);
         try {
           const pid = qemuPid(VM);
-          const before = pid && (await running());
+          const before = await stateNow();
           if (pid) {
             await guestWrite(hypervisor, VM, 'vdb', byte, offset, 1);
-            const sure = before && qemuPid(VM) === pid && (await running());
-            written.set(offset, { byte, at, sure: !!sure });
+            const [pidAfter, after] = [qemuPid(VM), await stateNow()];
+            const sure = /^running/.test(before) && pidAfter === pid && /^running/.test(after);
+            const states = `${before} (${pid}) -> ${after} (${pidAfter}), ${Date.now() - at} ms`;
+            written.set(offset, { byte, at, sure, ...(!sure && { states }) });
           }
         } catch (err) {
           refused.add(
@@ -110,12 +112,12 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
     const missing = [...written].filter(([offset, { byte }]) =>
       data.subarray(offset * MiB, (offset + 1) * MiB).some((b) => b !== byte),
     );
-    const entryText = ([offset, { byte, at }]: (typeof missing)[number]) =>
-      `${offset} MiB: ${byte} at ${new Date(at).toISOString()}`;
+    const entryText = ([offset, { byte, at, states }]: (typeof missing)[number]) =>
+      `${offset} MiB: ${byte} at ${new Date(at).toISOString()}${states ? ` ${states}` : ''}`;
     const unsure = [...written.values()].filter((w) => !w.sure).length;
     const unsureMissing = missing.filter(([, w]) => !w.sure).map(entryText);
     console.log(
-      `writes made while the guest started or stopped: ${unsure}, not in the disk: ${unsureMissing.length} ${unsureMissing.join(', ')}`,
+      `writes made while the guest started or stopped: ${unsure}, not in the disk: ${unsureMissing.length} ${unsureMissing.join(', ')}${unsureMissing.length ? `; last run: ${lastSteps}` : ''}`,
     );
     const lost = missing.filter(([, w]) => w.sure).map(entryText);
     assert.deepEqual(
@@ -185,6 +187,14 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
     assert.equal(vm!.runningAtEnd, true);
     assert.equal(markers(root, vm!.images[0]!.path, 'qcow2')[1], 'cbguest clean-shutdown', 'the clean state');
     return vm!;
+  };
+  const shutDown = async (vm: string) => {
+    await hypervisor.virsh('shutdown', '--domain', vm);
+    const deadline = Date.now() + 60_000;
+    while (!/shut off/.test(await hypervisor.state(vm))) {
+      assert.ok(Date.now() < deadline, `${vm} shut down`);
+      await sleep(200);
+    }
   };
   const runGuardian = async () =>
     (await client.workflow.execute('vmGuardian', {
@@ -410,15 +420,30 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
     assert.ok(holds(loopDevice, 0x6d, 200, 32), 'the write made during the copy is in the device');
   });
 
+  it('a block-device VM shut down on its overlays after its run was terminated: the guardian merges it offline', async () => {
+    await vmHost.rebooted(BLOCK_VM); // from the run above
+    const { handle } = await vmHost.runWeekly([BLOCK_VM]);
+    await vmHost.waitForStep(handle, BLOCK_VM, 'imaging');
+    await guestWrite(hypervisor, BLOCK_VM, 'vdb', 0x4e, 100, 16); // into its overlay
+    await handle.terminate('operator pressed terminate');
+    await vmHost.rebooted(BLOCK_VM);
+    await shutDown(BLOCK_VM); // someone shuts the guest down before the guardian runs: its overlays stay
+    assert.equal(overlayDisksFromXml(await hypervisor.virsh('dumpxml', '--inactive', '--domain', BLOCK_VM)).length, 2);
+
+    const guardian = await runGuardian();
+    assert.deepEqual(guardian.overlaysMerged, [BLOCK_VM]);
+    const xml = await hypervisor.virsh('dumpxml', '--inactive', '--domain', BLOCK_VM);
+    assert.deepEqual(overlayDisksFromXml(xml), []);
+    assert.match(xml, new RegExp(`<disk type='block' device='disk'>[^]*?<source dev='${loopDevice}'`));
+    assert.deepEqual(readdirSync(blockOverlayDir(vmHost.imageArea)), [], 'no overlay file left');
+    assert.ok(holds(loopDevice, 0x4e, 100, 16), 'the write into the overlay was committed into the device');
+    assert.match(await hypervisor.state(BLOCK_VM), /shut off/, 'a VM found off stays off');
+  });
+
   it('after all of it, a clean shutdown: every write the guest made is in its disks', async () => {
     const before = markers(root, vdaDisk, 'qcow2');
     assert.ok(tickOf(before[2]) >= 1, `the guest ticks into its disk: ${before[2]}`);
-    await hypervisor.virsh('shutdown', '--domain', VM);
-    const deadline = Date.now() + 60_000;
-    while (!/shut off/.test(await hypervisor.state(VM))) {
-      assert.ok(Date.now() < deadline, 'the guest shut down');
-      await sleep(200);
-    }
+    await shutDown(VM);
     const after = markers(root, vdaDisk, 'qcow2');
     assert.equal(after[1], 'cbguest clean-shutdown');
     assert.equal(after[0], before[0], 'the boot it ran since the last run');
