@@ -36,8 +36,8 @@ export function qemuPid(name: string): number | undefined {
 }
 
 /**
- * Writes `mib` mebibytes of `byte` at `offsetMiB` into a running guest's disk, as the guest would. virsh
- * succeeds whatever qemu-io says.
+ * Writes `mib` mebibytes of `byte` at `offsetMiB` into a running guest's disk, as the guest would. Its
+ * success is not proof: virsh hears nothing of a write QEMU failed (see overlay-faults.test.ts).
  */
 export async function guestWrite(
   hypervisor: SandboxHypervisor,
@@ -54,7 +54,7 @@ export async function guestWrite(
     vm,
     `qemu-io -d /machine/peripheral/virtio-disk${target.charCodeAt(2) - 97}/virtio-backend "write -P 0x${byte.toString(16)} ${offsetMiB}M ${mib}M"`,
   );
-  // Its report of a write goes to QEMU's stdout, its errors to the monitor: any text here is a failed write.
+  // qemu-io reports to QEMU's stdout (the domain's log), a failed write too: text here is the monitor refusing.
   if (said.trim() && !said.includes(`wrote ${mib * MiB}/${mib * MiB} bytes`)) {
     throw new Error(`qemu-io did not write: ${said}`);
   }

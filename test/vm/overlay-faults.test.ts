@@ -68,9 +68,9 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
   const stateNow = () => hypervisor.state(VM).catch((err: Error) => err.message.slice(0, 80));
   /**
    * The guest writes 1 MiB blocks to its data disk all along (through its own block device, as the guest
-   * would). qemu-io says nothing to virsh, not even a failure: a write is sure only where the same QEMU ran
-   * the guest before and after it (not one while it starts, powers off or libvirtd is away); the others are
-   * checked too, and only reported.
+   * would). qemu-io tells virsh nothing, not even a failure (that goes to QEMU's log: "write failed: No
+   * medium found" once QEMU is terminating after the guest powered off): a write is sure only where the same
+   * QEMU ran the guest before and after it; the others are checked too, and only reported.
    */
   const startWriter = () => {
     let stopped = false;
