@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema';
 import { fileStamp, formatDuration } from '../domain/format';
 import { escapeHtml, type Report } from '../domain/report';
-import type { VmPutBack } from '../domain/guardian';
+import type { OverlaysLeft, VmPutBack } from '../domain/guardian';
 import { Mailer, type Delivery } from '../adapters/mail/mailer';
 
 export interface GuardianDeps {
@@ -10,25 +10,53 @@ export interface GuardianDeps {
 }
 
 export function createGuardianActivities({ config, now = () => new Date() }: GuardianDeps) {
+  /** One alert to the weekly job's recipients: a line per VM, then why it happened and what to do. */
+  function alert(subject: string, lines: string[], explanation: string[], name: string): Promise<Delivery> {
+    const text = [...lines, '', ...explanation].join('\n');
+    const report: Report = { job: 'weekly', ok: false, subject, text, html: `<pre>${escapeHtml(text)}</pre>` };
+    return new Mailer(config.mail).deliver(report, `${fileStamp(now())}-${name}`);
+  }
+
   /** Tells the weekly job's recipients which VMs were left down by a run that is gone, and that they run again. */
   async function sendHeldDownAlert(putBack: VmPutBack[]): Promise<Delivery> {
     const names = putBack.map((p) => p.vm).join(', ');
-    const subject = `[cluster-backup] ALERT VM${putBack.length > 1 ? 's' : ''} left down, started again: ${names}`;
-    const lines = putBack.map(
-      (p) =>
-        `${p.vm}: down ${formatDuration(p.downMs)} (since ${p.since}), held by run ${p.heldBy}; ${p.why}; ` +
-        (p.running ? 'running again' : `NOT running: ${p.error ?? 'unknown'}`),
+    return alert(
+      `[cluster-backup] ALERT VM${putBack.length > 1 ? 's' : ''} left down, started again: ${names}`,
+      putBack.map(
+        (p) =>
+          `${p.vm}: down ${formatDuration(p.downMs)} (since ${p.since}), held by run ${p.heldBy}; ${p.why}; ` +
+          (p.running ? 'running again' : `NOT running: ${p.error ?? 'unknown'}`),
+      ),
+      [
+        'A weekly run stopped these VMs and ended without starting them again (terminated, reset, timed out,',
+        'or over its downtime budget). The guardian started them. Cancel runs instead of terminating them:',
+        'a cancelled run starts its VMs again itself.',
+      ],
+      'guardian',
     );
-    const text = [
-      ...lines,
-      '',
-      'A weekly run stopped these VMs and ended without starting them again (terminated, reset, timed out,',
-      'or over its downtime budget). The guardian started them. Cancel runs instead of terminating them:',
-      'a cancelled run starts its VMs again itself.',
-    ].join('\n');
-    const report: Report = { job: 'weekly', ok: false, subject, text, html: `<pre>${escapeHtml(text)}</pre>` };
-    return new Mailer(config.mail).deliver(report, `${fileStamp(now())}-guardian`);
   }
 
-  return { sendHeldDownAlert };
+  /** Tells the weekly job's recipients which VMs a run left running on overlays, and that they were merged back. */
+  async function sendOverlaysMergedAlert(left: OverlaysLeft[]): Promise<Delivery> {
+    const names = left.map((l) => l.vm).join(', ');
+    return alert(
+      `[cluster-backup] ALERT overlays a run left merged back: ${names}`,
+      left.map(
+        (l) =>
+          `${l.vm}: on overlays left by run ${l.leftBy ?? '(unknown: its lock was released)'}; ` +
+          (l.error
+            ? `NOT merged: ${l.error} (the guardian tries again on its next run)`
+            : `disks ${l.merged.join(', ') || '(none)'} merged back, overlay files deleted: ${l.removed.join(', ') || '(none)'}`),
+      ),
+      [
+        'A weekly run in imaging: overlay mode ended (worker killed, run terminated, libvirtd restarted) while these',
+        'VMs ran on overlays over their frozen disks. The VMs kept running; the guardian merged the overlays back',
+        "into the disks live. That run's images of these VMs may be missing: see its report; the next run backs",
+        'them up again.',
+      ],
+      'guardian-overlays',
+    );
+  }
+
+  return { sendHeldDownAlert, sendOverlaysMergedAlert };
 }

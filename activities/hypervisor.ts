@@ -92,13 +92,21 @@ export function createHypervisorActivities({ config, openSsh, temporalClient }: 
     });
   }
 
-  /** One run per VM: the lock on the hypervisor, taken over only from a run that is closed. */
-  async function lockVm(vm: string): Promise<{ acquired: true } | { acquired: false; reason: string }> {
+  /**
+   * One run per VM: the lock on the hypervisor, taken over only from a run that is closed (`tookOverFrom`:
+   * its workflow ID).
+   */
+  async function lockVm(
+    vm: string,
+  ): Promise<{ acquired: true; tookOverFrom?: string } | { acquired: false; reason: string }> {
     const nameProblem = unsafeVmNameReason(vm);
     if (nameProblem) return { acquired: false, reason: `refused VM name: ${nameProblem}` };
     return withHypervisor(async ({ records }) => {
       const outcome = await records.lock(vm, currentRun(), isClosed);
-      if (outcome.acquired) return { acquired: true };
+      if (outcome.acquired) {
+        const previous = outcome.tookOverFrom?.owner.workflowId;
+        return previous ? { acquired: true, tookOverFrom: previous } : { acquired: true };
+      }
       const { owner, since } = outcome.holder;
       return { acquired: false, reason: `another run is working on this VM: ${owner.workflowId} (since ${since})` };
     });

@@ -10,7 +10,7 @@ import type { HypervisorDeps, PreparedDisk } from './hypervisor';
 export interface OverlayRoom {
   ok: boolean;
   reason?: string;
-  /** The VM cannot be imaged on overlays (a block-device disk): image it offline instead. */
+  /** The VM cannot be imaged on overlays: image it offline instead (none today: file and block disks both can). */
   offlineInstead?: boolean;
   /** Per filesystem that will hold overlays: free bytes and what this VM needs there. */
   filesystems: { path: string; freeBytes: number; requiredBytes: number }[];
@@ -35,6 +35,7 @@ export function imagingPolicy(hv: HypervisorConfig, vm: string) {
     imaging: own.imaging ?? hv.imaging,
     overlayReserveBytes: own.overlayReserveBytes ?? hv.overlayReserveBytes,
     overlayMergeTimeoutSeconds: hv.overlayMergeTimeoutSeconds,
+    overlayMergeBandwidthMiBps: hv.overlayMergeBandwidthMiBps,
   };
 }
 
@@ -48,30 +49,23 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
     withHypervisorSession(config, openSsh, use, details);
 
   /**
-   * Room for the overlays' growth while the copy runs (`overlayReserveBytes` per filesystem holding a disk),
-   * checked before the VM goes down. Where that filesystem is the image area's, the images count too.
+   * Room for the overlays' growth while the copy runs (`overlayReserveBytes` per filesystem holding an
+   * overlay: a disk file's, or the image area's for a block device), checked before the VM goes down. Where
+   * that filesystem is the image area's, the images count too.
    */
   async function overlayPreflight(vm: string, disks: PreparedDisk[]): Promise<OverlayRoom> {
     return withOverlays(async ({ overlays, sets, hv }) => {
       const { overlayReserveBytes } = imagingPolicy(hv, vm);
-      const block = disks.find((d) => d.type !== 'file');
-      if (block) {
-        return {
-          ok: false,
-          offlineInstead: true,
-          filesystems: [],
-          reason: `disk ${block.target} is a ${block.type} device (overlays go next to disk files only): imaged offline`,
-        };
-      }
       await sets.freeBytes(); // creates the image area if it is not there yet
       const imageArea = await overlays.freeSpace(sets.root);
       const imageBytes = disks.reduce((sum, d) => sum + d.allocatedBytes, 0) + hv.spaceMarginBytes;
       const byDevice = new Map<string, OverlayRoom['filesystems'][number]>();
       for (const disk of disks) {
-        const room = await overlays.freeSpace(folderOf(disk.source));
+        const path = disk.type === 'block' ? sets.root : folderOf(disk.source);
+        const room = disk.type === 'block' ? imageArea : await overlays.freeSpace(path);
         const sharesImageArea = room.device === imageArea.device;
         byDevice.set(room.device, {
-          path: folderOf(disk.source),
+          path,
           freeBytes: room.freeBytes,
           requiredBytes: overlayReserveBytes + (sharesImageArea ? imageBytes : 0),
         });
@@ -82,7 +76,7 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
         ok: !short,
         filesystems,
         ...(short && {
-          reason: `not enough space for the overlays next to the disks in ${short.path}: ${short.freeBytes} bytes free, ${short.requiredBytes} needed (overlayReserveBytes ${overlayReserveBytes}${short.requiredBytes > overlayReserveBytes ? ' + the images, same filesystem as the image area' : ''})`,
+          reason: `not enough space for the overlays in ${short.path}: ${short.freeBytes} bytes free, ${short.requiredBytes} needed (overlayReserveBytes ${overlayReserveBytes}${short.requiredBytes > overlayReserveBytes ? ' + the images, same filesystem as the image area' : ''})`,
         }),
       };
     });
@@ -91,7 +85,7 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
   /** Overlays on every disk of the shut-off VM; it may then start at once. Idempotent for one stamp. */
   async function createOverlays(vm: string, stamp: string, disks: VmDisk[]): Promise<OverlayDisk[]> {
     return withOverlays(
-      ({ overlays }) => overlays.create(vm, disks, stamp),
+      ({ overlays, sets }) => overlays.create(vm, disks, stamp, sets.root),
       () => ({ vm, step: 'overlays' }),
     );
   }
@@ -181,14 +175,14 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
         const outcome: MergeOutcome = { merged: [], removed: [], resumedFromIoError: false };
         if ((await driver.state(vm)).state === 'missing') return outcome; // the preflight reports it
         const { active, disks } = await overlays.onOverlays(vm);
-        const { overlayMergeTimeoutSeconds } = imagingPolicy(hv, vm);
+        const { overlayMergeTimeoutSeconds, overlayMergeBandwidthMiBps } = imagingPolicy(hv, vm);
         // A copy whose worker died still reads the originals: merging under it would tear its image.
         if (disks.length > 0) await imaging.endAll(sets.vmDir(vm));
         if (active) {
           for (const disk of disks) {
             await overlays.mergeLive(vm, disk, {
               timeoutSeconds: overlayMergeTimeoutSeconds,
-              bandwidthMiBps,
+              bandwidthMiBps: bandwidthMiBps ?? overlayMergeBandwidthMiBps,
               onProgress: (p) => (progress = p),
             });
           }
@@ -197,9 +191,8 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
         }
         outcome.merged = disks.map((d) => d.target);
         outcome.removed = disks.map((d) => d.overlay);
-        const sources = (await driver.disks(vm)).map((d) => d.source);
         const inUse = (await overlays.onOverlays(vm)).disks.map((d) => d.overlay);
-        for (const stray of await overlays.strayOverlays(sources, inUse)) {
+        for (const stray of await overlays.strayOverlays(await driver.disks(vm), inUse, sets.root)) {
           await overlays.removeOverlayFile(stray);
           outcome.removed.push(stray);
         }

@@ -8,7 +8,8 @@ export interface LockRecord {
   since: string;
 }
 
-export type LockOutcome<R extends LockRecord> = { acquired: true } | { acquired: false; holder: R };
+/** `tookOverFrom`: the closed run whose lock this one took over (it may have left work half done). */
+export type LockOutcome<R extends LockRecord> = { acquired: true; tookOverFrom?: R } | { acquired: false; holder: R };
 
 /** The few file operations a lock needs, wherever the file lives (the hypervisor over SSH, the store). */
 export interface LockFile {
@@ -49,7 +50,8 @@ export async function takeLock<R extends LockRecord>(
   await file.replace(JSON.stringify(mine));
   // Two runs taking over at once: the last write wins, and the other sees it is not the holder.
   const now = parseRecord<R>(await file.read());
-  return now && sameRun(now.owner, mine.owner) ? { acquired: true } : { acquired: false, holder: now ?? mine };
+  if (!now || !sameRun(now.owner, mine.owner)) return { acquired: false, holder: now ?? mine };
+  return holder ? { acquired: true, tookOverFrom: holder } : { acquired: true };
 }
 
 /** Releases the lock if this run holds it (a lock taken over by another run stays theirs). */

@@ -117,11 +117,13 @@ const hypervisorSchema = z.strictObject({
   maxDowntimeSeconds: vmPolicy.maxDowntimeSeconds.default(3600),
   /** A copy or check on the hypervisor that reads nothing for this long is taken as hung and stopped. */
   stallSeconds: z.number().int().min(5).max(3600).default(120),
-  imaging: vmPolicy.imaging.default('offline'),
+  imaging: vmPolicy.imaging.default('overlay'),
   overlayReserveBytes: vmPolicy.overlayReserveBytes.default(1024 ** 3),
   /** A live merge of one disk's overlay taking longer is aborted (the VM runs on, on its overlay) and retried. */
   overlayMergeTimeoutSeconds: z.number().int().min(10).default(3600),
-  /** Per-VM exceptions to the settings above (all but stallSeconds and overlayMergeTimeoutSeconds). */
+  /** Caps the live merge's I/O (MiB/s) so it does not starve the guests' own; unset: as fast as the storage goes. */
+  overlayMergeBandwidthMiBps: z.number().int().min(1).optional(),
+  /** Per-VM exceptions to the settings above (all but stallSeconds and the overlay merge's timeout and bandwidth). */
   perVm: z.record(vmName, z.strictObject(vmPolicy).partial()).default({}),
   /** VMs taken down at the same time. */
   concurrency: z.number().int().min(1).max(16).default(1),

@@ -10,6 +10,18 @@ export interface VmPutBack {
   error?: string;
 }
 
+/** A VM the guardian found running on overlays a run left (imaging: overlay), and what it did. */
+export interface OverlaysLeft {
+  vm: string;
+  /** The workflow ID of the run that left them, from the VM's lock (absent: the run had released it). */
+  leftBy?: string;
+  /** Disks merged back into their original files. */
+  merged: string[];
+  /** Overlay files deleted. */
+  removed: string[];
+  error?: string;
+}
+
 export interface GuardianSummary {
   checked: number;
   putBack: VmPutBack[];

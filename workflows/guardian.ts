@@ -1,12 +1,13 @@
 import { log, patched } from '@temporalio/workflow';
-import { GUARDIAN_GRACE_SECONDS, type GuardianSummary, type VmPutBack } from '../domain/guardian';
+import { GUARDIAN_GRACE_SECONDS, type GuardianSummary, type OverlaysLeft, type VmPutBack } from '../domain/guardian';
 import { remoteActivities } from './activity-proxies';
 import { failureText } from './failure-text';
 
-const { listHeldDown, endVmCopies, sendHeldDownAlert, findVmsOnOverlays, lockVm, unlockVm } = remoteActivities({
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
-});
+const { listHeldDown, endVmCopies, sendHeldDownAlert, sendOverlaysMergedAlert, findVmsOnOverlays, lockVm, unlockVm } =
+  remoteActivities({
+    startToCloseTimeout: '2 minutes',
+    retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
+  });
 const { ensureRunning } = remoteActivities({
   startToCloseTimeout: '5 minutes',
   // A few minutes of tries per guardian run; the next run (minutes later) tries again.
@@ -23,20 +24,30 @@ const { mergeOverlays } = remoteActivities({
  * Merges the overlays of VMs an `imaging: overlay` run left on them (killed mid-merge, terminated): only a VM
  * whose lock it can take, so never one a live run is imaging. The VMs keep running throughout.
  */
-async function mergeLeftOverlays(): Promise<string[]> {
-  const merged: string[] = [];
+async function mergeLeftOverlays(): Promise<OverlaysLeft[]> {
+  const left: OverlaysLeft[] = [];
   for (const vm of await findVmsOnOverlays()) {
-    if (!(await lockVm(vm)).acquired) continue; // its run is open: it merges them itself
+    const lock = await lockVm(vm);
+    if (!lock.acquired) continue; // its run is open: it merges them itself
+    const entry: OverlaysLeft = {
+      vm,
+      merged: [],
+      removed: [],
+      ...(lock.tookOverFrom && { leftBy: lock.tookOverFrom }),
+    };
     try {
-      await mergeOverlays(vm);
-      merged.push(vm);
+      const outcome = await mergeOverlays(vm);
+      entry.merged = outcome.merged;
+      entry.removed = outcome.removed;
     } catch (err) {
-      log.error('could not merge the overlays a run left', { vm, error: failureText(err) });
+      entry.error = failureText(err);
+      log.error('could not merge the overlays a run left', { vm, error: entry.error });
     } finally {
       await unlockVm(vm);
     }
+    left.push(entry);
   }
-  return merged;
+  return left;
 }
 
 /**
@@ -71,7 +82,10 @@ export async function vmGuardian(): Promise<GuardianSummary> {
     putBack.push(entry);
   }
   if (putBack.length > 0) await sendHeldDownAlert(putBack);
-  const overlaysMerged = patched('guardian-merges-overlays') ? await mergeLeftOverlays() : [];
+  const overlaysLeft = patched('guardian-merges-overlays') ? await mergeLeftOverlays() : [];
+  const toTell = overlaysLeft.filter((l) => l.error || l.merged.length > 0);
+  if (toTell.length > 0 && patched('guardian-alerts-merged-overlays')) await sendOverlaysMergedAlert(toTell);
+  const overlaysMerged = overlaysLeft.filter((l) => !l.error).map((l) => l.vm);
   return {
     checked: records.length,
     putBack,

@@ -13,19 +13,27 @@ import type { VmDisk } from './driver';
  * Next to the disk (not in the image area): QEMU may already write in that folder (permissions, SELinux or
  * AppArmor labels), the overlay grows with the guest's writes on the filesystem the guest writes to anyway,
  * and pruning the image area can never remove a running VM's data. The name alone tells whose file it is.
+ *
+ * A block device has no folder of its own to hold a file: its overlay goes in `BLOCK_OVERLAY_DIR` of the
+ * image area (beside the product's records, never pruned), named after the device path, URI-encoded
+ * (`%2Fdev%2Fvg0%2Fdb.cluster-backup-overlay-<stamp>.qcow2`), and is committed back into the device.
  */
 export const OVERLAY_MARK = '.cluster-backup-overlay-';
 const OVERLAY_NAME = /^(.+)\.cluster-backup-overlay-(\d{8}T\d{6}Z)\.qcow2$/s;
 const STAMP = /^\d{8}T\d{6}Z$/;
+/** Under the image area: the overlays of block-device disks. */
+export const BLOCK_OVERLAY_DIR = '.cluster-backup/overlays';
 
 export interface OverlayDisk {
   /** Device name inside the VM (vda). */
   target: string;
   /** The overlay the VM writes to. */
   overlay: string;
-  /** The original disk file, frozen under the overlay. */
+  /** The original disk file (or block device), frozen under the overlay. */
   base: string;
   baseFormat: string;
+  /** file: the original is a file; block: a block device (its disk is `type='block'` again once merged). */
+  baseType: 'file' | 'block';
   stamp: string;
 }
 
@@ -46,16 +54,39 @@ export interface MergeOptions {
   pollMs?: number;
 }
 
-/** The overlay next to `source` for the run `stamp`. */
-export function overlayPathFor(source: string, stamp: string): string {
+/**
+ * The overlay of `disk` for the run `stamp`: next to a disk file; in the image area's `BLOCK_OVERLAY_DIR` for
+ * a block device.
+ */
+export function overlayPathFor(disk: { source: string; type: string }, stamp: string, imageArea: string): string {
   if (!STAMP.test(stamp)) throw new Error(`bad stamp ${JSON.stringify(stamp)}`);
-  return `${source}${OVERLAY_MARK}${stamp}.qcow2`;
+  if (disk.type === 'block') {
+    return `${blockOverlayDir(imageArea)}/${encodeURIComponent(disk.source)}${OVERLAY_MARK}${stamp}.qcow2`;
+  }
+  return `${disk.source}${OVERLAY_MARK}${stamp}.qcow2`;
 }
 
-/** The original disk and the run stamp of one of our overlay files, or undefined for any other file. */
-export function parseOverlayPath(path: string): { base: string; stamp: string } | undefined {
+export function blockOverlayDir(imageArea: string): string {
+  return `${imageArea.replace(/\/+$/, '')}/${BLOCK_OVERLAY_DIR}`;
+}
+
+/** The original disk, its kind and the run stamp of one of our overlay files, or undefined for any other file. */
+export function parseOverlayPath(
+  path: string,
+): { base: string; stamp: string; baseType: 'file' | 'block' } | undefined {
   const match = OVERLAY_NAME.exec(path);
-  return match ? { base: match[1]!, stamp: match[2]! } : undefined;
+  if (!match) return undefined;
+  const [, named = '', stamp = ''] = match;
+  const folder = folderOf(named);
+  const encoded = named.slice(folder.length + 1);
+  if (folder.endsWith(`/${BLOCK_OVERLAY_DIR}`) && encoded.startsWith('%2F')) {
+    try {
+      return { base: decodeURIComponent(encoded), stamp, baseType: 'block' };
+    } catch {
+      return undefined; // not an encoding of ours
+    }
+  }
+  return { base: named, stamp, baseType: 'file' };
 }
 
 function child(parent: Element | undefined, name: string): Element | undefined {
@@ -85,13 +116,15 @@ export function overlayDisksFromXml(xml: string): (OverlayDisk & { baseKnown: bo
     const named = file ? parseOverlayPath(file) : undefined;
     if (!file || !target || !named) continue;
     const backing = child(disk, 'backingStore');
-    const backingFile = child(backing, 'source')?.getAttribute('file') ?? undefined;
+    const backingSource = child(backing, 'source');
+    const backingFile = backingSource?.getAttribute('file') || backingSource?.getAttribute('dev') || undefined;
     const backingFormat = child(backing, 'format');
     found.push({
       target,
       overlay: file,
       base: backingFile ?? named.base,
       baseFormat: backingFormat?.getAttribute('type') ?? '',
+      baseType: named.baseType,
       stamp: named.stamp,
       baseKnown: backingFile !== undefined,
     });
@@ -107,7 +140,13 @@ export function xmlWithOriginals(xml: string, disks: OverlayDisk[]): string {
     const ours = disks.find((d) => d.target === target);
     const source = child(disk, 'source');
     if (!ours || !source || source.getAttribute('file') !== ours.overlay) continue;
-    source.setAttribute('file', ours.base);
+    if (ours.baseType === 'block') {
+      disk.setAttribute('type', 'block');
+      source.removeAttribute('file');
+      source.setAttribute('dev', ours.base);
+    } else {
+      source.setAttribute('file', ours.base);
+    }
     child(disk, 'driver')?.setAttribute('type', ours.baseFormat);
     for (const backing of children(disk, 'backingStore')) disk.removeChild(backing);
   }
@@ -126,6 +165,7 @@ export function snapshotXml(domainXml: string, overlays: { target: string; overl
     const ours = overlays.find((o) => o.target === target);
     entry.setAttribute('snapshot', ours ? 'external' : 'no');
     if (ours) {
+      entry.setAttribute('type', 'file'); // the overlay is a file, whatever the original (a block device too)
       const driver = doc.createElement('driver');
       driver.setAttribute('type', 'qcow2');
       const source = doc.createElement('source');
@@ -218,6 +258,7 @@ export class Overlays {
         overlay: found.overlay,
         base: found.base,
         baseFormat: header.format || found.baseFormat,
+        baseType: found.baseType,
         stamp: found.stamp,
       });
     }
@@ -242,15 +283,17 @@ export class Overlays {
    * without snapshot metadata: libvirt creates the files and points the definition at them). Idempotent: a
    * retry finds the overlays of the same stamp already in place.
    */
-  async create(vm: string, disks: VmDisk[], stamp: string): Promise<OverlayDisk[]> {
+  async create(vm: string, disks: VmDisk[], stamp: string, imageArea: string): Promise<OverlayDisk[]> {
     if (await this.isActive(vm)) throw this.refuse(`${vm} is not shut off: overlays go on only while it is off`);
     const xml = await this.domainXml(vm, true);
     const existing = overlayDisksFromXml(xml);
     const older = existing.find((d) => d.stamp !== stamp);
     if (older) throw this.refuse(`${vm} disk ${older.target} is still on overlay ${older.overlay}: merge it first`);
-    const wanted = disks.map((d) => ({ ...d, overlay: overlayPathFor(d.source, stamp) }));
+    const wanted = disks.map((d) => ({ ...d, overlay: overlayPathFor(d, stamp, imageArea) }));
     const missing = wanted.filter((d) => !existing.some((e) => e.target === d.target));
     if (missing.length > 0) {
+      if (missing.some((d) => d.type === 'block'))
+        await this.ssh.run(['mkdir', '-p', '--', blockOverlayDir(imageArea)]);
       // A file of that name that the domain does not use is what a crashed attempt left: never data.
       await this.ssh.run(['rm', '-f', '--', ...missing.map((d) => d.overlay)]);
       await this.virshWithXml(
@@ -258,7 +301,14 @@ export class Overlays {
         snapshotXml(xml, missing),
       );
     }
-    return wanted.map((d) => ({ target: d.target, overlay: d.overlay, base: d.source, baseFormat: d.format, stamp }));
+    return wanted.map((d) => ({
+      target: d.target,
+      overlay: d.overlay,
+      base: d.source,
+      baseFormat: d.format,
+      baseType: d.type === 'block' ? 'block' : 'file',
+      stamp,
+    }));
   }
 
   async blockJob(vm: string, target: string): Promise<{ type: string; cur: number; end: number } | undefined> {
@@ -336,17 +386,23 @@ export class Overlays {
   }
 
   /**
-   * Overlay files next to `sources` that the domain no longer uses (a crash between the pivot or the
-   * define and the delete): the domain must not be on them, which the caller checks first.
+   * Overlay files of `disks` (next to a disk file, in the image area for a block device) that the domain no
+   * longer uses (a crash between the pivot or the define and the delete): the domain must not be on them,
+   * which the caller checks first.
    */
-  async strayOverlays(sources: string[], inUse: string[]): Promise<string[]> {
+  async strayOverlays(
+    disks: { source: string; type: string }[],
+    inUse: string[],
+    imageArea: string,
+  ): Promise<string[]> {
     const stray: string[] = [];
-    for (const source of sources) {
+    for (const disk of disks) {
+      const folder = disk.type === 'block' ? blockOverlayDir(imageArea) : folderOf(disk.source);
       const out = await this.ssh.run({
-        shell: `find ${quote(folderOf(source))} -maxdepth 1 -type f -name ${quote(`*${OVERLAY_MARK}*.qcow2`)} -print0`,
+        shell: `[ -d ${quote(folder)} ] || exit 0; find ${quote(folder)} -maxdepth 1 -type f -name ${quote(`*${OVERLAY_MARK}*.qcow2`)} -print0`,
       });
       for (const path of out.toString('utf8').split('\0').filter(Boolean)) {
-        if (parseOverlayPath(path)?.base === source && !inUse.includes(path)) stray.push(path);
+        if (parseOverlayPath(path)?.base === disk.source && !inUse.includes(path)) stray.push(path);
       }
     }
     return stray;

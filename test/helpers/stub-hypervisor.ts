@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { RemoteActivities, StoreActivities } from '../../activities';
 import type { Preflight, PreparedDisk } from '../../domain/vm-contracts';
 import type { HeldDownRecord, RunRef } from '../../adapters/hypervisor/vm-records';
+import type { OverlaysLeft } from '../../domain/guardian';
 import type { VmImage, WeeklySettings } from '../../domain/weekly-summary';
 import { RESTORE_STORE_ACTIVITIES } from '../../activities/restore';
 
@@ -39,6 +40,8 @@ export class StubHypervisor {
   readonly locks = new Map<string, RunRef>();
   readonly calls: string[] = [];
   readonly alerts: string[][] = [];
+  /** What each overlays-merged alert of the guardian said. */
+  readonly overlayAlerts: OverlaysLeft[][] = [];
   /** Sets that have partial images or running copies (discardPartials clears them). */
   readonly partials = new Set<string>();
   /** VMs running (or defined) on overlays (imaging: overlay). */
@@ -111,7 +114,9 @@ export class StubHypervisor {
         if (holder && holder.runId !== me.runId && !this.closedRuns.has(holder.runId))
           return { acquired: false, reason: `another run is working on this VM: ${holder.workflowId}` };
         this.locks.set(vm, me);
-        return { acquired: true };
+        return holder && holder.runId !== me.runId
+          ? { acquired: true, tookOverFrom: holder.workflowId }
+          : { acquired: true };
       },
       unlockVm: async (vm) => {
         await this.fault('unlockVm', vm);
@@ -221,6 +226,10 @@ export class StubHypervisor {
         })),
       sendHeldDownAlert: async (putBack) => {
         this.alerts.push(putBack.map((p) => p.vm));
+        return { to: 'outbox', path: '/dev/null' } as never;
+      },
+      sendOverlaysMergedAlert: async (left) => {
+        this.overlayAlerts.push(left);
         return { to: 'outbox', path: '/dev/null' } as never;
       },
     };

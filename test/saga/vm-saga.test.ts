@@ -475,6 +475,31 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
     assert.deepEqual(summary.overlaysMerged, ['db']);
     assert.deepEqual(stub.onOverlays, new Set(['web']));
     assert.equal(stub.locks.has('db'), false, 'the guardian released the lock it took');
+    assert.deepEqual(stub.overlayAlerts, [[{ vm: 'db', merged: ['vda'], removed: [] }]], 'one alert, for db only');
+  });
+
+  it('guardian: alerts naming the VM and the closed run that left it on overlays, and a merge that failed', async () => {
+    fresh().addVm('db').addVm('web');
+    stub.onOverlays.add('db').add('web');
+    stub.locks.set('db', { workflowId: 'vms-2026-W48', runId: 'r7' });
+    stub.closedRuns.add('r7');
+    stub.faults.mergeOverlays = (_attempt, vm) => (vm === 'web' ? 'fail-permanently' : undefined);
+    const summary = (await env.client.workflow.execute('vmGuardian', {
+      taskQueue: TASK_QUEUE,
+      workflowId: `guardian-${++seq}`,
+    })) as GuardianSummary;
+    assert.deepEqual(summary.overlaysMerged, ['db']);
+    assert.equal(stub.overlayAlerts.length, 1);
+    const [db, web] = stub.overlayAlerts[0]!;
+    assert.deepEqual(db, { vm: 'db', leftBy: 'vms-2026-W48', merged: ['vda'], removed: [] });
+    assert.equal(web!.vm, 'web');
+    assert.match(web!.error ?? '', /mergeOverlays failed for good/);
+  });
+
+  it('guardian: no overlays alert when no VM was on overlays', async () => {
+    fresh().addVm('db');
+    await env.client.workflow.execute('vmGuardian', { taskQueue: TASK_QUEUE, workflowId: `guardian-${++seq}` });
+    assert.deepEqual(stub.overlayAlerts, []);
   });
 
   it('guardian: starts a VM held down by a closed run and alerts; leaves one whose run is open and in budget', async () => {

@@ -116,8 +116,8 @@ describe('the example config', () => {
     const config = loadConfig(join(__dirname, '..', '..', '..', 'config', 'cluster-backup.example.yaml'));
     assert.equal(config.hypervisor?.vms, 'all-running');
     assert.equal(config.hypervisor?.perVm['legacy-windows']?.shutdownTimeoutSeconds, 600);
-    assert.equal(config.hypervisor?.imaging, 'offline');
-    assert.equal(config.hypervisor?.perVm.db?.imaging, 'overlay');
+    assert.equal(config.hypervisor?.imaging, 'overlay');
+    assert.equal(config.hypervisor?.perVm.appliance?.imaging, 'offline');
     assert.equal(config.supim?.daysBack, 2);
   });
 });

@@ -19,6 +19,7 @@ import type { WeeklySummary } from '../../domain/weekly-summary';
 import { startHypervisor, type SandboxGuest, type SandboxHypervisor } from '../../scripts/sandbox/libvirt-host';
 import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
 import { PROJECT_ROOT } from '../../scripts/sandbox/paths';
+import { guestWrite as writeIntoGuest, holds, markers, qemuPid, tickOf } from '../helpers/guest-disk';
 import { inProcessWorker, quietWorkerLogs, testDevServer } from '../helpers/temporal';
 
 quietWorkerLogs();
@@ -27,35 +28,6 @@ const QCOW = 'cbtest-overlay-qcow2';
 const RAW = "cbtest-overlay raw'data"; // a space and a quote in the name, and in its data disk's file name
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Sectors 0-2 of a disk (a file, or an overlay read through its backing chain): boot, state, tick markers. */
-function markers(root: string, file: string, format: string): [string, string, string] {
-  const raw = join(root, `markers-${process.hrtime.bigint()}.raw`);
-  execFileSync('qemu-img', ['convert', '-U', '-f', format, '-O', 'raw', file, raw]);
-  const head = readFileSync(raw).subarray(0, 1536);
-  rmSync(raw);
-  return [0, 1, 2].map((i) =>
-    head
-      .subarray(i * 512, (i + 1) * 512)
-      .toString()
-      .trim(),
-  ) as [string, string, string];
-}
-
-const tickOf = (marker: string) => Number(/^cbguest tick (\d+)$/.exec(marker)?.[1] ?? NaN);
-
-/** The PID of the QEMU running a guest: the same PID before and after means the guest never stopped. */
-function qemuPid(name: string): number | undefined {
-  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
-    try {
-      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (args.some((a) => a.startsWith(`guest=${name},`))) return Number(entry);
-    } catch {
-      // ended while we looked
-    }
-  }
-  return undefined;
-}
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -99,20 +71,8 @@ describe('imaging on qcow2 overlays on a real libvirt + QEMU hypervisor', { conc
   const liveXml = (vm: string) => hypervisor.virsh('dumpxml', '--domain', vm);
   const inactiveXml = (vm: string) => hypervisor.virsh('dumpxml', '--inactive', '--domain', vm);
   const overlayFiles = () => readdirSync(join(root, 'libvirt')).filter((f) => f.includes(OVERLAY_MARK));
-  /** Writes `MiB` mebibytes of `byte` at `offsetMiB` into a running guest's disk, as the guest would. */
   const guestWrite = (vm: string, target: string, byte: number, offsetMiB: number, mib: number) =>
-    hypervisor.virsh(
-      'qemu-monitor-command',
-      '--hmp',
-      '--domain',
-      vm,
-      `qemu-io -d /machine/peripheral/virtio-disk${target.charCodeAt(2) - 97}/virtio-backend "write -P 0x${byte.toString(16)} ${offsetMiB}M ${mib}M"`,
-    );
-  /** Every byte of `mib` MiB at `offsetMiB` in a raw file equals `byte`. */
-  const holds = (file: string, byte: number, offsetMiB: number, mib: number) => {
-    const data = readFileSync(file).subarray(offsetMiB * MiB, (offsetMiB + mib) * MiB);
-    return data.length === mib * MiB && data.every((b) => b === byte);
-  };
+    writeIntoGuest(hypervisor, vm, target, byte, offsetMiB, mib);
   const assertBackOnOriginals = async (vm: string, disks: PreparedDisk[]) => {
     for (const xml of [await liveXml(vm), await inactiveXml(vm)]) {
       assert.deepEqual(overlayDisksFromXml(xml), []);

@@ -115,6 +115,8 @@ describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { 
       ],
       hypervisor: {
         vms: [BIG],
+        // The faults of a VM down while it is imaged; overlay-faults.test.ts has those of `imaging: overlay`.
+        imaging: 'offline',
         shutdownTimeoutSeconds: 30,
         // Long enough to outlast a libvirtd restart while it shuts down.
         perVm: { [SMALL]: { shutdownTimeoutSeconds: 90 } },

@@ -59,6 +59,8 @@ describe('weekly VM backup on a real libvirt + QEMU hypervisor', { concurrency: 
       ],
       hypervisor: {
         vms: [ALPHA, BETA],
+        // The cycle with the VM down while imaged (kill -9 around createImage...); overlay.test.ts has overlay's.
+        imaging: 'offline',
         shutdownTimeoutSeconds: 30,
         perVm: {
           [IGNORES]: { shutdownTimeoutSeconds: 3 },
