@@ -12,6 +12,7 @@ import { newManifest } from '../adapters/image-sets/manifest';
 import { setVmsHeldDown } from '../adapters/metrics/backup-metrics';
 import { RemoteCommandError } from '../adapters/ssh/remote-command-error';
 import type { SshSession } from '../adapters/ssh/ssh-session';
+import type { HypervisorDriver, VmState } from '../adapters/hypervisor/driver';
 import { requireSection } from './config-section';
 import { withHypervisorSession, type HypervisorSession } from './hypervisor-session';
 import { runIsClosed } from './runs';
@@ -38,6 +39,27 @@ const POLL_MS = 500;
 const START_CONFIRM_SECONDS = 120;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The VM's state, waiting out libvirtd not answering (restarting: a transient error) until `deadline`
+ * (epoch ms); `onWait` hears why it waits. The guest does not need libvirtd meanwhile, nor does a copy.
+ */
+async function stateOnceAnswered(
+  driver: HypervisorDriver,
+  vm: string,
+  deadline: number,
+  onWait: (why: string) => void = () => undefined,
+): Promise<VmState> {
+  for (;;) {
+    try {
+      return await driver.state(vm);
+    } catch (err) {
+      if (!(err instanceof RemoteCommandError) || err.nonRetryable || Date.now() >= deadline) throw err;
+      onWait(`hypervisor not answering: ${err.message}`);
+      await sleep(POLL_MS * 4);
+    }
+  }
+}
 
 function currentRun(): RunRef {
   const run = Context.current().info.workflowExecution;
@@ -193,15 +215,7 @@ export function createHypervisorActivities({ config, openSsh, temporalClient }: 
     return withHypervisor(
       async ({ driver }) => {
         for (;;) {
-          let state;
-          try {
-            state = await driver.state(vm);
-          } catch (err) {
-            if (!(err instanceof RemoteCommandError) || err.nonRetryable || Date.now() >= deadline) throw err;
-            last = `hypervisor not answering: ${err.message}`;
-            await sleep(POLL_MS * 4);
-            continue;
-          }
+          const state = await stateOnceAnswered(driver, vm, deadline, (why) => (last = why));
           last = state.detail;
           if (state.state === 'shut-off') return 'shut-off';
           if (state.state === 'missing') throw ApplicationFailure.nonRetryable(`${vm} disappeared while stopping`);
@@ -225,8 +239,9 @@ export function createHypervisorActivities({ config, openSsh, temporalClient }: 
     const progress: ImagingProgress = { vm, disk: disk.target, step: 'imaging', readBytes: 0, writtenBytes: 0 };
     return withHypervisor(
       async ({ driver, sets, imaging, hv }) => {
-        // Imaging a disk the guest is writing would give a torn image: refuse unless it is off.
-        const state = await driver.state(vm);
+        // Imaging a disk the guest is writing would give a torn image: refuse unless it is off. A libvirtd
+        // restart between two disks' copies is waited out (the downtime budget bounds it all).
+        const state = await stateOnceAnswered(driver, vm, Date.now() + timeoutSeconds * 1000);
         if (state.state !== 'shut-off')
           throw ApplicationFailure.nonRetryable(`${vm} is ${state.detail}, not shut off: not imaging`);
         const final = sets.imagePath(vm, stamp, disk, disk.imageFormat);

@@ -322,7 +322,7 @@ describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { 
       await rebooted(vm);
 
       const next = await (await runWeekly([vm])).result();
-      assert.equal(next.vms[0]!.status, 'backed-up');
+      assert.equal(next.vms[0]!.status, 'backed-up', next.vms[0]!.reason);
       assert.equal(next.vms[0]!.wasRunning, true, 'backed up as a running VM, not "as found"');
       assert.match(await hypervisor.state(vm), /running/);
       await rebooted(vm);
