@@ -39,8 +39,9 @@ export function createGuardianActivities({ config, now = () => new Date() }: Gua
   /** Tells the weekly job's recipients which VMs a run left running on overlays, and that they were merged back. */
   async function sendOverlaysMergedAlert(left: OverlaysLeft[]): Promise<Delivery> {
     const names = left.map((l) => l.vm).join(', ');
+    const outcome = left.some((l) => l.error) ? 'NOT all merged back' : 'merged back';
     return alert(
-      `[cluster-backup] ALERT overlays a run left merged back: ${names}`,
+      `[cluster-backup] ALERT overlays a run left ${outcome}: ${names}`,
       left.map(
         (l) =>
           `${l.vm}: on overlays left by run ${l.leftBy ?? '(unknown: its lock was released)'}; ` +
