@@ -176,7 +176,8 @@ const storeSchema = z
   });
 
 const email = z.string().regex(/^[^\s@<>]+@[^\s@<>]+$/, 'is not an email address');
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1)$/;
+/** A loopback host, where plaintext never leaves the machine (SMTP without TLS, Temporal without TLS). */
+export const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1)$/;
 
 const mailSchema = z
   .strictObject({
@@ -313,6 +314,11 @@ const temporalSchema = z.strictObject({
     .optional(),
   /** API key (e.g. Temporal Cloud) read from this file; wins over $TEMPORAL_API_KEY and the profile's. */
   apiKeyFile: absolutePath.optional(),
+  /**
+   * Plaintext gRPC (no TLS) is only used to a loopback address unless this is true: for a Temporal server on
+   * a network you trust (workflow inputs and results, and any API key, travel unencrypted).
+   */
+  allowPlaintext: z.boolean().optional(),
 });
 
 const transferSchema = z.strictObject({

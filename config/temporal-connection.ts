@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
-import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow';
+import { normalizeTlsConfig, type TLSConfig } from '@temporalio/common/lib/internal-non-workflow';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
-import type { Config } from './schema';
+import { readSecretFileSync } from '../adapters/local/secret-file';
+import { LOOPBACK, type Config } from './schema';
 
 export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
 export const DEFAULT_TEMPORAL_NAMESPACE = 'default';
@@ -38,6 +39,8 @@ export interface ConnectionSources {
  * operator's shell for the `temporal` CLI must not send the backup's runs to another cluster. Leave a field
  * out of the file to let the profile or the environment decide it. The file's tls section replaces the
  * profile's TLS as a whole (its files belong together); its apiKeyFile wins over TEMPORAL_API_KEY.
+ * Whatever layer decided them: key files that others may read are refused (as the SSH key's is), and so is
+ * plaintext to an address that is not loopback unless temporal.allowPlaintext says so.
  */
 export function temporalConnection(config: Config, env: NodeJS.ProcessEnv = process.env): TemporalConnectionSettings {
   return resolveConnection(config, env).settings;
@@ -62,7 +65,9 @@ function resolveConnection(config: Config, env: NodeJS.ProcessEnv) {
           ? 'environment'
           : 'Temporal profile';
   const apiKeyFromProfile = typeof fromProfile.apiKey === 'string' ? fromProfile.apiKey : undefined;
-  const apiKey = t.apiKeyFile ? readFileSync(t.apiKeyFile, 'utf8').trim() : apiKeyFromProfile;
+  const apiKey = t.apiKeyFile
+    ? readSecretFileSync(t.apiKeyFile, 'Temporal API key file (temporal.apiKeyFile)').toString('utf8').trim()
+    : apiKeyFromProfile;
   const tls = t.tls ? tlsFromFiles(t.tls) : (fromProfile.tls ?? undefined);
   const metadata = fromProfile.metadata as Record<string, string> | undefined;
   const settings: TemporalConnectionSettings = {
@@ -72,10 +77,18 @@ function resolveConnection(config: Config, env: NodeJS.ProcessEnv) {
     ...(apiKey ? { apiKey } : {}),
     ...(metadata && Object.keys(metadata).length ? { metadata } : {}),
   };
+  const address = layer(t.address, fromProfile.address, ['TEMPORAL_ADDRESS']);
+  if (!usesTls(settings) && !t.allowPlaintext && !LOOPBACK.test(addressHost(settings.address))) {
+    throw new TemporalConnectionError(
+      `plaintext (no TLS) to the Temporal address ${settings.address} (from ${address}) is refused: it is not a ` +
+        'loopback address, and workflow inputs, results and API keys would cross the network unencrypted. ' +
+        'Set temporal.tls (or an API key), or temporal.allowPlaintext: true for a network you trust',
+    );
+  }
   return {
     settings,
     sources: {
-      address: layer(t.address, fromProfile.address, ['TEMPORAL_ADDRESS']),
+      address,
       namespace: layer(t.namespace, profile.namespace, ['TEMPORAL_NAMESPACE']),
       tls: layer(t.tls, fromProfile.tls, ['TEMPORAL_TLS', 'TEMPORAL_API_KEY']),
       apiKey: layer(t.apiKeyFile, apiKeyFromProfile, ['TEMPORAL_API_KEY']),
@@ -83,11 +96,32 @@ function resolveConnection(config: Config, env: NodeJS.ProcessEnv) {
   };
 }
 
+export class TemporalConnectionError extends Error {
+  override name = 'TemporalConnectionError';
+}
+
+/** As the Temporal SDK decides it: TLS when set (or an API key is given and TLS is not turned off). */
+function usesTls(s: TemporalConnectionSettings): boolean {
+  return normalizeTlsConfig(s.tls, s.apiKey) !== undefined;
+}
+
+/** The host part of `host:port` or `[v6]:port`. */
+function addressHost(address: string): string {
+  const bracketed = /^\[([^\]]*)\](:\d*)?$/.exec(address);
+  if (bracketed) return bracketed[1]!;
+  return address.split(':').length === 2 ? address.slice(0, address.lastIndexOf(':')) : address;
+}
+
 function tlsFromFiles(tls: NonNullable<Config['temporal']['tls']>): TLSConfig {
   return {
     ...(tls.caFile ? { serverRootCACertificate: readFileSync(tls.caFile) } : {}),
     ...(tls.certFile && tls.keyFile
-      ? { clientCertPair: { crt: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) } }
+      ? {
+          clientCertPair: {
+            crt: readFileSync(tls.certFile),
+            key: readSecretFileSync(tls.keyFile, 'Temporal mTLS key file (temporal.tls.keyFile)'),
+          },
+        }
       : {}),
     ...(tls.serverName ? { serverNameOverride: tls.serverName } : {}),
   };
@@ -95,7 +129,7 @@ function tlsFromFiles(tls: NonNullable<Config['temporal']['tls']>): TLSConfig {
 
 /** One line for logs and `config check`: where it connects and how, never a key. */
 export function describeConnection(s: TemporalConnectionSettings, from: ConnectionSources): string {
-  const security = [s.tls ? 'TLS' : 'plaintext', ...(s.apiKey ? ['API key'] : [])].join(' + ');
+  const security = [usesTls(s) ? 'TLS' : 'plaintext', ...(s.apiKey ? ['API key'] : [])].join(' + ');
   return `${s.address} (from ${from.address}), namespace ${s.namespace} (from ${from.namespace}), ${security}`;
 }
 

@@ -1,7 +1,17 @@
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 export class SecretFileExposedError extends Error {
   override name = 'SecretFileExposedError';
+}
+
+function refuseExposed(mode: number, path: string, what: string): void {
+  if (!(mode & 0o077)) return;
+  const octal = (mode & 0o777).toString(8).padStart(4, '0');
+  throw new SecretFileExposedError(
+    `${what} ${path} is accessible by others (mode ${octal}): it is refused, as OpenSSH refuses such keys. ` +
+      `Fix: chmod 600 ${path} (and make sure it is owned by the user the worker runs as)`,
+  );
 }
 
 /**
@@ -11,16 +21,20 @@ export class SecretFileExposedError extends Error {
 export async function readSecretFile(path: string, what: string): Promise<Buffer> {
   const file = await open(path, 'r');
   try {
-    const mode = (await file.stat()).mode & 0o777;
-    if (mode & 0o077) {
-      const octal = mode.toString(8).padStart(4, '0');
-      throw new SecretFileExposedError(
-        `${what} ${path} is accessible by others (mode ${octal}): it is refused, as OpenSSH refuses such keys. ` +
-          `Fix: chmod 600 ${path} (and make sure it is owned by the user the worker runs as)`,
-      );
-    }
+    refuseExposed((await file.stat()).mode, path, what);
     return await file.readFile();
   } finally {
     await file.close();
+  }
+}
+
+/** readSecretFile for the few places that must stay synchronous (the Temporal connection settings). */
+export function readSecretFileSync(path: string, what: string): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    refuseExposed(fstatSync(fd).mode, path, what);
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }

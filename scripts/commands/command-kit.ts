@@ -2,7 +2,8 @@ import { isGrpcServiceError, type Client } from '@temporalio/client';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ConfigError, loadConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
-import { temporalConnection } from '../../config/temporal-connection';
+import { TemporalConnectionError, temporalConnection } from '../../config/temporal-connection';
+import { SecretFileExposedError } from '../../adapters/local/secret-file';
 import { calendarDay } from '../../domain/julian-day';
 import { connectClient } from './temporal-client';
 
@@ -37,6 +38,8 @@ const GRPC_UNAVAILABLE = 14;
 
 export function exitCodeOf(err: unknown): number {
   if (err instanceof UsageError || err instanceof ConfigError || err instanceof InvalidArgumentError) return EXIT.usage;
+  // Refused connection settings (plaintext to a remote address, a key file others can read): fix the config.
+  if (err instanceof TemporalConnectionError || err instanceof SecretFileExposedError) return EXIT.usage;
   if (err instanceof TemporalUnreachableError) return EXIT.unreachable;
   if (isGrpcServiceError(err) && err.code === GRPC_UNAVAILABLE) return EXIT.unreachable;
   return EXIT.error;

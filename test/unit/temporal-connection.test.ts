@@ -1,10 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../../config/load';
-import { connectionSources, describeConnection, temporalConnection } from '../../config/temporal-connection';
+import {
+  connectionSources,
+  describeConnection,
+  TemporalConnectionError,
+  temporalConnection,
+} from '../../config/temporal-connection';
+import { SecretFileExposedError } from '../../adapters/local/secret-file';
 
 const hosts = {
   compute: { host: '127.0.0.2', port: 2222, user: 'supim', privateKeyFile: 'keys/id', knownHostsFile: '/etc/kh' },
@@ -21,7 +27,8 @@ function fixture() {
     'api-key': 'key-from-file\n',
     'profile-ca.pem': 'PROFILE-CA',
   })) {
-    writeFileSync(join(dir, name), text);
+    // The key files as an operator must leave them: readable by the worker's user only.
+    writeFileSync(join(dir, name), text, { mode: name.endsWith('.pem') ? 0o644 : 0o600 });
   }
   const profileFile = join(dir, 'temporal.toml');
   writeFileSync(
@@ -60,7 +67,8 @@ describe('Temporal connection settings: defaults < Temporal profile < TEMPORAL_*
 
   it('takes the Temporal profile (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE) when the config file leaves fields out', () => {
     const { config, profileFile } = fixture();
-    const byDefault = temporalConnection(config({}), { TEMPORAL_CONFIG_FILE: profileFile });
+    // The default profile has no TLS: plaintext to profile-default is only taken with allowPlaintext.
+    const byDefault = temporalConnection(config({ allowPlaintext: true }), { TEMPORAL_CONFIG_FILE: profileFile });
     assert.equal(byDefault.address, 'profile-default:7233');
     assert.equal(byDefault.namespace, 'profile-ns');
     const cluster = temporalConnection(config({}), { TEMPORAL_CONFIG_FILE: profileFile, TEMPORAL_PROFILE: 'cluster' });
@@ -143,5 +151,85 @@ describe('Temporal connection settings: defaults < Temporal profile < TEMPORAL_*
       'profile-default:7233 (from Temporal profile), namespace profile-ns (from Temporal profile), TLS + API key',
     );
     assert.doesNotMatch(line, /key-from/);
+  });
+
+  it('refuses plaintext to an address that is not loopback unless temporal.allowPlaintext says so', () => {
+    const { config, noProfile, profileFile } = fixture();
+    const refused = (temporal: Record<string, unknown>, env: NodeJS.ProcessEnv) =>
+      assert.throws(
+        () => temporalConnection(config(temporal), env),
+        (err: unknown) =>
+          err instanceof TemporalConnectionError &&
+          /plaintext \(no TLS\) to the Temporal address .* is refused/.test(err.message) &&
+          /temporal\.tls/.test(err.message) &&
+          /temporal\.allowPlaintext: true/.test(err.message),
+      );
+    refused({ address: 'temporal.cluster:7233' }, noProfile);
+    refused({ address: '10.0.0.5:7233' }, noProfile);
+    refused({ address: '[2001:db8::1]:7233' }, noProfile);
+    refused({}, { ...noProfile, TEMPORAL_ADDRESS: 'temporal.cluster:7233' });
+    refused({}, { TEMPORAL_CONFIG_FILE: profileFile }); // the profile's address, no TLS anywhere
+    // The profile turns TLS on, the environment turns it off again: plaintext after all.
+    refused({}, { TEMPORAL_CONFIG_FILE: profileFile, TEMPORAL_PROFILE: 'cluster', TEMPORAL_TLS: 'false' });
+    assert.throws(() => connectionSources(config({ address: 'temporal.cluster:7233' }), noProfile), /is refused/);
+
+    // Loopback, in every spelling, stays plaintext-capable: the dev server and tests.
+    for (const address of ['127.0.0.1:7233', '127.0.0.2:7233', 'localhost:7233', '[::1]:7233'])
+      assert.equal(temporalConnection(config({ address }), noProfile).address, address);
+    // TLS (from the file, the profile, or an API key that turns it on) is what makes a remote address fine.
+    const { dir } = fixture();
+    const tls = temporalConnection(
+      config({ address: 'temporal.cluster:7233', tls: { caFile: join(dir, 'ca.pem') } }),
+      noProfile,
+    );
+    assert.ok(tls.tls);
+    assert.equal(
+      temporalConnection(config({}), { TEMPORAL_CONFIG_FILE: profileFile, TEMPORAL_PROFILE: 'cluster' }).address,
+      'profile-cluster:7233',
+    );
+    const withKey = temporalConnection(config({ address: 'temporal.cluster:7233', apiKeyFile: 'api-key' }), noProfile);
+    assert.equal(
+      describeConnection(
+        withKey,
+        connectionSources(config({ address: 'temporal.cluster:7233', apiKeyFile: 'api-key' }), noProfile),
+      ).endsWith('TLS + API key'),
+      true,
+    );
+    // The explicit opt-in.
+    const opted = config({ address: 'temporal.cluster:7233', allowPlaintext: true });
+    assert.equal(temporalConnection(opted, noProfile).address, 'temporal.cluster:7233');
+    assert.match(
+      describeConnection(temporalConnection(opted, noProfile), connectionSources(opted, noProfile)),
+      /plaintext$/,
+    );
+    assert.throws(() => config({ allowPlaintext: 'yes' }), /allowPlaintext/);
+  });
+
+  it('refuses an API key file or an mTLS key file that others can read, as the SSH key is refused', () => {
+    const { config, dir, noProfile } = fixture();
+    const local = { address: '127.0.0.1:7233' };
+    for (const [file, temporal, what] of [
+      ['api-key', { ...local, apiKeyFile: 'api-key' }, /Temporal API key file \(temporal\.apiKeyFile\)/],
+      [
+        'client.key',
+        { ...local, tls: { certFile: 'client.pem', keyFile: 'client.key' } },
+        /Temporal mTLS key file \(temporal\.tls\.keyFile\)/,
+      ],
+    ] as const) {
+      const settings = config(temporal);
+      assert.ok(temporalConnection(settings, noProfile), `${file} at 0600 is taken`);
+      for (const mode of [0o640, 0o604, 0o620]) {
+        chmodSync(join(dir, file), mode);
+        assert.throws(
+          () => temporalConnection(settings, noProfile),
+          (err: unknown) =>
+            err instanceof SecretFileExposedError &&
+            what.test(err.message) &&
+            err.message.includes(`${join(dir, file)} is accessible by others (mode 0${mode.toString(8)})`) &&
+            err.message.includes(`chmod 600 ${join(dir, file)}`),
+        );
+      }
+      chmodSync(join(dir, file), 0o600);
+    }
   });
 });
