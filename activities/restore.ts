@@ -21,7 +21,7 @@ import { restoredDomainXml, RestoreXmlError } from '../adapters/hypervisor/resto
 import { LocalImageSets } from '../adapters/image-sets/local-image-sets';
 import { requireStoreRoot } from '../adapters/local/store-root';
 import { readRestoreTestLog, recordRestoreTestResult } from '../adapters/image-sets/restore-test-log';
-import type { ManifestImage } from '../adapters/image-sets/manifest';
+import { MANIFEST, ManifestError, type ManifestImage } from '../adapters/image-sets/manifest';
 import { Mailer } from '../adapters/mail/mailer';
 import { quote } from '../adapters/ssh/shell-quote';
 import type { SshSession } from '../adapters/ssh/ssh-session';
@@ -102,7 +102,10 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
       throw refuse(`no verified set ${chosen} of ${JSON.stringify(vm)} in the store (have: ${have})`, 'NoSuchSet');
     }
     const dir = images.setDir(vm, chosen);
-    const manifest = await images.readManifest(vm, chosen);
+    const manifest = await images.readManifest(vm, chosen).catch((err: unknown) => {
+      if (err instanceof ManifestError) throw refuse(`${vm}/${chosen}/${MANIFEST} ${err.message}`, 'DamagedSet');
+      throw err;
+    });
     if (!manifest) throw refuse(`${vm}/${chosen} has no manifest`, 'NoSuchSet');
     for (const image of manifest.images) {
       const size = await stat(join(dir, image.file)).then(

@@ -73,7 +73,7 @@ export class LocalImageSets implements ImageSets {
       if (err.code === 'ENOENT') return undefined;
       throw err;
     });
-    return text === undefined ? undefined : parseManifest(text);
+    return text === undefined ? undefined : parseManifest(text, { vm, stamp });
   }
 
   /** Re-reads a set's images and compares them with its manifest: what a restore would rely on. */

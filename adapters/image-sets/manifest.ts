@@ -95,8 +95,12 @@ function imageFrom(raw: Record<string, unknown>, index: number): ManifestImage {
   };
 }
 
-/** Reads a manifest of either version; a damaged one is a ManifestError saying what is wrong. */
-export function parseManifest(text: string): SetManifest {
+/**
+ * Reads a manifest of either version found in the folder of set `folder.vm`/`folder.stamp`; a damaged one is
+ * a ManifestError saying what is wrong. A manifest is not signed: one that names another VM or stamp than
+ * its folder (copied or moved there by hand) is refused, so a restore never takes one VM's set for another's.
+ */
+export function parseManifest(text: string, folder: { vm: string; stamp: string }): SetManifest {
   let raw: Record<string, unknown>;
   try {
     raw = JSON.parse(text) as Record<string, unknown>;
@@ -107,12 +111,20 @@ export function parseManifest(text: string): SetManifest {
   const version = raw.version ?? 1;
   if (version !== 1 && version !== MANIFEST_VERSION) throw new ManifestError(`unknown version ${String(version)}`);
   if (!Array.isArray(raw.images) || raw.images.length === 0) throw new ManifestError('lists no images');
+  const images = raw.images.map((image, i) => imageFrom((image ?? {}) as Record<string, unknown>, i));
+  for (const key of ['vm', 'stamp'] as const) {
+    if (raw[key] !== folder[key])
+      throw new ManifestError(
+        `says ${key} ${JSON.stringify(raw[key] ?? null)}, but it is in the folder of ${folder.vm}/${folder.stamp}: ` +
+          'refused (moved or copied from another set?)',
+      );
+  }
   const completedAt = raw.completedAt ?? raw.storedAt ?? raw.verifiedAt;
   return {
     version: MANIFEST_VERSION,
-    vm: String(raw.vm ?? ''),
-    stamp: String(raw.stamp ?? ''),
-    images: raw.images.map((image, i) => imageFrom((image ?? {}) as Record<string, unknown>, i)),
+    vm: folder.vm,
+    stamp: folder.stamp,
+    images,
     ...(typeof raw.domainXml === 'string' ? { domainXml: raw.domainXml } : {}),
     completedAt: typeof completedAt === 'string' ? completedAt : '',
     tool: typeof raw.tool === 'string' ? raw.tool : 'cluster-backup',

@@ -93,7 +93,7 @@ export class RemoteImageSets implements ImageSets {
     const result = await this.ssh.exec({ shell: `[ -f ${quote(path)} ] || exit 3; cat ${quote(path)}` });
     if (result.exitCode === 3) return undefined;
     if (result.exitCode !== 0) throw this.ssh.commandFailure(`cat ${path}`, result);
-    return parseManifest(result.stdout.toString('utf8'));
+    return parseManifest(result.stdout.toString('utf8'), { vm, stamp });
   }
 
   async writeManifest(vm: string, stamp: string, manifest: SetManifest): Promise<string> {

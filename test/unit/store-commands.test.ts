@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import { createRestoreActivities } from '../../activities/restore';
 import { createStoreActivities } from '../../activities/store';
 import { initStoreRoot } from '../../adapters/local/store-root';
 import { parseConfig } from '../../config/load';
@@ -107,6 +109,44 @@ describe('store verify: a scrub of the backup store against its manifests', () =
     const hostile = cli('--vm', '../alpha');
     assert.notEqual(hostile.status, 0);
     assert.match(hostile.stderr, /VM name "\.\.\/alpha"/);
+  });
+
+  it('refuses a manifest that names another VM or stamp than its folder, in a scrub and in a restore', async () => {
+    // alpha's intact set copied by hand under another VM's name, and under a newer stamp of alpha's own.
+    const LATER = '20261115T050000Z';
+    const copies = [join(storeRoot, 'delta', OLD), join(storeRoot, 'alpha', LATER)];
+    for (const copy of copies) cpSync(join(storeRoot, 'alpha', OLD), copy, { recursive: true });
+    try {
+      const lines: string[] = [];
+      const { checks, ok } = await verifyStore(config, ['delta', 'alpha'], (line) => lines.push(line));
+      assert.equal(ok, false);
+      assert.deepEqual(
+        checks.map((c) => `${c.vm}/${c.stamp} ${c.state}`),
+        [`delta/${OLD} damaged`, `alpha/${OLD} ok`, `alpha/${NEW} damaged`, `alpha/${LATER} damaged`],
+      );
+      const text = lines.join('\n');
+      assert.match(
+        text,
+        new RegExp(`delta/${OLD}: DAMAGED: manifest\\.json says vm "alpha", but it is in the folder of delta/${OLD}`),
+      );
+      assert.match(
+        text,
+        new RegExp(
+          `alpha/${LATER}: DAMAGED: manifest\\.json says stamp "${OLD}", but it is in the folder of alpha/${LATER}`,
+        ),
+      );
+
+      // A restore reads the same manifest: refused for good (not retried), whether the stamp is asked for or not.
+      const { readStoredSet } = createRestoreActivities({ config, openSsh: () => Promise.reject(new Error('no SSH')) });
+      const refused = (pattern: RegExp) => (err: unknown) =>
+        err instanceof ApplicationFailure && err.nonRetryable && err.type === 'DamagedSet' && pattern.test(err.message);
+      await assert.rejects(runActivity(readStoredSet, 'delta', OLD), refused(/manifest\.json says vm "alpha"/));
+      await assert.rejects(runActivity(readStoredSet, 'alpha', undefined), refused(new RegExp(`says stamp "${OLD}"`)));
+      assert.equal((await runActivity(readStoredSet, 'alpha', OLD)).stamp, OLD, 'the real set is still restorable');
+    } finally {
+      for (const copy of copies) rmSync(copy, { recursive: true, force: true });
+      rmSync(join(storeRoot, 'delta'), { recursive: true, force: true });
+    }
   });
 });
 
