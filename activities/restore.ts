@@ -17,7 +17,7 @@ import { restoreReport, type RestoreReportRequest } from '../domain/restore-repo
 import { unsafeVmNameReason } from '../domain/vm-names';
 import { bootProbe, type BootProbeResult } from '../adapters/hypervisor/boot-probe';
 import { LibvirtDriver } from '../adapters/hypervisor/libvirt-driver';
-import { restoredDomainXml, RestoreXmlError } from '../adapters/hypervisor/restore-xml';
+import { type RestoredDomain, restoredDomainXml, RestoreXmlError } from '../adapters/hypervisor/restore-xml';
 import { LocalImageSets } from '../adapters/image-sets/local-image-sets';
 import { requireStoreRoot } from '../adapters/local/store-root';
 import { readRestoreTestLog, recordRestoreTestResult } from '../adapters/image-sets/restore-test-log';
@@ -267,8 +267,9 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
   }
 
   /**
-   * Defines the copy from the saved XML (see restoredDomainXml). Idempotent: a domain of that name with this
-   * UUID is this restore's own (a retry); any other domain of that name is refused, never touched.
+   * Defines the copy from the saved XML (see restoredDomainXml) and returns the devices left out of it (tied
+   * to the host). Idempotent: a domain of that name with this UUID is this restore's own (a retry); any other
+   * domain of that name is refused, never touched.
    */
   async function defineRestoredVm(
     savedXml: string,
@@ -276,8 +277,22 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
     uuid: string,
     network: RestoreNetwork,
     from: string,
-  ): Promise<void> {
+  ): Promise<string[]> {
     const hv = requireSection(config.hypervisor, 'hypervisor');
+    let copy: RestoredDomain;
+    try {
+      copy = restoredDomainXml(savedXml, {
+        name: plan.domain,
+        uuid,
+        disks: plan.targets.map((t) => ({ target: t.disk, path: t.pushPath, format: t.format })),
+        network,
+        consoleDir: plan.dir!,
+        description: `restored by cluster-backup from ${from}`,
+      });
+    } catch (err) {
+      if (err instanceof RestoreXmlError) throw refuse(err.message, 'RestoreXmlError');
+      throw err;
+    }
     await withHypervisor(async (ssh, driver) => {
       if ((await driver.state(plan.domain)).state !== 'missing') {
         const existing = await ssh.run(['virsh', '-q', '-c', hv.uri, 'domuuid', '--domain', plan.domain]);
@@ -287,24 +302,11 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
           'RestoreNameExists',
         );
       }
-      let xml: string;
-      try {
-        xml = restoredDomainXml(savedXml, {
-          name: plan.domain,
-          uuid,
-          disks: plan.targets.map((t) => ({ target: t.disk, path: t.pushPath, format: t.format })),
-          network,
-          consoleDir: plan.dir!,
-          description: `restored by cluster-backup from ${from}`,
-        });
-      } catch (err) {
-        if (err instanceof RestoreXmlError) throw refuse(err.message, 'RestoreXmlError');
-        throw err;
-      }
       const file = `${plan.dir}/domain.xml`;
-      await ssh.run({ shell: `cat > ${quote(file)}` }, { input: xml });
+      await ssh.run({ shell: `cat > ${quote(file)}` }, { input: copy.xml });
       await ssh.run(['virsh', '-q', '-c', hv.uri, 'define', file]);
     });
+    return copy.removed;
   }
 
   /** mode replace, VM shut off: each disk file is kept under its before-restore name, the image takes its place. */

@@ -24,6 +24,7 @@ function vmLines(r: RestoreVmResult): { subject: string; lines: string[] } {
         (p.resumedAt ? ` (resumed at ${formatBytes(p.resumedAt)})` : ''),
     ),
     ...r.keptAs.map((k) => `Previous disk kept as ${k} (never deleted by cluster-backup).`),
+    ...(r.leftOut ?? []).map((d) => `Left out of the copy (tied to the original's host): ${d}.`),
     ...(r.domain ? [`Domain ${r.domain}: ${r.state ?? '?'}.`] : []),
     `Steps: ${r.steps.map((s) => `${s.step} ${formatDuration(s.ms)}`).join(', ') || '-'}.`,
   ];

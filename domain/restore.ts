@@ -68,6 +68,11 @@ export interface RestoreVmResult {
   pushed: PushedImage[];
   /** mode replace: the disk files that were in place before, kept under these names. */
   keptAs: string[];
+  /**
+   * mode as: devices of the saved definition left out of the copy because they tie a domain to the host
+   * (shared host folders, passed-through devices; see restoredDomainXml), one line each.
+   */
+  leftOut?: string[];
   /** The state the restored domain was left in. */
   state?: string;
   reason?: string;

@@ -116,9 +116,10 @@ export async function restoreVm(request: RestoreVmRequest): Promise<RestoreVmRes
         }
         if (mode === 'as') {
           const uuid = uuid4();
-          await step('defining', () =>
+          const leftOut = await step('defining', () =>
             quick.defineRestoredVm(set.domainXml!, planned, uuid, request.network ?? 'link-down', `${vm}/${set.stamp}`),
           );
+          if (leftOut?.length) result.leftOut = leftOut; // histories before it returned nothing
           defined = true;
           if (request.start) await step('starting', () => quick.ensureRunning(planned.domain));
           return;

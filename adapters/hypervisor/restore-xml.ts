@@ -25,6 +25,13 @@ export interface RestoreXmlOptions {
   newMac?: () => string;
 }
 
+/** A copy's definition, and what of the saved one it left out because it ties a domain to the host. */
+export interface RestoredDomain {
+  xml: string;
+  /** One line per device left out, e.g. `<filesystem> type=mount, source dir=/srv/share, target dir=share`. */
+  removed: string[];
+}
+
 export class RestoreXmlError extends Error {
   override name = 'RestoreXmlError';
 }
@@ -38,8 +45,11 @@ function elements(parent: Document | Element, tag: string): Element[] {
   return Array.from(parent.getElementsByTagName(tag));
 }
 
+/** The child elements named `tag` (every one with `*`), as getElementsByTagName without the grandchildren. */
 function directChildren(parent: Element, tag: string): Element[] {
-  return Array.from(parent.childNodes).filter((n): n is Element => n.nodeType === 1 && n.nodeName === tag);
+  return Array.from(parent.childNodes).filter(
+    (n): n is Element => n.nodeType === 1 && (tag === '*' || n.nodeName === tag),
+  );
 }
 
 function firstChild(parent: Element, tag: string): Element | undefined {
@@ -61,13 +71,59 @@ function remove(node: Element): void {
 }
 
 /**
+ * Devices bound to the host's live resources rather than to the VM's disks: a host folder shared into the
+ * guest, a passed-through PCI/USB/SCSI device (or network function), USB redirection, a smartcard, memory
+ * shared with other domains, the host's TPM, input or serial device. A copy that kept them would mount the
+ * live folder read-write, take the device from the original or share its memory.
+ */
+function hostBound(device: Element): boolean {
+  const type = device.getAttribute('type');
+  switch (device.nodeName) {
+    case 'filesystem':
+    case 'hostdev':
+    case 'redirdev':
+    case 'smartcard':
+    case 'shmem':
+      return true;
+    case 'interface':
+      return type === 'hostdev';
+    case 'tpm':
+      return directChildren(device, 'backend').some((b) => b.getAttribute('type') === 'passthrough');
+    case 'input':
+      return type === 'passthrough' || type === 'evdev';
+    case 'serial':
+    case 'parallel':
+    case 'console':
+    case 'channel':
+      return type === 'dev';
+    default:
+      return false;
+  }
+}
+
+/** A device in one line, for the restore's result and report: its attributes, its source's and target's. */
+function describeDevice(device: Element): string {
+  const attributes = (e: Element | undefined, prefix = '') =>
+    e ? Array.from(e.attributes).map((a) => `${prefix}${a.name}=${a.value}`) : [];
+  const source = firstChild(device, 'source');
+  const details = [
+    ...attributes(device),
+    ...attributes(source, 'source '),
+    ...(source ? elements(source, '*').flatMap((e) => attributes(e, `source ${e.nodeName} `)) : []),
+    ...attributes(firstChild(device, 'target'), 'target '),
+  ];
+  return `<${device.nodeName}> ${details.join(', ')}`.trimEnd();
+}
+
+/**
  * The saved definition of a VM (`virsh dumpxml --inactive`) turned into a new domain that cannot clash with
  * the original: new name and UUID, new MAC addresses, the restored images as its disks, network interfaces
- * removed or with their link down (unless kept), file-backed consoles moved next to the restored disks, and
- * anything secret (passwords, auth references) stripped. A disk of the saved XML with no restored image is
- * refused: the copy would otherwise write into the original's disk.
+ * removed or with their link down (unless kept), file-backed consoles moved next to the restored disks,
+ * devices tied to the host left out (see hostBound; listed in `removed`), and anything secret (passwords,
+ * auth references) stripped. A disk of the saved XML with no restored image is refused: the copy would
+ * otherwise write into the original's disk.
  */
-export function restoredDomainXml(savedXml: string, options: RestoreXmlOptions): string {
+export function restoredDomainXml(savedXml: string, options: RestoreXmlOptions): RestoredDomain {
   let doc: Document;
   try {
     doc = new DOMParser().parseFromString(savedXml, 'text/xml');
@@ -96,6 +152,12 @@ export function restoredDomainXml(savedXml: string, options: RestoreXmlOptions):
   }
 
   const devices = firstChild(domain, 'devices');
+  const removed: string[] = [];
+  for (const device of devices ? directChildren(devices, '*') : []) {
+    if (!hostBound(device)) continue;
+    removed.push(describeDevice(device));
+    remove(device);
+  }
   const wanted = new Map(options.disks.map((d) => [d.target, d]));
   const placed = new Set<string>();
   for (const disk of devices ? directChildren(devices, 'disk') : []) {
@@ -169,17 +231,19 @@ export function restoredDomainXml(savedXml: string, options: RestoreXmlOptions):
   for (const e of elements(domain, '*')) if (e.hasAttribute('passwd')) e.removeAttribute('passwd');
   for (const auth of elements(domain, 'auth')) remove(auth);
 
-  return new XMLSerializer().serializeToString(doc);
+  return { xml: new XMLSerializer().serializeToString(doc), removed };
 }
 
-/** The throw-away definition of a boot test: no network at all, and only a serial console to read. */
+/**
+ * The throw-away definition of a boot test: a copy as restoredDomainXml makes it (nothing tied to the host),
+ * with no network at all and only a serial console to read.
+ */
 export function bootProbeXml(savedXml: string, options: Omit<RestoreXmlOptions, 'network'>, consoleLog: string) {
-  const xml = restoredDomainXml(savedXml, { ...options, network: 'remove' });
+  const { xml } = restoredDomainXml(savedXml, { ...options, network: 'remove' });
   const doc = new DOMParser().parseFromString(xml, 'text/xml');
   const devices = firstChild(doc.documentElement!, 'devices');
   if (!devices) throw new RestoreXmlError('the saved domain has no <devices>');
-  for (const tag of ['serial', 'console', 'channel', 'hostdev', 'redirdev', 'filesystem', 'smartcard'])
-    for (const e of directChildren(devices, tag)) remove(e);
+  for (const tag of ['serial', 'console', 'channel']) for (const e of directChildren(devices, tag)) remove(e);
   const serial = doc.createElement('serial');
   serial.setAttribute('type', 'file');
   const source = doc.createElement('source');

@@ -136,6 +136,7 @@ export function formatRestoreVm(r: RestoreVmResult): string {
       `  ${p.disk}: ${formatBytes(p.bytes)} -> ${p.path} (SHA-256 on arrival = manifest ${p.sha256.slice(0, 16)}…)`,
     );
   for (const k of r.keptAs) lines.push(`  previous disk kept as ${k}`);
+  for (const d of r.leftOut ?? []) lines.push(`  left out of the copy (tied to the host): ${d}`);
   if (r.domain) lines.push(`  domain ${JSON.stringify(r.domain)}: ${r.state ?? '?'}`);
   lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${formatDuration(s.ms)}`).join(', ')}`);
   return lines.join('\n');

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DOMParser } from '@xmldom/xmldom';
 import { bootProbeXml, restoredDomainXml, RestoreXmlError } from '../../adapters/hypervisor/restore-xml';
-import { isoDateOfDayLabel, nextVmToTest } from '../../domain/restore';
-import { restoreVmRequest as restoreVmRequestOk } from '../../scripts/commands/restore';
+import { isoDateOfDayLabel, nextVmToTest, type RestoreVmResult } from '../../domain/restore';
+import { restoreReport } from '../../domain/restore-report';
+import { formatRestoreVm, restoreVmRequest as restoreVmRequestOk } from '../../scripts/commands/restore';
 
 const SAVED = `<domain type='kvm'>
   <name>db &amp; "primary"</name>
@@ -47,6 +48,44 @@ const SAVED = `<domain type='kvm'>
   </devices>
 </domain>`;
 
+/** A VM wired to its host: a shared folder, passed-through devices, shared memory, the host's TPM and tty. */
+const HOST_BOUND = `<domain type='kvm'>
+  <name>files</name>
+  <uuid>5dea22b3-1d52-d8f3-2516-782e98ab3fa1</uuid>
+  <memory unit='KiB'>1048576</memory>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/var/lib/libvirt/images/files.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <filesystem type='mount' accessmode='passthrough'>
+      <driver type='virtiofs'/>
+      <source dir='/srv/projects'/>
+      <target dir='projects'/>
+    </filesystem>
+    <hostdev mode='subsystem' type='pci' managed='yes'>
+      <source><address domain='0x0000' bus='0x03' slot='0x00' function='0x0'/></source>
+    </hostdev>
+    <hostdev mode='subsystem' type='usb'><source><vendor id='0x1234'/><product id='0xbeef'/></source></hostdev>
+    <interface type='hostdev' managed='yes'>
+      <mac address='52:54:00:aa:bb:ce'/>
+      <source><address type='pci' domain='0x0000' bus='0x04' slot='0x10' function='0x1'/></source>
+    </interface>
+    <interface type='network'><mac address='52:54:00:aa:bb:cf'/><source network='default'/></interface>
+    <redirdev bus='usb' type='tcp'><source mode='connect' host='10.0.0.9' service='4000'/></redirdev>
+    <smartcard mode='host'/>
+    <shmem name='ivshmem0'><model type='ivshmem-plain'/><size unit='M'>4</size></shmem>
+    <tpm model='tpm-tis'><backend type='passthrough'><device path='/dev/tpm0'/></backend></tpm>
+    <input type='evdev'><source dev='/dev/input/event3'/></input>
+    <input type='tablet' bus='usb'/>
+    <serial type='dev'><source path='/dev/ttyS1'/><target port='1'/></serial>
+    <serial type='pty'><target port='0'/></serial>
+    <console type='pty'><target type='serial' port='0'/></console>
+  </devices>
+</domain>`;
+
 const DISKS = [
   { target: 'vda', path: '/images/db-copy/restored-x/vda.qcow2', format: 'qcow2' },
   { target: 'vdb', path: '/images/db-copy/restored-x/vdb.raw', format: 'raw' },
@@ -69,7 +108,7 @@ const options = {
 
 describe('restored domain XML', () => {
   it('gets a new name, UUID and MACs, the restored disks, and no identity of the original', () => {
-    const { all, text } = parse(restoredDomainXml(SAVED, { ...options, network: 'link-down' }));
+    const { all, text } = parse(restoredDomainXml(SAVED, { ...options, network: 'link-down' }).xml);
     assert.equal(text('name'), "db-copy 'restored'");
     assert.equal(text('uuid'), options.uuid);
     assert.equal(all('genid').length, 0);
@@ -98,15 +137,15 @@ describe('restored domain XML', () => {
   });
 
   it('removes the interfaces by default for boot tests, keeps them (new MACs) with keep', () => {
-    assert.equal(parse(restoredDomainXml(SAVED, { ...options, network: 'remove' })).all('interface').length, 0);
-    const kept = parse(restoredDomainXml(SAVED, { ...options, network: 'keep' }));
+    assert.equal(parse(restoredDomainXml(SAVED, { ...options, network: 'remove' }).xml).all('interface').length, 0);
+    const kept = parse(restoredDomainXml(SAVED, { ...options, network: 'keep' }).xml);
     assert.equal(kept.all('interface').length, 2);
     assert.equal(kept.all('link')[0]?.getAttribute('state'), 'up');
     assert.ok(!kept.all('mac').some((m) => m.getAttribute('address') === '52:54:00:aa:bb:cc'));
   });
 
   it('strips secrets and moves file consoles next to the restored disks (one file per original path)', () => {
-    const xml = restoredDomainXml(SAVED, { ...options, network: 'remove' });
+    const { xml } = restoredDomainXml(SAVED, { ...options, network: 'remove' });
     assert.doesNotMatch(xml, /hunter2|passwd|<auth|secret/);
     const { all } = parse(xml);
     const paths = all('source')
@@ -126,6 +165,70 @@ describe('restored domain XML', () => {
       /no disk "vdz"/,
     );
     assert.throws(() => restoredDomainXml('<not-a-domain/>', { ...options, network: 'remove' }), RestoreXmlError);
+  });
+
+  it('leaves out what ties the copy to the host (shared folders, passed-through devices) and says what', () => {
+    const disks = [DISKS[0]!];
+    const { xml, removed } = restoredDomainXml(HOST_BOUND, { ...options, disks, network: 'keep' });
+    const { all } = parse(xml);
+    for (const tag of ['filesystem', 'hostdev', 'redirdev', 'smartcard', 'shmem', 'tpm'])
+      assert.equal(all(tag).length, 0, `no <${tag}> in the copy`);
+    assert.doesNotMatch(xml, /\/srv\/projects|\/dev\/|10\.0\.0\.9|0x1234/);
+    // What is the copy's own stays: its disk, a virtual tablet, pty serial and console, a network interface.
+    assert.equal(all('disk').length, 1);
+    assert.deepEqual(
+      all('input').map((i) => i.getAttribute('type')),
+      ['tablet'],
+    );
+    assert.deepEqual(
+      all('serial').map((i) => i.getAttribute('type')),
+      ['pty'],
+    );
+    assert.equal(all('console').length, 1);
+    assert.deepEqual(
+      all('interface').map((i) => i.getAttribute('type')),
+      ['network'],
+    );
+    assert.deepEqual(removed, [
+      '<filesystem> type=mount, accessmode=passthrough, source dir=/srv/projects, target dir=projects',
+      '<hostdev> mode=subsystem, type=pci, managed=yes, source address domain=0x0000, source address bus=0x03, ' +
+        'source address slot=0x00, source address function=0x0',
+      '<hostdev> mode=subsystem, type=usb, source vendor id=0x1234, source product id=0xbeef',
+      '<interface> type=hostdev, managed=yes, source address type=pci, source address domain=0x0000, ' +
+        'source address bus=0x04, source address slot=0x10, source address function=0x1',
+      '<redirdev> bus=usb, type=tcp, source mode=connect, source host=10.0.0.9, source service=4000',
+      '<smartcard> mode=host',
+      '<shmem> name=ivshmem0',
+      '<tpm> model=tpm-tis',
+      '<input> type=evdev, source dev=/dev/input/event3',
+      '<serial> type=dev, source path=/dev/ttyS1, target port=1',
+    ]);
+    assert.deepEqual(restoredDomainXml(SAVED, { ...options, network: 'keep' }).removed, [], 'nothing to leave out');
+
+    // The boot probe's copy is made the same way: none of them there either.
+    const probe = bootProbeXml(HOST_BOUND, { ...options, disks }, '/work/probe/console.log');
+    assert.doesNotMatch(probe, /<(filesystem|hostdev|redirdev|smartcard|shmem|tpm)\b|\/srv\/projects|\/dev\//);
+
+    // The restore's result says it, on the command line and in the report.
+    const result: RestoreVmResult = {
+      ok: true,
+      request: { vm: 'files', mode: 'as', newName: 'files-copy' },
+      vm: 'files',
+      stamp: '20261108T050000Z',
+      domain: 'files-copy',
+      pushed: [],
+      keptAs: [],
+      leftOut: removed.slice(0, 1),
+      steps: [],
+      startedAt: '2026-11-09T10:00:00Z',
+      finishedAt: '2026-11-09T10:05:00Z',
+    };
+    assert.match(formatRestoreVm(result), /left out of the copy \(tied to the host\): <filesystem> .*\/srv\/projects/);
+    const link = { namespace: 'default', workflowId: 'restore-files', runId: 'r1' };
+    assert.match(
+      restoreReport({ kind: 'vm', result, link }).text,
+      /Left out of the copy \(tied to the original's host\): <filesystem> type=mount.*source dir=\/srv\/projects/,
+    );
   });
 
   it('a boot probe: capped memory, no network, one serial console to a file, destroyed on poweroff or reboot', () => {
