@@ -49,7 +49,10 @@ export function createDayRestoreActivities({ config, openSsh, now = () => new Da
     const to = posix.normalize(asked).replace(/(.)\/+$/, '$1');
     const root = restoreRootOf(to, restoreRoots(config, supim, hostKey));
     if (!root.ok)
-      throw refuse(`refusing to restore to ${to} on ${hostKey}: ${root.why} (hosts.${hostKey}.restoreRoots)`, 'NotAllowed');
+      throw refuse(
+        `refusing to restore to ${to} on ${hostKey}: ${root.why} (hosts.${hostKey}.restoreRoots)`,
+        'NotAllowed',
+      );
     const from = join(supim.destinationRoot, day.label.slice(0, 4), day.label.slice(5));
     const startedAt = now().toISOString();
     const result: DayRestoreResult = {

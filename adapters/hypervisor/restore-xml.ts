@@ -223,7 +223,8 @@ export function consoleFiles(xml: string): string[] {
     for (const device of devices ? directChildren(devices, tag) : []) {
       const path = device.getAttribute('type') === 'file' ? firstChild(device, 'source')?.getAttribute('path') : '';
       if (path) files.add(path);
-      for (const log of directChildren(device, 'log')) if (log.getAttribute('file')) files.add(log.getAttribute('file')!);
+      for (const log of directChildren(device, 'log'))
+        if (log.getAttribute('file')) files.add(log.getAttribute('file')!);
     }
   }
   return [...files];

@@ -60,7 +60,9 @@ export class RemoteImageSets implements ImageSets {
   }
 
   async freeBytes(): Promise<number> {
-    const out = await this.ssh.run({ shell: `${PASSABLE_UMASK} && mkdir -p -- ${quote(this.root)} && df -P -B1 ${quote(this.root)}` });
+    const out = await this.ssh.run({
+      shell: `${PASSABLE_UMASK} && mkdir -p -- ${quote(this.root)} && df -P -B1 ${quote(this.root)}`,
+    });
     const available = Number(out.toString('utf8').trim().split('\n').at(-1)?.split(/\s+/)[3]);
     if (!Number.isSafeInteger(available)) this.refuse(new UnsafeImageSetPath(`cannot read free space of ${this.root}`));
     return available;

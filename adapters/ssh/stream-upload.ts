@@ -48,7 +48,10 @@ const EXIT_SYMLINK = 7;
 /** Size of a remote regular file, -1 when absent (or a symlink, or not a file). */
 async function remoteSize(ssh: SshSession, path: string, signal?: AbortSignal): Promise<number> {
   const p = quote(path);
-  const out = await ssh.run({ shell: `[ -f ${p} ] && [ ! -L ${p} ] && stat -c %s ${p} 2>/dev/null || echo -1` }, { signal });
+  const out = await ssh.run(
+    { shell: `[ -f ${p} ] && [ ! -L ${p} ] && stat -c %s ${p} 2>/dev/null || echo -1` },
+    { signal },
+  );
   const size = Number(out.toString('utf8').trim());
   if (!Number.isSafeInteger(size)) throw new Error(`${ssh.label}: cannot read the size of ${path}`);
   return size;
@@ -161,13 +164,20 @@ export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
  * Creates `dir`: below `root` one folder at a time, refusing a symlink anywhere on the way (a RemoteCommandError
  * of kind unsafe-remote-data: a retry would not change it); without a root, `mkdir -p`.
  */
-async function makeFolders(ssh: SshSession, dir: string, root: string | undefined, umask: string, signal?: AbortSignal) {
+async function makeFolders(
+  ssh: SshSession,
+  dir: string,
+  root: string | undefined,
+  umask: string,
+  signal?: AbortSignal,
+) {
   if (root === undefined) {
     await ssh.run({ shell: `${umask} && mkdir -p -- ${quote(dir)}` }, { signal });
     return;
   }
   const below = posix.relative(root, dir);
-  if (below === '..' || below.startsWith('../') || posix.isAbsolute(below)) throw new Error(`${dir} is not below ${root}`);
+  if (below === '..' || below.startsWith('../') || posix.isAbsolute(below))
+    throw new Error(`${dir} is not below ${root}`);
   if (below === '') return;
   const script =
     `${umask}; d=${quote(root)}; ` +

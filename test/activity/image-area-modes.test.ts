@@ -54,9 +54,13 @@ describe('the image area on the hypervisor is not readable by others (real sshd,
       howToCheck: 'test',
     });
     // The area and the VM's folder: others may pass (to a restored guest's disks), never list.
-    assert.deepEqual(
-      [area, sets.vmDir('db'), sets.setDir('db', STAMP), rawImage, qcow2, manifest].map(mode),
-      ['711', '711', '700', '600', '600', '600'],
-    );
+    assert.deepEqual([area, sets.vmDir('db'), sets.setDir('db', STAMP), rawImage, qcow2, manifest].map(mode), [
+      '711',
+      '711',
+      '700',
+      '600',
+      '600',
+      '600',
+    ]);
   });
 });
