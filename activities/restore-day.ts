@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Config } from '../config/schema';
+import type { Config, SupimConfig } from '../config/schema';
 import { calendarDay } from '../domain/julian-day';
-import { renderPathTemplate } from '../domain/path-template';
+import { renderPathTemplate, templateRoot } from '../domain/path-template';
 import { blankDayRestore, isoDateOfDayLabel, type DayRestoreRequest, type DayRestoreResult } from '../domain/restore';
 import { hashFile } from '../adapters/local/hash-file';
 import { LocalTree, PARTIAL_SUFFIX } from '../adapters/local/local-tree';
@@ -43,9 +43,16 @@ export function createDayRestoreActivities({ config, openSsh, now = () => new Da
     const hostKey = request.host ?? supim.host;
     if (!config.hosts[hostKey])
       throw refuse(`no host ${JSON.stringify(hostKey)} in the config's hosts`, 'NotConfigured');
-    const to = (request.to ?? renderPathTemplate(supim.sourceTemplate, day)).replace(/\/+$/, '');
-    if (!to.startsWith('/') || /[\0\n\r]/.test(to))
-      throw refuse(`--to must be an absolute path: ${JSON.stringify(to)}`, 'BadRequest');
+    const asked = request.to ?? renderPathTemplate(supim.sourceTemplate, day);
+    if (!asked.startsWith('/') || /[\0\n\r]/.test(asked))
+      throw refuse(`--to must be an absolute path: ${JSON.stringify(asked)}`, 'BadRequest');
+    const to = posix.normalize(asked).replace(/(.)\/+$/, '$1');
+    const root = restoreRootOf(to, restoreRoots(config, supim, hostKey));
+    if (!root.ok)
+      throw refuse(
+        `refusing to restore to ${to} on ${hostKey}: ${root.why} (hosts.${hostKey}.restoreRoots)`,
+        'NotAllowed',
+      );
     const from = join(supim.destinationRoot, day.label.slice(0, 4), day.label.slice(5));
     const startedAt = now().toISOString();
     const result: DayRestoreResult = {
@@ -88,6 +95,7 @@ export function createDayRestoreActivities({ config, openSsh, now = () => new Da
               ssh,
               localPath: path,
               remotePath: `${to}/${file}`,
+              root: root.root,
               size: info.size,
               expectedSha256: sha256,
               resumeFrom,
@@ -118,6 +126,22 @@ export function createDayRestoreActivities({ config, openSsh, now = () => new Da
   }
 
   return { restoreSupimDay };
+}
+
+/** The folders `restore day` may write to on a host (see hosts.<key>.restoreRoots). */
+export function restoreRoots(config: Config, supim: SupimConfig, hostKey: string): string[] {
+  const configured = config.hosts[hostKey]?.restoreRoots;
+  if (configured) return configured.map((r) => posix.normalize(r).replace(/(.)\/+$/, '$1'));
+  return hostKey === supim.host ? [templateRoot(supim.sourceTemplate)] : [];
+}
+
+/** The restore root a normalized absolute path lies in (at or below), or why it lies in none. */
+export function restoreRootOf(to: string, roots: string[]): { ok: true; root: string } | { ok: false; why: string } {
+  if (roots.length === 0) return { ok: false, why: 'the host has no restore roots' };
+  const root = roots.find((r) => to === r || to.startsWith(r === '/' ? '/' : `${r}/`));
+  return root !== undefined
+    ? { ok: true, root }
+    : { ok: false, why: `the path is outside its restore roots ${roots.join(', ')}` };
 }
 
 /** Relative paths of the regular files under `dir` (symlinks not followed), or undefined if it is absent. */

@@ -17,12 +17,18 @@ import { restoreReport, type RestoreReportRequest } from '../domain/restore-repo
 import { unsafeVmNameReason } from '../domain/vm-names';
 import { bootProbe, type BootProbeResult } from '../adapters/hypervisor/boot-probe';
 import { LibvirtDriver } from '../adapters/hypervisor/libvirt-driver';
-import { type RestoredDomain, restoredDomainXml, RestoreXmlError } from '../adapters/hypervisor/restore-xml';
+import {
+  consoleFiles,
+  type RestoredDomain,
+  restoredDomainXml,
+  RestoreXmlError,
+} from '../adapters/hypervisor/restore-xml';
 import { LocalImageSets } from '../adapters/image-sets/local-image-sets';
 import { requireStoreRoot } from '../adapters/local/store-root';
 import { readRestoreTestLog, recordRestoreTestResult } from '../adapters/image-sets/restore-test-log';
 import { MANIFEST, ManifestError, type ManifestImage } from '../adapters/image-sets/manifest';
 import { Mailer } from '../adapters/mail/mailer';
+import { PASSABLE_UMASK, PRIVATE_UMASK } from '../adapters/ssh/remote-modes';
 import { quote } from '../adapters/ssh/shell-quote';
 import type { SshSession } from '../adapters/ssh/ssh-session';
 import { uploadFile, UPLOAD_PARTIAL_SUFFIX } from '../adapters/ssh/stream-upload';
@@ -154,6 +160,7 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
             ssh,
             localPath,
             remotePath: target.pushPath,
+            umask: PASSABLE_UMASK, // a guest may run from these disks
             size: image.bytes,
             expectedSha256: image.sha256,
             resumeFrom: progress.offset,
@@ -303,7 +310,10 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
         );
       }
       const file = `${plan.dir}/domain.xml`;
-      await ssh.run({ shell: `cat > ${quote(file)}` }, { input: copy.xml });
+      // Its consoles are created here, 0600, before QEMU writes to them (libvirt gives them to its user).
+      const consoles = consoleFiles(copy.xml).map(quote).join(' ');
+      const touch = consoles ? ` && touch -- ${consoles} && chmod 0600 -- ${consoles}` : '';
+      await ssh.run({ shell: `${PRIVATE_UMASK}${touch} && cat > ${quote(file)}` }, { input: copy.xml });
       await ssh.run(['virsh', '-q', '-c', hv.uri, 'define', file]);
     });
     return copy.removed;

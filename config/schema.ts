@@ -22,6 +22,13 @@ const hostSchema = z.strictObject({
   keepaliveSeconds: z.number().positive().default(5),
   keepaliveCountMax: z.number().int().min(1).default(3),
   connectTimeoutSeconds: z.number().positive().default(20),
+  /**
+   * Folders `restore day` may write to on this host (`--to` at or below one of them). Default: the supim
+   * host gets the fixed part of supim.sourceTemplate, every other host none (day restores there refused).
+   */
+  restoreRoots: z
+    .array(absolutePath.refine((p) => !p.split('/').includes('..'), 'must not contain .. segments'))
+    .optional(),
 });
 
 const supimSchema = z.strictObject({

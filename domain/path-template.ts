@@ -43,3 +43,9 @@ export function renderPathTemplate(template: string, day: CalendarDay): string {
     return values[token as TemplateToken];
   });
 }
+
+/** The fixed folder a template's paths all lie under: `/data/supim/{yyyy}/{ddd}` -> `/data/supim`. */
+export function templateRoot(template: string): string {
+  const fixed = template.split('{')[0] ?? '';
+  return fixed.slice(0, fixed.lastIndexOf('/')) || '/';
+}

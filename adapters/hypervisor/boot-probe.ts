@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { quote } from '../ssh/shell-quote';
+import { PASSABLE_UMASK, PRIVATE_UMASK } from '../ssh/remote-modes';
+import { commandLine, quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
 import { bootProbeXml, type RestoredDisk } from './restore-xml';
 
@@ -50,11 +51,15 @@ export async function bootProbe(req: BootProbeRequest): Promise<BootProbeResult>
   let consoleTail = '';
   try {
     await virsh(['destroy', '--domain', name]); // left by a crashed attempt, if any
-    await ssh.run({ shell: `rm -rf ${quote(workDir)} && mkdir -p ${quote(workDir)}` });
+    // QEMU passes through the folder to the overlays; the console log is created 0600 before it writes there.
+    await ssh.run({
+      shell: `${PASSABLE_UMASK} && rm -rf ${quote(workDir)} && mkdir -p -- ${quote(workDir)} && : > ${quote(consoleLog)}`,
+    });
     const overlays: RestoredDisk[] = [];
     for (const image of req.images) {
       const overlay = `${workDir}/${image.target}.overlay.qcow2`;
-      await ssh.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', image.format, '-b', image.path, overlay]);
+      const create = ['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', image.format, '-b', image.path, overlay];
+      await ssh.run({ shell: `${PRIVATE_UMASK} && ${commandLine(create)}` });
       overlays.push({ target: image.target, path: overlay, format: 'qcow2' });
     }
     const xml = bootProbeXml(
@@ -70,7 +75,7 @@ export async function bootProbe(req: BootProbeRequest): Promise<BootProbeResult>
       consoleLog,
     );
     const xmlFile = `${workDir}/domain.xml`;
-    await ssh.run({ shell: `cat > ${quote(xmlFile)}` }, { input: xml });
+    await ssh.run({ shell: `${PRIVATE_UMASK} && cat > ${quote(xmlFile)}` }, { input: xml });
     await ssh.run(['virsh', '-q', '-c', req.uri, 'create', xmlFile], { signal: req.signal });
 
     const deadline = started + req.timeoutSeconds * 1000;

@@ -1,6 +1,7 @@
 import type { ImageFormat } from '../image-sets/manifest';
 import { PARTIAL_SUFFIX } from '../image-sets/image-sets';
 import { RemoteCommandError } from '../ssh/remote-command-error';
+import { PASSABLE_UMASK, PRIVATE_UMASK } from '../ssh/remote-modes';
 import { endTracked, runTracked, trackedProgress, type RemoteProgress } from '../ssh/remote-process';
 import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
@@ -82,7 +83,8 @@ export class DiskImaging {
       shell: `[ -f ${quote(final)} ] && [ ! -e ${quote(partial)} ] && [ ! -e ${quote(pidFile)} ]`,
     });
     if (done.exitCode === 0) return final;
-    await this.ssh.run({ shell: `mkdir -p ${quote(dir)}` });
+    // The set's folder is private; the VM's folder above it may also hold a boot test's disks (see PASSABLE_UMASK).
+    await this.ssh.run({ shell: `${PASSABLE_UMASK} && mkdir -p -- ${quote(dir)} && chmod 0700 -- ${quote(dir)}` });
     await this.watched(
       pidFile,
       partial,
@@ -90,7 +92,8 @@ export class DiskImaging {
         pidFile,
         timeoutSeconds: limits.timeoutSeconds,
         label: `imaging ${disk.source} to ${partial}`,
-        script: `rm -f ${quote(partial)} && ${copy} && sync ${quote(partial)} && mv -f ${quote(partial)} ${quote(final)}`,
+        // cp keeps the source disk's mode (less the umask): the image is made exactly 0600.
+        script: `${PRIVATE_UMASK} && rm -f ${quote(partial)} && ${copy} && chmod 0600 -- ${quote(partial)} && sync ${quote(partial)} && mv -f ${quote(partial)} ${quote(final)}`,
       },
       limits,
     ).catch(async (err: unknown) => {

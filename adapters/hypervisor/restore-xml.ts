@@ -278,3 +278,18 @@ export function domainSummary(xml: string): { name: string; uuid: string; interf
     })),
   };
 }
+
+/** The files a domain's file-backed consoles and character-device logs write to (created before it starts). */
+export function consoleFiles(xml: string): string[] {
+  const devices = firstChild(new DOMParser().parseFromString(xml, 'text/xml').documentElement!, 'devices');
+  const files = new Set<string>();
+  for (const tag of ['serial', 'console', 'channel', 'parallel']) {
+    for (const device of devices ? directChildren(devices, tag) : []) {
+      const path = device.getAttribute('type') === 'file' ? firstChild(device, 'source')?.getAttribute('path') : '';
+      if (path) files.add(path);
+      for (const log of directChildren(device, 'log'))
+        if (log.getAttribute('file')) files.add(log.getAttribute('file')!);
+    }
+  }
+  return [...files];
+}

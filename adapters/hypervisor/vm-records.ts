@@ -1,6 +1,7 @@
 import { vmFolder } from '../image-sets/image-sets';
 import type { HeldDownRecord, RunRef } from '../../domain/vm-contracts';
 import { parseRecord, releaseLock, takeLock, type LockFile, type LockOutcome, type LockRecord } from '../run-lock';
+import { PASSABLE_UMASK, PRIVATE_UMASK } from '../ssh/remote-modes';
 import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
 
@@ -20,9 +21,15 @@ export class VmRecords {
 
   constructor(
     private readonly ssh: SshSession,
-    imageArea: string,
+    private readonly imageArea: string,
   ) {
     this.dir = `${imageArea}/.cluster-backup`;
+  }
+
+  /** Shell that creates a record's folder, private; the image area above it passable (see PASSABLE_UMASK). */
+  private makeFolderOf(path: string): string {
+    const folder = path.slice(0, path.lastIndexOf('/'));
+    return `${PASSABLE_UMASK} && mkdir -p -- ${quote(this.imageArea)} && ${PRIVATE_UMASK} && mkdir -p -- ${quote(folder)}`;
   }
 
   private path(kind: 'held-down' | 'locks', vm: string): string {
@@ -34,7 +41,7 @@ export class VmRecords {
     const tmp = `${path}.tmp`;
     await this.ssh.run(
       {
-        shell: `umask 077 && mkdir -p ${quote(path.slice(0, path.lastIndexOf('/')))} && cat > ${quote(tmp)} && sync ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(path)}`,
+        shell: `${this.makeFolderOf(path)} && cat > ${quote(tmp)} && sync ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(path)}`,
       },
       { input: JSON.stringify(record) },
     );
@@ -84,7 +91,7 @@ export class VmRecords {
         (
           await this.ssh.exec(
             {
-              shell: `umask 077 && mkdir -p ${quote(path.slice(0, path.lastIndexOf('/')))} && (set -C; cat > ${quote(path)})`,
+              shell: `${this.makeFolderOf(path)} && (set -C; cat > ${quote(path)})`,
             },
             { input: content },
           )

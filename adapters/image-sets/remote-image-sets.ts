@@ -1,4 +1,5 @@
 import { RemoteCommandError } from '../ssh/remote-command-error';
+import { PASSABLE_UMASK, PRIVATE_UMASK } from '../ssh/remote-modes';
 import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
 import {
@@ -59,7 +60,9 @@ export class RemoteImageSets implements ImageSets {
   }
 
   async freeBytes(): Promise<number> {
-    const out = await this.ssh.run({ shell: `mkdir -p ${quote(this.root)} && df -P -B1 ${quote(this.root)}` });
+    const out = await this.ssh.run({
+      shell: `${PASSABLE_UMASK} && mkdir -p -- ${quote(this.root)} && df -P -B1 ${quote(this.root)}`,
+    });
     const available = Number(out.toString('utf8').trim().split('\n').at(-1)?.split(/\s+/)[3]);
     if (!Number.isSafeInteger(available)) this.refuse(new UnsafeImageSetPath(`cannot read free space of ${this.root}`));
     return available;
@@ -101,7 +104,7 @@ export class RemoteImageSets implements ImageSets {
     const partial = path + PARTIAL_SUFFIX;
     await this.ssh.run(
       {
-        shell: `umask 077 && cat > ${quote(partial)} && sync ${quote(partial)} && mv -f ${quote(partial)} ${quote(path)}`,
+        shell: `${PRIVATE_UMASK} && cat > ${quote(partial)} && sync ${quote(partial)} && mv -f ${quote(partial)} ${quote(path)}`,
       },
       { input: renderManifest(manifest) },
     );

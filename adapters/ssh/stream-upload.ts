@@ -3,6 +3,7 @@ import { posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { RemoteCommandError } from './remote-command-error';
+import { PRIVATE_UMASK } from './remote-modes';
 import { quote } from './shell-quote';
 import type { SshSession } from './ssh-session';
 
@@ -14,6 +15,13 @@ export interface UploadRequest {
   localPath: string;
   /** The final name on the remote host; the bytes arrive as `<remotePath>.partial`, renamed once verified. */
   remotePath: string;
+  /**
+   * A folder above remotePath that is trusted as it is: the folders below it on the way to the file are created
+   * one at a time and none may be a symlink (refused, nothing written). Absent: `mkdir -p` of the file's folder.
+   */
+  root?: string;
+  /** Modes of what is created (default PRIVATE_UMASK: files 0600, folders 0700). */
+  umask?: string;
   size: number;
   /** SHA-256 the file must have on arrival (the manifest's): a copy that differs is deleted, never renamed. */
   expectedSha256: string;
@@ -35,9 +43,15 @@ export interface UploadResult {
   alreadyThere: boolean;
 }
 
-/** Size of a remote file, -1 when absent. */
+const EXIT_SYMLINK = 7;
+
+/** Size of a remote regular file, -1 when absent (or a symlink, or not a file). */
 async function remoteSize(ssh: SshSession, path: string, signal?: AbortSignal): Promise<number> {
-  const out = await ssh.run({ shell: `stat -c %s ${quote(path)} 2>/dev/null || echo -1` }, { signal });
+  const p = quote(path);
+  const out = await ssh.run(
+    { shell: `[ -f ${p} ] && [ ! -L ${p} ] && stat -c %s ${p} 2>/dev/null || echo -1` },
+    { signal },
+  );
   const size = Number(out.toString('utf8').trim());
   if (!Number.isSafeInteger(size)) throw new Error(`${ssh.label}: cannot read the size of ${path}`);
   return size;
@@ -61,7 +75,8 @@ export async function remoteFileSha256(ssh: SshSession, path: string, signal?: A
 export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
   const { ssh, signal } = req;
   const partial = req.remotePath + UPLOAD_PARTIAL_SUFFIX;
-  await ssh.run(['mkdir', '-p', posix.dirname(req.remotePath)], { signal });
+  const umask = req.umask ?? PRIVATE_UMASK;
+  await makeFolders(ssh, posix.dirname(req.remotePath), req.root, umask, signal);
 
   if ((await remoteSize(ssh, req.remotePath, signal)) === req.size) {
     const sha256 = await remoteFileSha256(ssh, req.remotePath, signal);
@@ -72,10 +87,12 @@ export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
   // What the remote partial holds is a prefix of the file (cat appends in order); past the reported offset
   // it is not trusted, and short of it only what arrived counts.
   const resumedAt = offset > 0 && held > 0 ? Math.min(offset, held, req.size) : 0;
+  // Never through a symlink: a fresh partial is created exclusively (noclobber), a kept one must not be a link.
+  const p = quote(partial);
   const command =
     resumedAt > 0
-      ? `truncate -s ${resumedAt} ${quote(partial)} && exec cat >> ${quote(partial)}`
-      : `exec cat > ${quote(partial)}`;
+      ? `${umask} && [ ! -L ${p} ] && truncate -s ${resumedAt} ${p} && exec cat >> ${p}`
+      : `${umask} && rm -f ${p} && set -C && exec cat > ${p}`;
   const fail = (message: string, cause?: Error) =>
     new RemoteCommandError(
       `${ssh.label}: ${req.remotePath}: ${message}`,
@@ -138,6 +155,41 @@ export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
     );
   }
   const touch = req.mtime !== undefined ? `touch -d @${Math.floor(req.mtime)} ${quote(partial)} && ` : '';
-  await ssh.run({ shell: `${touch}mv -f ${quote(partial)} ${quote(req.remotePath)}` }, { signal });
+  // -T: a folder (or a symlink to one) under the final name is not moved into.
+  await ssh.run({ shell: `${touch}mv -fT ${quote(partial)} ${quote(req.remotePath)}` }, { signal });
   return { bytesTransferred: req.size - resumedAt, resumedAt, sha256, alreadyThere: false };
+}
+
+/**
+ * Creates `dir`: below `root` one folder at a time, refusing a symlink anywhere on the way (a RemoteCommandError
+ * of kind unsafe-remote-data: a retry would not change it); without a root, `mkdir -p`.
+ */
+async function makeFolders(
+  ssh: SshSession,
+  dir: string,
+  root: string | undefined,
+  umask: string,
+  signal?: AbortSignal,
+) {
+  if (root === undefined) {
+    await ssh.run({ shell: `${umask} && mkdir -p -- ${quote(dir)}` }, { signal });
+    return;
+  }
+  const below = posix.relative(root, dir);
+  if (below === '..' || below.startsWith('../') || posix.isAbsolute(below))
+    throw new Error(`${dir} is not below ${root}`);
+  if (below === '') return;
+  const script =
+    `${umask}; d=${quote(root)}; ` +
+    `for c in ${below.split('/').map(quote).join(' ')}; do d="$d/$c"; ` +
+    `if [ -L "$d" ]; then printf %s "$d"; exit ${EXIT_SYMLINK}; fi; ` +
+    `[ -d "$d" ] || mkdir -- "$d" || exit 1; done`;
+  const result = await ssh.exec({ shell: script }, { signal });
+  if (result.exitCode === EXIT_SYMLINK) {
+    throw new RemoteCommandError(
+      `${ssh.label}: ${result.stdout.toString('utf8')} is a symlink: refusing to write through it (restore to a real folder)`,
+      { kind: 'unsafe-remote-data', host: ssh.label },
+    );
+  }
+  if (result.exitCode !== 0) throw ssh.commandFailure(script, result, `creating ${dir}`);
 }

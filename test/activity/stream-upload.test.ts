@@ -1,15 +1,28 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
+import { RemoteCommandError } from '../../adapters/ssh/remote-command-error';
 import { SshSession } from '../../adapters/ssh/ssh-session';
 import { uploadFile } from '../../adapters/ssh/stream-upload';
 import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
 
 describe('pushing a file to a host as a stream (restores)', () => {
   let root: string;
@@ -81,6 +94,47 @@ describe('pushing a file to a host as a stream (restores)', () => {
     const resumed = await uploadFile({ ...request(remote), resumeFrom: 4 << 20 });
     assert.equal(resumed.resumedAt, 1 << 20);
     assert.equal(statSync(remote).size, data.length);
+    assert.deepEqual(readFileSync(remote), data);
+  });
+
+  it('what it creates is for its owner only: the file 0600, every new folder 0700', async () => {
+    const remote = join(root, 'private', 'a', 'b', 'vda.qcow2');
+    await uploadFile(request(remote));
+    assert.deepEqual(
+      [join(root, 'private'), join(root, 'private', 'a'), join(root, 'private', 'a', 'b'), remote].map(mode),
+      ['700', '700', '700', '600'],
+    );
+  });
+
+  it('below its root: a symlinked folder on the way is refused, nothing is written through it', async () => {
+    const target = join(root, 'target');
+    const elsewhere = join(root, 'elsewhere');
+    mkdirSync(join(target, 'day'), { recursive: true });
+    mkdirSync(elsewhere);
+    symlinkSync(elsewhere, join(target, 'day', 'sub'));
+    await assert.rejects(
+      uploadFile({ ...request(join(target, 'day', 'sub', 'deeper', 'evil')), root: target }),
+      (err: unknown) =>
+        err instanceof RemoteCommandError &&
+        err.nonRetryable &&
+        err.message.includes(`${join(target, 'day', 'sub')} is a symlink`),
+    );
+    assert.deepEqual(readdirSync(elsewhere), [], 'nothing written outside');
+  });
+
+  it('never writes through a symlink at the partial or the final name', async () => {
+    const dir = join(root, 'links');
+    const victim = join(root, 'victim');
+    mkdirSync(dir);
+    mkdirSync(victim);
+    writeFileSync(join(victim, 'file'), 'not yours\n');
+    const remote = join(dir, 'vda.qcow2');
+    symlinkSync(join(victim, 'file'), `${remote}.partial`); // planted where the bytes arrive, even for a resume
+    symlinkSync(victim, remote); // and a folder link under the final name: mv must not move into it
+    await uploadFile({ ...request(remote), root: dir, resumeFrom: 1 << 20 });
+    assert.equal(readFileSync(join(victim, 'file'), 'utf8'), 'not yours\n');
+    assert.deepEqual(readdirSync(victim), ['file']);
+    assert.ok(lstatSync(remote).isFile(), 'the link under the final name is replaced by the file');
     assert.deepEqual(readFileSync(remote), data);
   });
 });

@@ -53,6 +53,21 @@ describe('config', () => {
     );
   });
 
+  it('restore roots: absolute paths on the host, no .. segments, each problem named by its field', () => {
+    const withRoots = (restoreRoots: string[]) => {
+      const raw = valid();
+      (raw.hosts.compute as Record<string, unknown>).restoreRoots = restoreRoots;
+      return raw;
+    };
+    const config = parseConfig(withRoots(['/data/supim']), 'test.yaml', '/srv/cb');
+    assert.deepEqual(config.hosts.compute!.restoreRoots, ['/data/supim']);
+    assert.equal(parseConfig(valid(), 'test.yaml', '/srv/cb').hosts.compute!.restoreRoots, undefined);
+    assert.deepEqual(problems(withRoots(['data', '/data/../etc'])), [
+      'hosts.compute.restoreRoots.0: must be an absolute path (relative paths are resolved against the config file)',
+      'hosts.compute.restoreRoots.1: must not contain .. segments',
+    ]);
+  });
+
   it('names the field and what is wrong with it', () => {
     const raw = valid();
     (raw.hosts.compute as Record<string, unknown>).port = 70000;

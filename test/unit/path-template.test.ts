@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { calendarDay } from '../../domain/julian-day';
-import { checkPathTemplate, renderPathTemplate } from '../../domain/path-template';
+import { checkPathTemplate, renderPathTemplate, templateRoot } from '../../domain/path-template';
 
 describe('path templates', () => {
   it('renders year and julian day with zero padding', () => {
@@ -21,5 +21,11 @@ describe('path templates', () => {
     assert.match(checkPathTemplate('/data/{ddd}').join(), /\{yyyy\}/);
     assert.match(checkPathTemplate('/data/../{yyyy}/{ddd}').join(), /\.\./);
     assert.match(checkPathTemplate('/data/{yyyy}/{ddd}}').join(), /unbalanced/);
+  });
+
+  it('the fixed folder above every day (the default restore root of the supim host)', () => {
+    assert.equal(templateRoot('/data/supim-davs/{yyyy}/{ddd}'), '/data/supim-davs');
+    assert.equal(templateRoot('/data/supim-{yyyy}/{ddd}'), '/data');
+    assert.equal(templateRoot('/{yyyy}/{ddd}'), '/');
   });
 });

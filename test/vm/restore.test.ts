@@ -14,7 +14,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Client } from '@temporalio/client';
 import { RESTORE_TESTS_FILE } from '../../adapters/image-sets/restore-test-log';
@@ -49,6 +49,7 @@ const RESUMED = 'cbtest-restore-resumed';
 const SAVED_MAC = '52:54:00:12:34:56';
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
 
 /** The first sectors of a qcow2 image: boot counter, running/clean-shutdown marker, tick, broken marker. */
 function sectors(root: string, image: string, count = 2): string[] {
@@ -112,7 +113,7 @@ describe('restore on a real libvirt + QEMU hypervisor', { concurrency: false }, 
     config = parseConfig(
       {
         temporal: { address: server.address, taskQueue: 'restore-test' },
-        hosts: { hypervisor: sshHost.config, compute: sshHost.config },
+        hosts: { hypervisor: sshHost.config, compute: { ...sshHost.config, restoreRoots: [root] } },
         supim: {
           host: 'compute',
           sourceTemplate: join(root, 'source', '{yyyy}', '{ddd}'),
@@ -183,6 +184,19 @@ describe('restore on a real libvirt + QEMU hypervisor', { concurrency: false }, 
     assert.equal(copy.name, COPY);
     assert.notEqual(copy.uuid, domainSummary(originalXml).uuid);
     assert.ok(!copyXml.includes(alpha.consoleLog), 'the copy writes its own console log');
+    // Nothing written on the hypervisor is readable by others: the weekly's set, the copy's disk and console.
+    // Folders on the way to a guest's disks may be passed (QEMU may run as another user), never listed.
+    const consoles = readdirSync(dirname(disk))
+      .filter((f) => f.startsWith('console-'))
+      .map((f) => join(dirname(disk), f));
+    assert.ok(consoles.length > 0, 'the copy has a file-backed console');
+    const images = join(root, 'images');
+    assert.deepEqual(
+      [images, join(images, ALPHA), join(images, ALPHA, goodStamp), join(images, ALPHA, goodStamp, 'vda.qcow2')]
+        .concat([join(images, COPY), dirname(disk), disk, ...consoles])
+        .map(mode),
+      ['711', '711', '700', '600', '711', '711', '600', ...consoles.map(() => '600')],
+    );
     // The original: running, same definition, same disk.
     assert.match(await hypervisor.state(ALPHA), /running/);
     assert.equal(await domainXml(ALPHA), originalXml);
@@ -196,7 +210,21 @@ describe('restore on a real libvirt + QEMU hypervisor', { concurrency: false }, 
 
   it('restore test: a good set boots; a set that hashes fine but does not boot fails, and the report says so', async () => {
     const good = await startRestoreTest(client, config, ALPHA, 'restore-test-good');
-    const passed = await good.result();
+    // The boot test's files exist only while it runs: their modes are read meanwhile.
+    const seen = new Set<string>();
+    const watch = setInterval(() => {
+      for (const test of readdirSync(join(root, 'images', ALPHA)).filter((n) => n.startsWith('restore-test-'))) {
+        const dir = join(root, 'images', ALPHA, test);
+        for (const file of [
+          join(dir, 'vda.qcow2'),
+          join(dir, 'probe', 'console.log'),
+          join(dir, 'probe', 'vda.overlay.qcow2'),
+        ])
+          if (existsSync(file)) seen.add(`${file.slice(dir.length + 1)} ${mode(file)}`);
+      }
+    }, 50);
+    const passed = await good.result().finally(() => clearInterval(watch));
+    assert.deepEqual([...seen].sort(), ['probe/console.log 600', 'probe/vda.overlay.qcow2 600', 'vda.qcow2 600']);
     assert.equal(passed.ok, true, JSON.stringify(passed, null, 2));
     assert.equal(passed.result?.stamp, goodStamp);
     assert.match(passed.result?.detail ?? '', /cbguest: ready/);
@@ -289,6 +317,7 @@ describe('restore on a real libvirt + QEMU hypervisor', { concurrency: false }, 
     const result = await handle.result();
     assert.equal(result.ok, true, JSON.stringify(result, null, 2));
     assert.equal(sha256(alpha.disk), sha256(storedImage(goodStamp)));
+    assert.equal(mode(alpha.disk), '600', 'the live disk is not readable by others');
     assert.equal(result.keptAs.length, 1);
     assert.match(result.keptAs[0]!, /\.before-restore-\d{8}T\d{6}Z$/);
     assert.match(readFileSync(result.keptAs[0]!, 'utf8'), /careless operator/);
