@@ -28,6 +28,7 @@ import { calendarDay } from '../../domain/julian-day';
 import { renderPathTemplate } from '../../domain/path-template';
 import { initStores } from '../../scripts/commands/store';
 import { writeSupimDay } from '../../scripts/sandbox/supim-data';
+import { forceCommand } from '../helpers/forced-command';
 import { runActivity, runIn, supimSandbox, type SupimSandbox } from '../helpers/sandbox';
 
 const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
@@ -262,5 +263,43 @@ describe('permissions of what the backup writes and reads', () => {
       (err: unknown) =>
         err instanceof ApplicationFailure && err.nonRetryable === true && /mode 0640.*chmod 600/.test(err.message),
     );
+  });
+});
+
+describe('daily copy: a compute host that accepts the command and never answers (real sshd)', () => {
+  let box: SupimSandbox;
+  before(async () => {
+    box = await supimSandbox({ user: 'cbremote' });
+  });
+  after(() => box.cleanup());
+
+  it('ends the attempt within transfer.stallSeconds with a retryable error naming host and step', async () => {
+    const day = calendarDay('2026-04-06');
+    const generated = writeSupimDay(box.sourceTemplate, day, { bytesPerFile: 1000 });
+    const quick = activitiesWith(box, { transfer: { stallSeconds: 2 } });
+    forceCommand(box.compute, 'sleep 30'); // sshd keeps answering keepalives; the command says nothing
+    const started = Date.now();
+    const hung = Symbol('still running');
+    const outcome = await Promise.race([
+      runActivity(quick.backupSupimDay, day).catch((err: unknown) => err),
+      new Promise((resolve) => setTimeout(() => resolve(hung), 15_000)),
+    ]);
+    const seconds = (Date.now() - started) / 1000;
+    assert.notEqual(outcome, hung, 'the attempt still ran after 15 s');
+    assert.ok(outcome instanceof RemoteCommandError, `failed with ${String(outcome)}`);
+    assert.equal(outcome.remote.kind, 'stalled');
+    assert.equal(outcome.nonRetryable, false);
+    assert.match(
+      outcome.message,
+      new RegExp(
+        `^compute \\(cbremote@.*\\): listing ${generated.folder}: nothing received for 2 s \\(transfer.stallSeconds\\)`,
+      ),
+    );
+    assert.ok(seconds >= 2 && seconds < 6, `ended after ${seconds} s`);
+
+    forceCommand(box.compute); // the host recovers: the retry copies the day (the lock was let go)
+    const retried = await runActivity(quick.backupSupimDay, day);
+    assert.equal(retried.status, 'copied', retried.reason);
+    assert.equal(retried.filesCopied, generated.files.length);
   });
 });
