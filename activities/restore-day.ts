@@ -8,7 +8,7 @@ import { calendarDay } from '../domain/julian-day';
 import { renderPathTemplate, templateRoot } from '../domain/path-template';
 import { blankDayRestore, isoDateOfDayLabel, type DayRestoreRequest, type DayRestoreResult } from '../domain/restore';
 import { hashFile } from '../adapters/local/hash-file';
-import { LocalTree, PARTIAL_SUFFIX } from '../adapters/local/local-tree';
+import { LocalTree } from '../adapters/local/local-tree';
 import { listRemoteTree } from '../adapters/ssh/remote-tree';
 import type { SshSession } from '../adapters/ssh/ssh-session';
 import { uploadFile } from '../adapters/ssh/stream-upload';
@@ -27,6 +27,9 @@ interface DayRestoreProgress {
   current?: { path: string; offset: number };
   bytesDone: number;
 }
+
+/** Skipped names listed in a result (all are counted). */
+const MAX_LISTED = 20;
 
 const refuse = (message: string, type: string) => ApplicationFailure.nonRetryable(message, type);
 
@@ -62,9 +65,11 @@ export function createDayRestoreActivities({ config, openSsh, now = () => new Da
       from,
       to,
     };
-    const files = await listLocalFiles(from);
-    if (files === undefined) throw refuse(`the backup has no folder ${from} for ${day.label}`, 'NoSuchDay');
+    const listed = await listLocalFiles(from);
+    if (listed === undefined) throw refuse(`the backup has no folder ${from} for ${day.label}`, 'NoSuchDay');
+    const { files, skipped } = listed;
     result.filesInBackup = files.length;
+    if (skipped.length) [result.skippedCount, result.skipped] = [skipped.length, skipped.slice(0, MAX_LISTED)];
     const previous = Context.current().info.heartbeatDetails as DayRestoreProgress | undefined;
     const progress: DayRestoreProgress = { done: previous?.done ?? [], bytesDone: previous?.bytesDone ?? 0 };
     const doneBefore = new Set(progress.done);
@@ -113,10 +118,16 @@ export function createDayRestoreActivities({ config, openSsh, now = () => new Da
           // Counted over every attempt: a resumed restore also reports what the crashed one sent.
           result.filesRestored = progress.done.length;
           result.bytesRestored = progress.bytesDone;
-          result.ok = result.existing.length === 0;
-          if (!result.ok) {
-            result.reason = `${result.existing.length} file(s) already on ${hostKey} under ${to} were left alone (use --overwrite to replace them)`;
-          }
+          result.ok = result.existing.length === 0 && skipped.length === 0;
+          const reasons = [
+            ...(result.existing.length
+              ? [
+                  `${result.existing.length} file(s) already on ${hostKey} under ${to} were left alone (use --overwrite to replace them)`,
+                ]
+              : []),
+            ...(skipped.length ? [`${skipped.length} name(s) in the backup are not regular files, not restored`] : []),
+          ];
+          if (reasons.length) result.reason = reasons.join('; ');
           return { ...result, finishedAt: now().toISOString() };
         },
       );
@@ -144,15 +155,25 @@ export function restoreRootOf(to: string, roots: string[]): { ok: true; root: st
     : { ok: false, why: `the path is outside its restore roots ${roots.join(', ')}` };
 }
 
-/** Relative paths of the regular files under `dir` (symlinks not followed), or undefined if it is absent. */
-async function listLocalFiles(dir: string): Promise<string[] | undefined> {
+/**
+ * Relative paths of the regular files under `dir` (symlinks not followed), and of what else is there but
+ * folders (skipped, each named with its type); undefined if `dir` is absent. Every name is the source's:
+ * the daily copy keeps its partial files elsewhere.
+ */
+async function listLocalFiles(dir: string): Promise<{ files: string[]; skipped: string[] } | undefined> {
   try {
     const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-    return entries
-      .filter((e) => e.isFile())
-      .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
-      .filter((p) => !p.endsWith(PARTIAL_SUFFIX))
-      .sort();
+    const path = (e: (typeof entries)[number]) => join(e.parentPath, e.name).slice(dir.length + 1);
+    return {
+      files: entries
+        .filter((e) => e.isFile())
+        .map(path)
+        .sort(),
+      skipped: entries
+        .filter((e) => !e.isFile() && !e.isDirectory())
+        .map((e) => `${path(e)} (${e.isSymbolicLink() ? 'symlink' : 'not a regular file'}, not restored)`)
+        .sort(),
+    };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;

@@ -1,10 +1,10 @@
-import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../config/schema';
 import { storeTaskQueue } from '../config/temporal-connection';
 import { blankDayResult, type DailySettings, type DayResult } from '../domain/daily-summary';
 import type { CalendarDay } from '../domain/julian-day';
+import { RemoteCommandError } from '../adapters/ssh/remote-command-error';
 import { listRemoteTree } from '../adapters/ssh/remote-tree';
 import type { SshSession } from '../adapters/ssh/ssh-session';
 import { requireSection } from './config-section';
@@ -98,8 +98,6 @@ export function createSupimActivities({ config, openSsh, now = () => new Date(),
       ...(reason ? { reason } : {}),
       durationMs: now().getTime() - started,
     });
-    const signal = Context.current().cancellationSignal;
-    setMaxListeners(0, signal); // every file in flight listens for cancellation
     const progress = newDayCopyProgress();
 
     // Before anything else: an unmounted backup disk must fail loudly, not fill the system disk.
@@ -117,9 +115,20 @@ export function createSupimActivities({ config, openSsh, now = () => new Date(),
       throw err;
     });
     try {
+      // A host that accepts a command and then sends nothing would hold the day for ever: heartbeats go on.
+      const step = () => `${progress.phase} ${result.source}`;
+      const stall = {
+        seconds: transfer.stallSeconds,
+        progress: () => `${ssh.bytesReceived} ${progress.bytesDone} ${progress.filesDone} ${progress.phase}`,
+        stalled: () =>
+          new RemoteCommandError(
+            `${ssh.label}: ${step()}: nothing received for ${transfer.stallSeconds} s (transfer.stallSeconds); stopped`,
+            { kind: 'stalled', host: ssh.label, command: step() },
+          ),
+      };
       return await whileHeartbeating(
         () => progress,
-        async () => {
+        async (signal) => {
           const tree = await listRemoteTree(ssh, result.source, signal);
           if (tree.state === 'missing') return finish('not-yet', 'source folder does not exist yet');
           if (tree.state === 'not-a-folder') return finish('failed', `source ${tree.detail}`);
@@ -160,6 +169,7 @@ export function createSupimActivities({ config, openSsh, now = () => new Date(),
           result.bytesCopied = outcome.bytesTransferred;
           return judge(outcome, finish);
         },
+        stall,
       );
     } catch (err) {
       if (err instanceof UnsafeLocalPathError)

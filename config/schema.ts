@@ -339,6 +339,12 @@ const transferSchema = z.strictObject({
   maxBytesPerSecond: z.number().int().min(0).default(0),
   /** A copy silent for this long is taken as dead and retried elsewhere (resuming): how fast a crash is noticed. */
   heartbeatTimeoutSeconds: z.number().int().min(2).max(600).default(30),
+  /**
+   * A day's copy that receives nothing from the compute host (listing, files, checksums) for this long is
+   * taken as hung there and stopped, and the attempt retried. Raise it when verify: sha256 and one file takes
+   * the compute host longer than this to hash.
+   */
+  stallSeconds: z.number().int().min(1).max(86400).default(300),
 });
 
 export const configSchema = z

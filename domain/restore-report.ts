@@ -1,7 +1,7 @@
 /** The email of a restore, a day restore or a restore test, as data (see report.ts for the weekly one). */
 import { formatBytes, formatDuration } from './format';
 import { escapeHtml, runUrl, type Report, type RunLink } from './report';
-import type { DayRestoreResult, RestoreTestSummary, RestoreVmResult } from './restore';
+import { skippedLines, type DayRestoreResult, type RestoreTestSummary, type RestoreVmResult } from './restore';
 
 export type RestoreReportRequest = { link: Omit<RunLink, 'uiBaseUrl'> & { uiBaseUrl?: string } } & (
   | { kind: 'vm'; result: RestoreVmResult }
@@ -40,6 +40,7 @@ function dayLines(r: DayRestoreResult): { subject: string; lines: string[] } {
       `${r.filesRestored} of ${r.filesInBackup} file(s) restored (${formatBytes(r.bytesRestored)}), each SHA-256 checked on arrival.`,
       ...r.existing.map((f) => `left alone (already there): ${f}`),
       ...r.overwritten.map((f) => `overwritten: ${f}`),
+      ...skippedLines(r),
     ],
   };
 }

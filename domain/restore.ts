@@ -108,9 +108,20 @@ export interface DayRestoreResult {
   existing: string[];
   /** Files already on the host that --overwrite replaced. */
   overwritten: string[];
+  /** Names in the backup's day folder that are not regular files (symlinks, ...): not restored. */
+  skippedCount?: number;
+  /** The first of them, each with what it is. */
+  skipped?: string[];
   reason?: string;
   startedAt: string;
   finishedAt: string;
+}
+
+/** The names a day restore skipped, one line each (the first of them, then how many more). */
+export function skippedLines(r: DayRestoreResult): string[] {
+  const listed = r.skipped ?? [];
+  const more = (r.skippedCount ?? 0) - listed.length;
+  return [...listed.map((f) => `skipped: ${f}`), ...(more > 0 ? [`skipped: ${more} more`] : [])];
 }
 
 /** A day restore's result before anything is known (filled in by the activity, or after a failure). */

@@ -15,7 +15,7 @@ import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
 import { fetchRemoteFile } from './fetch-remote-file';
 import { makeFolders, type StoreFileMode } from './file-mode';
-import { LocalTree, localFileState, partialPathOf, sameFile, UnsafeLocalPathError } from './local-tree';
+import { LocalTree, localFileState, sameFile, UnsafeLocalPathError } from './local-tree';
 import { tarEntries } from './tar-entries';
 import { DayStaging } from './day-staging';
 import { SmallFileWriter } from './small-file-writer';
@@ -135,8 +135,8 @@ export interface DayCopyOptions {
  * not its own and flushed; the source is listed again; only then do the files that did not change meanwhile
  * get their real names. A file that cannot be copied is named, never holds back the rest.
  * Small files travel as one tar stream per batch (no round trip per file, as rsync) and are written by
- * threads into staging folders (DayStaging); large ones as pipelined SFTP reads into `<name>.cluster-backup-
- * partial` beside their real name, resumable from the heartbeats of a crashed attempt.
+ * threads into staging folders (DayStaging); large ones as pipelined SFTP reads into a partial file of their
+ * own there, resumable from the heartbeats of a crashed attempt. No partial file is ever in the day's folder.
  */
 export class DayCopy {
   private readonly staged: Staged[] = [];
@@ -150,7 +150,7 @@ export class DayCopy {
   /** Every file a copy was tried for, as listed before: what a fresh listing is compared with. */
   private readonly listed = new Map<string, RemoteEntry>();
   private readonly resumable: Map<string, DayCopyProgress['inFlight'][number]>;
-  /** Where streamed files are written (undefined: beside their real names). */
+  /** Where files are written before they get their real names (set up by stage()). */
   private staging?: DayStaging;
   /** Streamed files so far: numbers their staging names. */
   private streamed = 0;
@@ -212,6 +212,7 @@ export class DayCopy {
       this.result.destination,
       lanes,
       this.mode,
+      this.resumable.keys(),
     );
     const settled = await Promise.allSettled([
       this.sftpLanes(large, LARGE_FILE_LANES),
@@ -297,17 +298,19 @@ export class DayCopy {
     const resumed = new Set(outcome.retryable.map((r) => r.path));
     const kept = this.progress.inFlight.filter((slot) => resumed.has(slot.path));
     this.progress.inFlight.splice(0, this.progress.inFlight.length, ...kept);
-    await this.staging?.remove(); // a streamed file that was not committed is streamed again next time
+    // A streamed file that was not committed is streamed again next time; what a retry resumes is kept.
+    await this.staging?.remove(resumed);
     return outcome;
   }
 
-  /** Removes what a failed copy left under the file's partial name (nothing a later attempt resumes). */
+  /** Removes what a failed copy left in its partial file (nothing a later attempt resumes). */
   private async dropPartial(path: string): Promise<void> {
-    try {
-      await rm(partialPathOf(this.local.pathOf(path)), { force: true });
-    } catch {
-      // A path that cannot even be named locally left nothing behind.
-    }
+    if (this.staging) await rm(this.staging.resumePathFor(path), { force: true });
+  }
+
+  private get stagingArea(): DayStaging {
+    if (!this.staging) throw new Error('DayCopy: stage() prepares the staging folder first');
+    return this.staging;
   }
 
   /** Runs one file's copy; its failure is kept for commit() to judge, unless the whole activity is cancelled. */
@@ -346,6 +349,7 @@ export class DayCopy {
       via: 'sftp',
       remotePath: `${this.source}/${file.path}`,
       localPath,
+      partialPath: this.stagingArea.resumePathFor(file.path),
       size: file.size,
       resumeFrom,
       sha256: this.hashing,
@@ -373,7 +377,7 @@ export class DayCopy {
   private async tarStream(files: RemoteEntry[], listAfterLast: boolean): Promise<RemoteEntry[]> {
     if (files.length === 0) return [];
     const left: RemoteEntry[] = [];
-    const writer = new SmallFileWriter(this.staging?.lanes ?? 1);
+    const writer = new SmallFileWriter(this.stagingArea.lanes);
     this.streamPace.since = Date.now();
     try {
       for (let start = 0; start < files.length && !this.signal.aborted;) {
@@ -482,7 +486,7 @@ export class DayCopy {
     const localPath = await this.local.prepareParent(file.path);
     const n = this.streamed++;
     const lane = n % writer.laneCount;
-    const partial = this.staging?.pathFor(lane, n) ?? partialPathOf(localPath);
+    const partial = this.stagingArea.pathFor(lane, n);
     const fileMode = { mode: this.mode, mtime: file.mtime, hashing: this.hashing };
     const { written } = await writer.write(lane, partial, data, fileMode);
     const staged = written.then((sha256) => {

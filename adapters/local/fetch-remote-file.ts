@@ -17,6 +17,8 @@ export interface FetchRequest {
   via: 'sftp' | 'stream' | 'zstd';
   remotePath: string;
   localPath: string;
+  /** Where the copy is written before it gets its real name (default: partialPathOf(localPath), beside it). */
+  partialPath?: string;
   size: number;
   /** Remote mtime (seconds) to give the local copy, so the next run sees it as unchanged. */
   mtime?: number;
@@ -61,7 +63,7 @@ export async function commitPartial(partial: string, localPath: string, mtime: n
  * renames it into place: a reader never sees half a file under the real name.
  */
 export async function fetchRemoteFile(req: FetchRequest): Promise<FetchResult> {
-  const partial = partialPathOf(req.localPath);
+  const partial = req.partialPath ?? partialPathOf(req.localPath);
   const hashing = req.sha256 === true || req.expectedSha256 !== undefined;
   const offset = req.resumeFrom ?? 0;
   const resumable = offset > 0 && offset <= req.size && (await partialLength(partial)) >= offset;

@@ -6,6 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
  */
 export type RemoteFailureKind =
   | 'connect' // refused, timed out, reset, keepalive lost: the link may come back
+  | 'stalled' // the host answers keepalives but its command sent nothing for too long: it may recover
   | 'host-key' // unknown or changed host key: a human must look
   | 'auth' // key refused or unreadable: a human must look
   | 'command' // the remote command exited non-zero (see exitCode/stderr)
@@ -38,6 +39,7 @@ const PERMANENT_STDERR =
 export function isRetryable(details: RemoteFailureDetails): boolean {
   switch (details.kind) {
     case 'connect':
+    case 'stalled':
     case 'transfer':
       return true;
     case 'host-key':

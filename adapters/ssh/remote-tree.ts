@@ -34,35 +34,94 @@ export function unsafeRelativePathReason(path: string): string | undefined {
   return undefined;
 }
 
-/** Parses `find -printf '%y\0%s\0%T@\0%P\0'` output preceded by the remote clock and a NUL. */
+/** Longest field of a listing: a path (PATH_MAX is 4096 bytes), far more than a size or a time. */
+const MAX_FIELD_BYTES = 4096;
+/** Most entries a listed folder may hold: far more than a day's files, little enough to keep in memory. */
+export const MAX_LISTED_ENTRIES = 500_000;
+
+/**
+ * Parses `find -printf '%y\0%s\0%T@\0%P\0'` output preceded by the remote clock and a NUL, as it arrives:
+ * only the field being read is buffered, and no field or entry count grows past its cap (endless output
+ * is refused early, not buffered).
+ */
+export class TreeListingParser {
+  private readonly entries: RemoteEntry[] = [];
+  private remoteNow?: number;
+  private record: string[] = [];
+  private fields = 0;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(
+    private readonly host: string,
+    private readonly dir: string,
+  ) {}
+
+  push(chunk: Buffer): this {
+    let start = 0;
+    for (let nul = chunk.indexOf(0); nul !== -1; nul = chunk.indexOf(0, start)) {
+      this.field(chunk.subarray(start, nul));
+      start = nul + 1;
+    }
+    if (start < chunk.length) this.keep(chunk.subarray(start));
+    return this;
+  }
+
+  end(): { remoteNow: number; entries: RemoteEntry[] } {
+    if (this.pendingBytes > 0) this.field(Buffer.alloc(0)); // a last field without its NUL
+    if (this.remoteNow === undefined || !Number.isFinite(this.remoteNow)) throw this.refuse('no remote clock reading');
+    if (this.record.length !== 0) throw this.refuse(`malformed output (${this.fields} fields)`);
+    return { remoteNow: this.remoteNow, entries: this.entries };
+  }
+
+  private keep(piece: Buffer): void {
+    this.pendingBytes += piece.length;
+    if (this.pendingBytes > MAX_FIELD_BYTES)
+      throw this.refuse(`a field longer than ${MAX_FIELD_BYTES} bytes (the most a path takes)`);
+    this.pending.push(piece);
+  }
+
+  private field(last: Buffer): void {
+    this.keep(last);
+    const text = Buffer.concat(this.pending).toString('utf8');
+    [this.pending, this.pendingBytes] = [[], 0];
+    this.fields += 1;
+    if (this.remoteNow === undefined) {
+      this.remoteNow = Number(text);
+      return;
+    }
+    this.record.push(text);
+    if (this.record.length === 4) this.entry(this.record);
+  }
+
+  private entry([typeCode = '', sizeText = '', mtimeText = '', path = '']: string[]): void {
+    this.record = [];
+    const reason = unsafeRelativePathReason(path);
+    if (reason) throw this.refuse(`${reason}: ${JSON.stringify(path)}`);
+    const size = Number(sizeText);
+    const mtime = Number(mtimeText);
+    if (!Number.isSafeInteger(size) || size < 0 || !Number.isFinite(mtime))
+      throw this.refuse(`bad size or time for ${JSON.stringify(path)}`);
+    if (this.entries.length >= MAX_LISTED_ENTRIES) throw this.refuse(`more than ${MAX_LISTED_ENTRIES} entries`);
+    this.entries.push({ type: TYPE_CODES[typeCode] ?? 'other', path, size, mtime });
+  }
+
+  private refuse(detail: string): RemoteCommandError {
+    return new RemoteCommandError(`${this.host}: refusing listing of ${this.dir}: ${detail}`, {
+      kind: 'unsafe-remote-data',
+      host: this.host,
+      command: `find ${this.dir}`,
+    });
+  }
+}
+
+/** Parses a whole listing (see TreeListingParser). */
 export function parseTreeListing(
   output: Buffer,
   host: string,
   dir: string,
 ): { remoteNow: number; entries: RemoteEntry[] } {
-  const fields = output.toString('utf8').split('\0');
-  if (fields.at(-1) === '') fields.pop();
-  const remoteNow = Number(fields.shift());
-  const refuse = (detail: string) =>
-    new RemoteCommandError(`${host}: refusing listing of ${dir}: ${detail}`, {
-      kind: 'unsafe-remote-data',
-      host,
-      command: `find ${dir}`,
-    });
-  if (!Number.isFinite(remoteNow)) throw refuse('no remote clock reading');
-  if (fields.length % 4 !== 0) throw refuse(`malformed output (${fields.length} fields)`);
-  const entries: RemoteEntry[] = [];
-  for (let i = 0; i < fields.length; i += 4) {
-    const [typeCode = '', sizeText = '', mtimeText = '', path = ''] = fields.slice(i, i + 4);
-    const reason = unsafeRelativePathReason(path);
-    if (reason) throw refuse(`${reason}: ${JSON.stringify(path)}`);
-    const size = Number(sizeText);
-    const mtime = Number(mtimeText);
-    if (!Number.isSafeInteger(size) || size < 0 || !Number.isFinite(mtime))
-      throw refuse(`bad size or time for ${JSON.stringify(path)}`);
-    entries.push({ type: TYPE_CODES[typeCode] ?? 'other', path, size, mtime });
-  }
-  return { remoteNow, entries };
+  return new TreeListingParser(host, dir).push(output).end();
 }
 
 /**
@@ -81,6 +140,18 @@ export function treeListingScript(dir: string): string {
   );
 }
 
+/** What treeListingScript's exit code says, and its listing when it ran; other codes are the caller's to report. */
+function treeFromExit(
+  exitCode: number | null,
+  listing: () => { remoteNow: number; entries: RemoteEntry[] },
+): RemoteTree | undefined {
+  if (exitCode === EXIT_MISSING) return { state: 'missing' };
+  if (exitCode === EXIT_SYMLINK) return { state: 'not-a-folder', detail: 'is a symlink (not followed)' };
+  if (exitCode === EXIT_NOT_DIR) return { state: 'not-a-folder', detail: 'is not a folder' };
+  if (exitCode !== 0) return undefined;
+  return { state: 'present', ...listing() };
+}
+
 /** What treeListingScript's exit code and output say; other exit codes are the caller's to report. */
 export function treeFromListing(
   exitCode: number | null,
@@ -88,18 +159,30 @@ export function treeFromListing(
   host: string,
   dir: string,
 ): RemoteTree | undefined {
-  if (exitCode === EXIT_MISSING) return { state: 'missing' };
-  if (exitCode === EXIT_SYMLINK) return { state: 'not-a-folder', detail: 'is a symlink (not followed)' };
-  if (exitCode === EXIT_NOT_DIR) return { state: 'not-a-folder', detail: 'is not a folder' };
-  if (exitCode !== 0) return undefined;
-  return { state: 'present', ...parseTreeListing(stdout, host, dir) };
+  return treeFromExit(exitCode, () => parseTreeListing(stdout, host, dir));
 }
 
-/** Lists a remote folder recursively in one round trip (see treeListingScript). */
+/**
+ * Lists a remote folder recursively in one round trip (see treeListingScript), parsed as it arrives: a big
+ * listing is never held as a whole, an endless one is refused.
+ */
 export async function listRemoteTree(ssh: SshSession, dir: string, signal?: AbortSignal): Promise<RemoteTree> {
   const script = treeListingScript(dir);
-  const result = await ssh.exec({ shell: script }, { signal });
-  const tree = treeFromListing(result.exitCode, result.stdout, ssh.label, dir);
+  const { stdout, finished } = await ssh.execStream({ shell: script });
+  const parser = new TreeListingParser(ssh.label, dir);
+  const onAbort = () => stdout.destroy();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    for await (const chunk of stdout) parser.push(chunk as Buffer);
+  } catch (err) {
+    stdout.destroy(); // closes the channel: a refused listing is not read to its end
+    if (!signal?.aborted) throw err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+  if (signal?.aborted) throw ssh.linkFailure(`find ${dir}`, new Error('cancelled'));
+  const result = await finished;
+  const tree = treeFromExit(result.exitCode, () => parser.end());
   if (!tree) throw ssh.commandFailure(script, result);
   return tree;
 }

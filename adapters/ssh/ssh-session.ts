@@ -21,7 +21,17 @@ export interface ExecOptions {
   input?: Buffer | string;
   /** What the command does, for messages, when the command line itself is a long script. */
   label?: string;
+  /** Most stdout kept (default MAX_OUTPUT_BYTES): a command sending more is stopped, with an error. */
+  maxOutputBytes?: number;
 }
+
+/**
+ * Most stdout an exec keeps in memory: far above anything a collected command prints (hashes, JSON, XML);
+ * what can be long (a tree listing, a file) is read as a stream.
+ */
+export const MAX_OUTPUT_BYTES = 16 << 20;
+/** Most stderr kept per command: its first lines say what went wrong; an endless stderr is not kept. */
+const MAX_STDERR_BYTES = 64 << 10;
 
 /** argv words (each quoted for the remote shell), or a pipeline already assembled from `quote`d words. */
 export type RemoteCommand = readonly string[] | { readonly shell: string };
@@ -34,12 +44,29 @@ function toCommandLine(command: RemoteCommand): string {
   return 'shell' in command ? command.shell : commandLine(command as readonly string[]);
 }
 
+/** The command for a message: its label, or the line itself, shortened when it is a long script. */
+function briefOf(line: string, label?: string): string {
+  return (
+    label ?? (line.length > 100 || line.includes('\n') ? `\`${line.split('\n')[0]!.slice(0, 100)} …\`` : `\`${line}\``)
+  );
+}
+
+/** Counts what `stream` is handed (by ssh2, as it arrives), without a listener that would change its flow. */
+function countPushes(stream: { push(chunk: unknown, ...rest: unknown[]): boolean }, count: (bytes: number) => void) {
+  const push = stream.push.bind(stream);
+  stream.push = (chunk: unknown, ...rest: unknown[]) => {
+    if (Buffer.isBuffer(chunk)) count(chunk.length);
+    return push(chunk, ...rest);
+  };
+}
+
 /**
  * One SSH connection to one host, reused for every command and file of an activity.
  * Host keys are always checked against the configured known_hosts file; there is no way to turn that off.
  */
 export class SshSession {
   private sftpChannel?: Promise<SFTPWrapper>;
+  private received = 0;
 
   private constructor(
     readonly label: string,
@@ -118,9 +145,20 @@ export class SshSession {
     return session;
   }
 
+  /**
+   * Bytes received so far from the host's commands and SFTP replies (not keepalives): a step that sees it
+   * stand still is waiting on a host that sends nothing.
+   */
+  get bytesReceived(): number {
+    return this.received;
+  }
+
   /** Runs a command; never throws for a non-zero exit (see `run`). */
   async exec(command: RemoteCommand, options: ExecOptions = {}): Promise<ExecResult> {
-    const { channel, finished } = await this.openChannel(command, true);
+    const { channel, finished } = await this.openChannel(command, {
+      maxBytes: options.maxOutputBytes ?? MAX_OUTPUT_BYTES,
+      label: options.label,
+    });
     const onAbort = () => channel.close();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     channel.end(options.input);
@@ -141,7 +179,7 @@ export class SshSession {
    * exit status once the command ends.
    */
   async execStream(command: RemoteCommand): Promise<{ stdout: Readable; finished: Promise<ExecResult> }> {
-    const { channel, finished } = await this.openChannel(command, false);
+    const { channel, finished } = await this.openChannel(command);
     channel.end();
     return { stdout: channel, finished };
   }
@@ -151,45 +189,75 @@ export class SshSession {
    * window is full); end `stdin` to let it finish. `finished` settles with its exit status and stdout.
    */
   async execWithInput(command: RemoteCommand): Promise<{ stdin: Writable; finished: Promise<ExecResult> }> {
-    const { channel, finished } = await this.openChannel(command, true);
+    const { channel, finished } = await this.openChannel(command, { maxBytes: MAX_OUTPUT_BYTES });
     return { stdin: channel, finished };
   }
 
-  /** An exec channel and its outcome: exit status, stderr, and stdout when `collectStdout`. */
+  /**
+   * An exec channel and its outcome: exit status, stderr (its start), and stdout when `collect` says how
+   * much of it may be kept; a command sending more is stopped and `finished` rejects, naming the cap.
+   */
   private openChannel(
     command: RemoteCommand,
-    collectStdout: boolean,
+    collect?: { maxBytes: number; label?: string },
   ): Promise<{ channel: ClientChannel; finished: Promise<ExecResult> }> {
     const line = toCommandLine(command);
     return new Promise((resolve, reject) => {
       this.client.exec(line, (err, channel) => {
         if (err) return reject(this.linkFailure(line, err));
+        const count = (bytes: number) => (this.received += bytes);
+        countPushes(channel, count);
+        countPushes(channel.stderr, count);
         const stdout: Buffer[] = [];
         const stderr: Buffer[] = [];
+        let [stdoutBytes, stderrBytes] = [0, 0];
+        let tooMuch: RemoteCommandError | undefined;
         let exitCode: number | null = null;
         let signal: string | null = null;
-        if (collectStdout) channel.on('data', (chunk: Buffer) => stdout.push(chunk));
-        channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+        if (collect) {
+          channel.on('data', (chunk: Buffer) => {
+            stdoutBytes += chunk.length;
+            if (tooMuch) return;
+            if (stdoutBytes <= collect.maxBytes) return void stdout.push(chunk);
+            tooMuch = this.outputTooLong(line, collect.maxBytes, collect.label);
+            stdout.length = 0;
+            channel.close();
+          });
+        }
+        channel.stderr.on('data', (chunk: Buffer) => {
+          if (stderrBytes < MAX_STDERR_BYTES) stderr.push(chunk.subarray(0, MAX_STDERR_BYTES - stderrBytes));
+          stderrBytes += chunk.length;
+        });
         channel.on('exit', (code: number | null, sig?: string) => {
           exitCode = code;
           signal = sig ?? null;
         });
         const finished = new Promise<ExecResult>((done, fail) =>
           channel.on('close', () =>
-            exitCode === null && signal === null
-              ? fail(this.linkFailure(line, new Error('connection closed before the command finished')))
-              : done({
-                  stdout: Buffer.concat(stdout),
-                  stderr: Buffer.concat(stderr).toString('utf8'),
-                  exitCode,
-                  signal,
-                }),
+            tooMuch
+              ? fail(tooMuch)
+              : exitCode === null && signal === null
+                ? fail(this.linkFailure(line, new Error('connection closed before the command finished')))
+                : done({
+                    stdout: Buffer.concat(stdout),
+                    stderr: Buffer.concat(stderr).toString('utf8'),
+                    exitCode,
+                    signal,
+                  }),
           ),
         );
         finished.catch(() => undefined); // observed by the caller; never an unhandled rejection
         resolve({ channel, finished });
       });
     });
+  }
+
+  /** A command that sent more output than may be kept: for good (the same command would again). */
+  outputTooLong(line: string, maxBytes: number, label?: string): RemoteCommandError {
+    return new RemoteCommandError(
+      `${this.label}: ${briefOf(line, label)} sent more than ${maxBytes} bytes of output (the most kept); stopped`,
+      { kind: 'unsafe-remote-data', host: this.label, command: line },
+    );
   }
 
   /** Runs a command and returns its stdout; a non-zero exit becomes a RemoteCommandError. */
@@ -203,10 +271,7 @@ export class SshSession {
     const how = result.signal ? `was killed by ${result.signal}` : `exited ${result.exitCode}`;
     const firstLine = result.stderr.trim().split('\n')[0] ?? '';
     // The message names the command briefly; the whole script is in the failure's details.
-    const brief =
-      label ??
-      (line.length > 100 || line.includes('\n') ? `\`${line.split('\n')[0]!.slice(0, 100)} …\`` : `\`${line}\``);
-    return new RemoteCommandError(`${this.label}: ${brief} ${how}${firstLine ? `: ${firstLine}` : ''}`, {
+    return new RemoteCommandError(`${this.label}: ${briefOf(line, label)} ${how}${firstLine ? `: ${firstLine}` : ''}`, {
       kind: 'command',
       host: this.label,
       command: line,
@@ -226,7 +291,11 @@ export class SshSession {
 
   sftp(): Promise<SFTPWrapper> {
     this.sftpChannel ??= new Promise((resolve, reject) =>
-      this.client.sftp((err, sftp) => (err ? reject(this.linkFailure('sftp subsystem', err)) : resolve(sftp))),
+      this.client.sftp((err, sftp) => {
+        if (err) return reject(this.linkFailure('sftp subsystem', err));
+        countPushes(sftp as unknown as Parameters<typeof countPushes>[0], (bytes) => (this.received += bytes));
+        resolve(sftp);
+      }),
     );
     return this.sftpChannel;
   }

@@ -5,6 +5,7 @@ import { formatBytes, formatDuration } from '../../domain/format';
 import {
   type DayRestoreRequest,
   type DayRestoreResult,
+  skippedLines,
   type RestoreNetwork,
   type RestoreTestLog,
   type RestoreTestSummary,
@@ -148,6 +149,7 @@ export function formatDayRestore(r: DayRestoreResult): string {
     `  ${r.filesRestored}/${r.filesInBackup} file(s) restored, ${formatBytes(r.bytesRestored)}, SHA-256 checked on arrival`,
     ...r.existing.map((f) => `  exists, left alone: ${f}`),
     ...r.overwritten.map((f) => `  overwritten: ${f}`),
+    ...skippedLines(r).map((line) => `  ${line}`),
   ].join('\n');
 }
 

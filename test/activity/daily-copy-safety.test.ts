@@ -9,6 +9,7 @@ import {
   readdirSync,
   readFileSync,
   statSync,
+  symlinkSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -28,6 +29,7 @@ import { calendarDay } from '../../domain/julian-day';
 import { renderPathTemplate } from '../../domain/path-template';
 import { initStores } from '../../scripts/commands/store';
 import { writeSupimDay } from '../../scripts/sandbox/supim-data';
+import { forceCommand } from '../helpers/forced-command';
 import { runActivity, runIn, supimSandbox, type SupimSandbox } from '../helpers/sandbox';
 
 const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
@@ -134,6 +136,67 @@ describe('daily copy: one bad file never holds back the others (real sshd, non-r
     for (const name of generated.files)
       assert.equal(sha(join(result.destination, name)), sha(join(generated.folder, name)), name);
     assert.equal(existsSync(staging), false, 'the staging folder is gone');
+  });
+
+  it('backs up and restores a real file named like a partial file; copying its namesake never touches it', async () => {
+    const day = calendarDay('2026-04-07');
+    const folder = renderPathTemplate(box.sourceTemplate, day);
+    const big = 'big.dat'; // over the tar stream's limit: fetched one by one, through a partial file
+    const lookalike = `${big}${PARTIAL_SUFFIX}`;
+    writeOld(join(folder, big), Buffer.alloc(3 << 20, 1));
+    writeOld(join(folder, lookalike), 'a real file of the model, not ours');
+    writeOld(join(folder, `small.dat${PARTIAL_SUFFIX}`), 'another one');
+    const first = await runActivity(box.activities.backupSupimDay, day);
+    assert.equal(first.status, 'copied', first.reason);
+    assert.equal(first.filesCopied, 3);
+    const backedUp = () => readFileSync(join(first.destination, lookalike), 'utf8');
+    assert.equal(backedUp(), 'a real file of the model, not ours');
+
+    // big.dat changes and is copied again: its partial file is not the lookalike's backup.
+    appendFileSync(join(folder, big), 'more');
+    utimesSync(join(folder, big), OLD + 1, OLD + 1);
+    const second = await runActivity(box.activities.backupSupimDay, day);
+    assert.equal(second.status, 'copied', second.reason);
+    assert.equal(second.filesCopied, 1);
+    assert.equal(backedUp(), 'a real file of the model, not ours');
+    // big.dat changes and cannot be read: what its failed copy leaves is removed, the lookalike's backup stays.
+    chmodSync(join(folder, big), 0o600);
+    utimesSync(join(folder, big), OLD + 2, OLD + 2);
+    const third = await runActivity(box.activities.backupSupimDay, day);
+    assert.deepEqual(
+      third.failedFiles?.map((f) => f.path),
+      [big],
+    );
+    assert.equal(backedUp(), 'a real file of the model, not ours');
+    assert.equal(sha(join(first.destination, big)), sha(join(folder, big)), 'the earlier copy of big.dat is kept');
+    chmodSync(join(folder, big), 0o644);
+
+    const to = join(box.root, 'restored-2026-097');
+    mkdirSync(to);
+    chmodSync(to, 0o777); // the remote user writes there
+    const restored = await runActivity(box.activities.restoreSupimDay, { day: day.label, to });
+    assert.equal(restored.ok, true, restored.reason);
+    assert.equal(restored.filesRestored, 3);
+    assert.equal(restored.skippedCount, undefined);
+    assert.equal(readFileSync(join(to, lookalike), 'utf8'), 'a real file of the model, not ours');
+    assert.equal(readFileSync(join(to, `small.dat${PARTIAL_SUFFIX}`), 'utf8'), 'another one');
+  });
+
+  it('restore day names and counts what it does not restore (not a regular file) and is not OK', async () => {
+    const day = calendarDay('2026-04-08');
+    const backup = join(box.destinationRoot, '2026', '098');
+    writeOld(join(backup, 'a.dat'), 'data');
+    symlinkSync('/etc/passwd', join(backup, 'link.dat'));
+    const to = join(box.root, 'restored-2026-098');
+    mkdirSync(to);
+    chmodSync(to, 0o777); // the remote user writes there
+    const restored = await runActivity(box.activities.restoreSupimDay, { day: day.label, to });
+    assert.equal(restored.ok, false);
+    assert.equal(restored.filesRestored, 1);
+    assert.equal(restored.skippedCount, 1);
+    assert.deepEqual(restored.skipped, ['link.dat (symlink, not restored)']);
+    assert.match(restored.reason ?? '', /1 name\(s\) in the backup are not regular files, not restored/);
+    assert.equal(existsSync(join(to, 'link.dat')), false);
   });
 
   it('refuses a day without copying anything when the backup root has no marker (unmounted disk)', async () => {
@@ -262,5 +325,43 @@ describe('permissions of what the backup writes and reads', () => {
       (err: unknown) =>
         err instanceof ApplicationFailure && err.nonRetryable === true && /mode 0640.*chmod 600/.test(err.message),
     );
+  });
+});
+
+describe('daily copy: a compute host that accepts the command and never answers (real sshd)', () => {
+  let box: SupimSandbox;
+  before(async () => {
+    box = await supimSandbox({ user: 'cbremote' });
+  });
+  after(() => box.cleanup());
+
+  it('ends the attempt within transfer.stallSeconds with a retryable error naming host and step', async () => {
+    const day = calendarDay('2026-04-06');
+    const generated = writeSupimDay(box.sourceTemplate, day, { bytesPerFile: 1000 });
+    const quick = activitiesWith(box, { transfer: { stallSeconds: 2 } });
+    forceCommand(box.compute, 'sleep 30'); // sshd keeps answering keepalives; the command says nothing
+    const started = Date.now();
+    const hung = Symbol('still running');
+    const outcome = await Promise.race([
+      runActivity(quick.backupSupimDay, day).catch((err: unknown) => err),
+      new Promise((resolve) => setTimeout(() => resolve(hung), 15_000)),
+    ]);
+    const seconds = (Date.now() - started) / 1000;
+    assert.notEqual(outcome, hung, 'the attempt still ran after 15 s');
+    assert.ok(outcome instanceof RemoteCommandError, `failed with ${String(outcome)}`);
+    assert.equal(outcome.remote.kind, 'stalled');
+    assert.equal(outcome.nonRetryable, false);
+    assert.match(
+      outcome.message,
+      new RegExp(
+        `^compute \\(cbremote@.*\\): listing ${generated.folder}: nothing received for 2 s \\(transfer.stallSeconds\\)`,
+      ),
+    );
+    assert.ok(seconds >= 2 && seconds < 6, `ended after ${seconds} s`);
+
+    forceCommand(box.compute); // the host recovers: the retry copies the day (the lock was let go)
+    const retried = await runActivity(quick.backupSupimDay, day);
+    assert.equal(retried.status, 'copied', retried.reason);
+    assert.equal(retried.filesCopied, generated.files.length);
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseTreeListing, unsafeRelativePathReason } from '../../adapters/ssh/remote-tree';
+import { parseTreeListing, TreeListingParser, unsafeRelativePathReason } from '../../adapters/ssh/remote-tree';
 import { RemoteCommandError } from '../../adapters/ssh/remote-command-error';
 
 const listing = (...entries: string[][]) => Buffer.from(['1700000000.5', ...entries.flat()].join('\0') + '\0');
@@ -37,5 +37,22 @@ describe('remote tree listing', () => {
   it('refuses malformed output', () => {
     assert.throws(() => parseTreeListing(Buffer.from('1700000000\0f\0'), 'h', '/d'), /malformed/);
     assert.throws(() => parseTreeListing(Buffer.from('not-a-clock\0'), 'h', '/d'), /clock/);
+  });
+
+  it('parses a listing the same however its chunks split it (inside fields, characters and NULs)', () => {
+    const whole = listing(['f', '12', '1699999999.25', 'ünï/数据.dat'], ['d', '4096', '1', 'sub']);
+    for (let size = 1; size <= 7; size++) {
+      const parser = new TreeListingParser('h', '/d');
+      for (let i = 0; i < whole.length; i += size) parser.push(whole.subarray(i, i + size));
+      assert.deepEqual(parser.end(), parseTreeListing(whole, 'h', '/d'), `chunks of ${size}`);
+    }
+  });
+
+  it('refuses a field longer than a path can be before it has seen its end', () => {
+    const parser = new TreeListingParser('h', '/d').push(Buffer.from('1700000000\0f\0'));
+    assert.throws(
+      () => parser.push(Buffer.alloc(4097, 'y')),
+      /h: refusing listing of \/d: a field longer than 4096 bytes/,
+    );
   });
 });
