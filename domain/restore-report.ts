@@ -1,7 +1,7 @@
 /** The email of a restore, a day restore or a restore test, as data (see report.ts for the weekly one). */
 import { formatBytes, formatDuration } from './format';
 import { escapeHtml, runUrl, type Report, type RunLink } from './report';
-import type { DayRestoreResult, RestoreTestSummary, RestoreVmResult } from './restore';
+import { consoleQuote, type DayRestoreResult, type RestoreTestSummary, type RestoreVmResult } from './restore';
 
 export type RestoreReportRequest = { link: Omit<RunLink, 'uiBaseUrl'> & { uiBaseUrl?: string } } & (
   | { kind: 'vm'; result: RestoreVmResult }
@@ -52,6 +52,7 @@ function testLines(r: RestoreTestSummary): { subject: string; lines: string[] } 
     subject: `${PREFIX} restore test ${verdict}: ${t.vm} set ${t.stamp}`,
     lines: [
       `Restore test of ${t.vm}, set ${t.stamp}: ${verdict} - ${t.detail}.`,
+      ...consoleQuote(t, ''),
       'The set was pushed to the hypervisor, verified, and booted as a throw-away domain (no network) on an overlay; the domain and overlay are removed.',
     ],
   };
