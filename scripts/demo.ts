@@ -214,6 +214,10 @@ async function main(): Promise<number> {
       `  filter runs: BackupJob = "weekly" AND BackupResult != "ok" (search attributes); each activity has a summary`,
     );
     console.log(`backup store: ${join(dataDir, 'backup-store')}; reports: ${config.mail.outbox}`);
+    if (withVms)
+      console.log(
+        `restores (README "Restoring"): npx cluster-backup --config ${configFile} restore vm cbtest-web --as cbtest-web-copy`,
+      );
     console.log('Run `npm start` again: days already backed up are not copied twice; the weekly run takes new images');
     console.log('and retention keeps the newest verified sets.');
     if (values['keep-running']) {
