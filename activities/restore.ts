@@ -15,7 +15,8 @@ import {
 } from '../domain/restore';
 import { restoreReport, type RestoreReportRequest } from '../domain/restore-report';
 import { unsafeVmNameReason } from '../domain/vm-names';
-import { bootProbe, type BootProbeResult } from '../adapters/hypervisor/boot-probe';
+import { consoleLines } from '../domain/console-tail';
+import { bootProbe } from '../adapters/hypervisor/boot-probe';
 import { LibvirtDriver } from '../adapters/hypervisor/libvirt-driver';
 import {
   consoleFiles,
@@ -71,6 +72,15 @@ export interface RestorePlan {
   wasRunning: boolean;
   shutdownTimeoutSeconds: number;
   targets: RestoreTarget[];
+}
+
+/** A boot test's outcome as the workflow keeps it (never the raw console: it may hold anything). */
+export interface BootTestOutcome {
+  passed: boolean;
+  detail: string;
+  bootSeconds: number;
+  /** A failed test: the guest's last console lines, cleaned (see consoleLines). */
+  console?: string[];
 }
 
 /** What a push reports in its heartbeats: the next attempt continues from `offset`. */
@@ -382,12 +392,16 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
     };
   }
 
-  /** Boots the pushed set in isolation (see bootProbe); the throw-away domain and overlays always go. */
-  async function bootTest(savedXml: string, plan: RestorePlan): Promise<BootProbeResult> {
+  /**
+   * Boots the pushed set in isolation (see bootProbe); the throw-away domain and overlays always go. The
+   * time limit runs from the first attempt: a retry gets what is left of it, never a new one. Of the console
+   * only cleaned lines leave the hypervisor, and only when the test failed.
+   */
+  async function bootTest(savedXml: string, plan: RestorePlan): Promise<BootTestOutcome> {
     const hv = requireSection(config.hypervisor, 'hypervisor');
     const settings = config.restoreTest;
     let state = 'starting';
-    return withHypervisor((ssh) =>
+    const probe = await withHypervisor((ssh) =>
       whileHeartbeating(
         () => ({ domain: plan.domain, state }),
         () =>
@@ -400,6 +414,7 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
             workDir: `${plan.dir}/probe`,
             memoryMiB: settings.memoryMiB,
             timeoutSeconds: settings.timeoutSeconds,
+            startedAtMs: Context.current().info.scheduledTimestampMs,
             pattern: settings.pattern,
             signal: Context.current().cancellationSignal,
             onState: (s) => {
@@ -408,6 +423,8 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
           }),
       ),
     );
+    const { passed, detail, bootSeconds } = probe;
+    return { passed, detail, bootSeconds, ...(passed ? {} : { console: consoleLines(probe.consoleTail) }) };
   }
 
   /** The restored domain's state in libvirt's words, for the result and the report. */

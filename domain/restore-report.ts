@@ -1,7 +1,13 @@
 /** The email of a restore, a day restore or a restore test, as data (see report.ts for the weekly one). */
 import { formatBytes, formatDuration } from './format';
 import { escapeHtml, runUrl, type Report, type RunLink } from './report';
-import { skippedLines, type DayRestoreResult, type RestoreTestSummary, type RestoreVmResult } from './restore';
+import {
+  consoleQuote,
+  skippedLines,
+  type DayRestoreResult,
+  type RestoreTestSummary,
+  type RestoreVmResult,
+} from './restore';
 
 export type RestoreReportRequest = { link: Omit<RunLink, 'uiBaseUrl'> & { uiBaseUrl?: string } } & (
   | { kind: 'vm'; result: RestoreVmResult }
@@ -54,6 +60,7 @@ function testLines(r: RestoreTestSummary): { subject: string; lines: string[] } 
     subject: `${PREFIX} restore test ${verdict}: ${t.vm} set ${t.stamp}`,
     lines: [
       `Restore test of ${t.vm}, set ${t.stamp}: ${verdict} - ${t.detail}.`,
+      ...consoleQuote(t, ''),
       'The set was pushed to the hypervisor, verified, and booted as a throw-away domain (no network) on an overlay; the domain and overlay are removed.',
     ],
   };

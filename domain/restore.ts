@@ -151,6 +151,8 @@ export interface RestoreTestResult {
   detail: string;
   testedAt: string;
   bootSeconds?: number;
+  /** A failed test: the last lines the guest printed on its console (see consoleLines), to tell a dead guest from a wrong pattern. */
+  console?: string[];
 }
 
 export interface RestoreTestSummary {
@@ -175,14 +177,20 @@ export function nextVmToTest(vms: readonly string[], log: RestoreTestLog): strin
   return [...vms].sort((a, b) => log[a]!.testedAt.localeCompare(log[b]!.testedAt) || a.localeCompare(b))[0];
 }
 
-/** One line per VM for `status`, `store verify` and the weekly report. */
+/** One line per VM for `status` and `store verify`, and under a failed one the console lines it quotes. */
 export function restoreTestLines(log: RestoreTestLog): string[] {
   return Object.values(log)
     .sort((a, b) => a.vm.localeCompare(b.vm))
-    .map(
-      (t) =>
-        `restore test ${JSON.stringify(t.vm)} set ${t.stamp}: ${t.passed ? 'PASSED' : 'FAILED'} at ${t.testedAt} (${t.detail})`,
-    );
+    .flatMap((t) => [
+      `restore test ${JSON.stringify(t.vm)} set ${t.stamp}: ${t.passed ? 'PASSED' : 'FAILED'} at ${t.testedAt} (${t.detail})`,
+      ...consoleQuote(t),
+    ]);
+}
+
+/** The console lines a failed test quotes, indented under its verdict (nothing for a passed one). */
+export function consoleQuote(t: RestoreTestResult, indent = '  '): string[] {
+  if (!t.console?.length) return [];
+  return [`${indent}last console lines:`, ...t.console.map((line) => `${indent}| ${line}`)];
 }
 
 const DAY_LABEL = /^(\d{4})-(\d{3})$/;

@@ -20,10 +20,11 @@ import { progressQuery } from '../workflows/definitions';
 import { createWorker } from '../worker/create-worker';
 import { formatDailySummary, startDaily } from './commands/run-daily';
 import { formatWeeklySummary, startWeekly } from './commands/run-vms';
+import { formatRestoreTest, startRestoreTest } from './commands/restore';
 import { applySchedules } from './commands/schedules';
 import { initStores } from './commands/store';
 import { connectClient } from './commands/temporal-client';
-import { startHypervisor, type SandboxHypervisor } from './sandbox/libvirt-host';
+import { GUEST_READY, startHypervisor, type SandboxHypervisor } from './sandbox/libvirt-host';
 import { freePort } from './sandbox/processes';
 import { startSshHost, type SandboxSshHost } from './sandbox/sshd-host';
 import { writeSupimDay } from './sandbox/supim-data';
@@ -141,6 +142,8 @@ async function main(): Promise<number> {
                 spaceMarginBytes: 64 << 20,
               },
               store: { root: join(dataDir, 'backup-store', 'vms'), spaceMarginBytes: 64 << 20 },
+              // The sandbox guests print GUEST_READY on their serial console once booted, within seconds.
+              restoreTest: { pattern: GUEST_READY, timeoutSeconds: 90 },
             }
           : {}),
         schedules: { timeZone: TIME_ZONE },
@@ -195,6 +198,14 @@ async function main(): Promise<number> {
       console.log(`\n${formatWeeklySummary(weeklySummary)}`);
       console.log(`report: ${newestReport(config.mail.outbox!) ?? '(none)'}`);
       ok &&= weeklySummary.ok;
+
+      step('restore test (the newest set of the VM tested longest ago, booted as a throw-away domain)');
+      const test = await startRestoreTest(client, config);
+      console.log(`workflow ${test.workflowId}: ${server.uiUrl}/namespaces/default/workflows/${test.workflowId}`);
+      const testSummary = await test.result();
+      console.log(`\n${formatRestoreTest(testSummary)}`);
+      console.log(`report: ${newestReport(config.mail.outbox!) ?? '(none)'}`);
+      ok &&= testSummary.ok;
     }
 
     step('what to look at');
@@ -203,6 +214,10 @@ async function main(): Promise<number> {
       `  filter runs: BackupJob = "weekly" AND BackupResult != "ok" (search attributes); each activity has a summary`,
     );
     console.log(`backup store: ${join(dataDir, 'backup-store')}; reports: ${config.mail.outbox}`);
+    if (withVms)
+      console.log(
+        `restores (README "Restoring"): npx cluster-backup --config ${configFile} restore vm cbtest-web --as cbtest-web-copy`,
+      );
     console.log('Run `npm start` again: days already backed up are not copied twice; the weekly run takes new images');
     console.log('and retention keeps the newest verified sets.');
     if (values['keep-running']) {

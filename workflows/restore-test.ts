@@ -47,6 +47,7 @@ export async function restoreTest(input: RestoreTestInput = {}): Promise<Restore
       result.passed = probe.passed;
       result.detail = probe.detail;
       result.bootSeconds = probe.bootSeconds;
+      if (probe.console) result.console = probe.console;
     } catch (err) {
       result.detail = failureText(err);
     } finally {

@@ -18,6 +18,8 @@ export interface BootProbeRequest {
   workDir: string;
   memoryMiB: number;
   timeoutSeconds: number;
+  /** When the time limit started (epoch ms; default: now): a retried probe gets only what is left of it. */
+  startedAtMs?: number;
   /** A regular expression a serial-console line must match for the guest to count as alive. */
   pattern: string;
   signal?: AbortSignal;
@@ -78,7 +80,7 @@ export async function bootProbe(req: BootProbeRequest): Promise<BootProbeResult>
     await ssh.run({ shell: `${PRIVATE_UMASK} && cat > ${quote(xmlFile)}` }, { input: xml });
     await ssh.run(['virsh', '-q', '-c', req.uri, 'create', xmlFile], { signal: req.signal });
 
-    const deadline = started + req.timeoutSeconds * 1000;
+    const deadline = (req.startedAtMs ?? started) + req.timeoutSeconds * 1000;
     for (;;) {
       const state = (await virsh(['domstate', '--domain', name])).stdout.toString('utf8').trim() || 'gone';
       req.onState?.(state);

@@ -3,6 +3,7 @@ import { readRestoreTestLog as readTestLog } from '../../adapters/image-sets/res
 import type { Config } from '../../config/schema';
 import { formatBytes, formatDuration } from '../../domain/format';
 import {
+  consoleQuote,
   type DayRestoreRequest,
   type DayRestoreResult,
   skippedLines,
@@ -156,7 +157,10 @@ export function formatDayRestore(r: DayRestoreResult): string {
 export function formatRestoreTest(s: RestoreTestSummary): string {
   if (!s.result) return 'restore test: no VM with a verified stored set';
   const t = s.result;
-  return `restore test ${t.vm} set ${t.stamp}: ${t.passed ? 'PASSED' : 'FAILED'} - ${t.detail}`;
+  return [
+    `restore test ${t.vm} set ${t.stamp}: ${t.passed ? 'PASSED' : 'FAILED'} - ${t.detail}`,
+    ...consoleQuote(t),
+  ].join('\n');
 }
 
 export const restoreVmCommand: CliCommand = {

@@ -10,6 +10,8 @@ const run = promisify(execFile);
 
 /** Every sandbox guest's name starts with this, so that stale ones can be recognised and removed. */
 export const GUEST_PREFIX = 'cbtest-';
+/** What a sandbox guest prints on its serial console once booted (build-guest.sh): a boot test's pattern. */
+export const GUEST_READY = 'cbguest: ready';
 
 export interface GuestOptions {
   /** Must start with GUEST_PREFIX. */
@@ -231,7 +233,7 @@ async function startLockedHypervisor(dir: string, unlock: () => void): Promise<S
           waitFor(
             () =>
               existsSync(consoleLog) &&
-              (readFileSync(consoleLog, 'utf8').match(/cbguest: ready/g)?.length ?? 0) >= boots,
+              (readFileSync(consoleLog, 'utf8').match(new RegExp(GUEST_READY, 'g'))?.length ?? 0) >= boots,
             timeoutMs,
             `${name} to finish boot ${boots}`,
           ),
