@@ -15,7 +15,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { stringify } from 'yaml';
 import { loadConfig } from '../config/load';
 import { isoDateInZone, julianDaysEndingOn } from '../domain/julian-day';
-import { renderPathTemplate } from '../domain/path-template';
+import { renderPathTemplate, templateRoot } from '../domain/path-template';
 import { progressQuery } from '../workflows/definitions';
 import { createWorker } from '../worker/create-worker';
 import { formatDailySummary, startDaily } from './commands/run-daily';
@@ -26,7 +26,7 @@ import { initStores } from './commands/store';
 import { connectClient } from './commands/temporal-client';
 import { GUEST_READY, startHypervisor, type SandboxHypervisor } from './sandbox/libvirt-host';
 import { freePort } from './sandbox/processes';
-import { startSshHost, type SandboxSshHost } from './sandbox/sshd-host';
+import { folderOwnedBy, startSshHost, type SandboxSshHost } from './sandbox/sshd-host';
 import { writeSupimDay } from './sandbox/supim-data';
 import { DEMO_DATA_DIR } from './sandbox/paths';
 import { startDevServer } from './sandbox/temporal-dev-server';
@@ -122,7 +122,14 @@ async function main(): Promise<number> {
       configFile,
       stringify({
         temporal: { address: server.address, namespace: 'default', taskQueue: 'cluster-backup' },
-        hosts: { compute: compute.config, ...(hypervisorSsh ? { hypervisor: hypervisorSsh.config } : {}) },
+        hosts: {
+          // `restore day` may write back to the source folders and to compute/restored (the README's example).
+          compute: {
+            ...compute.config,
+            restoreRoots: [templateRoot(sourceTemplate), folderOwnedBy(user, join(dataDir, 'compute', 'restored'))],
+          },
+          ...(hypervisorSsh ? { hypervisor: hypervisorSsh.config } : {}),
+        },
         supim: {
           host: 'compute',
           sourceTemplate,

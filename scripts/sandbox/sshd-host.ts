@@ -1,5 +1,5 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostConfig } from '../../config/schema';
 import { freePort, startChild, stopProcess, waitForPort } from './processes';
@@ -37,6 +37,16 @@ export function ensureUser(user: string): void {
   }
   // useradd leaves the account locked ('!'), which sshd refuses without PAM.
   execFileSync('usermod', ['-p', '*', user]);
+}
+
+/** A folder the sandbox host's login user owns (0700), e.g. where a restore may write. */
+export function folderOwnedBy(user: string, path: string): string {
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  if (process.getuid?.() === 0) {
+    const id = (flag: string) => Number(execFileSync('id', [flag, user], { encoding: 'utf8' }).trim());
+    chownSync(path, id('-u'), id('-g'));
+  }
+  return path;
 }
 
 /** An OpenSSH sshd on a loopback address with its own host key, config and authorized_keys. */

@@ -171,7 +171,7 @@ describe('daily copy: one bad file never holds back the others (real sshd, non-r
     assert.equal(sha(join(first.destination, big)), sha(join(folder, big)), 'the earlier copy of big.dat is kept');
     chmodSync(join(folder, big), 0o644);
 
-    const to = join(box.root, 'restored-2026-097');
+    const to = join(box.root, 'source', 'restored-2026-097'); // below the source root: a restore root
     mkdirSync(to);
     chmodSync(to, 0o777); // the remote user writes there
     const restored = await runActivity(box.activities.restoreSupimDay, { day: day.label, to });
@@ -187,7 +187,7 @@ describe('daily copy: one bad file never holds back the others (real sshd, non-r
     const backup = join(box.destinationRoot, '2026', '098');
     writeOld(join(backup, 'a.dat'), 'data');
     symlinkSync('/etc/passwd', join(backup, 'link.dat'));
-    const to = join(box.root, 'restored-2026-098');
+    const to = join(box.root, 'source', 'restored-2026-098');
     mkdirSync(to);
     chmodSync(to, 0o777); // the remote user writes there
     const restored = await runActivity(box.activities.restoreSupimDay, { day: day.label, to });

@@ -23,7 +23,7 @@ const run = promisify(execFile);
 const DEMO_JS = join(PROJECT_ROOT, 'dist', 'scripts', 'demo.js');
 /** What the README's commands name, and what this test runs them on instead: its own demo and an empty folder. */
 const README_CONFIG = '.data/demo/cluster-backup.yaml';
-const README_DAY_TARGET = '/tmp/restored-day';
+const README_DAY_TARGET = '"$PWD/.data/demo/compute/restored/day"';
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 /** Every file under a folder (relative path -> SHA-256). */
@@ -105,11 +105,14 @@ describe('restoring on the demo, as the README says (npm start -- --keep-running
 
   it('runs the README "Restoring" commands: restore vm --as, restore test passes, restore day --to an empty folder', async () => {
     const { define, commands } = readmeRestoreBlock();
-    const target = join(mkdtempSync(join(tmpdir(), 'cluster-backup-restore-day-')), 'restored-day');
-    chmodSync(join(target, '..'), 0o777); // the compute host's login user creates the folder
+    // Below the folder the demo gives the compute host's login user and names in its restoreRoots.
+    const target = join(dataDir, 'compute', 'restored', 'day');
+    assert.deepEqual(readdirSync(join(target, '..')), [], 'the demo`s restore folder starts empty');
     const results = new Map<string, { code: number; out: string }>();
     for (const command of commands) {
-      const line = `${define}\n${command}`.replaceAll(README_CONFIG, configFile).replaceAll(README_DAY_TARGET, target);
+      const line = `${define}\n${command}`
+        .replaceAll(README_CONFIG, configFile)
+        .replaceAll(README_DAY_TARGET, JSON.stringify(target));
       results.set(command, await shell(line));
     }
     const of = (words: string) => {
@@ -145,7 +148,7 @@ describe('restoring on the demo, as the README says (npm start -- --keep-running
 
       assert.match(of('status'), /^restore test "cbtest-web" set \d{8}T\d{6}Z: PASSED at /m);
     } finally {
-      rmSync(join(target, '..'), { recursive: true, force: true });
+      rmSync(target, { recursive: true, force: true });
     }
   });
 
