@@ -11,7 +11,7 @@ import { hashFile } from '../adapters/local/hash-file';
 import { LocalTree } from '../adapters/local/local-tree';
 import { listRemoteTree } from '../adapters/ssh/remote-tree';
 import type { SshSession } from '../adapters/ssh/ssh-session';
-import { uploadFile } from '../adapters/ssh/stream-upload';
+import { removeEmptyPartialDir, uploadFile } from '../adapters/ssh/stream-upload';
 import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
 
@@ -115,6 +115,7 @@ export function createDayRestoreActivities({ config, openSsh, now = () => new Da
             progress.current = undefined;
             progress.bytesDone += sent.bytesTransferred;
           }
+          await removeEmptyPartialDir(ssh, root.root);
           // Counted over every attempt: a resumed restore also reports what the crashed one sent.
           result.filesRestored = progress.done.length;
           result.bytesRestored = progress.bytesDone;

@@ -17,6 +17,7 @@ import { restoreReport, type RestoreReportRequest } from '../domain/restore-repo
 import { unsafeVmNameReason } from '../domain/vm-names';
 import { consoleLines } from '../domain/console-tail';
 import { bootProbe } from '../adapters/hypervisor/boot-probe';
+import { putDiskBack, swapInDisk } from '../adapters/hypervisor/disk-swap';
 import { LibvirtDriver } from '../adapters/hypervisor/libvirt-driver';
 import {
   consoleFiles,
@@ -32,7 +33,7 @@ import { Mailer } from '../adapters/mail/mailer';
 import { PASSABLE_UMASK, PRIVATE_UMASK } from '../adapters/ssh/remote-modes';
 import { quote } from '../adapters/ssh/shell-quote';
 import type { SshSession } from '../adapters/ssh/ssh-session';
-import { uploadFile, UPLOAD_PARTIAL_SUFFIX } from '../adapters/ssh/stream-upload';
+import { partialPathOf, uploadFile } from '../adapters/ssh/stream-upload';
 import { requireSection } from './config-section';
 import { createDayRestoreActivities } from './restore-day';
 import { whileHeartbeating } from './heartbeat';
@@ -337,18 +338,7 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
         throw ApplicationFailure.retryable(`${vm} is ${state.detail}, not shut off`, 'VmNotShutOff');
       const kept: string[] = [];
       for (const t of plan.targets) {
-        const [pushed, final, keep] = [quote(t.pushPath), quote(t.finalPath!), quote(t.keepAs!)];
-        // Idempotent: once the pushed image is gone it has taken its place.
-        const out = await ssh.run({
-          shell: [
-            `if [ -e ${pushed} ]; then`,
-            `  if [ -e ${final} ] && [ ! -e ${keep} ]; then mv ${final} ${keep}; fi`,
-            `  mv -f ${pushed} ${final}`,
-            'fi',
-            `[ -e ${keep} ] && echo kept || true`,
-          ].join('\n'),
-        });
-        if (out.toString('utf8').trim() === 'kept') kept.push(t.keepAs!);
+        if (await swapInDisk(ssh, { pushed: t.pushPath, final: t.finalPath!, keep: t.keepAs! })) kept.push(t.keepAs!);
       }
       return kept;
     });
@@ -358,17 +348,14 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
   async function putOriginalDisksBack(vm: string, plan: RestorePlan): Promise<void> {
     await withHypervisor(async (ssh, driver) => {
       if ((await driver.state(vm)).state === 'running') await driver.forceOff(vm); // it runs the restored disks
-      for (const t of plan.targets) {
-        const [final, keep] = [quote(t.finalPath!), quote(t.keepAs!)];
-        await ssh.run({ shell: `if [ -e ${keep} ]; then mv -f ${keep} ${final}; fi` });
-      }
+      for (const t of plan.targets) await putDiskBack(ssh, { final: t.finalPath!, keep: t.keepAs! });
     });
   }
 
   /** Removes what a restore pushed (and its partials), and its folder (mode as, boot tests). */
   async function discardPushed(plan: RestorePlan): Promise<void> {
     await withHypervisor(async (ssh) => {
-      const paths = plan.targets.flatMap((t) => [t.pushPath, t.pushPath + UPLOAD_PARTIAL_SUFFIX]);
+      const paths = plan.targets.flatMap((t) => [t.pushPath, partialPathOf(t.pushPath)]);
       await ssh.run(['rm', '-f', ...paths]);
       if (plan.dir) await ssh.run(['rm', '-rf', plan.dir]);
     });

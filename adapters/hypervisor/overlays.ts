@@ -1,6 +1,7 @@
 import { DOMParser, XMLSerializer, type Element } from '@xmldom/xmldom';
 import { children, parse } from './domain-xml';
 import { RemoteCommandError } from '../ssh/remote-command-error';
+import { PASSABLE_UMASK } from '../ssh/remote-modes';
 import { quote } from '../ssh/shell-quote';
 import type { ExecResult, SshSession } from '../ssh/ssh-session';
 import type { VmDisk } from './driver';
@@ -68,6 +69,17 @@ export function overlayPathFor(disk: { source: string; type: string }, stamp: st
 
 export function blockOverlayDir(imageArea: string): string {
   return `${imageArea.replace(/\/+$/, '')}/${BLOCK_OVERLAY_DIR}`;
+}
+
+/**
+ * Creates the block overlays' folder, 0711 with the `.cluster-backup` folder above it (the records' folder,
+ * made 0700 by VmRecords): QEMU, running as another user, must pass through both to its overlay, which
+ * libvirt creates 0600 and hands to it.
+ */
+export async function makeBlockOverlayDir(ssh: SshSession, imageArea: string): Promise<void> {
+  const dir = blockOverlayDir(imageArea);
+  const folders = [folderOf(dir), dir].map(quote).join(' ');
+  await ssh.run({ shell: `${PASSABLE_UMASK} && mkdir -p -- ${quote(dir)} && chmod 0711 -- ${folders}` });
 }
 
 /** The original disk, its kind and the run stamp of one of our overlay files, or undefined for any other file. */
@@ -293,7 +305,7 @@ export class Overlays {
     const missing = wanted.filter((d) => !existing.some((e) => e.target === d.target));
     if (missing.length > 0) {
       if (missing.some((d) => d.type === 'block'))
-        await this.ssh.run(['mkdir', '-p', '--', blockOverlayDir(imageArea)]);
+        await makeBlockOverlayDir(this.ssh, imageArea);
       // A file of that name that the domain does not use is what a crashed attempt left: never data.
       await this.ssh.run(['rm', '-f', '--', ...missing.map((d) => d.overlay)]);
       await this.virshWithXml(

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,16 +9,19 @@ import { quote } from './shell-quote';
 import type { SshSession } from './ssh-session';
 
 export const UPLOAD_PARTIAL_SUFFIX = '.partial';
+/** Under an upload's root: the product's own folder for partial files, out of the restored names' way. */
+export const RESTORE_PARTIAL_DIR = '.cluster-backup-restore';
 const READ_BYTES = 1 << 20;
 
 export interface UploadRequest {
   ssh: SshSession;
   localPath: string;
-  /** The final name on the remote host; the bytes arrive as `<remotePath>.partial`, renamed once verified. */
+  /** The final name on the remote host; the bytes arrive in a partial file (see partialPathOf), renamed once verified. */
   remotePath: string;
   /**
-   * A folder above remotePath that is trusted as it is: the folders below it on the way to the file are created
-   * one at a time and none may be a symlink (refused, nothing written). Absent: `mkdir -p` of the file's folder.
+   * A folder above remotePath that is trusted as it is (created if absent): the folders below it on the way to
+   * the file are created one at a time and none may be a symlink (refused, nothing written); the partial file
+   * lives in its RESTORE_PARTIAL_DIR. Absent: `mkdir -p` of the file's folder, the partial beside the file.
    */
   root?: string;
   /** Modes of what is created (default PRIVATE_UMASK: files 0600, folders 0700). */
@@ -45,11 +49,27 @@ export interface UploadResult {
 
 const EXIT_SYMLINK = 7;
 
-/** Size of a remote regular file, -1 when absent (or a symlink, or not a file). */
+/**
+ * Where the bytes of `remotePath` arrive: below a root, `<root>/.cluster-backup-restore/<SHA-256 of the path
+ * below the root>` (no restored name can clash with it, and it is found again by a resumed attempt); without
+ * one, `<remotePath>.partial` (for folders only the product writes names in, as the VM restores).
+ */
+export function partialPathOf(remotePath: string, root?: string): string {
+  if (root === undefined) return remotePath + UPLOAD_PARTIAL_SUFFIX;
+  const below = createHash('sha256').update(posix.relative(root, remotePath)).digest('hex');
+  return posix.join(root, RESTORE_PARTIAL_DIR, below);
+}
+
+/** Removes an upload root's partial folder if it is empty (at the end of a restore). */
+export async function removeEmptyPartialDir(ssh: SshSession, root: string): Promise<void> {
+  await ssh.run({ shell: `rmdir -- ${quote(posix.join(root, RESTORE_PARTIAL_DIR))} 2>/dev/null || true` });
+}
+
+/** Size of a remote regular file, -1 when absent (or a symlink, or not a file, or with another hard link). */
 async function remoteSize(ssh: SshSession, path: string, signal?: AbortSignal): Promise<number> {
   const p = quote(path);
   const out = await ssh.run(
-    { shell: `[ -f ${p} ] && [ ! -L ${p} ] && stat -c %s ${p} 2>/dev/null || echo -1` },
+    { shell: `[ -f ${p} ] && [ ! -L ${p} ] && [ "$(stat -c %h ${p})" = 1 ] && stat -c %s ${p} 2>/dev/null || echo -1` },
     { signal },
   );
   const size = Number(out.toString('utf8').trim());
@@ -68,15 +88,36 @@ export async function remoteFileSha256(ssh: SshSession, path: string, signal?: A
 }
 
 /**
- * Pushes a local file to a remote host as one stream over an SSH exec channel (`cat > partial`, or
- * `cat >> partial` after truncating it to the resume point), the mirror of streamDownload. On arrival the
- * remote host hashes the whole file; only a copy with the expected SHA-256 is renamed into place.
+ * Shell that opens `partial` on fd 3 (`>` creates it, `>>` keeps it) and goes on only if what was opened is
+ * the regular file of that name with no other link: never a symlink's target, a device or someone's hard link,
+ * whatever was swapped in after a check. The bytes then go to fd 3, never to the name again.
+ */
+function openPartialOnFd3(partial: string, redirect: '>' | '>>'): string {
+  const p = quote(partial);
+  return (
+    `exec 3${redirect} ${p} && [ ! -L ${p} ] && [ -f /dev/fd/3 ] && [ ${p} -ef /dev/fd/3 ] && ` +
+    `[ "$(stat -L -c %h /dev/fd/3)" = 1 ] || { echo 'the partial file is not a plain file of ours: refused' >&2; exit 1; }`
+  );
+}
+
+/**
+ * Pushes a local file to a remote host as one stream over an SSH exec channel (into a new partial file, or
+ * appended to the kept one after truncating it to the resume point), the mirror of streamDownload. On arrival
+ * the remote host hashes the whole file; only a copy with the expected SHA-256 is renamed into place.
  */
 export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
   const { ssh, signal } = req;
-  const partial = req.remotePath + UPLOAD_PARTIAL_SUFFIX;
+  const partial = partialPathOf(req.remotePath, req.root);
   const umask = req.umask ?? PRIVATE_UMASK;
   await makeFolders(ssh, posix.dirname(req.remotePath), req.root, umask, signal);
+  if (req.root !== undefined) {
+    if (posix.relative(posix.dirname(partial), req.remotePath).split('/')[0] !== '..')
+      throw new RemoteCommandError(`${ssh.label}: ${req.remotePath} is in the restore's own ${RESTORE_PARTIAL_DIR}`, {
+        kind: 'unsafe-remote-data',
+        host: ssh.label,
+      });
+    await makeFolders(ssh, posix.dirname(partial), req.root, PRIVATE_UMASK, signal);
+  }
 
   if ((await remoteSize(ssh, req.remotePath, signal)) === req.size) {
     const sha256 = await remoteFileSha256(ssh, req.remotePath, signal);
@@ -87,12 +128,13 @@ export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
   // What the remote partial holds is a prefix of the file (cat appends in order); past the reported offset
   // it is not trusted, and short of it only what arrived counts.
   const resumedAt = offset > 0 && held > 0 ? Math.min(offset, held, req.size) : 0;
-  // Never through a symlink: a fresh partial is created exclusively (noclobber), a kept one must not be a link.
+  // Never through a symlink: a fresh partial is created exclusively (noclobber), a kept one opened as it is;
+  // either is checked once open (see openPartialOnFd3).
   const p = quote(partial);
   const command =
     resumedAt > 0
-      ? `${umask} && [ ! -L ${p} ] && truncate -s ${resumedAt} ${p} && exec cat >> ${p}`
-      : `${umask} && rm -f ${p} && set -C && exec cat > ${p}`;
+      ? `${umask} && ${openPartialOnFd3(partial, '>>')} && truncate -s ${resumedAt} /dev/fd/3 && exec cat >&3`
+      : `${umask} && rm -f ${p} && set -C && ${openPartialOnFd3(partial, '>')} && exec cat >&3`;
   const fail = (message: string, cause?: Error) =>
     new RemoteCommandError(
       `${ssh.label}: ${req.remotePath}: ${message}`,
@@ -161,8 +203,9 @@ export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
 }
 
 /**
- * Creates `dir`: below `root` one folder at a time, refusing a symlink anywhere on the way (a RemoteCommandError
- * of kind unsafe-remote-data: a retry would not change it); without a root, `mkdir -p`.
+ * Creates `dir`: the (trusted) root with `mkdir -p`, below it one folder at a time, refusing a symlink anywhere
+ * on the way (a RemoteCommandError of kind unsafe-remote-data: a retry would not change it); without a root,
+ * `mkdir -p`.
  */
 async function makeFolders(
   ssh: SshSession,
@@ -178,10 +221,9 @@ async function makeFolders(
   const below = posix.relative(root, dir);
   if (below === '..' || below.startsWith('../') || posix.isAbsolute(below))
     throw new Error(`${dir} is not below ${root}`);
-  if (below === '') return;
   const script =
-    `${umask}; d=${quote(root)}; ` +
-    `for c in ${below.split('/').map(quote).join(' ')}; do d="$d/$c"; ` +
+    `${umask}; d=${quote(root)}; mkdir -p -- "$d" || exit 1; ` +
+    `for c in ${below === '' ? '' : below.split('/').map(quote).join(' ')}; do d="$d/$c"; ` +
     `if [ -L "$d" ]; then printf %s "$d"; exit ${EXIT_SYMLINK}; fi; ` +
     `[ -d "$d" ] || mkdir -- "$d" || exit 1; done`;
   const result = await ssh.exec({ shell: script }, { signal });

@@ -138,6 +138,17 @@ describe('daily copy: one bad file never holds back the others (real sshd, non-r
     assert.equal(existsSync(staging), false, 'the staging folder is gone');
   });
 
+  /**
+   * A folder below the source root (a restore root) the remote user writes in; it also writes in the root
+   * itself, where a restore keeps its partial files (.cluster-backup-restore).
+   */
+  const restoreTarget = (name: string) => {
+    const to = join(box.root, 'source', name);
+    mkdirSync(to);
+    for (const folder of [join(box.root, 'source'), to]) chmodSync(folder, 0o777);
+    return to;
+  };
+
   it('backs up and restores a real file named like a partial file; copying its namesake never touches it', async () => {
     const day = calendarDay('2026-04-07');
     const folder = renderPathTemplate(box.sourceTemplate, day);
@@ -171,9 +182,7 @@ describe('daily copy: one bad file never holds back the others (real sshd, non-r
     assert.equal(sha(join(first.destination, big)), sha(join(folder, big)), 'the earlier copy of big.dat is kept');
     chmodSync(join(folder, big), 0o644);
 
-    const to = join(box.root, 'source', 'restored-2026-097'); // below the source root: a restore root
-    mkdirSync(to);
-    chmodSync(to, 0o777); // the remote user writes there
+    const to = restoreTarget('restored-2026-097');
     const restored = await runActivity(box.activities.restoreSupimDay, { day: day.label, to });
     assert.equal(restored.ok, true, restored.reason);
     assert.equal(restored.filesRestored, 3);
@@ -187,9 +196,7 @@ describe('daily copy: one bad file never holds back the others (real sshd, non-r
     const backup = join(box.destinationRoot, '2026', '098');
     writeOld(join(backup, 'a.dat'), 'data');
     symlinkSync('/etc/passwd', join(backup, 'link.dat'));
-    const to = join(box.root, 'source', 'restored-2026-098');
-    mkdirSync(to);
-    chmodSync(to, 0o777); // the remote user writes there
+    const to = restoreTarget('restored-2026-098');
     const restored = await runActivity(box.activities.restoreSupimDay, { day: day.label, to });
     assert.equal(restored.ok, false);
     assert.equal(restored.filesRestored, 1);

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DiskImaging } from '../../adapters/hypervisor/disk-imaging';
+import { swapInDisk } from '../../adapters/hypervisor/disk-swap';
+import { blockOverlayDir, makeBlockOverlayDir } from '../../adapters/hypervisor/overlays';
+import { VmRecords } from '../../adapters/hypervisor/vm-records';
 import { MANIFEST_VERSION } from '../../adapters/image-sets/manifest';
 import { RemoteImageSets } from '../../adapters/image-sets/remote-image-sets';
 import { SshSession } from '../../adapters/ssh/ssh-session';
@@ -62,5 +65,31 @@ describe('the image area on the hypervisor is not readable by others (real sshd,
       '600',
       '600',
     ]);
+  });
+
+  it('the block overlays` folder: QEMU may pass through it and the records` folder above it, never list them', async () => {
+    const records = new VmRecords(ssh, area);
+    const owner = { workflowId: 'w', runId: 'r' };
+    await records.writeHeldDown({ vm: 'db', owner, since: '2026-01-01T00:00:00Z', budgetSeconds: 60 });
+    await makeBlockOverlayDir(ssh, area);
+    const dir = blockOverlayDir(area);
+    assert.deepEqual([join(area, '.cluster-backup'), dir].map(mode), ['711', '711']);
+  });
+
+  it('a --replace disk takes the owner and mode of the disk it replaces (not the push`s 0600)', async () => {
+    const folder = join(root, 'vms');
+    mkdirSync(folder);
+    const final = join(folder, 'vda.qcow2');
+    const [pushed, keep] = [`${final}.restored`, `${final}.before`];
+    writeFileSync(final, 'old disk\n', { mode: 0o640 });
+    chmodSync(final, 0o640);
+    writeFileSync(pushed, 'restored disk\n', { mode: 0o600 });
+    assert.equal(await swapInDisk(ssh, { pushed, final, keep }), true);
+    assert.equal(readFileSync(final, 'utf8'), 'restored disk\n');
+    assert.equal(mode(final), '640');
+    assert.equal(statSync(final).uid, statSync(keep).uid);
+    assert.equal(readFileSync(keep, 'utf8'), 'old disk\n');
+    assert.equal(await swapInDisk(ssh, { pushed, final, keep }), true, 'a retry changes nothing');
+    assert.equal(readFileSync(final, 'utf8'), 'restored disk\n');
   });
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
@@ -18,11 +18,13 @@ describe('restore day over real sshd: only into the host`s restore roots, never 
   let restore: (request: DayRestoreRequest) => Promise<unknown>;
   let sourceRoot: string;
   let other: string;
+  let fresh: string;
 
   before(async () => {
     sandbox = await supimSandbox();
     sourceRoot = join(sandbox.root, 'source');
     other = join(sandbox.root, 'other');
+    fresh = join(sandbox.root, 'not', 'yet');
     mkdirSync(sourceRoot);
     mkdirSync(other);
     const backup = join(sandbox.destinationRoot, '2026', '331');
@@ -33,7 +35,12 @@ describe('restore day over real sshd: only into the host`s restore roots, never 
     const compute = sandbox.config.hosts.compute!;
     const config: Config = {
       ...sandbox.config,
-      hosts: { compute, hypervisor: compute, archive: { ...compute, restoreRoots: [`${other}/`] } },
+      hosts: {
+        compute,
+        hypervisor: compute,
+        archive: { ...compute, restoreRoots: [`${other}/`] },
+        spare: { ...compute, restoreRoots: [fresh] },
+      },
     };
     const { restoreSupimDay } = createDayRestoreActivities({
       config,
@@ -93,5 +100,21 @@ describe('restore day over real sshd: only into the host`s restore roots, never 
     );
     await restore({ day: DAY, host: 'archive', to: join(other, 'day') });
     assert.equal(readFileSync(join(other, 'day', 'a.dat'), 'utf8'), 'day 331\n');
+  });
+
+  it('a host file `<name>.partial` survives restoring `<name>`; the partial folder is gone at the end', async () => {
+    const to = join(sourceRoot, 'beside');
+    mkdirSync(to);
+    writeFileSync(join(to, 'a.dat.partial'), 'a real host file\n');
+    await restore({ day: DAY, to });
+    assert.equal(readFileSync(join(to, 'a.dat'), 'utf8'), 'day 331\n');
+    assert.equal(readFileSync(join(to, 'a.dat.partial'), 'utf8'), 'a real host file\n');
+    assert.ok(!existsSync(join(sourceRoot, '.cluster-backup-restore')));
+  });
+
+  it('a configured restore root that does not exist yet is created (0700) and restored into', async () => {
+    await restore({ day: DAY, host: 'spare', to: join(fresh, 'day') });
+    assert.equal(readFileSync(join(fresh, 'day', 'sub', 'evil'), 'utf8'), 'restored data\n');
+    assert.deepEqual([join(sandbox.root, 'not'), fresh].map(mode), ['700', '700']);
   });
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   existsSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -18,7 +19,7 @@ import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { RemoteCommandError } from '../../adapters/ssh/remote-command-error';
 import { SshSession } from '../../adapters/ssh/ssh-session';
-import { uploadFile } from '../../adapters/ssh/stream-upload';
+import { partialPathOf, RESTORE_PARTIAL_DIR, uploadFile } from '../../adapters/ssh/stream-upload';
 import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -122,19 +123,83 @@ describe('pushing a file to a host as a stream (restores)', () => {
     assert.deepEqual(readdirSync(elsewhere), [], 'nothing written outside');
   });
 
-  it('never writes through a symlink at the partial or the final name', async () => {
+  it('below a root: the partial lives in the root`s own 0700 folder, a host file `<name>.partial` is left alone', async () => {
+    const dir = join(root, 'own');
+    mkdirSync(dir);
+    const remote = join(dir, 'x');
+    writeFileSync(`${remote}.partial`, 'a real host file\n');
+    await uploadFile({ ...request(remote), root: dir });
+    assert.deepEqual(readFileSync(remote), data);
+    assert.equal(readFileSync(`${remote}.partial`, 'utf8'), 'a real host file\n');
+    assert.equal(mode(join(dir, RESTORE_PARTIAL_DIR)), '700');
+    assert.ok(partialPathOf(remote, dir).startsWith(join(dir, RESTORE_PARTIAL_DIR) + '/'));
+    // A symlink planted as that folder is refused, nothing written through it.
+    const elsewhere = join(root, 'own-elsewhere');
+    mkdirSync(elsewhere);
+    rmSync(join(dir, RESTORE_PARTIAL_DIR), { recursive: true });
+    symlinkSync(elsewhere, join(dir, RESTORE_PARTIAL_DIR));
+    await assert.rejects(
+      uploadFile({ ...request(join(dir, 'y')), root: dir }),
+      (err: unknown) => err instanceof RemoteCommandError && err.nonRetryable && /is a symlink/.test(err.message),
+    );
+    assert.deepEqual(readdirSync(elsewhere), []);
+  });
+
+  it('a root that does not exist yet is created, private, and the file arrives below it', async () => {
+    const absent = join(root, 'absent', 'root');
+    const remote = join(absent, '2026', '331', 'a.dat');
+    await uploadFile({ ...request(remote), root: absent });
+    assert.deepEqual(readFileSync(remote), data);
+    assert.deepEqual([join(root, 'absent'), absent].map(mode), ['700', '700']);
+  });
+
+  it('never writes through a symlink at the final name', async () => {
     const dir = join(root, 'links');
     const victim = join(root, 'victim');
     mkdirSync(dir);
     mkdirSync(victim);
     writeFileSync(join(victim, 'file'), 'not yours\n');
     const remote = join(dir, 'vda.qcow2');
-    symlinkSync(join(victim, 'file'), `${remote}.partial`); // planted where the bytes arrive, even for a resume
-    symlinkSync(victim, remote); // and a folder link under the final name: mv must not move into it
+    symlinkSync(victim, remote); // a folder link under the final name: mv must not move into it
     await uploadFile({ ...request(remote), root: dir, resumeFrom: 1 << 20 });
-    assert.equal(readFileSync(join(victim, 'file'), 'utf8'), 'not yours\n');
     assert.deepEqual(readdirSync(victim), ['file']);
     assert.ok(lstatSync(remote).isFile(), 'the link under the final name is replaced by the file');
     assert.deepEqual(readFileSync(remote), data);
+  });
+
+  it('a resume writes only to the partial it opened: a hard link or symlink swapped in after the size check is refused', async () => {
+    const dir = join(root, 'swapped');
+    mkdirSync(dir);
+    const remote = join(dir, 'vda.qcow2');
+    const partial = partialPathOf(remote);
+    const victim = join(root, 'victim-file');
+    // The real session; just before the write command starts, the partial is replaced (an attacker's timing).
+    const racing = (swap: () => void): SshSession =>
+      Object.assign(Object.create(ssh) as SshSession, {
+        execWithInput: (command: Parameters<SshSession['execWithInput']>[0]) => {
+          swap();
+          return ssh.execWithInput(command);
+        },
+      });
+    for (const plant of [linkSync, symlinkSync]) {
+      writeFileSync(victim, 'not yours\n');
+      writeFileSync(partial, data.subarray(0, 3 << 20));
+      const swap = () => {
+        rmSync(partial);
+        plant(victim, partial);
+      };
+      await assert.rejects(
+        uploadFile({ ...request(remote), ssh: racing(swap), resumeFrom: 2 << 20 }),
+        (err: unknown) => err instanceof RemoteCommandError && /not a plain file of ours/.test(err.message),
+        plant.name,
+      );
+      assert.equal(readFileSync(victim, 'utf8'), 'not yours\n', plant.name);
+      // The next attempt does not resume from it: a fresh partial, the victim still untouched.
+      const next = await uploadFile({ ...request(remote), resumeFrom: 2 << 20 });
+      assert.equal(next.resumedAt, 0, plant.name);
+      assert.deepEqual(readFileSync(remote), data);
+      assert.equal(readFileSync(victim, 'utf8'), 'not yours\n', plant.name);
+      rmSync(remote);
+    }
   });
 });
