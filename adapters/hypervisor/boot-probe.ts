@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { CONSOLE_TAIL_BYTES, matchingConsoleLine, wholeLinesOfTail } from '../../domain/console-tail';
 import { PASSABLE_UMASK, PRIVATE_UMASK } from '../ssh/remote-modes';
 import { commandLine, quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
@@ -84,9 +85,8 @@ export async function bootProbe(req: BootProbeRequest): Promise<BootProbeResult>
     for (;;) {
       const state = (await virsh(['domstate', '--domain', name])).stdout.toString('utf8').trim() || 'gone';
       req.onState?.(state);
-      consoleTail = (await ssh.exec({ shell: `tail -c 4096 ${quote(consoleLog)} 2>/dev/null` })).stdout.toString(
-        'utf8',
-      );
+      const tail = `tail -c ${CONSOLE_TAIL_BYTES + 1} ${quote(consoleLog)} 2>/dev/null`;
+      consoleTail = wholeLinesOfTail((await ssh.exec({ shell: tail })).stdout);
       const bootSeconds = (Date.now() - started) / 1000;
       if (!state.startsWith('running')) {
         return {
@@ -96,9 +96,9 @@ export async function bootProbe(req: BootProbeRequest): Promise<BootProbeResult>
           bootSeconds,
         };
       }
-      const line = consoleTail.split('\n').find((l) => lineMatches.test(l));
+      const line = matchingConsoleLine(consoleTail, lineMatches);
       if (line !== undefined) {
-        return { passed: true, detail: `running, console: ${line.trim().slice(0, 200)}`, consoleTail, bootSeconds };
+        return { passed: true, detail: `running, console: ${line}`, consoleTail, bootSeconds };
       }
       if (Date.now() >= deadline || req.signal?.aborted) {
         return {
