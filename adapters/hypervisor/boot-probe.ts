@@ -36,6 +36,11 @@ export interface BootProbeResult {
 }
 
 const POLL_MS = 500;
+
+/** When a probe gives up: the time limit runs from `startedAtMs`, so a retried probe gets only what is left. */
+export function probeDeadlineMs(startedAtMs: number, timeoutSeconds: number): number {
+  return startedAtMs + timeoutSeconds * 1000;
+}
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -81,7 +86,7 @@ export async function bootProbe(req: BootProbeRequest): Promise<BootProbeResult>
     await ssh.run({ shell: `${PRIVATE_UMASK} && cat > ${quote(xmlFile)}` }, { input: xml });
     await ssh.run(['virsh', '-q', '-c', req.uri, 'create', xmlFile], { signal: req.signal });
 
-    const deadline = (req.startedAtMs ?? started) + req.timeoutSeconds * 1000;
+    const deadline = probeDeadlineMs(req.startedAtMs ?? started, req.timeoutSeconds);
     for (;;) {
       const state = (await virsh(['domstate', '--domain', name])).stdout.toString('utf8').trim() || 'gone';
       req.onState?.(state);
