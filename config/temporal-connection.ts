@@ -47,8 +47,9 @@ export interface ConnectionSources {
  * operator's shell for the `temporal` CLI must not send the backup's runs to another cluster. Leave a field
  * out of the file to let the profile or the environment decide it. The file's tls section replaces the
  * profile's TLS as a whole (its files belong together); its apiKeyFile wins over TEMPORAL_API_KEY.
- * Whatever layer decided them: key files that others may read are refused (as the SSH key's is), and so is
- * plaintext to an address that is not loopback unless temporal.allowPlaintext says so.
+ * Whatever layer decided them: key files that others may read are refused (as the SSH key's is), so is a
+ * Temporal profile file others may read that holds an api_key or client_key_data, and so is plaintext to an
+ * address that is not loopback unless temporal.allowPlaintext says so.
  */
 export function temporalConnection(config: Config, env: NodeJS.ProcessEnv = process.env): TemporalConnectionSettings {
   return resolveConnection(config, env).settings;
