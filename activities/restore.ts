@@ -38,6 +38,15 @@ import { requireSection } from './config-section';
 import { createDayRestoreActivities } from './restore-day';
 import { whileHeartbeating } from './heartbeat';
 
+/**
+ * When the running boot test's time limit started: when its FIRST attempt was scheduled (Temporal keeps
+ * scheduledTimestampMs across retries; currentAttemptScheduledTimestampMs is this attempt's), so a retry
+ * gets what is left of the limit, never a new one.
+ */
+export function bootTestStartedAtMs(): number {
+  return Context.current().info.scheduledTimestampMs;
+}
+
 /** The restore activities that read the backup store's disk: they run on the store task queue. */
 export const RESTORE_STORE_ACTIVITIES = [
   'readStoredSet',
@@ -401,7 +410,7 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
             workDir: `${plan.dir}/probe`,
             memoryMiB: settings.memoryMiB,
             timeoutSeconds: settings.timeoutSeconds,
-            startedAtMs: Context.current().info.scheduledTimestampMs,
+            startedAtMs: bootTestStartedAtMs(),
             pattern: settings.pattern,
             signal: Context.current().cancellationSignal,
             onState: (s) => {

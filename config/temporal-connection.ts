@@ -1,7 +1,15 @@
 import { readFileSync } from 'node:fs';
+import { platform } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 import { normalizeTlsConfig, type TLSConfig } from '@temporalio/common/lib/internal-non-workflow';
-import { loadClientConnectConfig } from '@temporalio/envconfig';
-import { readSecretFileSync } from '../adapters/local/secret-file';
+import {
+  loadClientConfig,
+  loadClientConfigProfile,
+  toClientOptions,
+  type ClientConfigProfile,
+  type ClientConnectConfig,
+} from '@temporalio/envconfig';
+import { readFileAndModeSync, readSecretFileSync, refuseExposed } from '../adapters/local/secret-file';
 import { LOOPBACK, type Config } from './schema';
 
 export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
@@ -39,8 +47,9 @@ export interface ConnectionSources {
  * operator's shell for the `temporal` CLI must not send the backup's runs to another cluster. Leave a field
  * out of the file to let the profile or the environment decide it. The file's tls section replaces the
  * profile's TLS as a whole (its files belong together); its apiKeyFile wins over TEMPORAL_API_KEY.
- * Whatever layer decided them: key files that others may read are refused (as the SSH key's is), and so is
- * plaintext to an address that is not loopback unless temporal.allowPlaintext says so.
+ * Whatever layer decided them: key files that others may read are refused (as the SSH key's is), so is a
+ * Temporal profile file others may read that holds an api_key or client_key_data, and so is plaintext to an
+ * address that is not loopback unless temporal.allowPlaintext says so.
  */
 export function temporalConnection(config: Config, env: NodeJS.ProcessEnv = process.env): TemporalConnectionSettings {
   return resolveConnection(config, env).settings;
@@ -54,7 +63,7 @@ export function connectionSources(config: Config, env: NodeJS.ProcessEnv = proce
 function resolveConnection(config: Config, env: NodeJS.ProcessEnv) {
   const t = config.temporal;
   const envVars = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
-  const profile = loadClientConnectConfig({ overrideEnvVars: envVars });
+  const profile = loadProfile(envVars, t.tls !== undefined);
   const fromProfile = profile.connectionOptions;
   const layer = (inFile: unknown, fromProfileOrEnv: unknown, envNames: string[]): SettingSource =>
     inFile !== undefined
@@ -94,6 +103,64 @@ function resolveConnection(config: Config, env: NodeJS.ProcessEnv) {
       apiKey: layer(t.apiKeyFile, apiKeyFromProfile, ['TEMPORAL_API_KEY']),
     } satisfies ConnectionSources,
   };
+}
+
+/**
+ * The Temporal profile with the environment over it, as @temporalio/envconfig's loadClientConnectConfig
+ * makes it, but with the secret-file checks it lacks: the profile file is read here (the same bytes are
+ * parsed) and refused when others may read it and it holds an api_key or client_key_data; the mTLS key
+ * file is read with the others-can-read refusal, whether the profile or TEMPORAL_TLS_CLIENT_KEY_PATH named
+ * it. With `tlsInConfigFile` the profile's TLS files are not read at all: the config file's replace them.
+ */
+function loadProfile(envVars: Record<string, string>, tlsInConfigFile: boolean): ClientConnectConfig {
+  const file = profileFilePath(envVars);
+  let data: Buffer | undefined;
+  try {
+    if (file !== undefined) {
+      const read = readFileAndModeSync(file);
+      data = read.data;
+      const holdsSecret = Object.values(loadClientConfig({ configSource: { data } }).profiles).some(
+        (p) => p.apiKey !== undefined || (p.tls?.clientKey !== undefined && 'data' in p.tls.clientKey),
+      );
+      if (holdsSecret) refuseExposed(read.mode, file, 'Temporal profile file (holding api_key or client_key_data)');
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (data === undefined && envVars.TEMPORAL_PROFILE) {
+    throw new TemporalConnectionError(
+      `Profile '${envVars.TEMPORAL_PROFILE}' not found: TEMPORAL_PROFILE names it, but there is no Temporal ` +
+        `profile file${file ? ` at ${file}` : ''} (TEMPORAL_CONFIG_FILE)`,
+    );
+  }
+  const profile: ClientConfigProfile = loadClientConfigProfile({
+    ...(data !== undefined ? { configSource: { data } } : { disableFile: true }),
+    overrideEnvVars: envVars,
+  });
+  const key = profile.tls?.clientKey;
+  if (tlsInConfigFile) delete profile.tls;
+  else if (profile.tls && key && 'path' in key) {
+    const namedBy = envVars.TEMPORAL_TLS_CLIENT_KEY_PATH
+      ? 'TEMPORAL_TLS_CLIENT_KEY_PATH'
+      : `client_key_path of the Temporal profile in ${file}`;
+    profile.tls.clientKey = { data: readSecretFileSync(key.path, `Temporal mTLS key file (${namedBy})`) };
+  }
+  return toClientOptions(profile);
+}
+
+/** Where @temporalio/envconfig looks for the profile file: TEMPORAL_CONFIG_FILE, else the user's config folder. */
+function profileFilePath(env: Record<string, string>): string | undefined {
+  if (env.TEMPORAL_CONFIG_FILE) return env.TEMPORAL_CONFIG_FILE;
+  const home = env.HOME;
+  const dir =
+    platform() === 'darwin'
+      ? home && join(home, 'Library', 'Application Support')
+      : env.XDG_CONFIG_HOME
+        ? isAbsolute(env.XDG_CONFIG_HOME)
+          ? env.XDG_CONFIG_HOME
+          : undefined
+        : home && join(home, '.config');
+  return dir ? join(dir, 'temporalio', 'temporal.toml') : undefined;
 }
 
 export class TemporalConnectionError extends Error {

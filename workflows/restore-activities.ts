@@ -1,4 +1,4 @@
-import { CancellationScope, log, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { CancellationScope, log, patched, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import { remoteActivities, storeActivities } from './activity-proxies';
 import type { RestoreReportRequest } from '../domain/restore-report';
 import { failureText } from './failure-text';
@@ -17,6 +17,8 @@ export const { getRestoreSettings } = remoteActivities({
 /** The activity proxies of the restore workflows: short remote calls, long pushes, and compensations. */
 export function restoreActivities(settings: RestoreSettings, summary: string) {
   const common = { heartbeatTimeout: settings.heartbeatTimeoutSeconds * 1000, summary };
+  /** A boot test's time limit (from its first attempt, see bootTestStartedAtMs) and 5 minutes to clean up. */
+  const bootLimit = (settings.bootTimeoutSeconds + 300) * 1000;
   const quick: ActivityOptions = {
     ...common,
     startToCloseTimeout: '10 minutes',
@@ -34,7 +36,9 @@ export function restoreActivities(settings: RestoreSettings, summary: string) {
     storeLong: storeActivities(settings.storeTaskQueue, long),
     boot: remoteActivities({
       ...common,
-      startToCloseTimeout: (settings.bootTimeoutSeconds + 300) * 1000,
+      startToCloseTimeout: bootLimit,
+      // All attempts together end with the test's own limit and the clean-up: a retry cannot keep going.
+      ...(patched('boot-test-schedule-to-close') ? { scheduleToCloseTimeout: bootLimit } : {}),
       retry: { initialInterval: '5 seconds', maximumAttempts: 3 },
     }),
     /** Putting things back: retried until it works, whatever happens. */

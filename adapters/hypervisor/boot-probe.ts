@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { CONSOLE_TAIL_BYTES, matchingConsoleLine, wholeLinesOfTail } from '../../domain/console-tail';
 import { PASSABLE_UMASK, PRIVATE_UMASK } from '../ssh/remote-modes';
 import { commandLine, quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
@@ -35,6 +36,11 @@ export interface BootProbeResult {
 }
 
 const POLL_MS = 500;
+
+/** When a probe gives up: the time limit runs from `startedAtMs`, so a retried probe gets only what is left. */
+export function probeDeadlineMs(startedAtMs: number, timeoutSeconds: number): number {
+  return startedAtMs + timeoutSeconds * 1000;
+}
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -80,13 +86,12 @@ export async function bootProbe(req: BootProbeRequest): Promise<BootProbeResult>
     await ssh.run({ shell: `${PRIVATE_UMASK} && cat > ${quote(xmlFile)}` }, { input: xml });
     await ssh.run(['virsh', '-q', '-c', req.uri, 'create', xmlFile], { signal: req.signal });
 
-    const deadline = (req.startedAtMs ?? started) + req.timeoutSeconds * 1000;
+    const deadline = probeDeadlineMs(req.startedAtMs ?? started, req.timeoutSeconds);
     for (;;) {
       const state = (await virsh(['domstate', '--domain', name])).stdout.toString('utf8').trim() || 'gone';
       req.onState?.(state);
-      consoleTail = (await ssh.exec({ shell: `tail -c 4096 ${quote(consoleLog)} 2>/dev/null` })).stdout.toString(
-        'utf8',
-      );
+      const tail = `tail -c ${CONSOLE_TAIL_BYTES + 1} ${quote(consoleLog)} 2>/dev/null`;
+      consoleTail = wholeLinesOfTail((await ssh.exec({ shell: tail })).stdout);
       const bootSeconds = (Date.now() - started) / 1000;
       if (!state.startsWith('running')) {
         return {
@@ -96,9 +101,9 @@ export async function bootProbe(req: BootProbeRequest): Promise<BootProbeResult>
           bootSeconds,
         };
       }
-      const line = consoleTail.split('\n').find((l) => lineMatches.test(l));
+      const line = matchingConsoleLine(consoleTail, lineMatches);
       if (line !== undefined) {
-        return { passed: true, detail: `running, console: ${line.trim().slice(0, 200)}`, consoleTail, bootSeconds };
+        return { passed: true, detail: `running, console: ${line}`, consoleTail, bootSeconds };
       }
       if (Date.now() >= deadline || req.signal?.aborted) {
         return {

@@ -73,8 +73,10 @@ function remove(node: Element): void {
 /**
  * Devices bound to the host's live resources rather than to the VM's disks: a host folder shared into the
  * guest, a passed-through PCI/USB/SCSI device (or network function), USB redirection, a smartcard, memory
- * shared with other domains, the host's TPM, input or serial device. A copy that kept them would mount the
- * live folder read-write, take the device from the original or share its memory.
+ * shared with other domains, NVDIMM or virtio-pmem memory backed by a host file, the host's TPM, input or
+ * serial device, and character devices (serial, console, channel, parallel) on a host pipe, a fixed TCP or
+ * UDP port or a fixed Unix socket path. A copy that kept them would mount the live folder read-write, take
+ * the device from the original, write into its memory file, or bind or connect to the original's sockets.
  */
 function hostBound(device: Element): boolean {
   const type = device.getAttribute('type');
@@ -91,25 +93,43 @@ function hostBound(device: Element): boolean {
       return directChildren(device, 'backend').some((b) => b.getAttribute('type') === 'passthrough');
     case 'input':
       return type === 'passthrough' || type === 'evdev';
+    case 'memory':
+      return directChildren(device, 'source').some((source) => firstChild(source, 'path') !== undefined);
     case 'serial':
     case 'parallel':
     case 'console':
     case 'channel':
-      return type === 'dev';
+      return (
+        type === 'dev' ||
+        type === 'pipe' ||
+        type === 'tcp' ||
+        type === 'udp' ||
+        (type === 'unix' && directChildren(device, 'source').some((source) => source.hasAttribute('path')))
+      );
     default:
       return false;
   }
 }
 
-/** A device in one line, for the restore's result and report: its attributes, its source's and target's. */
+/**
+ * A device in one line, for the restore's result and report: its attributes, its source's (and what its
+ * source's elements say) and target's. Called after the secrets are stripped (no auth, no passwd).
+ */
 function describeDevice(device: Element): string {
   const attributes = (e: Element | undefined, prefix = '') =>
     e ? Array.from(e.attributes).map((a) => `${prefix}${a.name}=${a.value}`) : [];
+  const text = (e: Element, prefix: string) =>
+    directChildren(e, '*').length === 0 && e.textContent?.trim() ? [`${prefix}=${e.textContent.trim()}`] : [];
   const source = firstChild(device, 'source');
   const details = [
     ...attributes(device),
     ...attributes(source, 'source '),
-    ...(source ? elements(source, '*').flatMap((e) => attributes(e, `source ${e.nodeName} `)) : []),
+    ...(source
+      ? elements(source, '*').flatMap((e) => [
+          ...attributes(e, `source ${e.nodeName} `),
+          ...text(e, `source ${e.nodeName}`),
+        ])
+      : []),
     ...attributes(firstChild(device, 'target'), 'target '),
   ];
   return `<${device.nodeName}> ${details.join(', ')}`.trimEnd();
@@ -119,8 +139,8 @@ function describeDevice(device: Element): string {
  * The saved definition of a VM (`virsh dumpxml --inactive`) turned into a new domain that cannot clash with
  * the original: new name and UUID, new MAC addresses, the restored images as its disks, network interfaces
  * removed or with their link down (unless kept), file-backed consoles moved next to the restored disks,
- * devices tied to the host left out (see hostBound; listed in `removed`), and anything secret (passwords,
- * auth references) stripped. A disk of the saved XML with no restored image is refused: the copy would
+ * devices tied to the host left out (see hostBound; listed in `removed`), a fixed vsock address made
+ * automatic, and anything secret (passwords, auth references) stripped. A disk of the saved XML with no restored image is refused: the copy would
  * otherwise write into the original's disk.
  */
 export function restoredDomainXml(savedXml: string, options: RestoreXmlOptions): RestoredDomain {
@@ -150,6 +170,11 @@ export function restoredDomainXml(savedXml: string, options: RestoreXmlOptions):
     }
     for (const e of directChildren(domain, 'maxMemory')) remove(e);
   }
+
+  // Secrets first (so no description of a removed device holds one): graphics passwords and storage auth
+  // references (with their usernames and secret usages) never travel into the copy.
+  for (const e of elements(domain, '*')) if (e.hasAttribute('passwd')) e.removeAttribute('passwd');
+  for (const auth of elements(domain, 'auth')) remove(auth);
 
   const devices = firstChild(domain, 'devices');
   const removed: string[] = [];
@@ -227,9 +252,11 @@ export function restoredDomainXml(savedXml: string, options: RestoreXmlOptions):
     }
   }
 
-  // Secrets: graphics passwords and storage auth references never travel into the copy.
-  for (const e of elements(domain, '*')) if (e.hasAttribute('passwd')) e.removeAttribute('passwd');
-  for (const auth of elements(domain, 'auth')) remove(auth);
+  // A fixed vsock address is the original's: the copy gets one of its own from libvirt.
+  for (const cid of devices ? directChildren(devices, 'vsock').flatMap((v) => directChildren(v, 'cid')) : []) {
+    cid.setAttribute('auto', 'yes');
+    cid.removeAttribute('address');
+  }
 
   return { xml: new XMLSerializer().serializeToString(doc), removed };
 }

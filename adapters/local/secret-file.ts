@@ -5,7 +5,8 @@ export class SecretFileExposedError extends Error {
   override name = 'SecretFileExposedError';
 }
 
-function refuseExposed(mode: number, path: string, what: string): void {
+/** Refuses a secret file whose mode lets others read or write it (see readSecretFile). */
+export function refuseExposed(mode: number, path: string, what: string): void {
   if (!(mode & 0o077)) return;
   const octal = (mode & 0o777).toString(8).padStart(4, '0');
   throw new SecretFileExposedError(
@@ -30,10 +31,16 @@ export async function readSecretFile(path: string, what: string): Promise<Buffer
 
 /** readSecretFile for the few places that must stay synchronous (the Temporal connection settings). */
 export function readSecretFileSync(path: string, what: string): Buffer {
+  const { data, mode } = readFileAndModeSync(path);
+  refuseExposed(mode, path, what);
+  return data;
+}
+
+/** A file's content and the mode it had when read (one open file: no swap between the check and the read). */
+export function readFileAndModeSync(path: string): { data: Buffer; mode: number } {
   const fd = openSync(path, 'r');
   try {
-    refuseExposed(fstatSync(fd).mode, path, what);
-    return readFileSync(fd);
+    return { mode: fstatSync(fd).mode, data: readFileSync(fd) };
   } finally {
     closeSync(fd);
   }

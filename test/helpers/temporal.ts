@@ -1,6 +1,7 @@
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import type { Config } from '../../config/schema';
-import { createWorker } from '../../worker/create-worker';
+import { createWorker, WORKFLOW_BUNDLE } from '../../worker/create-worker';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +41,34 @@ export async function inProcessWorker(config: Config): Promise<{ stop: () => Pro
       worker.shutdown();
       await running;
       await worker.connection.close();
+    },
+  };
+}
+
+/**
+ * The two workers of a workflow test on a test environment: the built workflows with `remote` activities on
+ * the main task queue, `store` activities on the store's; `stop()` shuts both down.
+ */
+export async function stubActivityWorkers(
+  env: TestWorkflowEnvironment,
+  queues: { taskQueue: string; storeTaskQueue: string },
+  remote: object,
+  store: object,
+): Promise<{ stop: () => Promise<void> }> {
+  const workers = await Promise.all([
+    Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: queues.taskQueue,
+      workflowBundle: { codePath: WORKFLOW_BUNDLE },
+      activities: remote,
+    }),
+    Worker.create({ connection: env.nativeConnection, taskQueue: queues.storeTaskQueue, activities: store }),
+  ]);
+  const running = Promise.all(workers.map((w) => w.run()));
+  return {
+    stop: async () => {
+      for (const w of workers) w.shutdown();
+      await running;
     },
   };
 }

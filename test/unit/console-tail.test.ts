@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CONSOLE_LINE_CHARS, CONSOLE_LINES, consoleLines } from '../../domain/console-tail';
+import {
+  CONSOLE_LINE_CHARS,
+  CONSOLE_LINES,
+  CONSOLE_TAIL_BYTES,
+  consoleLines,
+  matchingConsoleLine,
+  wholeLinesOfTail,
+} from '../../domain/console-tail';
 import { restoreTestLines, type RestoreTestResult } from '../../domain/restore';
 import { restoreReport } from '../../domain/restore-report';
 import { formatRestoreTest } from '../../scripts/commands/restore';
@@ -53,6 +60,31 @@ describe('the console lines a failed boot test quotes', () => {
     assert.equal(lines.length, CONSOLE_LINES);
     assert.match(lines[0]!, new RegExp(`^line ${50 - CONSOLE_LINES} `), 'the last lines, not the first');
     assert.ok(lines.every((l) => l.length <= CONSOLE_LINE_CHARS && l.endsWith('…')));
+  });
+
+  it('drops the first line of a tail cut mid-line, so a cut secret cannot escape the mask', () => {
+    // What `tail -c CONSOLE_TAIL_BYTES+1` gives of a log whose `password: hunter2-x` line began before the tail.
+    const rest = '\ncbguest: ready\n';
+    const cut = Buffer.from(
+      `${'y'.repeat(CONSOLE_TAIL_BYTES + 1 - rest.length - 'sword: hunter2-x'.length)}sword: hunter2-x${rest}`,
+    );
+    assert.equal(cut.length, CONSOLE_TAIL_BYTES + 1);
+    const tail = wholeLinesOfTail(cut);
+    assert.deepEqual(consoleLines(tail), ['cbguest: ready']);
+    assert.ok(!consoleLines(tail).join('\n').includes('hunter2'));
+    // A log no longer than the tail is whole: its first line is kept.
+    assert.equal(wholeLinesOfTail(Buffer.from('sword: x\nready\n')), 'sword: x\nready\n');
+    // The tail began exactly at a line: only the extra byte (the newline before it) goes.
+    const atLine = Buffer.from(`\n${'z'.repeat(CONSOLE_TAIL_BYTES - 1)}\n`);
+    assert.equal(wholeLinesOfTail(atLine), `${'z'.repeat(CONSOLE_TAIL_BYTES - 1)}\n`);
+    assert.equal(wholeLinesOfTail(Buffer.alloc(CONSOLE_TAIL_BYTES + 1, 0x78)), '', 'one cut line only: nothing');
+  });
+
+  it('gives a passed test the matching line cleaned and masked, as a failed test`s lines are', () => {
+    const tail = 'booting\n\x1b[1mweb login:\x1b[0m token=abc123 \x07\nlater\n';
+    assert.equal(matchingConsoleLine(tail, /login:/m), 'web login: token=[masked]');
+    assert.equal(matchingConsoleLine(tail, /nothing/m), undefined);
+    assert.ok(matchingConsoleLine(`login: ${'x'.repeat(400)}`, /login:/)!.length <= CONSOLE_LINE_CHARS);
   });
 
   it('are shown under a failed test by the CLI, status / store verify and the test`s email', () => {

@@ -86,6 +86,31 @@ const HOST_BOUND = `<domain type='kvm'>
   </devices>
 </domain>`;
 
+/** More devices tied to the host: file-backed memory, a fixed vsock address, sockets and pipes, iSCSI with auth. */
+const HOST_SOCKETS = `<domain type='kvm'>
+  <name>files</name>
+  <devices>
+    <disk type='file' device='disk'><source file='/var/lib/libvirt/images/files.qcow2'/><target dev='vda'/></disk>
+    <hostdev mode='subsystem' type='scsi'>
+      <source protocol='iscsi' name='iqn.2014-08.com.example:iscsi-pool/1'>
+        <host name='iscsi.example.com' port='3260'/>
+        <auth username='iscsi-user'><secret type='iscsi' usage='libvirtiscsi' uuid='c4dbe20b-b1a3-4ac1-b6e6-2ac97852ebb6'/></auth>
+      </source>
+      <address type='drive' controller='0' bus='0' target='0' unit='0'/>
+    </hostdev>
+    <memory model='nvdimm'><source><path>/var/lib/nvdimm/files.img</path></source><target><size unit='KiB'>524288</size></target></memory>
+    <memory model='virtio-pmem' access='shared'><source><path>/srv/pmem/files</path></source><target><size unit='KiB'>524288</size></target></memory>
+    <memory model='dimm'><target><size unit='KiB'>524288</size><node>0</node></target></memory>
+    <vsock model='virtio'><cid auto='no' address='3'/></vsock>
+    <serial type='tcp'><source mode='bind' host='0.0.0.0' service='2445'/><protocol type='telnet'/><target port='1'/></serial>
+    <serial type='pty'><target port='0'/></serial>
+    <console type='udp'><source mode='connect' host='10.0.0.9' service='2446'/><target type='virtio' port='1'/></console>
+    <channel type='unix'><source mode='connect' path='/run/original/agent.sock'/><target type='virtio' name='org.example.agent'/></channel>
+    <channel type='unix'><source mode='bind'/><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+    <parallel type='pipe'><source path='/tmp/original-pipe'/><target port='0'/></parallel>
+  </devices>
+</domain>`;
+
 const DISKS = [
   { target: 'vda', path: '/images/db-copy/restored-x/vda.qcow2', format: 'qcow2' },
   { target: 'vdb', path: '/images/db-copy/restored-x/vdb.raw', format: 'raw' },
@@ -229,6 +254,45 @@ describe('restored domain XML', () => {
       restoreReport({ kind: 'vm', result, link }).text,
       /Left out of the copy \(tied to the original's host\): <filesystem> type=mount.*source dir=\/srv\/projects/,
     );
+  });
+
+  it('leaves out host-file memory, host sockets and pipes, makes vsock automatic, and says so without secrets', () => {
+    const disks = [DISKS[0]!];
+    const { xml, removed } = restoredDomainXml(HOST_SOCKETS, { ...options, disks, network: 'keep' });
+    const { all } = parse(xml);
+    assert.doesNotMatch(xml, /nvdimm|pmem|2445|2446|10\.0\.0\.9|\/run\/original|original-pipe|iscsi/);
+    // What is the copy's own stays: plain DIMM memory, a pty serial, an automatic guest-agent socket.
+    assert.deepEqual(
+      all('memory').map((m) => m.getAttribute('model')),
+      ['dimm'],
+    );
+    assert.deepEqual(
+      all('serial').map((m) => m.getAttribute('type')),
+      ['pty'],
+    );
+    assert.deepEqual(
+      all('channel').map((c) => c.getElementsByTagName('target')[0]!.getAttribute('name')),
+      ['org.qemu.guest_agent.0'],
+    );
+    assert.equal(all('console').length, 0);
+    assert.equal(all('parallel').length, 0);
+    const cid = all('cid')[0]!;
+    assert.equal(cid.getAttribute('auto'), 'yes');
+    assert.equal(cid.hasAttribute('address'), false, 'no fixed vsock address of the original');
+    assert.deepEqual(removed, [
+      '<hostdev> mode=subsystem, type=scsi, source protocol=iscsi, source name=iqn.2014-08.com.example:iscsi-pool/1, ' +
+        'source host name=iscsi.example.com, source host port=3260',
+      '<memory> model=nvdimm, source path=/var/lib/nvdimm/files.img',
+      '<memory> model=virtio-pmem, access=shared, source path=/srv/pmem/files',
+      '<serial> type=tcp, source mode=bind, source host=0.0.0.0, source service=2445, target port=1',
+      '<console> type=udp, source mode=connect, source host=10.0.0.9, source service=2446, target type=virtio, target port=1',
+      '<channel> type=unix, source mode=connect, source path=/run/original/agent.sock, target type=virtio, ' +
+        'target name=org.example.agent',
+      '<parallel> type=pipe, source path=/tmp/original-pipe, target port=0',
+    ]);
+    // The iSCSI login (its user, its secret's usage and UUID) is in neither the copy nor what is said of it.
+    for (const secret of ['iscsi-user', 'libvirtiscsi', 'c4dbe20b', 'username', 'secret'])
+      assert.ok(!removed.join('\n').includes(secret) && !xml.includes(secret), secret);
   });
 
   it('a boot probe: capped memory, no network, one serial console to a file, destroyed on poweroff or reboot', () => {

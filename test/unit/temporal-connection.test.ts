@@ -46,6 +46,7 @@ function fixture() {
       `server_ca_cert_path = "${join(dir, 'profile-ca.pem')}"`,
       '',
     ].join('\n'),
+    { mode: 0o600 }, // it holds an api_key
   );
   // No real ~/.config/temporalio of whoever runs the test: every layer comes from here.
   const noProfile = { TEMPORAL_CONFIG_FILE: join(dir, 'absent.toml') };
@@ -231,5 +232,68 @@ describe('Temporal connection settings: defaults < Temporal profile < TEMPORAL_*
       }
       chmodSync(join(dir, file), 0o600);
     }
+  });
+
+  it('refuses an mTLS key file that others can read when TEMPORAL_TLS_CLIENT_KEY_PATH or the profile names it', () => {
+    const { config, dir, noProfile } = fixture();
+    const keyFile = join(dir, 'client.key');
+    const profileFile = join(dir, 'mtls.toml');
+    writeFileSync(
+      profileFile,
+      `[profile.default]\naddress = "127.0.0.1:7233"\n[profile.default.tls]\n` +
+        `client_cert_path = "${join(dir, 'client.pem')}"\nclient_key_path = "${keyFile}"\n`,
+      { mode: 0o644 }, // no secret in it: a profile file may be readable by others
+    );
+    const fromEnv = {
+      ...noProfile,
+      TEMPORAL_TLS_CLIENT_CERT_PATH: join(dir, 'client.pem'),
+      TEMPORAL_TLS_CLIENT_KEY_PATH: keyFile,
+    };
+    const fromProfile = { TEMPORAL_CONFIG_FILE: profileFile };
+    for (const env of [fromEnv, fromProfile]) {
+      const key = (temporalConnection(config({}), env).tls as { clientCertPair?: { key: Uint8Array } }).clientCertPair
+        ?.key;
+      assert.equal(Buffer.from(key ?? []).toString(), 'KEY', 'a 0600 key is taken');
+    }
+    chmodSync(keyFile, 0o640);
+    for (const [env, namedBy] of [
+      [fromEnv, /Temporal mTLS key file \(TEMPORAL_TLS_CLIENT_KEY_PATH\)/],
+      [fromProfile, /Temporal mTLS key file \(client_key_path of the Temporal profile in .*mtls\.toml\)/],
+    ] as const) {
+      assert.throws(
+        () => temporalConnection(config({}), env),
+        (err: unknown) =>
+          err instanceof SecretFileExposedError &&
+          namedBy.test(err.message) &&
+          err.message.includes(`${keyFile} is accessible by others (mode 0640)`),
+      );
+    }
+    // The config file's own tls replaces the profile's as a whole: the profile's key file is not read then.
+    assert.ok(temporalConnection(config({ tls: { caFile: 'ca.pem' } }), fromEnv).tls);
+  });
+
+  it('refuses a Temporal profile file that others can read when it holds an api_key or client_key_data', () => {
+    const { config, profileFile } = fixture();
+    const env = { TEMPORAL_CONFIG_FILE: profileFile, TEMPORAL_PROFILE: 'cluster' };
+    chmodSync(profileFile, 0o600);
+    assert.equal(temporalConnection(config({}), env).apiKey, 'key-from-profile');
+    for (const mode of [0o644, 0o640]) {
+      chmodSync(profileFile, mode);
+      assert.throws(
+        () => temporalConnection(config({}), env),
+        (err: unknown) =>
+          err instanceof SecretFileExposedError &&
+          err.message.includes(`Temporal profile file (holding api_key or client_key_data) ${profileFile}`) &&
+          err.message.includes(`chmod 600 ${profileFile}`),
+      );
+    }
+    // The same file without secrets may be read by others: addresses and namespaces are no secret.
+    const { dir } = fixture();
+    const plain = join(dir, 'plain.toml');
+    writeFileSync(plain, '[profile.default]\naddress = "127.0.0.1:7233"\nnamespace = "ns"\n', { mode: 0o644 });
+    assert.equal(temporalConnection(config({}), { TEMPORAL_CONFIG_FILE: plain }).namespace, 'ns');
+    const keyData = join(dir, 'key-data.toml');
+    writeFileSync(keyData, '[profile.other.tls]\nclient_key_data = "KEY"\n', { mode: 0o604 });
+    assert.throws(() => temporalConnection(config({}), { TEMPORAL_CONFIG_FILE: keyData }), SecretFileExposedError);
   });
 });
