@@ -10,7 +10,13 @@ import type { SupimConfig, TransferConfig } from '../../config/schema';
 import type { DayResult } from '../../domain/daily-summary';
 import { fileStamp } from '../../domain/format';
 import { RemoteCommandError } from '../ssh/remote-command-error';
-import { remoteSha256, treeFromListing, treeListingScript, type RemoteEntry } from '../ssh/remote-tree';
+import {
+  remoteSha256,
+  treeFromListing,
+  treeListingScript,
+  TreeListingParser,
+  type RemoteEntry,
+} from '../ssh/remote-tree';
 import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
 import { fetchRemoteFile } from './fetch-remote-file';
@@ -189,6 +195,11 @@ export class DayCopy {
     return this.supim.verify === 'sha256';
   }
 
+  /** Largest file streamed with others (and held in memory whole): an eighth of a read pipeline. */
+  private get smallFileBytes(): number {
+    return (this.transfer.parallelReads * this.transfer.chunkBytes) / 8;
+  }
+
   /**
    * Writes every file to its partial name and flushes it; a file that fails is set aside with its error.
    * Once every file has been read, `relist` lists the source again (while the copies are flushed) and its
@@ -201,8 +212,7 @@ export class DayCopy {
     await makeFolders(this.result.destination, this.mode);
     // Small files are latency-bound: streamed together. Large ones fill a whole read pipeline each: a couple
     // at once, which bounds memory at about LARGE_FILE_LANES x pipeline.
-    const pipelineBytes = this.transfer.parallelReads * this.transfer.chunkBytes;
-    const small = files.filter((f) => f.size <= pipelineBytes / 8 && !this.resumable.has(f.path));
+    const small = files.filter((f) => f.size <= this.smallFileBytes && !this.resumable.has(f.path));
     const large = files.filter((f) => !small.includes(f));
     const { destinationRoot } = this.supim;
     const lanes = small.length > 0 ? WRITER_LANES : 0;
@@ -413,14 +423,19 @@ export class DayCopy {
     const onAbort = () => stdout.destroy();
     this.signal.addEventListener('abort', onAbort, { once: true });
     let refused = false;
-    let rest: Buffer | undefined;
-    const entries = tarEntries(stdout as AsyncIterable<Buffer>);
+    // The listing that follows the archive is parsed as it arrives (within the parser's caps).
+    const listing = listAfter ? new TreeListingParser(this.ssh.label, this.source) : undefined;
+    const entries = tarEntries(stdout as AsyncIterable<Buffer>, {
+      maxFileBytes: this.smallFileBytes,
+      ...(listing ? { trailer: (chunk: Buffer) => void listing.push(chunk) } : {}),
+    });
+    let ended = false;
     // Written by the writer's threads while the stream goes on; each settles into staged or problems.
     const written: Promise<unknown>[] = [];
     try {
       for (let next = await entries.next(); ; next = await entries.next()) {
         if (next.done) {
-          rest = next.value;
+          ended = true;
           break;
         }
         const entry = next.value;
@@ -451,17 +466,15 @@ export class DayCopy {
     }
     // Exit 1 (a file changed while read) and 2 (a file could not be read) leave the file out of the
     // stream: the fresh listing, or its one-by-one copy, says what became of it.
-    const ended = await finished.catch(() => undefined);
-    if (listAfter && rest && ended && !refused) this.listingAfterStream = this.listingIn(rest, ended.exitCode);
+    const exit = await finished.catch(() => undefined);
+    if (listing && ended && exit && !refused) this.listingAfterStream = this.listingIn(listing, exit.exitCode);
     return [...wanted.values()];
   }
 
   /** The listing that followed the archive; undefined when it cannot be used (then the folder is listed anew). */
-  private listingIn(rest: Buffer, exitCode: number | null): RemoteEntry[] | undefined {
-    const start = rest.findIndex((b) => b !== 0); // after the archive's last zero block
-    const listing = rest.subarray(start === -1 ? rest.length : start);
+  private listingIn(listing: TreeListingParser, exitCode: number | null): RemoteEntry[] | undefined {
     try {
-      const tree = treeFromListing(exitCode, listing, this.ssh.label, this.source);
+      const tree = treeFromListing(exitCode, listing);
       if (tree === undefined) return undefined;
       return tree.state === 'present' ? tree.entries : [];
     } catch {
