@@ -103,7 +103,7 @@ function permanentReason(err: unknown): string | undefined {
 }
 
 /** Flushes every file written so far on the file system holding `path` (syncfs): one call for a day's files. */
-async function syncFileSystem(path: string): Promise<void> {
+export async function syncFileSystem(path: string): Promise<void> {
   await promisify(execFile)('sync', ['-f', path]);
 }
 
@@ -134,6 +134,10 @@ export interface DayCopyOptions {
   now: () => Date;
   signal: AbortSignal;
   mode: StoreFileMode;
+  /** Flushes the store's file system (see syncFileSystem). */
+  flushStore: (path: string) => Promise<void>;
+  /** Runs a step that only waits on the store's disk (a stall watch does not count its time). */
+  localStep: <T>(step: () => Promise<T>) => Promise<T>;
 }
 
 /**
@@ -173,6 +177,8 @@ export class DayCopy {
   private readonly now: () => Date;
   private readonly signal: AbortSignal;
   private readonly mode: StoreFileMode;
+  private readonly flushStore: (path: string) => Promise<void>;
+  private readonly localStep: <T>(step: () => Promise<T>) => Promise<T>;
 
   constructor(options: DayCopyOptions) {
     ({
@@ -186,6 +192,8 @@ export class DayCopy {
       now: this.now,
       signal: this.signal,
       mode: this.mode,
+      flushStore: this.flushStore,
+      localStep: this.localStep,
     } = options);
     const previous = Context.current().info.heartbeatDetails as DayCopyProgress | undefined;
     this.resumable = new Map((previous?.inFlight ?? []).map((f) => [f.path, f]));
@@ -216,13 +224,15 @@ export class DayCopy {
     const large = files.filter((f) => !small.includes(f));
     const { destinationRoot } = this.supim;
     const lanes = small.length > 0 ? WRITER_LANES : 0;
-    this.staging = await DayStaging.prepare(
-      destinationRoot,
-      this.result.day.label,
-      this.result.destination,
-      lanes,
-      this.mode,
-      this.resumable.keys(),
+    this.staging = await this.localStep(() =>
+      DayStaging.prepare(
+        destinationRoot,
+        this.result.day.label,
+        this.result.destination,
+        lanes,
+        this.mode,
+        this.resumable.keys(),
+      ),
     );
     const settled = await Promise.allSettled([
       this.sftpLanes(large, LARGE_FILE_LANES),
@@ -242,7 +252,7 @@ export class DayCopy {
     const streamed = this.unflushed.splice(0);
     if (streamed.length === 0) return;
     try {
-      await syncFileSystem(this.result.destination);
+      await this.localStep(() => this.flushStore(this.result.destination));
       this.staged.push(...streamed);
     } catch (err) {
       for (const s of streamed) this.problems.set(s.file.path, err);
@@ -268,6 +278,10 @@ export class DayCopy {
    * Sorts every file that went wrong into changed (the source moved on), failed (for good) or retryable.
    */
   async commit(relisted: RemoteEntry[]): Promise<DayCopyOutcome> {
+    return this.localStep(() => this.commitLocally(relisted));
+  }
+
+  private async commitLocally(relisted: RemoteEntry[]): Promise<DayCopyOutcome> {
     this.progress.phase = 'committing';
     const now = new Map(relisted.filter((e) => e.type === 'file').map((e) => [e.path, e]));
     const unchanged = (file: RemoteEntry) => {
