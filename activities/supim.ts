@@ -8,13 +8,14 @@ import { RemoteCommandError } from '../adapters/ssh/remote-command-error';
 import { listRemoteTree } from '../adapters/ssh/remote-tree';
 import type { SshSession } from '../adapters/ssh/ssh-session';
 import { requireSection } from './config-section';
-import { whileHeartbeating } from './heartbeat';
+import { LocalSteps, whileHeartbeating } from './heartbeat';
 import { LocalTree, UnsafeLocalPathError } from '../adapters/local/local-tree';
 import {
   DayCopy,
   filesToCopy,
   newDayCopyProgress,
   notReadyReason,
+  syncFileSystem,
   type DayCopyOutcome,
 } from '../adapters/local/day-copy';
 import { storeFileMode } from '../adapters/local/file-mode';
@@ -32,6 +33,8 @@ export interface SupimDeps {
   now?: () => Date;
   /** To ask whether the run holding a day's lock is still open. */
   temporalClient?: () => Promise<Client>;
+  /** Flushes the store's file system once a day's files are written; defaults to syncfs (`sync -f`). */
+  flushStore?: (path: string) => Promise<void>;
 }
 
 const MAX_LISTED = 20;
@@ -67,7 +70,13 @@ function judge(
   return finish('copied');
 }
 
-export function createSupimActivities({ config, openSsh, now = () => new Date(), temporalClient }: SupimDeps) {
+export function createSupimActivities({
+  config,
+  openSsh,
+  now = () => new Date(),
+  temporalClient,
+  flushStore = syncFileSystem,
+}: SupimDeps) {
   const { transfer } = config;
   const mode = storeFileMode(config.permissions);
 
@@ -116,9 +125,12 @@ export function createSupimActivities({ config, openSsh, now = () => new Date(),
     });
     try {
       // A host that accepts a command and then sends nothing would hold the day for ever: heartbeats go on.
+      // Waiting on the store's own disk (a flush behind other writers) is not the host's silence.
       const step = () => `${progress.phase} ${result.source}`;
+      const localSteps = new LocalSteps();
       const stall = {
         seconds: transfer.stallSeconds,
+        local: localSteps,
         progress: () => `${ssh.bytesReceived} ${progress.bytesDone} ${progress.filesDone} ${progress.phase}`,
         stalled: () =>
           new RemoteCommandError(
@@ -129,6 +141,9 @@ export function createSupimActivities({ config, openSsh, now = () => new Date(),
       return await whileHeartbeating(
         () => progress,
         async (signal) => {
+          // A stopped attempt lets go of the host at once: what waits on it unwinds, and whileHeartbeating
+          // waits for what still writes into the store before the lock below is let go.
+          signal.addEventListener('abort', () => ssh.close(), { once: true });
           const tree = await listRemoteTree(ssh, result.source, signal);
           if (tree.state === 'missing') return finish('not-yet', 'source folder does not exist yet');
           if (tree.state === 'not-a-folder') return finish('failed', `source ${tree.detail}`);
@@ -157,6 +172,8 @@ export function createSupimActivities({ config, openSsh, now = () => new Date(),
             now,
             signal,
             mode,
+            flushStore,
+            localStep: (work) => localSteps.run(work),
           });
           // One more listing once all is read: a file that changed while it was copied is not backed up.
           const after = await copy.stage(changed, async () => {

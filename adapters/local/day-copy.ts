@@ -10,7 +10,13 @@ import type { SupimConfig, TransferConfig } from '../../config/schema';
 import type { DayResult } from '../../domain/daily-summary';
 import { fileStamp } from '../../domain/format';
 import { RemoteCommandError } from '../ssh/remote-command-error';
-import { remoteSha256, treeFromListing, treeListingScript, type RemoteEntry } from '../ssh/remote-tree';
+import {
+  remoteSha256,
+  treeFromListing,
+  treeListingScript,
+  TreeListingParser,
+  type RemoteEntry,
+} from '../ssh/remote-tree';
 import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
 import { fetchRemoteFile } from './fetch-remote-file';
@@ -97,7 +103,7 @@ function permanentReason(err: unknown): string | undefined {
 }
 
 /** Flushes every file written so far on the file system holding `path` (syncfs): one call for a day's files. */
-async function syncFileSystem(path: string): Promise<void> {
+export async function syncFileSystem(path: string): Promise<void> {
   await promisify(execFile)('sync', ['-f', path]);
 }
 
@@ -128,6 +134,10 @@ export interface DayCopyOptions {
   now: () => Date;
   signal: AbortSignal;
   mode: StoreFileMode;
+  /** Flushes the store's file system (see syncFileSystem). */
+  flushStore: (path: string) => Promise<void>;
+  /** Runs a step that only waits on the store's disk (a stall watch does not count its time). */
+  localStep: <T>(step: () => Promise<T>) => Promise<T>;
 }
 
 /**
@@ -167,6 +177,8 @@ export class DayCopy {
   private readonly now: () => Date;
   private readonly signal: AbortSignal;
   private readonly mode: StoreFileMode;
+  private readonly flushStore: (path: string) => Promise<void>;
+  private readonly localStep: <T>(step: () => Promise<T>) => Promise<T>;
 
   constructor(options: DayCopyOptions) {
     ({
@@ -180,6 +192,8 @@ export class DayCopy {
       now: this.now,
       signal: this.signal,
       mode: this.mode,
+      flushStore: this.flushStore,
+      localStep: this.localStep,
     } = options);
     const previous = Context.current().info.heartbeatDetails as DayCopyProgress | undefined;
     this.resumable = new Map((previous?.inFlight ?? []).map((f) => [f.path, f]));
@@ -187,6 +201,11 @@ export class DayCopy {
 
   private get hashing(): boolean {
     return this.supim.verify === 'sha256';
+  }
+
+  /** Largest file streamed with others (and held in memory whole): an eighth of a read pipeline. */
+  private get smallFileBytes(): number {
+    return (this.transfer.parallelReads * this.transfer.chunkBytes) / 8;
   }
 
   /**
@@ -201,18 +220,19 @@ export class DayCopy {
     await makeFolders(this.result.destination, this.mode);
     // Small files are latency-bound: streamed together. Large ones fill a whole read pipeline each: a couple
     // at once, which bounds memory at about LARGE_FILE_LANES x pipeline.
-    const pipelineBytes = this.transfer.parallelReads * this.transfer.chunkBytes;
-    const small = files.filter((f) => f.size <= pipelineBytes / 8 && !this.resumable.has(f.path));
+    const small = files.filter((f) => f.size <= this.smallFileBytes && !this.resumable.has(f.path));
     const large = files.filter((f) => !small.includes(f));
     const { destinationRoot } = this.supim;
     const lanes = small.length > 0 ? WRITER_LANES : 0;
-    this.staging = await DayStaging.prepare(
-      destinationRoot,
-      this.result.day.label,
-      this.result.destination,
-      lanes,
-      this.mode,
-      this.resumable.keys(),
+    this.staging = await this.localStep(() =>
+      DayStaging.prepare(
+        destinationRoot,
+        this.result.day.label,
+        this.result.destination,
+        lanes,
+        this.mode,
+        this.resumable.keys(),
+      ),
     );
     const settled = await Promise.allSettled([
       this.sftpLanes(large, LARGE_FILE_LANES),
@@ -232,7 +252,7 @@ export class DayCopy {
     const streamed = this.unflushed.splice(0);
     if (streamed.length === 0) return;
     try {
-      await syncFileSystem(this.result.destination);
+      await this.localStep(() => this.flushStore(this.result.destination));
       this.staged.push(...streamed);
     } catch (err) {
       for (const s of streamed) this.problems.set(s.file.path, err);
@@ -258,6 +278,10 @@ export class DayCopy {
    * Sorts every file that went wrong into changed (the source moved on), failed (for good) or retryable.
    */
   async commit(relisted: RemoteEntry[]): Promise<DayCopyOutcome> {
+    return this.localStep(() => this.commitLocally(relisted));
+  }
+
+  private async commitLocally(relisted: RemoteEntry[]): Promise<DayCopyOutcome> {
     this.progress.phase = 'committing';
     const now = new Map(relisted.filter((e) => e.type === 'file').map((e) => [e.path, e]));
     const unchanged = (file: RemoteEntry) => {
@@ -413,14 +437,19 @@ export class DayCopy {
     const onAbort = () => stdout.destroy();
     this.signal.addEventListener('abort', onAbort, { once: true });
     let refused = false;
-    let rest: Buffer | undefined;
-    const entries = tarEntries(stdout as AsyncIterable<Buffer>);
+    // The listing that follows the archive is parsed as it arrives (within the parser's caps).
+    const listing = listAfter ? new TreeListingParser(this.ssh.label, this.source) : undefined;
+    const entries = tarEntries(stdout as AsyncIterable<Buffer>, {
+      maxFileBytes: this.smallFileBytes,
+      ...(listing ? { trailer: (chunk: Buffer) => void listing.push(chunk) } : {}),
+    });
+    let ended = false;
     // Written by the writer's threads while the stream goes on; each settles into staged or problems.
     const written: Promise<unknown>[] = [];
     try {
       for (let next = await entries.next(); ; next = await entries.next()) {
         if (next.done) {
-          rest = next.value;
+          ended = true;
           break;
         }
         const entry = next.value;
@@ -451,17 +480,15 @@ export class DayCopy {
     }
     // Exit 1 (a file changed while read) and 2 (a file could not be read) leave the file out of the
     // stream: the fresh listing, or its one-by-one copy, says what became of it.
-    const ended = await finished.catch(() => undefined);
-    if (listAfter && rest && ended && !refused) this.listingAfterStream = this.listingIn(rest, ended.exitCode);
+    const exit = await finished.catch(() => undefined);
+    if (listing && ended && exit && !refused) this.listingAfterStream = this.listingIn(listing, exit.exitCode);
     return [...wanted.values()];
   }
 
   /** The listing that followed the archive; undefined when it cannot be used (then the folder is listed anew). */
-  private listingIn(rest: Buffer, exitCode: number | null): RemoteEntry[] | undefined {
-    const start = rest.findIndex((b) => b !== 0); // after the archive's last zero block
-    const listing = rest.subarray(start === -1 ? rest.length : start);
+  private listingIn(listing: TreeListingParser, exitCode: number | null): RemoteEntry[] | undefined {
     try {
-      const tree = treeFromListing(exitCode, listing, this.ssh.label, this.source);
+      const tree = treeFromListing(exitCode, listing);
       if (tree === undefined) return undefined;
       return tree.state === 'present' ? tree.entries : [];
     } catch {

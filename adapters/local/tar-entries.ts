@@ -61,19 +61,41 @@ class ByteQueue {
     return out;
   }
 
+  /** Drops `n` bytes as they arrive: never holds more than a chunk (a huge entry that is not read costs nothing). */
   async skip(n: number): Promise<void> {
-    if (n > 0) await this.take(n);
+    for (let left = n; left > 0;) {
+      if (!(await this.have(1))) throw new TarFormatError(`the stream ended inside an entry (wanted ${left} more bytes)`);
+      const head = this.chunks[0]!;
+      const dropped = Math.min(head.length, left);
+      if (dropped === head.length) this.chunks.shift();
+      else this.chunks[0] = head.subarray(dropped);
+      this.length -= dropped;
+      left -= dropped;
+    }
   }
 
-  /** Everything left, to the end of the source (at most `limit` bytes). */
-  async rest(limit: number): Promise<Buffer> {
-    for (let next = await this.source.next(); !next.done; next = await this.source.next()) {
-      const chunk = next.value;
-      this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
-      this.length += chunk.length;
-      if (this.length > limit) throw new TarFormatError(`more than ${limit} bytes after the end of the archive`);
-    }
-    return Buffer.concat(this.chunks);
+  /**
+   * Hands everything left, to the end of the source, to `sink` as it arrives, after the zero bytes that
+   * start it (tar's padding; at most `paddingLimit` of them).
+   */
+  async drain(sink: (chunk: Buffer) => void, paddingLimit: number): Promise<void> {
+    let padding = 0;
+    let padded = false;
+    const feed = (chunk: Buffer) => {
+      if (!padded) {
+        const data = chunk.findIndex((b) => b !== 0);
+        padding += data === -1 ? chunk.length : data;
+        if (padding > paddingLimit)
+          throw new TarFormatError(`more than ${paddingLimit} bytes of padding after the end of the archive`);
+        if (data === -1) return;
+        [padded, chunk] = [true, chunk.subarray(data)];
+      }
+      sink(chunk);
+    };
+    for (const chunk of this.chunks.splice(0)) feed(chunk);
+    this.length = 0;
+    for (let next = await this.source.next(); !next.done; next = await this.source.next())
+      feed(Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value));
   }
 }
 
@@ -121,26 +143,53 @@ function paxRecords(data: Buffer): Map<string, string> {
   return records;
 }
 
-/** What may follow the archive in the same stream (tar's record padding, output of a later command). */
-const REST_LIMIT = 256 << 20;
+/** Zero padding after the end-of-archive block: tar pads to its record size (64 KiB at `-b 128`). */
+const PADDING_LIMIT = 1 << 20;
+/** Longest body of a metadata entry (long name, pax header): names are at most a few KiB. */
+const METADATA_LIMIT = 64 << 10;
+const METADATA_TYPES: Record<string, string> = {
+  L: 'long name',
+  K: 'long link target',
+  x: 'pax header',
+  g: 'global pax header',
+};
+
+export interface TarReadOptions {
+  /** Largest regular file taken whole into memory: a bigger one is refused before its data is read. */
+  maxFileBytes: number;
+  /** Takes what follows the archive (after its zero padding) as it arrives; without it, anything there is refused. */
+  trailer?: (chunk: Buffer) => void;
+}
+
+const noTrailer = () => {
+  throw new TarFormatError('data after the end of the archive');
+};
 
 /**
  * The entries of a tar stream, in order, each with all its data. The stream is read to its end: what
- * follows the end-of-archive block (zero padding, and whatever a command run after tar printed) is the
- * generator's return value.
+ * follows the end-of-archive block (zero padding, then whatever a command run after tar printed) goes
+ * to `options.trailer`. No entry is taken into memory past its limit.
  */
-export async function* tarEntries(source: AsyncIterable<Buffer>): AsyncGenerator<TarEntry, Buffer> {
+export async function* tarEntries(
+  source: AsyncIterable<Buffer>,
+  { maxFileBytes, trailer = noTrailer }: TarReadOptions,
+): AsyncGenerator<TarEntry, void> {
   const bytes = new ByteQueue(source[Symbol.asyncIterator]());
   let longName: string | undefined;
   let pax = new Map<string, string>();
   for (;;) {
     if (!(await bytes.have(BLOCK))) throw new TarFormatError('the stream ended without an end-of-archive block');
     const header = Buffer.concat(await bytes.take(BLOCK));
-    if (header.every((b) => b === 0)) return bytes.rest(REST_LIMIT);
+    if (header.every((b) => b === 0)) {
+      await bytes.drain(trailer, PADDING_LIMIT);
+      return;
+    }
     if (!checksumOk(header)) throw new TarFormatError('header checksum mismatch');
     const typeflag = String.fromCharCode(header[156]!);
     let size = numeric(header, 124, 12, 'size');
     const body = async () => {
+      if (size > METADATA_LIMIT)
+        throw new TarFormatError(`a ${METADATA_TYPES[typeflag]} of ${size} bytes (more than ${METADATA_LIMIT})`);
       const data = await bytes.take(size);
       await bytes.skip(padding(size));
       return Buffer.concat(data);
@@ -164,6 +213,8 @@ export async function* tarEntries(source: AsyncIterable<Buffer>): AsyncGenerator
     const mtime = pax.has('mtime') ? Number(pax.get('mtime')) : numeric(header, 136, 12, 'mtime');
     if (!Number.isSafeInteger(size) || size < 0) throw new TarFormatError(`bad size for ${JSON.stringify(name)}`);
     const isFile = typeflag === '0' || typeflag === '\0' || typeflag === '7';
+    if (isFile && size > maxFileBytes)
+      throw new TarFormatError(`${JSON.stringify(name)} is ${size} bytes, more than the ${maxFileBytes} asked for`);
     const data = isFile ? await bytes.take(size) : (await bytes.skip(size), []);
     await bytes.skip(padding(size));
     longName = undefined;

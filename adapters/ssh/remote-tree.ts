@@ -38,11 +38,13 @@ export function unsafeRelativePathReason(path: string): string | undefined {
 const MAX_FIELD_BYTES = 4096;
 /** Most entries a listed folder may hold: far more than a day's files, little enough to keep in memory. */
 export const MAX_LISTED_ENTRIES = 500_000;
+/** Most bytes a whole listing may hold (its paths, mostly): what keeping it in memory may cost. */
+export const MAX_LISTING_BYTES = 64 << 20;
 
 /**
  * Parses `find -printf '%y\0%s\0%T@\0%P\0'` output preceded by the remote clock and a NUL, as it arrives:
- * only the field being read is buffered, and no field or entry count grows past its cap (endless output
- * is refused early, not buffered).
+ * only the field being read is buffered, and no field, entry count or total size grows past its cap
+ * (endless output is refused early, not buffered).
  */
 export class TreeListingParser {
   private readonly entries: RemoteEntry[] = [];
@@ -51,6 +53,7 @@ export class TreeListingParser {
   private fields = 0;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  private listedBytes = 0;
 
   constructor(
     private readonly host: string,
@@ -83,6 +86,9 @@ export class TreeListingParser {
 
   private field(last: Buffer): void {
     this.keep(last);
+    this.listedBytes += this.pendingBytes;
+    if (this.listedBytes > MAX_LISTING_BYTES)
+      throw this.refuse(`more than ${MAX_LISTING_BYTES >> 20} MiB of listing (the most kept in memory)`);
     const text = Buffer.concat(this.pending).toString('utf8');
     [this.pending, this.pendingBytes] = [[], 0];
     this.fields += 1;
@@ -140,26 +146,16 @@ export function treeListingScript(dir: string): string {
   );
 }
 
-/** What treeListingScript's exit code says, and its listing when it ran; other codes are the caller's to report. */
-function treeFromExit(
-  exitCode: number | null,
-  listing: () => { remoteNow: number; entries: RemoteEntry[] },
-): RemoteTree | undefined {
+/**
+ * What treeListingScript's exit code says, and its listing (the output fed to `parser`) when it ran; other
+ * exit codes are the caller's to report.
+ */
+export function treeFromListing(exitCode: number | null, parser: TreeListingParser): RemoteTree | undefined {
   if (exitCode === EXIT_MISSING) return { state: 'missing' };
   if (exitCode === EXIT_SYMLINK) return { state: 'not-a-folder', detail: 'is a symlink (not followed)' };
   if (exitCode === EXIT_NOT_DIR) return { state: 'not-a-folder', detail: 'is not a folder' };
   if (exitCode !== 0) return undefined;
-  return { state: 'present', ...listing() };
-}
-
-/** What treeListingScript's exit code and output say; other exit codes are the caller's to report. */
-export function treeFromListing(
-  exitCode: number | null,
-  stdout: Buffer,
-  host: string,
-  dir: string,
-): RemoteTree | undefined {
-  return treeFromExit(exitCode, () => parseTreeListing(stdout, host, dir));
+  return { state: 'present', ...parser.end() };
 }
 
 /**
@@ -182,7 +178,7 @@ export async function listRemoteTree(ssh: SshSession, dir: string, signal?: Abor
   }
   if (signal?.aborted) throw ssh.linkFailure(`find ${dir}`, new Error('cancelled'));
   const result = await finished;
-  const tree = treeFromExit(result.exitCode, () => parser.end());
+  const tree = treeFromListing(result.exitCode, parser);
   if (!tree) throw ssh.commandFailure(script, result);
   return tree;
 }

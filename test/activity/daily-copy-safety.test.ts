@@ -17,8 +17,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { createActivities } from '../../activities';
-import type { DayCopyProgress } from '../../adapters/local/day-copy';
+import { createActivities, type ActivityDeps } from '../../activities';
+import { syncFileSystem, type DayCopyProgress } from '../../adapters/local/day-copy';
 import { PARTIAL_SUFFIX } from '../../adapters/local/local-tree';
 import { STORE_MARKER } from '../../adapters/local/store-root';
 import { Mailer } from '../../adapters/mail/mailer';
@@ -41,10 +41,10 @@ function allFiles(dir: string, prefix = ''): string[] {
   );
 }
 
-/** The sandbox's activities with parts of the config replaced (the same hosts and folders). */
-function activitiesWith(box: SupimSandbox, overrides: Record<string, unknown>) {
+/** The sandbox's activities with parts of the config (and of the other dependencies) replaced. */
+function activitiesWith(box: SupimSandbox, overrides: Record<string, unknown>, deps: Partial<ActivityDeps> = {}) {
   const config = parseConfig({ ...box.config, ...overrides }, 'test', box.root);
-  return createActivities({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) });
+  return createActivities({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!), ...deps });
 }
 
 function writeOld(path: string, content: string | Buffer): void {
@@ -370,5 +370,22 @@ describe('daily copy: a compute host that accepts the command and never answers 
     const retried = await runActivity(quick.backupSupimDay, day);
     assert.equal(retried.status, 'copied', retried.reason);
     assert.equal(retried.filesCopied, generated.files.length);
+  });
+
+  it('does not count a slow flush of the store (waiting on local disk, not the host) against the stall limit', async () => {
+    const day = calendarDay('2026-04-07');
+    const generated = writeSupimDay(box.sourceTemplate, day, { bytesPerFile: 1000 });
+    let flushes = 0;
+    // The store's disk busy behind other writers (an image pull): the real flush, 4 s late.
+    const slowFlush = async (path: string) => {
+      flushes += 1;
+      await new Promise((resolve) => setTimeout(resolve, 4000));
+      await syncFileSystem(path);
+    };
+    const quick = activitiesWith(box, { transfer: { stallSeconds: 2 } }, { flushStore: slowFlush });
+    const result = await runActivity(quick.backupSupimDay, day);
+    assert.equal(result.status, 'copied', result.reason);
+    assert.equal(result.filesCopied, generated.files.length);
+    assert.equal(flushes, 1, 'the day was flushed once, slowly');
   });
 });

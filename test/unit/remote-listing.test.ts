@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseTreeListing, TreeListingParser, unsafeRelativePathReason } from '../../adapters/ssh/remote-tree';
+import {
+  MAX_LISTED_ENTRIES,
+  parseTreeListing,
+  TreeListingParser,
+  unsafeRelativePathReason,
+} from '../../adapters/ssh/remote-tree';
 import { RemoteCommandError } from '../../adapters/ssh/remote-command-error';
 
 const listing = (...entries: string[][]) => Buffer.from(['1700000000.5', ...entries.flat()].join('\0') + '\0');
@@ -54,5 +59,21 @@ describe('remote tree listing', () => {
       () => parser.push(Buffer.alloc(4097, 'y')),
       /h: refusing listing of \/d: a field longer than 4096 bytes/,
     );
+  });
+
+  it('refuses a listing of more than 64 MiB of paths, long before its entry limit', () => {
+    const parser = new TreeListingParser('h', '/d').push(Buffer.from('1700000000\0'));
+    const entry = Buffer.from(['f', '1', '1', 'p'.repeat(4000), ''].join('\0')); // 500k such would be 2 GB
+    let pushed = 0;
+    assert.throws(
+      () => {
+        for (; pushed < MAX_LISTED_ENTRIES; pushed++) parser.push(entry);
+      },
+      (err: unknown) =>
+        err instanceof RemoteCommandError &&
+        err.nonRetryable === true &&
+        err.message === 'h: refusing listing of /d: more than 64 MiB of listing (the most kept in memory)',
+    );
+    assert.ok(pushed > 16_000 && pushed < 17_000, `refused after ${pushed} entries of 4 KB`);
   });
 });

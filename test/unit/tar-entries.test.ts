@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { tarEntries, TarFormatError, type TarEntry } from '../../adapters/local/tar-entries';
+import { tarEntries, TarFormatError, type TarEntry, type TarReadOptions } from '../../adapters/local/tar-entries';
 
 /** The stream cut into small uneven pieces, as a network delivers it. */
 function chunked(data: Buffer, size = 777): Readable {
@@ -14,10 +14,24 @@ function chunked(data: Buffer, size = 777): Readable {
   return Readable.from(pieces);
 }
 
-async function read(data: Buffer): Promise<TarEntry[]> {
+async function read(data: Buffer, options: Partial<TarReadOptions> = {}): Promise<TarEntry[]> {
   const entries: TarEntry[] = [];
-  for await (const entry of tarEntries(chunked(data))) entries.push(entry);
+  for await (const entry of tarEntries(chunked(data), { maxFileBytes: 1 << 20, ...options })) entries.push(entry);
   return entries;
+}
+
+/** A tar header as a hostile host could forge it: any type, any size, checksum right. */
+function forgedHeader(name: string, typeflag: string, size: number): Buffer {
+  const header = Buffer.alloc(512);
+  header.write(name, 0);
+  header.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
+  header.write('00000000000\0', 136);
+  header.write(typeflag, 156);
+  header.write('ustar  \0', 257);
+  header.fill(0x20, 148, 156);
+  const sum = header.reduce((total, b) => total + b, 0);
+  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  return header;
 }
 
 describe('tar stream reader (archives made by GNU tar)', () => {
@@ -72,5 +86,67 @@ describe('tar stream reader (archives made by GNU tar)', () => {
     const damaged = Buffer.from(whole);
     damaged[10] = damaged[10]! ^ 0xff;
     await assert.rejects(read(damaged), /checksum/);
+  });
+
+  it('refuses a file larger than asked for before reading its data', async () => {
+    const archive = execFileSync('tar', ['-C', dir, '--format=gnu', '-cf', '-', './big.dat']);
+    const headerOnly = archive.subarray(0, 512 + 100); // the data never comes: it is not waited for
+    await assert.rejects(read(headerOnly, { maxFileBytes: 99_999 }), (err: unknown) => {
+      assert.ok(err instanceof TarFormatError);
+      assert.match(err.message, /"\.\/big\.dat" is 100000 bytes, more than the 99999 asked for/);
+      return true;
+    });
+    assert.equal((await read(archive, { maxFileBytes: 100_000 }))[0]!.size, 100_000);
+  });
+
+  for (const [typeflag, what] of [
+    ['L', 'long name'],
+    ['x', 'pax header'],
+  ]) {
+    it(`refuses a ${what} over 64 KiB before reading it`, async () => {
+      const forged = Buffer.concat([forgedHeader('././@LongLink', typeflag!, 1 << 30), Buffer.alloc(512, 'a')]);
+      await assert.rejects(read(forged), (err: unknown) => {
+        assert.ok(err instanceof TarFormatError);
+        assert.equal(err.message, `a ${what} of ${1 << 30} bytes (more than 65536)`);
+        return true;
+      });
+    });
+  }
+
+  it('skips an entry it does not keep without holding its data', async () => {
+    const size = 256 << 20;
+    let peak = 0;
+    async function* stream() {
+      yield forgedHeader('./sub/', '5', size);
+      for (let sent = 0; sent < size; sent += 1 << 20) {
+        peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+        yield Buffer.alloc(1 << 20, 1);
+      }
+      yield Buffer.alloc(1024);
+    }
+    const before = process.memoryUsage().arrayBuffers;
+    const entries: TarEntry[] = [];
+    for await (const entry of tarEntries(stream(), { maxFileBytes: 0 })) entries.push(entry);
+    assert.deepEqual(
+      entries.map((e) => [e.name, e.type, e.data.length]),
+      [['./sub/', 'other', 0]],
+    );
+    assert.ok(peak - before < 64 << 20, `held ${(peak - before) >> 20} MiB of a ${size >> 20} MiB entry`);
+  });
+
+  it('hands what follows the archive, after its zero padding, to the trailer as it arrives', async () => {
+    const archive = execFileSync('tar', ['-C', dir, '--format=gnu', '-b', '128', '-cf', '-', './big.dat']);
+    const files = Array.from({ length: 100 }, (_, i) => ['f', '4', '1', `file-${i}.dat`]);
+    const listing = Buffer.from(['1700000000.5', ...files.flat(), ''].join('\0'));
+    const received: Buffer[] = [];
+    const entries = await read(Buffer.concat([archive, listing]), { trailer: (chunk) => received.push(chunk) });
+    assert.equal(entries.length, 1);
+    assert.ok(received.length > 1, 'in the chunks it came in, not gathered');
+    assert.ok(Buffer.concat(received).equals(listing));
+    await assert.rejects(read(Buffer.concat([archive, listing])), /data after the end of the archive/);
+    await assert.rejects(
+      read(Buffer.concat([archive, Buffer.alloc(2 << 20), listing]), { trailer: () => undefined }),
+      /more than 1048576 bytes of padding after the end of the archive/,
+    );
   });
 });
