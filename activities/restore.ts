@@ -14,6 +14,7 @@ import {
   type StoredSetForRestore,
 } from '../domain/restore';
 import { restoreReport, type RestoreReportRequest } from '../domain/restore-report';
+import type { BootTestOutcome, PushProgress, RestorePlan, RestoreTarget } from '../domain/restore-plan';
 import { unsafeVmNameReason } from '../domain/vm-names';
 import { consoleLines } from '../domain/console-tail';
 import { bootProbe } from '../adapters/hypervisor/boot-probe';
@@ -61,43 +62,6 @@ export interface RestoreDeps {
   config: Config;
   openSsh: (hostKey: string) => Promise<SshSession>;
   now?: () => Date;
-}
-
-/** Where one image of a restore goes on the hypervisor, and what it replaces (mode replace). */
-export interface RestoreTarget {
-  disk: string;
-  format: string;
-  /** Where the pushed image is renamed once its hash is verified. */
-  pushPath: string;
-  /** mode replace: the VM's disk file the image takes the place of, and the name the old file keeps. */
-  finalPath?: string;
-  keepAs?: string;
-}
-
-export interface RestorePlan {
-  /** The domain the restored images end up in. */
-  domain: string;
-  /** The folder on the hypervisor that holds this restore's files (mode as): removed if the restore fails. */
-  dir?: string;
-  wasRunning: boolean;
-  shutdownTimeoutSeconds: number;
-  targets: RestoreTarget[];
-}
-
-/** A boot test's outcome as the workflow keeps it (never the raw console: it may hold anything). */
-export interface BootTestOutcome {
-  passed: boolean;
-  detail: string;
-  bootSeconds: number;
-  /** A failed test: the guest's last console lines, cleaned (see consoleLines). */
-  console?: string[];
-}
-
-/** What a push reports in its heartbeats: the next attempt continues from `offset`. */
-export interface PushProgress {
-  image: string;
-  offset: number;
-  size: number;
 }
 
 const refuse = (message: string, type: string) => ApplicationFailure.nonRetryable(message, type);

@@ -1,5 +1,5 @@
 import { CancellationScope, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
-import type { RestorePlan } from '../activities/restore';
+import type { RestorePlan } from '../domain/restore-plan';
 import type { RestoreTestResult, RestoreTestSummary } from '../domain/restore';
 import { imageStamp } from '../domain/weekly-summary';
 import { failureText } from './failure-text';

@@ -8,7 +8,7 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { RestorePlan } from '../activities/restore';
+import type { RestorePlan } from '../domain/restore-plan';
 import { formatBytes } from '../domain/format';
 import type { RestoreProgress, RestoreStep, RestoreVmRequest, RestoreVmResult } from '../domain/restore';
 import { imageStamp } from '../domain/weekly-summary';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Context } from '@temporalio/activity';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { BootTestOutcome, RestorePlan } from '../../activities/restore';
+import type { BootTestOutcome, RestorePlan } from '../../domain/restore-plan';
 import type { RestoreTestSummary } from '../../domain/restore';
 import { TEMPORAL_TEST_SERVER } from '../../scripts/sandbox/paths';
 import { quietWorkerLogs, stubActivityWorkers } from '../helpers/temporal';

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import type { RestorePlan } from '../../activities/restore';
+import type { RestorePlan } from '../../domain/restore-plan';
 import type { ManifestImage } from '../../adapters/image-sets/manifest';
 import type { RestoreVmRequest, RestoreVmResult } from '../../domain/restore';
 import { TEMPORAL_TEST_SERVER } from '../../scripts/sandbox/paths';
