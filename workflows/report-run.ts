@@ -1,7 +1,7 @@
-import { CancellationScope, log, workflowInfo } from '@temporalio/workflow';
+import { workflowInfo } from '@temporalio/workflow';
 import type { ReportRequest } from '../domain/report';
 import { remoteActivities } from './activity-proxies';
-import { failureText } from './failure-text';
+import { sendReportSafely } from './saga/report';
 
 const { sendReport } = remoteActivities({
   startToCloseTimeout: '2 minutes',
@@ -15,11 +15,7 @@ const { sendReport } = remoteActivities({
  */
 export async function reportRun(request: Omit<ReportRequest, 'link'>): Promise<void> {
   const { namespace, workflowId, runId } = workflowInfo();
-  try {
-    await CancellationScope.nonCancellable(() =>
-      sendReport({ ...request, link: { namespace, workflowId, runId } } as ReportRequest),
-    );
-  } catch (err) {
-    log.warn('the report could not be sent', { error: failureText(err) });
-  }
+  await sendReportSafely('the report', () =>
+    sendReport({ ...request, link: { namespace, workflowId, runId } } as ReportRequest),
+  );
 }

@@ -17,11 +17,8 @@ import {
   type WeeklySettings,
 } from '../domain/weekly-summary';
 import { remoteActivities, storeActivities } from './activity-proxies';
-import { Compensations } from './compensations';
+import { Compensations } from './saga';
 import { failureText } from './failure-text';
-
-/** How the restart compensations' names begin. */
-const RESTART = 'start the VM';
 
 /** Time kept back from the downtime budget for the boot after an abandoned copy. */
 const BOOT_RESERVE_SECONDS = 60;
@@ -136,7 +133,7 @@ export async function vmCycle(
     step('locking', async () => {
       const held = await act.remote.lockVm(vm);
       if (!held.acquired) throw new SkipVm(held.reason);
-      undo.push('release the VM lock', () => act.remote.unlockVm(vm));
+      undo.push('unlock', 'release the VM lock', () => act.remote.unlockVm(vm));
     });
 
   const checkBeforeStop = async () => {
@@ -150,7 +147,7 @@ export async function vmCycle(
       result.heldDownBy = preflight.heldDown.owner.workflowId;
       stopRequestedAt = Date.parse(preflight.heldDown.since);
       wentOff = true;
-      runningAgain = undo.push('start the VM an earlier run left off', () => startAgain(0));
+      runningAgain = dropper(undo.push('restart', 'start the VM an earlier run left off', () => startAgain(0)));
       if ((Date.now() - stopRequestedAt) / 1000 + BOOT_RESERVE_SECONDS >= policy.maxDowntimeSeconds) {
         await step('starting', () => startAgain(0));
         runningAgain();
@@ -174,7 +171,9 @@ export async function vmCycle(
     step('stopping', async () => {
       // The compensation exists before the VM is asked to stop; it watches a shutdown that may still be under
       // way, so a guest that powers off a moment after an abort is started again too.
-      runningAgain = undo.push('start the VM again', () => startAgain(wentOff ? 0 : policy.shutdownTimeoutSeconds));
+      runningAgain = dropper(
+        undo.push('restart', 'start the VM again', () => startAgain(wentOff ? 0 : policy.shutdownTimeoutSeconds)),
+      );
       stopRequestedAt = Date.now();
       await act.stopping.requestShutdown(vm, policy.maxDowntimeSeconds);
       if ((await act.stopping.awaitShutOff(vm, policy.shutdownTimeoutSeconds)) === 'shut-off') {
@@ -193,8 +192,10 @@ export async function vmCycle(
 
   const image = (disks: PreparedDisk[]) =>
     step('imaging', async () => {
-      const done = undo.push('end remote copies and remove partial images', () =>
-        act.remote.discardPartials(vm, stamp),
+      const done = dropper(
+        undo.push('discard', 'end remote copies and remove partial images', () =>
+          act.remote.discardPartials(vm, stamp),
+        ),
       );
       const budgetLeft = policy.maxDowntimeSeconds - (Date.now() - stopRequestedAt) / 1000 - BOOT_RESERVE_SECONDS;
       await withinBudget(wentOff ? budgetLeft : Infinity, async () => {
@@ -226,17 +227,21 @@ export async function vmCycle(
   const putOverlays = (disks: PreparedDisk[]) =>
     step('overlays', async () => {
       // Pushed before the overlays go on: a VM left on them (running or not) is merged back on every way out.
-      const merged = undo.push('merge the overlays back', async () => {
-        await act.merging.mergeOverlays(vm);
-      });
+      const merged = dropper(
+        undo.push('merge', 'merge the overlays back', async () => {
+          await act.merging.mergeOverlays(vm);
+        }),
+      );
       await act.remote.createOverlays(vm, stamp, disks);
       return merged;
     });
 
   const imageFrozen = (disks: PreparedDisk[]) =>
     step('imaging', async () => {
-      const done = undo.push('end remote copies and remove partial images', () =>
-        act.remote.discardPartials(vm, stamp),
+      const done = dropper(
+        undo.push('discard', 'end remote copies and remove partial images', () =>
+          act.remote.discardPartials(vm, stamp),
+        ),
       );
       for (const disk of disks) {
         const options = { summary: `VM ${vm}: disk ${disk.target} (frozen under its overlay)` };
@@ -262,7 +267,7 @@ export async function vmCycle(
 
   const verify = (disks: PreparedDisk[]) =>
     step('verifying', async () => {
-      const done = undo.push('end remote checks', () => act.remote.discardPartials(vm, stamp));
+      const done = dropper(undo.push('discard', 'end remote checks', () => act.remote.discardPartials(vm, stamp)));
       const images: VmImage[] = [];
       for (const disk of disks) {
         const options = { summary: `VM ${vm}: disk ${disk.target}` };
@@ -335,9 +340,10 @@ export async function vmCycle(
   }
 
   // --- on every way out: what is left on the stack ----------------------------------------------------
-  await step(undo.pending(RESTART) ? 'restarting' : 'cleaning-up', async () => {
-    result.compensations = await undo.unwind();
-    const restart = result.compensations.find((c) => c.name.startsWith(RESTART));
+  await step(undo.pending('restart') ? 'restarting' : 'cleaning-up', async () => {
+    const runs = await undo.unwind();
+    result.compensations = runs;
+    const restart = undo.ran('restart');
     if (restart?.ok) markRunning();
     if (restart && !restart.ok) {
       // Only a VM that no longer exists ends here: the restart retries everything else until it runs.
@@ -345,7 +351,7 @@ export async function vmCycle(
       result.status = 'failed';
       result.reason = `${result.reason ? `${result.reason}; ` : ''}could not restart: ${restart.error}`;
     }
-    const failed = result.compensations.filter((c) => !c.ok && c !== restart);
+    const failed = runs.filter((c) => !c.ok && c.name !== restart?.name);
     if (failed.length > 0 && result.status === 'backed-up') result.status = 'failed';
   });
   progress.step = 'done';
@@ -392,3 +398,5 @@ export function notStarted(vm: string, reason: string): VmResult {
     deleted: [],
   };
 }
+
+const dropper = (pushed: { drop(): void }) => () => pushed.drop();

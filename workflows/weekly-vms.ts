@@ -1,7 +1,6 @@
 import {
   CancellationScope,
   CancelledFailure,
-  condition,
   isCancellation,
   setCurrentDetails,
   setHandler,
@@ -16,8 +15,9 @@ import {
   type WeeklySummary,
 } from '../domain/weekly-summary';
 import { remoteActivities } from './activity-proxies';
-import { abortUpdate, progressQuery } from './definitions';
+import { progressQuery } from './definitions';
 import { reportedRun } from './reported-run';
+import { AbortHandler } from './saga';
 import { notStarted, vmCycle } from './vm-cycle';
 
 export interface WeeklyVmInput {
@@ -41,28 +41,10 @@ export async function weeklyVmBackup(input: WeeklyVmInput = {}): Promise<WeeklyS
   const progress: VmProgress[] = [];
   const results: VmResult[] = [];
   const cycles = new CancellationScope();
-  let aborted: string | undefined;
-  let finished = false;
+  // An abort cancels the cycles under way (each puts its VM back) and answers once every VM is back.
+  const abort = new AbortHandler(cycles, () => results.filter((r) => r.runningAtEnd).map((r) => r.vm));
 
-  setHandler(progressQuery, () => ({ stamp, vms: progress, aborted }));
-  setHandler(
-    abortUpdate,
-    async (reason: string) => {
-      aborted ??= reason.trim() || 'aborted by an operator';
-      cycles.cancel();
-      await condition(() => finished);
-      return {
-        acknowledged: true as const,
-        reason: aborted,
-        running: results.filter((r) => r.runningAtEnd).map((r) => r.vm),
-      };
-    },
-    {
-      validator: (reason: string) => {
-        if (typeof reason !== 'string') throw new Error('the reason must be text');
-      },
-    },
-  );
+  setHandler(progressQuery, () => ({ stamp, vms: progress, aborted: abort.reason }));
 
   const summary = (): WeeklySummary => {
     const order = new Map(progress.map((p, i) => [p.vm, i]));
@@ -71,8 +53,8 @@ export async function weeklyVmBackup(input: WeeklyVmInput = {}): Promise<WeeklyS
       week,
       stamp,
       vms,
-      ok: !aborted && weeklyRunOk(vms),
-      ...(aborted ? { aborted } : {}),
+      ok: !abort.reason && weeklyRunOk(vms),
+      ...(abort.reason ? { aborted: abort.reason } : {}),
       startedAt,
       finishedAt: new Date().toISOString(),
     };
@@ -96,7 +78,7 @@ export async function weeklyVmBackup(input: WeeklyVmInput = {}): Promise<WeeklyS
       const queue = [...progress];
       const lane = async () => {
         for (let next = queue.shift(); next; next = queue.shift()) {
-          const stop = aborted ?? (CancellationScope.current().consideredCancelled ? 'run cancelled' : undefined);
+          const stop = abort.reason ?? (CancellationScope.current().consideredCancelled ? 'run cancelled' : undefined);
           results.push(
             stop
               ? notStarted(next.vm, `not started: ${stop}`)
@@ -108,9 +90,9 @@ export async function weeklyVmBackup(input: WeeklyVmInput = {}): Promise<WeeklyS
     } catch (err) {
       if (!isCancellation(err)) throw err;
     } finally {
-      finished = true;
+      abort.finished();
     }
-    if (!aborted && CancellationScope.current().consideredCancelled) {
+    if (!abort.reason && CancellationScope.current().consideredCancelled) {
       throw new CancelledFailure('weekly VM backup cancelled; the VMs it had stopped were started again');
     }
     return summary();
