@@ -24,6 +24,7 @@ function vmLines(r: RestoreVmResult): { subject: string; lines: string[] } {
     `Restore of ${what} from set ${r.stamp ?? '?'}: ${verdict}${r.reason ? ` - ${r.reason}` : ''}.`,
     ...(r.failedStep ? [`Failed at: ${r.failedStep}.`] : []),
     ...(r.putBack ? ['The original disks were put back in place.'] : []),
+    ...(r.compensations ?? []).filter((c) => !c.ok).map((c) => `Could not ${c.name}: ${c.error ?? '?'}.`),
     ...r.pushed.map(
       (p) =>
         `${p.disk}: ${formatBytes(p.bytes)} pushed to ${p.path}, SHA-256 on arrival ${p.sha256} = manifest` +

@@ -1,5 +1,6 @@
 /** The way back: what restores are asked to do and what they report. Pure, importable by workflows. */
 import type { ManifestImage } from '../adapters/image-sets/manifest';
+import type { CompensationRun } from './weekly-summary';
 
 export type RestoreNetwork = 'remove' | 'link-down' | 'keep';
 
@@ -80,6 +81,8 @@ export interface RestoreVmResult {
   /** mode replace after a failure: the original disks are back in place. */
   putBack?: boolean;
   aborted?: string;
+  /** What ran on the way out (put back, restart, pushed copy, lock), last pushed first, each outcome. */
+  compensations?: CompensationRun[];
   steps: { step: RestoreStep; ms: number }[];
   startedAt: string;
   finishedAt: string;

@@ -202,6 +202,32 @@ describe('restore vm --replace: every exit path puts the original disk back', ()
     assert.ok(vm.calls.includes('ensureRunning:original'));
   });
 
+  it('a put-back that fails for good is recorded, and the restart, the discard and the unlock still run', async () => {
+    vm = new StubVm();
+    vm.failOn.set('ensureRunning:restored', 1);
+    vm.failOn.set('putOriginalDisksBack', 1);
+    const result = await restore();
+    assert.equal(result.ok, false);
+    assert.equal(result.failedStep, 'starting');
+    assert.notEqual(result.putBack, true, 'the originals are not claimed to be back');
+    assert.deepEqual(result.compensations, [
+      { name: 'put the original disks back', ok: false, error: 'putOriginalDisksBack failed (injected)' },
+      { name: 'start the VM again', ok: true },
+      { name: 'remove the pushed images', ok: true },
+      { name: 'release the VM lock', ok: true },
+    ]);
+    const after = vm.calls.slice(vm.calls.indexOf('putOriginalDisksBack'));
+    assert.deepEqual(after, ['putOriginalDisksBack', 'ensureRunning:restored', 'discardPushed', 'unlockVm']);
+    assert.equal(vm.state, 'running');
+  });
+
+  it('an ok replace records only the lock it released', async () => {
+    vm = new StubVm();
+    const result = await restore();
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.deepEqual(result.compensations, [{ name: 'release the VM lock', ok: true }]);
+  });
+
   it('a swap that fails half-way (old disk already moved aside): put back, VM running', async () => {
     vm = new StubVm();
     vm.failOn.set('swapInRestoredDisks:after-keep', 1);
