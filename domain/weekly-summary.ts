@@ -1,14 +1,23 @@
 /** What one weekly VM run did, per VM. Returned by the workflow, shown by queries, rendered by reports. */
 import { getISOWeek, getISOWeekYear } from 'date-fns';
 
+/**
+ * The phases of a VM's cycle, each its own name. Results of runs before the cycle had one name per phase
+ * carry `preflight`, `imaging`, `merging` and `starting` also for the overlay preflight, the frozen copy,
+ * the merge of overlays left over and the start of a VM left off; they still read as such.
+ */
 export type VmStep =
   | 'pending'
   | 'locking'
+  | 'merging-left' // imaging: overlay: overlays an earlier run left are merged before anything else
   | 'preflight'
+  | 'starting-left-off' // a VM an earlier run left off, past its downtime budget: started before its cycle
   | 'store-preflight'
+  | 'overlay-preflight' // imaging: overlay: room for the overlays' growth, or offline instead
   | 'stopping'
   | 'overlays' // imaging: overlay: qcow2 overlays put on the shut-off VM's disks
-  | 'imaging'
+  | 'imaging' // imaging: offline: the disks copied while the VM is off
+  | 'imaging-frozen' // imaging: overlay: the frozen disks copied while the VM runs on its overlays
   | 'merging' // imaging: overlay: the overlays merged back into the disks while the VM runs
   | 'verifying'
   | 'starting'

@@ -166,7 +166,7 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
   /** Runs the weekly workflow; once the VM runs on its overlays the guest adds a big write to be merged. */
   const startRun = async (taskQueue?: string, workflowId?: string) => {
     const { handle, result } = await vmHost.runWeekly([VM], taskQueue, workflowId);
-    await vmHost.waitForStep(handle, VM, 'imaging');
+    await vmHost.waitForStep(handle, VM, 'imaging-frozen');
     const pid = qemuPid(VM);
     assert.ok(pid, 'the guest runs while its disks are imaged');
     assert.equal(await onOverlays(), 2, 'on its overlays while imaged');
@@ -383,7 +383,7 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
 
   it('a block-device disk: its overlay in the image area, committed back into the device with the guest`s writes', async () => {
     const { handle, result } = await vmHost.runWeekly([BLOCK_VM]);
-    await vmHost.waitForStep(handle, BLOCK_VM, 'imaging');
+    await vmHost.waitForStep(handle, BLOCK_VM, 'imaging-frozen');
     const pid = qemuPid(BLOCK_VM);
     const onThem = overlayDisksFromXml(await hypervisor.virsh('dumpxml', '--domain', BLOCK_VM));
     const vdb = onThem.find((d) => d.target === 'vdb');
@@ -423,7 +423,7 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
   it('a block-device VM shut down on its overlays after its run was terminated: the guardian merges it offline', async () => {
     await vmHost.rebooted(BLOCK_VM); // from the run above
     const { handle } = await vmHost.runWeekly([BLOCK_VM]);
-    await vmHost.waitForStep(handle, BLOCK_VM, 'imaging');
+    await vmHost.waitForStep(handle, BLOCK_VM, 'imaging-frozen');
     await guestWrite(hypervisor, BLOCK_VM, 'vdb', 0x4e, 100, 16); // into its overlay
     await handle.terminate('operator pressed terminate');
     await vmHost.rebooted(BLOCK_VM);
