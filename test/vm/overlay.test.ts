@@ -220,7 +220,10 @@ describe('imaging on qcow2 overlays on a real libvirt + QEMU hypervisor', { conc
       const steps = vm.steps.map((s) => s.step);
       const at = (name: string) => steps.indexOf(name as never);
       assert.ok(at('stopping') < at('overlays') && at('overlays') < at('starting'), steps.join(' '));
-      assert.ok(at('starting') < at('imaging-frozen') && at('imaging-frozen') < steps.lastIndexOf('merging'), steps.join(' '));
+      assert.ok(
+        at('starting') < at('imaging-frozen') && at('imaging-frozen') < steps.lastIndexOf('merging'),
+        steps.join(' '),
+      );
       assert.ok(steps.lastIndexOf('merging') < at('verifying'), steps.join(' '));
       const imaging = vm.steps.find((s) => s.step === 'imaging-frozen')!;
       assert.ok(
