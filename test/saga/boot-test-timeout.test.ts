@@ -10,6 +10,7 @@ import type { BootTestOutcome, RestorePlan } from '../../domain/restore-plan';
 import type { RestoreTestSummary } from '../../domain/restore';
 import { TEMPORAL_TEST_SERVER } from '../../scripts/sandbox/paths';
 import { quietWorkerLogs, stubActivityWorkers } from '../helpers/temporal';
+import { captureHistory } from '../helpers/history-capture';
 
 const TASK_QUEUE = 'boot-test-timeout';
 const STORE_QUEUE = 'boot-test-timeout-store';
@@ -53,11 +54,13 @@ describe('restore test: the boot activity`s limits', () => {
   });
 
   it('ends all attempts with the test`s time limit and the clean-up (schedule-to-close), not 3 x that', async () => {
-    const summary = (await env.client.workflow.execute('restoreTest', {
+    const handle = await env.client.workflow.start('restoreTest', {
       taskQueue: TASK_QUEUE,
       workflowId: 'boot-test-timeout-1',
       args: [{ vm: 'web' }],
-    })) as RestoreTestSummary;
+    });
+    const summary = (await handle.result()) as RestoreTestSummary;
+    await captureHistory(handle, 'restore-test-passed');
     assert.equal(summary.ok, true, JSON.stringify(summary));
     const limit = (BOOT_TIMEOUT_SECONDS + 300) * 1000;
     assert.deepEqual(seen, [{ scheduleToCloseMs: limit, startToCloseMs: limit }]);

@@ -15,6 +15,7 @@ import { TEMPORAL_TEST_SERVER } from '../../scripts/sandbox/paths';
 import { abortUpdate } from '../../workflows/definitions';
 import { WORKFLOW_BUNDLE } from '../../worker/create-worker';
 import { quietWorkerLogs } from '../helpers/temporal';
+import { captureHistory } from '../helpers/history-capture';
 
 const TASK_QUEUE = 'restore-saga';
 const STORE_QUEUE = 'restore-saga-store';
@@ -65,8 +66,12 @@ class StubVm {
         heartbeatTimeoutSeconds: 10,
         bootTimeoutSeconds: 30,
       }),
-      planRestore: async (_mode: string, _vm: string, _set: unknown, options: { stop?: boolean }) => {
+      planRestore: async (mode: string, _vm: string, _set: unknown, options: { stop?: boolean; newName?: string }) => {
         this.fault('planRestore');
+        if (mode === 'as') {
+          const pushed = { disk: 'vda', format: 'qcow2', pushPath: '/vm/db.qcow2.restored-S' };
+          return { ...plan, domain: options.newName!, wasRunning: false, targets: [pushed] };
+        }
         if (this.state === 'running' && !options.stop) throw ApplicationFailure.nonRetryable('needs it shut off');
         return { ...plan, wasRunning: this.state === 'running' };
       },
@@ -109,11 +114,17 @@ class StubVm {
       unlockVm: async () => {
         this.fault('unlockVm');
       },
+      defineRestoredVm: async () => {
+        this.fault('defineRestoredVm');
+        this.files.set('/vm/db-restored.qcow2', this.files.get('/vm/db.qcow2.restored-S')!);
+        this.files.delete('/vm/db.qcow2.restored-S');
+        return [];
+      },
       restoredDomainState: async () => this.state.replace('-', ' '),
       sendRestoreReport: async () => ({ subject: 'x', where: 'nowhere' }),
     };
     const store = {
-      readStoredSet: async () => ({ vm: 'db', stamp: '20261127T000000Z', images: [IMAGE] }),
+      readStoredSet: async () => ({ vm: 'db', stamp: '20261127T000000Z', images: [IMAGE], domainXml: '<domain/>' }),
       pushImage: async () => {
         this.fault('pushImage');
         await this.pushGate;
@@ -175,12 +186,29 @@ describe('restore vm --replace: every exit path puts the original disk back', ()
       workflowId: `restore-saga-${++seq}`,
       args: [{ vm: 'db', mode: 'replace', stamp: '20261127T000000Z', stop: true, ...request }],
     });
-  const restore = async (request: Partial<RestoreVmRequest> = {}) =>
-    (await start(request)).result() as Promise<RestoreVmResult>;
+  /** Runs a restore to its end; `history` names it in test/replay when histories are captured. */
+  const restore = async (request: Partial<RestoreVmRequest> = {}, history?: string) => {
+    const handle = await start(request);
+    const result = (await handle.result()) as RestoreVmResult;
+    if (history) await captureHistory(handle, history);
+    return result;
+  };
+
+  it('restores a VM as a new domain beside the original: pushed, defined, the original untouched', async () => {
+    vm = new StubVm();
+    const result = await restore({ mode: 'as', newName: 'db-restored', stop: undefined }, 'restore-vm-as');
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.equal(vm.files.get('/vm/db.qcow2'), 'original');
+    assert.equal(vm.files.get('/vm/db-restored.qcow2'), 'restored');
+    assert.ok(vm.calls.includes('defineRestoredVm'));
+    assert.ok(!vm.calls.includes('lockVm'), 'a restore beside the VM does not lock it');
+    assert.ok(!vm.calls.includes('requestShutdown'));
+    assert.equal(vm.state, 'running');
+  });
 
   it('replaces the disk of a running VM: stopped, swapped, started on the restored disk', async () => {
     vm = new StubVm();
-    const result = await restore();
+    const result = await restore({}, 'restore-vm-replace');
     assert.equal(result.ok, true, JSON.stringify(result));
     assert.equal(vm.files.get('/vm/db.qcow2'), 'restored');
     assert.equal(vm.files.get('/vm/db.qcow2.before-restore-R'), 'original');
@@ -192,7 +220,7 @@ describe('restore vm --replace: every exit path puts the original disk back', ()
   it('a VM that will not start on the restored disk: original disk back, VM running on it', async () => {
     vm = new StubVm();
     vm.failOn.set('ensureRunning:restored', 1);
-    const result = await restore();
+    const result = await restore({}, 'restore-vm-put-back');
     assert.equal(result.ok, false);
     assert.equal(result.failedStep, 'starting');
     assert.equal(result.putBack, true);
@@ -249,6 +277,7 @@ describe('restore vm --replace: every exit path puts the original disk back', ()
     setTimeout(release, 200);
     assert.equal((await answer).reason, 'wrong set');
     const result = (await handle.result()) as RestoreVmResult;
+    await captureHistory(handle, 'restore-vm-aborted');
     assert.equal(result.ok, false);
     assert.equal(result.aborted, 'wrong set');
     assert.ok(!vm.calls.includes('requestShutdown'));

@@ -421,7 +421,7 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
 
   it('imaging: overlay: the VM runs again before its disks are imaged; the overlays are merged before the set is recorded', async () => {
     fresh({ defaultPolicy: OVERLAY }).addVm('db');
-    const { vms, ok } = await weekly(['db']);
+    const { vms, ok } = await weekly(['db'], 'weekly-overlay-ok');
     assert.equal(ok, true, JSON.stringify(vms[0]));
     assert.deepEqual(stub.vms.get('db')!.history, ['running', 'shut-off', 'running']);
     const calls = stub.calls.filter((c) => /Overlays|FrozenImage|ensureRunning|verifyImage|recordVerifiedSet/.test(c));
@@ -444,7 +444,7 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
       // The merge fails during the cycle only: the compensation's own merge succeeds.
       let merges = 0;
       stub.faults[failing] = () => (failing !== 'mergeOverlays' || ++merges === 2 ? 'fail-permanently' : undefined);
-      const { vms } = await weekly(['db']);
+      const { vms } = await weekly(['db'], failing === 'mergeOverlays' ? 'weekly-overlay-merge-failed' : undefined);
       assert.equal(vms[0]!.status, 'failed');
       assert.equal(stateOf('db'), 'running');
       assert.deepEqual(stub.onOverlays, new Set(), 'no overlay left');
@@ -460,6 +460,21 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
     await handle.cancel();
     await handle.result().catch(() => undefined);
     assert.equal(reported().vms[0]!.status, 'aborted');
+    assert.equal(stateOf('db'), 'running');
+    assert.deepEqual(stub.onOverlays, new Set());
+  });
+
+  it('imaging: overlay: an abort while the frozen copy is taken: answered once the VM runs, its overlays merged', async () => {
+    fresh({ defaultPolicy: OVERLAY }).addVm('db');
+    stub.faults.createFrozenImage = () => 'hang';
+    const handle = await start();
+    await until(() => stub.calls.includes('createFrozenImage db'), 'the frozen copy');
+    const answer = await handle.executeUpdate(abortUpdate, { args: ['maintenance'] });
+    assert.deepEqual(answer.running, ['db']);
+    const summary = (await handle.result()) as WeeklySummary;
+    await captureHistory(handle, 'weekly-overlay-aborted');
+    assert.equal(summary.vms[0]!.status, 'aborted');
+    assert.equal(summary.aborted, 'maintenance');
     assert.equal(stateOf('db'), 'running');
     assert.deepEqual(stub.onOverlays, new Set());
   });

@@ -7,6 +7,7 @@ import type { Config } from '../../config/schema';
 import { startDaily } from '../../scripts/commands/run-daily';
 import { connectClient } from '../../scripts/commands/temporal-client';
 import type { DevServer } from '../../scripts/sandbox/temporal-dev-server';
+import { captureHistory } from '../helpers/history-capture';
 import { supimSandbox, type SupimSandbox } from '../helpers/sandbox';
 import { inProcessWorker, quietWorkerLogs, testDevServer } from '../helpers/temporal';
 
@@ -39,12 +40,14 @@ describe('watchdog: daily runs that find no data at all (wrong sourceTemplate, s
     const { client, close } = await connectClient(config);
     const outbox = config.mail.outbox!;
     const alerts = () => (existsSync(outbox) ? readdirSync(outbox).filter((f) => f.includes('no-data')) : []);
-    const watchdog = async (id: string) => {
-      await client.workflow.execute('backupWatchdog', {
+    const watchdog = async (id: string, history?: string) => {
+      const handle = await client.workflow.start('backupWatchdog', {
         taskQueue: config.temporal.taskQueue,
         workflowId: id,
         args: [{ jobs: ['daily'] }],
       });
+      await handle.result();
+      if (history) await captureHistory(handle, history);
     };
     try {
       // Nothing under the source template for any of these dates.
@@ -54,7 +57,7 @@ describe('watchdog: daily runs that find no data at all (wrong sourceTemplate, s
 
       const third = await (await startDaily(client, config, '2030-03-03')).result();
       assert.ok(third.days.every((d) => d.filesInSource === 0));
-      await watchdog('watchdog-after-three');
+      await watchdog('watchdog-after-three', 'watchdog-no-data');
       assert.equal(alerts().length, 1);
       const mail = await simpleParser(readFileSync(join(outbox, alerts()[0]!)));
       assert.equal(
