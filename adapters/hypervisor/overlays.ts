@@ -1,5 +1,5 @@
-import { DOMParser, XMLSerializer, type Element } from '@xmldom/xmldom';
-import { children, parse } from './domain-xml';
+import type { Element } from '@xmldom/xmldom';
+import { children, newDocument, parse, serialize } from './domain-xml';
 import { RemoteCommandError } from '../ssh/remote-command-error';
 import { PASSABLE_UMASK } from '../ssh/remote-modes';
 import { quote } from '../ssh/shell-quote';
@@ -162,13 +162,14 @@ export function xmlWithOriginals(xml: string, disks: OverlayDisk[]): string {
     child(disk, 'driver')?.setAttribute('type', ours.baseFormat);
     for (const backing of children(disk, 'backingStore')) disk.removeChild(backing);
   }
-  return new XMLSerializer().serializeToString(domain);
+  return serialize(domain);
 }
 
 /** libvirt's request for a disk-only snapshot: our disks get an overlay, every other disk none. */
 export function snapshotXml(domainXml: string, overlays: { target: string; overlay: string }[]): string {
-  const doc = new DOMParser().parseFromString('<domainsnapshot><disks/></domainsnapshot>', 'text/xml');
-  const disksElement = doc.documentElement!.getElementsByTagName('disks')[0]!;
+  const doc = newDocument('domainsnapshot');
+  const disksElement = doc.createElement('disks');
+  doc.documentElement!.appendChild(disksElement);
   for (const disk of domainDisks(parseDomainXml(domainXml))) {
     const target = child(disk, 'target')?.getAttribute('dev');
     if (!target) continue;
@@ -187,7 +188,7 @@ export function snapshotXml(domainXml: string, overlays: { target: string; overl
     }
     disksElement.appendChild(entry);
   }
-  return new XMLSerializer().serializeToString(doc);
+  return serialize(doc);
 }
 
 /** `virsh blockjob --raw`: nothing when the disk has no job. */
