@@ -32,15 +32,16 @@ export async function withHypervisorSession<T>(
   const hv = requireSection(config.hypervisor, 'hypervisor');
   const ssh = await openSsh(hv.host);
   try {
+    const driver = new LibvirtDriver(ssh, hv.uri);
     return await whileHeartbeating(details, () =>
       use({
         hv,
         ssh,
-        driver: new LibvirtDriver(ssh, hv.uri),
+        driver,
         sets: new RemoteImageSets(ssh, hv.imageArea),
         imaging: new DiskImaging(ssh),
         records: new VmRecords(ssh, hv.imageArea),
-        overlays: new Overlays(ssh, hv.uri),
+        overlays: new Overlays(ssh, driver),
       }),
     );
   } finally {

@@ -269,7 +269,6 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
     network: RestoreNetwork,
     from: string,
   ): Promise<string[]> {
-    const hv = requireSection(config.hypervisor, 'hypervisor');
     let copy: RestoredDomain;
     try {
       copy = restoredDomainXml(savedXml, {
@@ -286,19 +285,16 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
     }
     await withHypervisor(async (ssh, driver) => {
       if ((await driver.state(plan.domain)).state !== 'missing') {
-        const existing = await ssh.run(['virsh', '-q', '-c', hv.uri, 'domuuid', '--domain', plan.domain]);
-        if (existing.toString('utf8').trim() === uuid) return;
+        if ((await driver.uuid(plan.domain)) === uuid) return;
         throw refuse(
           `a domain named ${JSON.stringify(plan.domain)} appeared meanwhile; not touched`,
           'RestoreNameExists',
         );
       }
-      const file = `${plan.dir}/domain.xml`;
       // Its consoles are created here, 0600, before QEMU writes to them (libvirt gives them to its user).
       const consoles = consoleFiles(copy.xml).map(quote).join(' ');
-      const touch = consoles ? ` && touch -- ${consoles} && chmod 0600 -- ${consoles}` : '';
-      await ssh.run({ shell: `${PRIVATE_UMASK}${touch} && cat > ${quote(file)}` }, { input: copy.xml });
-      await ssh.run(['virsh', '-q', '-c', hv.uri, 'define', file]);
+      if (consoles) await ssh.run({ shell: `${PRIVATE_UMASK} && touch -- ${consoles} && chmod 0600 -- ${consoles}` });
+      await driver.define(copy.xml);
     });
     return copy.removed;
   }
@@ -358,16 +354,15 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
    * only cleaned lines leave the hypervisor, and only when the test failed.
    */
   async function bootTest(savedXml: string, plan: RestorePlan): Promise<BootTestOutcome> {
-    const hv = requireSection(config.hypervisor, 'hypervisor');
     const settings = config.restoreTest;
     let state = 'starting';
-    const probe = await withHypervisor((ssh) =>
+    const probe = await withHypervisor((ssh, driver) =>
       whileHeartbeating(
         () => ({ domain: plan.domain, state }),
         () =>
           bootProbe({
             ssh,
-            uri: hv.uri,
+            driver,
             savedXml,
             name: plan.domain,
             images: plan.targets.map((t) => ({ target: t.disk, path: t.pushPath, format: t.format })),
