@@ -165,7 +165,7 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
   /**
    * Merges every overlay of ours the VM runs on back into its original and deletes the overlay files, and
    * those a crash left unused. The VM never stops: a running VM is merged live, one that is off (shut down
-   * while on its overlays) with qemu-img and a new definition. Idempotent; the normal step, the
+   * while on its overlays) into its originals, with a new definition. Idempotent; the normal step, the
    * compensation, and what the next run's preflight and the guardian do for a VM left on overlays.
    */
   async function mergeOverlays(vm: string, bandwidthMiBps?: number): Promise<MergeOutcome> {

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { CONSOLE_TAIL_BYTES, matchingConsoleLine, wholeLinesOfTail } from '../../domain/console-tail';
 import { PASSABLE_UMASK, PRIVATE_UMASK } from '../ssh/remote-modes';
-import { commandLine, quote } from '../ssh/shell-quote';
+import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
 import type { HypervisorDriver } from './driver';
+import { QemuImg } from './qemu-img';
 import { bootProbeXml, type RestoredDisk } from './restore-xml';
 
 export interface BootProbeRequest {
@@ -52,6 +53,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export async function bootProbe(req: BootProbeRequest): Promise<BootProbeResult> {
   const { ssh, driver, workDir } = req;
+  const qemuImg = new QemuImg(ssh);
   const { name } = req;
   const consoleLog = `${workDir}/console.log`;
   const lineMatches = new RegExp(req.pattern, 'm');
@@ -66,8 +68,7 @@ export async function bootProbe(req: BootProbeRequest): Promise<BootProbeResult>
     const overlays: RestoredDisk[] = [];
     for (const image of req.images) {
       const overlay = `${workDir}/${image.target}.overlay.qcow2`;
-      const create = ['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', image.format, '-b', image.path, overlay];
-      await ssh.run({ shell: `${PRIVATE_UMASK} && ${commandLine(create)}` });
+      await qemuImg.createOverlay(overlay, { path: image.path, format: image.format }, PRIVATE_UMASK);
       overlays.push({ target: image.target, path: overlay, format: 'qcow2' });
     }
     const xml = bootProbeXml(

@@ -6,6 +6,7 @@ import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
 import type { BlockJob, VmDisk } from './driver';
 import { parseBlockJob, type LibvirtDriver } from './libvirt-driver';
+import { QemuImg } from './qemu-img';
 
 /**
  * Low-downtime imaging: while a VM is off, each disk gets an external qcow2 overlay next to it, named
@@ -202,13 +203,14 @@ export function folderOf(path: string): string {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Overlays on a hypervisor: the domain's side through the libvirt driver, the files' side (qemu-img, rm,
- * stat, df) over SSH, each word quoted.
+ * Overlays on a hypervisor: the domain's side through the libvirt driver, the files' side (rm,
+ * stat, df) over SSH, each word quoted, images through QemuImg.
  */
 export class Overlays {
   constructor(
     private readonly ssh: SshSession,
     private readonly driver: LibvirtDriver,
+    private readonly qemuImg = new QemuImg(ssh),
   ) {}
 
   private refuse(message: string): RemoteCommandError {
@@ -260,12 +262,7 @@ export class Overlays {
 
   /** The backing file an overlay's qcow2 header names (-U: the running VM holds the lock). */
   async baseOf(overlay: string): Promise<{ base: string; format: string }> {
-    const out = await this.ssh.run(['qemu-img', 'info', '-U', '-f', 'qcow2', '--output=json', '--', overlay]);
-    const info = JSON.parse(out.toString('utf8')) as {
-      'full-backing-filename'?: string;
-      'backing-filename'?: string;
-      'backing-filename-format'?: string;
-    };
+    const info = await this.qemuImg.info(overlay, 'qcow2');
     const base = info['full-backing-filename'] ?? info['backing-filename'];
     if (!base) throw this.refuse(`${overlay} has no backing file`);
     return { base, format: info['backing-filename-format'] ?? '' };
@@ -354,13 +351,13 @@ export class Overlays {
   }
 
   /**
-   * Merges the overlays of a shut-off domain (a VM shut down while on its overlays): `qemu-img commit` into
+   * Merges the overlays of a shut-off domain (a VM shut down while on its overlays): committed (QemuImg) into
    * the original, then the definition points at the originals again, then the overlay files go. Each step
    * may be repeated after a crash: committing an overlay twice writes the same data twice.
    */
   async mergeOffline(vm: string, disks: OverlayDisk[]): Promise<void> {
     if (await this.isActive(vm)) throw this.refuse(`${vm} is running: its overlays are merged live`);
-    for (const disk of disks) await this.ssh.run(['qemu-img', 'commit', '-q', '-f', 'qcow2', '--', disk.overlay]);
+    for (const disk of disks) await this.qemuImg.commit(disk.overlay);
     const xml = await this.domainXml(vm, true);
     await this.driver.define(xmlWithOriginals(xml, disks));
     const left = overlayDisksFromXml(await this.domainXml(vm, true));
