@@ -18,7 +18,7 @@ import type { BootTestOutcome, PushProgress, RestorePlan, RestoreTarget } from '
 import { unsafeVmNameReason } from '../domain/vm-names';
 import { consoleLines } from '../domain/console-tail';
 import { bootProbe } from '../adapters/hypervisor/boot-probe';
-import { putDiskBack, swapInDisk } from '../adapters/hypervisor/disk-swap';
+import { RemoteDisks } from '../adapters/hypervisor/remote-disk';
 import { LibvirtDriver } from '../adapters/hypervisor/libvirt-driver';
 import {
   consoleFiles,
@@ -31,8 +31,7 @@ import { requireStoreRoot } from '../adapters/local/store-root';
 import { readRestoreTestLog, recordRestoreTestResult } from '../adapters/image-sets/restore-test-log';
 import { MANIFEST, ManifestError, type ManifestImage } from '../adapters/image-sets/manifest';
 import { Mailer } from '../adapters/mail/mailer';
-import { PASSABLE_UMASK, PRIVATE_UMASK } from '../adapters/ssh/remote-modes';
-import { quote } from '../adapters/ssh/shell-quote';
+import { PASSABLE_UMASK } from '../adapters/ssh/remote-modes';
 import type { SshSession } from '../adapters/ssh/ssh-session';
 import { partialPathOf, uploadFile } from '../adapters/ssh/stream-upload';
 import { requireSection } from './config-section';
@@ -292,8 +291,7 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
         );
       }
       // Its consoles are created here, 0600, before QEMU writes to them (libvirt gives them to its user).
-      const consoles = consoleFiles(copy.xml).map(quote).join(' ');
-      if (consoles) await ssh.run({ shell: `${PRIVATE_UMASK} && touch -- ${consoles} && chmod 0600 -- ${consoles}` });
+      await new RemoteDisks(ssh).createPrivateFiles(consoleFiles(copy.xml));
       await driver.define(copy.xml);
     });
     return copy.removed;
@@ -306,8 +304,9 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
       if (state.state !== 'shut-off')
         throw ApplicationFailure.retryable(`${vm} is ${state.detail}, not shut off`, 'VmNotShutOff');
       const kept: string[] = [];
+      const disks = new RemoteDisks(ssh);
       for (const t of plan.targets) {
-        if (await swapInDisk(ssh, { pushed: t.pushPath, final: t.finalPath!, keep: t.keepAs! })) kept.push(t.keepAs!);
+        if (await disks.swapIn({ pushed: t.pushPath, final: t.finalPath!, keep: t.keepAs! })) kept.push(t.keepAs!);
       }
       return kept;
     });
@@ -317,7 +316,8 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
   async function putOriginalDisksBack(vm: string, plan: RestorePlan): Promise<void> {
     await withHypervisor(async (ssh, driver) => {
       if ((await driver.state(vm)).state === 'running') await driver.forceOff(vm); // it runs the restored disks
-      for (const t of plan.targets) await putDiskBack(ssh, { final: t.finalPath!, keep: t.keepAs! });
+      const disks = new RemoteDisks(ssh);
+      for (const t of plan.targets) await disks.putBack({ final: t.finalPath!, keep: t.keepAs! });
     });
   }
 
@@ -325,8 +325,7 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
   async function discardPushed(plan: RestorePlan): Promise<void> {
     await withHypervisor(async (ssh) => {
       const paths = plan.targets.flatMap((t) => [t.pushPath, partialPathOf(t.pushPath)]);
-      await ssh.run(['rm', '-f', ...paths]);
-      if (plan.dir) await ssh.run(['rm', '-rf', plan.dir]);
+      await new RemoteDisks(ssh).discard(paths, plan.dir);
     });
   }
 
