@@ -1,20 +1,21 @@
-import type { Config } from '../config/schema';
 import { fileStamp, formatDuration } from '../domain/format';
 import { escapeHtml, type Report } from '../domain/report';
 import type { OverlaysLeft, VmPutBack } from '../domain/guardian';
-import { Mailer, type Delivery } from '../adapters/mail/mailer';
+import type { Delivery } from '../adapters/mail/mailer';
+import type { Services } from './services';
 
 export interface GuardianDeps {
-  config: Config;
+  /** The mailer, built once by the worker. */
+  services: Pick<Services, 'mailer'>;
   now?: () => Date;
 }
 
-export function createGuardianActivities({ config, now = () => new Date() }: GuardianDeps) {
+export function createGuardianActivities({ services, now = () => new Date() }: GuardianDeps) {
   /** One alert to the weekly job's recipients: a line per VM, then why it happened and what to do. */
   function alert(subject: string, lines: string[], explanation: string[], name: string): Promise<Delivery> {
     const text = [...lines, '', ...explanation].join('\n');
     const report: Report = { job: 'weekly', ok: false, subject, text, html: `<pre>${escapeHtml(text)}</pre>` };
-    return new Mailer(config.mail).deliver(report, `${fileStamp(now())}-${name}`);
+    return services.mailer.deliver(report, `${fileStamp(now())}-${name}`);
   }
 
   /** Tells the weekly job's recipients which VMs were left down by a run that is gone, and that they run again. */

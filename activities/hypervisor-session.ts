@@ -2,6 +2,8 @@ import type { Config, HypervisorConfig } from '../config/schema';
 import { DiskImaging } from '../adapters/hypervisor/disk-imaging';
 import { LibvirtDriver } from '../adapters/hypervisor/libvirt-driver';
 import { Overlays } from '../adapters/hypervisor/overlays';
+import { QemuImg } from '../adapters/hypervisor/qemu-img';
+import { RemoteDisks } from '../adapters/hypervisor/remote-disk';
 import { VmRecords } from '../adapters/hypervisor/vm-records';
 import { RemoteImageSets } from '../adapters/image-sets/remote-image-sets';
 import type { SshSession } from '../adapters/ssh/ssh-session';
@@ -13,37 +15,60 @@ export interface HypervisorSession {
   hv: HypervisorConfig;
   ssh: SshSession;
   driver: LibvirtDriver;
+  qemuImg: QemuImg;
   sets: RemoteImageSets;
   imaging: DiskImaging;
   records: VmRecords;
   overlays: Overlays;
+  disks: RemoteDisks;
 }
 
 /**
- * One SSH session to the hypervisor for the activity, closed after it. Every VM activity heartbeats
- * (`details`, shown in the Web UI), so a worker that dies mid-step is noticed within the heartbeat timeout.
+ * Sessions to the configured hypervisor: built once by the worker; each activity opens one SSH session
+ * with its adapters over it, closed after it.
  */
-export async function withHypervisorSession<T>(
-  config: Config,
-  openSsh: (hostKey: string) => Promise<SshSession>,
-  use: (session: HypervisorSession) => Promise<T>,
-  details: () => unknown = () => undefined,
-): Promise<T> {
-  const hv = requireSection(config.hypervisor, 'hypervisor');
-  const ssh = await openSsh(hv.host);
-  try {
-    return await whileHeartbeating(details, () =>
-      use({
+export class HypervisorSessions {
+  constructor(
+    private readonly config: Config,
+    private readonly openSsh: (hostKey: string) => Promise<SshSession>,
+  ) {}
+
+  /** The hypervisor section (NotConfigured without one). */
+  get hv(): HypervisorConfig {
+    return requireSection(this.config.hypervisor, 'hypervisor');
+  }
+
+  /** One session for `use`, without heartbeats (the activity heartbeats itself, or is short). */
+  async open<T>(use: (session: HypervisorSession) => Promise<T>): Promise<T> {
+    const hv = this.hv;
+    const ssh = await this.openSsh(hv.host);
+    try {
+      const driver = new LibvirtDriver(ssh, hv.uri);
+      const qemuImg = new QemuImg(ssh);
+      return await use({
         hv,
         ssh,
-        driver: new LibvirtDriver(ssh, hv.uri),
+        driver,
+        qemuImg,
         sets: new RemoteImageSets(ssh, hv.imageArea),
-        imaging: new DiskImaging(ssh),
+        imaging: new DiskImaging(ssh, qemuImg),
         records: new VmRecords(ssh, hv.imageArea),
-        overlays: new Overlays(ssh, hv.uri),
-      }),
-    );
-  } finally {
-    ssh.close();
+        overlays: new Overlays(ssh, driver, qemuImg),
+        disks: new RemoteDisks(ssh),
+      });
+    } finally {
+      ssh.close();
+    }
+  }
+
+  /**
+   * One session for `use`, heartbeating `details` (shown in the Web UI) all along, so a worker that dies
+   * mid-step is noticed within the heartbeat timeout. Every VM activity of the weekly cycle runs so.
+   */
+  async heartbeating<T>(
+    use: (session: HypervisorSession) => Promise<T>,
+    details: () => unknown = () => undefined,
+  ): Promise<T> {
+    return this.open((session) => whileHeartbeating(details, () => use(session)));
   }
 }

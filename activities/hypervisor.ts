@@ -11,15 +11,17 @@ import { applyRetention as retain, makeRoom } from '../adapters/image-sets/image
 import { newManifest } from '../adapters/image-sets/manifest';
 import { setVmsHeldDown } from '../adapters/metrics/backup-metrics';
 import { RemoteCommandError } from '../adapters/ssh/remote-command-error';
-import type { SshSession } from '../adapters/ssh/ssh-session';
 import type { HypervisorDriver, VmState } from '../adapters/hypervisor/driver';
 import { requireSection } from './config-section';
-import { withHypervisorSession, type HypervisorSession } from './hypervisor-session';
+import type { HypervisorSession } from './hypervisor-session';
+import type { Services } from './services';
+import { weeklyPolicy } from './vm-policy';
 import { runIsClosed } from './runs';
 
 export interface HypervisorDeps {
   config: Config;
-  openSsh: (hostKey: string) => Promise<SshSession>;
+  /** The adapters, built once by the worker. */
+  services: Services;
   /** To ask whether the run holding a lock or a held-down record is still open. */
   temporalClient?: () => Promise<Client>;
 }
@@ -67,21 +69,13 @@ function currentRun(): RunRef {
   return { workflowId: run.workflowId, runId: run.runId };
 }
 
-export function createHypervisorActivities({ config, openSsh, temporalClient }: HypervisorDeps) {
+export function createHypervisorActivities({ config, services, temporalClient }: HypervisorDeps) {
   const withHypervisor = <T>(use: (h: HypervisorSession) => Promise<T>, details?: () => unknown) =>
-    withHypervisorSession(config, openSsh, use, details);
+    services.hypervisors.heartbeating(use, details);
 
   const isClosed = (run: RunRef) => runIsClosed(temporalClient, run);
 
-  function policyOf(hv: HypervisorConfig, vm: string): VmPolicy {
-    const base = {
-      shutdownTimeoutSeconds: hv.shutdownTimeoutSeconds,
-      forceOff: hv.forceOff,
-      maxDowntimeSeconds: hv.maxDowntimeSeconds,
-      imaging: hv.imaging,
-    };
-    return { ...base, ...hv.perVm[vm] };
-  }
+  const policyOf = (hv: HypervisorConfig, vm: string): VmPolicy => weeklyPolicy(services.vmPolicy(hv.host, vm));
 
   async function getWeeklySettings(): Promise<WeeklySettings> {
     const hv = requireSection(config.hypervisor, 'hypervisor');

@@ -3,18 +3,22 @@ import { createHypervisorActivities } from './hypervisor';
 import { createOverlayActivities } from './overlay';
 import { createReportActivities } from './report';
 import { createRunsActivities } from './runs';
-import { createRestoreActivities, RESTORE_STORE_ACTIVITIES } from './restore';
+import { createRestoreHypervisorActivities } from './restore';
+import { createRestoreStoreActivities, RESTORE_STORE_ACTIVITIES } from './restore-store';
 import { createStoreActivities } from './store';
 import { createVisibilityActivities } from './visibility';
 import { createWatchdogActivities, type WatchdogDeps } from './watchdog';
 import { createSupimActivities, type SupimDeps } from './supim';
+import type { Services } from './services';
 
-export type ActivityDeps = SupimDeps & WatchdogDeps;
+export { createServices, type Services } from './services';
 
-/** Every activity the worker registers, built from its dependencies (config, SSH sessions, clock). */
+export type ActivityDeps = Omit<SupimDeps, 'openSsh'> & WatchdogDeps & { services: Services };
+
+/** Every activity the worker registers, built from its dependencies (config, the services, clock). */
 export function createActivities(deps: ActivityDeps) {
   return {
-    ...createSupimActivities(deps),
+    ...createSupimActivities({ ...deps, openSsh: deps.services.openSsh }),
     ...createHypervisorActivities(deps),
     ...createOverlayActivities(deps),
     ...createStoreActivities(deps),
@@ -23,7 +27,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createVisibilityActivities(deps),
     ...createGuardianActivities(deps),
     ...createRunsActivities(deps),
-    ...createRestoreActivities(deps),
+    ...createRestoreStoreActivities(deps),
+    ...createRestoreHypervisorActivities(deps),
   };
 }
 

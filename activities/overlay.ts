@@ -1,10 +1,9 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { HypervisorConfig } from '../config/schema';
 import type { VmDisk } from '../adapters/hypervisor/driver';
 import { folderOf, type MergeProgress, type OverlayDisk } from '../adapters/hypervisor/overlays';
 import type { RemoteProgress } from '../adapters/ssh/remote-process';
-import { withHypervisorSession, type HypervisorSession } from './hypervisor-session';
+import type { HypervisorSession } from './hypervisor-session';
 import type { HypervisorDeps, PreparedDisk } from './hypervisor';
 
 export interface OverlayRoom {
@@ -28,25 +27,14 @@ export interface MergeOutcome {
 /** How often the copy looks at the guest: an overlay that fills its filesystem pauses it (werror=enospc). */
 const WATCH_MS = 2000;
 
-/** The imaging policy of one VM: the hypervisor section's defaults and its perVm exception. */
-export function imagingPolicy(hv: HypervisorConfig, vm: string) {
-  const own = hv.perVm[vm] ?? {};
-  return {
-    imaging: own.imaging ?? hv.imaging,
-    overlayReserveBytes: own.overlayReserveBytes ?? hv.overlayReserveBytes,
-    overlayMergeTimeoutSeconds: hv.overlayMergeTimeoutSeconds,
-    overlayMergeBandwidthMiBps: hv.overlayMergeBandwidthMiBps,
-  };
-}
-
 /**
  * Activities of `imaging: overlay` (see adapters/hypervisor/overlays.ts): room for the overlays, overlays on
  * a shut-off VM, imaging the frozen originals while the VM runs, and the live merge, which is also the
  * compensation and what a later run or the guardian does for a VM found on overlays.
  */
-export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
+export function createOverlayActivities({ services }: Pick<HypervisorDeps, 'services'>) {
   const withOverlays = <T>(use: (h: HypervisorSession) => Promise<T>, details?: () => unknown) =>
-    withHypervisorSession(config, openSsh, use, details);
+    services.hypervisors.heartbeating(use, details);
 
   /**
    * Room for the overlays' growth while the copy runs (`overlayReserveBytes` per filesystem holding an
@@ -55,7 +43,7 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
    */
   async function overlayPreflight(vm: string, disks: PreparedDisk[]): Promise<OverlayRoom> {
     return withOverlays(async ({ overlays, sets, hv }) => {
-      const { overlayReserveBytes } = imagingPolicy(hv, vm);
+      const { overlayReserveBytes } = services.vmPolicy(hv.host, vm);
       await sets.freeBytes(); // creates the image area if it is not there yet
       const imageArea = await overlays.freeSpace(sets.root);
       const imageBytes = disks.reduce((sum, d) => sum + d.allocatedBytes, 0) + hv.spaceMarginBytes;
@@ -165,7 +153,7 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
   /**
    * Merges every overlay of ours the VM runs on back into its original and deletes the overlay files, and
    * those a crash left unused. The VM never stops: a running VM is merged live, one that is off (shut down
-   * while on its overlays) with qemu-img and a new definition. Idempotent; the normal step, the
+   * while on its overlays) into its originals, with a new definition. Idempotent; the normal step, the
    * compensation, and what the next run's preflight and the guardian do for a VM left on overlays.
    */
   async function mergeOverlays(vm: string, bandwidthMiBps?: number): Promise<MergeOutcome> {
@@ -175,7 +163,7 @@ export function createOverlayActivities({ config, openSsh }: HypervisorDeps) {
         const outcome: MergeOutcome = { merged: [], removed: [], resumedFromIoError: false };
         if ((await driver.state(vm)).state === 'missing') return outcome; // the preflight reports it
         const { active, disks } = await overlays.onOverlays(vm);
-        const { overlayMergeTimeoutSeconds, overlayMergeBandwidthMiBps } = imagingPolicy(hv, vm);
+        const { overlayMergeTimeoutSeconds, overlayMergeBandwidthMiBps } = services.vmPolicy(hv.host, vm);
         // A copy whose worker died still reads the originals: merging under it would tear its image.
         if (disks.length > 0) await imaging.endAll(sets.vmDir(vm));
         if (active) {

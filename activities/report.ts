@@ -14,15 +14,17 @@ import {
 } from '../domain/report-trend';
 import type { StoreUsage } from '../domain/store-usage';
 import type { WeeklySummary } from '../domain/weekly-summary';
-import { storeFileMode } from '../adapters/local/file-mode';
 import { measureStores } from '../adapters/local/store-usage';
 import { readRestoreTestLog } from '../adapters/image-sets/restore-test-log';
-import { Mailer, type Delivery } from '../adapters/mail/mailer';
+import type { Delivery } from '../adapters/mail/mailer';
+import type { Services } from './services';
 import { backupMetrics, type BackupMetrics } from '../adapters/metrics/backup-metrics';
 import { pastRuns } from '../adapters/temporal/past-runs';
 
 export interface ReportDeps {
   config: Config;
+  /** The mailer, built once by the worker. */
+  services: Pick<Services, 'mailer'>;
   /** For the last runs the report draws; without it the report shows this run only. */
   temporalClient?: () => Promise<Client>;
   now?: () => Date;
@@ -58,6 +60,7 @@ async function withinTime<T>(what: string, work: Promise<T>): Promise<T | undefi
 
 export function createReportActivities({
   config,
+  services,
   temporalClient,
   now = () => new Date(),
   metrics = backupMetrics,
@@ -104,8 +107,7 @@ export function createReportActivities({
             stores,
             ...(restoreTests ? { restoreTests } : {}),
           });
-    const mailer = new Mailer(config.mail, storeFileMode(config.permissions));
-    const delivery = await mailer.deliver(report, `${fileStamp(now())}-${request.link.workflowId}`);
+    const delivery = await services.mailer.deliver(report, `${fileStamp(now())}-${request.link.workflowId}`);
     return { ...delivery, subject: report.subject };
   }
   return { sendReport };

@@ -1,43 +1,26 @@
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Config } from '../config/schema';
 import { storeTaskQueue } from '../config/temporal-connection';
 import { fileStamp } from '../domain/format';
-import {
-  nextVmToTest,
-  type PushedImage,
-  type RestoreNetwork,
-  type RestoreTestLog,
-  type RestoreTestResult,
-  type StoredSetForRestore,
-} from '../domain/restore';
+import type { RestoreNetwork } from '../domain/restore';
 import { restoreReport, type RestoreReportRequest } from '../domain/restore-report';
-import type { BootTestOutcome, PushProgress, RestorePlan, RestoreTarget } from '../domain/restore-plan';
+import type { BootTestOutcome, RestorePlan, RestoreTarget } from '../domain/restore-plan';
 import { unsafeVmNameReason } from '../domain/vm-names';
 import { consoleLines } from '../domain/console-tail';
 import { bootProbe } from '../adapters/hypervisor/boot-probe';
-import { putDiskBack, swapInDisk } from '../adapters/hypervisor/disk-swap';
-import { LibvirtDriver } from '../adapters/hypervisor/libvirt-driver';
 import {
   consoleFiles,
   type RestoredDomain,
   restoredDomainXml,
   RestoreXmlError,
 } from '../adapters/hypervisor/restore-xml';
-import { LocalImageSets } from '../adapters/image-sets/local-image-sets';
-import { requireStoreRoot } from '../adapters/local/store-root';
-import { readRestoreTestLog, recordRestoreTestResult } from '../adapters/image-sets/restore-test-log';
-import { MANIFEST, ManifestError, type ManifestImage } from '../adapters/image-sets/manifest';
-import { Mailer } from '../adapters/mail/mailer';
-import { PASSABLE_UMASK, PRIVATE_UMASK } from '../adapters/ssh/remote-modes';
-import { quote } from '../adapters/ssh/shell-quote';
-import type { SshSession } from '../adapters/ssh/ssh-session';
-import { partialPathOf, uploadFile } from '../adapters/ssh/stream-upload';
+import type { ManifestImage } from '../adapters/image-sets/manifest';
+import { partialPathOf } from '../adapters/ssh/stream-upload';
 import { requireSection } from './config-section';
-import { createDayRestoreActivities } from './restore-day';
+import { refuse } from './failures';
 import { whileHeartbeating } from './heartbeat';
+import type { HypervisorSession } from './hypervisor-session';
+import type { RestoreDeps } from './restore-store';
 
 /**
  * When the running boot test's time limit started: when its FIRST attempt was scheduled (Temporal keeps
@@ -48,146 +31,15 @@ export function bootTestStartedAtMs(): number {
   return Context.current().info.scheduledTimestampMs;
 }
 
-/** The restore activities that read the backup store's disk: they run on the store task queue. */
-export const RESTORE_STORE_ACTIVITIES = [
-  'readStoredSet',
-  'pushImage',
-  'pickVmToTest',
-  'recordRestoreTest',
-  'readRestoreTests',
-  'restoreSupimDay',
-] as const;
+export { RESTORE_STORE_ACTIVITIES, type RestoreDeps } from './restore-store';
 
-export interface RestoreDeps {
-  config: Config;
-  openSsh: (hostKey: string) => Promise<SshSession>;
-  now?: () => Date;
-}
-
-const refuse = (message: string, type: string) => ApplicationFailure.nonRetryable(message, type);
-
-export function createRestoreActivities({ config, openSsh, now = () => new Date() }: RestoreDeps) {
-  const store = () => new LocalImageSets(requireSection(config.store, 'store').root);
-
-  async function withHypervisor<T>(use: (ssh: SshSession, driver: LibvirtDriver) => Promise<T>): Promise<T> {
-    const hv = requireSection(config.hypervisor, 'hypervisor');
-    const ssh = await openSsh(hv.host);
-    try {
-      return await use(ssh, new LibvirtDriver(ssh, hv.uri));
-    } finally {
-      ssh.close();
-    }
-  }
-
-  // ---- store task queue: these read the backup store's disk ----
-
-  /** The set a restore uses: the given stamp, or the newest verified one; every image present, right size. */
-  async function readStoredSet(vm: string, stamp?: string): Promise<StoredSetForRestore> {
-    const images = store();
-    const verified = (await images.listSets(vm)).filter((s) => s.verified);
-    const chosen = stamp ?? verified.at(-1)?.stamp;
-    if (!chosen) throw refuse(`the store ${images.root} holds no verified set of ${JSON.stringify(vm)}`, 'NoSuchSet');
-    if (!verified.some((s) => s.stamp === chosen)) {
-      const have = verified.map((s) => s.stamp).join(', ') || 'none';
-      throw refuse(`no verified set ${chosen} of ${JSON.stringify(vm)} in the store (have: ${have})`, 'NoSuchSet');
-    }
-    const dir = images.setDir(vm, chosen);
-    const manifest = await images.readManifest(vm, chosen).catch((err: unknown) => {
-      if (err instanceof ManifestError) throw refuse(`${vm}/${chosen}/${MANIFEST} ${err.message}`, 'DamagedSet');
-      throw err;
-    });
-    if (!manifest) throw refuse(`${vm}/${chosen} has no manifest`, 'NoSuchSet');
-    for (const image of manifest.images) {
-      const size = await stat(join(dir, image.file)).then(
-        (s) => s.size,
-        () => -1,
-      );
-      if (size !== image.bytes)
-        throw refuse(
-          `${vm}/${chosen}/${image.file}: ${size < 0 ? 'missing' : `${size} bytes`}, the manifest says ${image.bytes}`,
-          'DamagedSet',
-        );
-    }
-    return {
-      vm,
-      stamp: chosen,
-      images: manifest.images,
-      ...(manifest.domainXml ? { domainXml: manifest.domainXml } : {}),
-    };
-  }
-
-  /**
-   * Pushes one stored image to the hypervisor as a stream, resumed from the last heartbeat after a crash
-   * or a cut link; the hypervisor hashes it on arrival and only a copy with the manifest's SHA-256 is
-   * renamed to `target.pushPath`.
-   */
-  async function pushImage(
-    vm: string,
-    stamp: string,
-    image: ManifestImage,
-    target: RestoreTarget,
-  ): Promise<PushedImage> {
-    const hv = requireSection(config.hypervisor, 'hypervisor');
-    const localPath = join(store().setDir(vm, stamp), image.file);
-    const previous = Context.current().info.heartbeatDetails as PushProgress | undefined;
-    const progress: PushProgress = {
-      image: target.pushPath,
-      offset: previous?.image === target.pushPath ? previous.offset : 0,
-      size: image.bytes,
-    };
-    const ssh = await openSsh(hv.host);
-    try {
-      const pushed = await whileHeartbeating(
-        () => progress,
-        () =>
-          uploadFile({
-            ssh,
-            localPath,
-            remotePath: target.pushPath,
-            umask: PASSABLE_UMASK, // a guest may run from these disks
-            size: image.bytes,
-            expectedSha256: image.sha256,
-            resumeFrom: progress.offset,
-            maxBytesPerSecond: config.transfer.maxBytesPerSecond,
-            signal: Context.current().cancellationSignal,
-            onProgress: (done) => {
-              progress.offset = done;
-            },
-          }),
-      );
-      return {
-        disk: image.disk,
-        path: target.pushPath,
-        format: image.format,
-        bytes: image.bytes,
-        sha256: pushed.sha256,
-        resumedAt: pushed.resumedAt,
-      };
-    } finally {
-      ssh.close();
-    }
-  }
-
-  async function readRestoreTests(): Promise<RestoreTestLog> {
-    return readRestoreTestLog(store().root);
-  }
-
-  /** The VM whose newest set is boot-tested next: never tested first, else the one tested longest ago. */
-  async function pickVmToTest(): Promise<string | undefined> {
-    const images = store();
-    const candidates: string[] = [];
-    for (const vm of await images.listVms()) {
-      if ((await images.listSets(vm)).some((s) => s.verified)) candidates.push(vm);
-    }
-    return nextVmToTest(candidates, await readRestoreTests());
-  }
-
-  async function recordRestoreTest(result: RestoreTestResult): Promise<void> {
-    await requireStoreRoot(store().root); // an unmounted disk must not get a stray file
-    await recordRestoreTestResult(store().root, result);
-  }
-
-  // ---- main task queue: these only talk to the hypervisor ----
+/**
+ * The restore activities of the main task queue: they talk to the hypervisor (plan, define, swap, put
+ * back, discard, boot test) or to nobody (settings, the report). Any worker takes them.
+ */
+export function createRestoreHypervisorActivities({ config, services, now = () => new Date() }: RestoreDeps) {
+  const withHypervisor = <T>(use: (session: HypervisorSession) => Promise<T>): Promise<T> =>
+    services.hypervisors.open(use);
 
   /**
    * Checks the restore can go ahead and plans where each image goes. as: the new name is safe and unused,
@@ -201,9 +53,8 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
     set: { stamp: string; images: ManifestImage[] },
     options: { newName?: string; stop?: boolean; restoreStamp: string },
   ): Promise<RestorePlan> {
-    const hv = requireSection(config.hypervisor, 'hypervisor');
-    const shutdownTimeoutSeconds = hv.perVm[vm]?.shutdownTimeoutSeconds ?? hv.shutdownTimeoutSeconds;
-    return withHypervisor(async (_ssh, driver) => {
+    return withHypervisor(async ({ hv, driver }) => {
+      const { shutdownTimeoutSeconds } = services.vmPolicy(hv.host, vm);
       if (mode === 'as') {
         const name = options.newName ?? '';
         const problem = unsafeVmNameReason(name);
@@ -269,7 +120,6 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
     network: RestoreNetwork,
     from: string,
   ): Promise<string[]> {
-    const hv = requireSection(config.hypervisor, 'hypervisor');
     let copy: RestoredDomain;
     try {
       copy = restoredDomainXml(savedXml, {
@@ -284,34 +134,30 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
       if (err instanceof RestoreXmlError) throw refuse(err.message, 'RestoreXmlError');
       throw err;
     }
-    await withHypervisor(async (ssh, driver) => {
+    await withHypervisor(async ({ driver, disks }) => {
       if ((await driver.state(plan.domain)).state !== 'missing') {
-        const existing = await ssh.run(['virsh', '-q', '-c', hv.uri, 'domuuid', '--domain', plan.domain]);
-        if (existing.toString('utf8').trim() === uuid) return;
+        if ((await driver.uuid(plan.domain)) === uuid) return;
         throw refuse(
           `a domain named ${JSON.stringify(plan.domain)} appeared meanwhile; not touched`,
           'RestoreNameExists',
         );
       }
-      const file = `${plan.dir}/domain.xml`;
       // Its consoles are created here, 0600, before QEMU writes to them (libvirt gives them to its user).
-      const consoles = consoleFiles(copy.xml).map(quote).join(' ');
-      const touch = consoles ? ` && touch -- ${consoles} && chmod 0600 -- ${consoles}` : '';
-      await ssh.run({ shell: `${PRIVATE_UMASK}${touch} && cat > ${quote(file)}` }, { input: copy.xml });
-      await ssh.run(['virsh', '-q', '-c', hv.uri, 'define', file]);
+      await disks.createPrivateFiles(consoleFiles(copy.xml));
+      await driver.define(copy.xml);
     });
     return copy.removed;
   }
 
   /** mode replace, VM shut off: each disk file is kept under its before-restore name, the image takes its place. */
   async function swapInRestoredDisks(vm: string, plan: RestorePlan): Promise<string[]> {
-    return withHypervisor(async (ssh, driver) => {
+    return withHypervisor(async ({ driver, disks }) => {
       const state = await driver.state(vm);
       if (state.state !== 'shut-off')
         throw ApplicationFailure.retryable(`${vm} is ${state.detail}, not shut off`, 'VmNotShutOff');
       const kept: string[] = [];
       for (const t of plan.targets) {
-        if (await swapInDisk(ssh, { pushed: t.pushPath, final: t.finalPath!, keep: t.keepAs! })) kept.push(t.keepAs!);
+        if (await disks.swapIn({ pushed: t.pushPath, final: t.finalPath!, keep: t.keepAs! })) kept.push(t.keepAs!);
       }
       return kept;
     });
@@ -319,18 +165,17 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
 
   /** mode replace, after a failure: the kept disk files go back under their own names. Idempotent. */
   async function putOriginalDisksBack(vm: string, plan: RestorePlan): Promise<void> {
-    await withHypervisor(async (ssh, driver) => {
+    await withHypervisor(async ({ driver, disks }) => {
       if ((await driver.state(vm)).state === 'running') await driver.forceOff(vm); // it runs the restored disks
-      for (const t of plan.targets) await putDiskBack(ssh, { final: t.finalPath!, keep: t.keepAs! });
+      for (const t of plan.targets) await disks.putBack({ final: t.finalPath!, keep: t.keepAs! });
     });
   }
 
   /** Removes what a restore pushed (and its partials), and its folder (mode as, boot tests). */
   async function discardPushed(plan: RestorePlan): Promise<void> {
-    await withHypervisor(async (ssh) => {
+    await withHypervisor(async ({ disks }) => {
       const paths = plan.targets.flatMap((t) => [t.pushPath, partialPathOf(t.pushPath)]);
-      await ssh.run(['rm', '-f', ...paths]);
-      if (plan.dir) await ssh.run(['rm', '-rf', plan.dir]);
+      await disks.discard(paths, plan.dir);
     });
   }
 
@@ -358,16 +203,15 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
    * only cleaned lines leave the hypervisor, and only when the test failed.
    */
   async function bootTest(savedXml: string, plan: RestorePlan): Promise<BootTestOutcome> {
-    const hv = requireSection(config.hypervisor, 'hypervisor');
     const settings = config.restoreTest;
     let state = 'starting';
-    const probe = await withHypervisor((ssh) =>
+    const probe = await withHypervisor(({ ssh, driver }) =>
       whileHeartbeating(
         () => ({ domain: plan.domain, state }),
         () =>
           bootProbe({
             ssh,
-            uri: hv.uri,
+            driver,
             savedXml,
             name: plan.domain,
             images: plan.targets.map((t) => ({ target: t.disk, path: t.pushPath, format: t.format })),
@@ -389,7 +233,7 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
 
   /** The restored domain's state in libvirt's words, for the result and the report. */
   async function restoredDomainState(domain: string): Promise<string> {
-    return withHypervisor(async (_ssh, driver) => (await driver.state(domain)).detail);
+    return withHypervisor(async ({ driver }) => (await driver.state(domain)).detail);
   }
 
   function restoreSettings() {
@@ -406,17 +250,11 @@ export function createRestoreActivities({ config, openSsh, now = () => new Date(
 
   async function sendRestoreReport(request: RestoreReportRequest): Promise<{ subject: string; where: string }> {
     const report = restoreReport({ ...request, link: { ...request.link, uiBaseUrl: config.mail.webUiBaseUrl } });
-    const delivery = await new Mailer(config.mail).deliver(report, `${fileStamp(now())}-${request.link.workflowId}`);
+    const delivery = await services.mailer.deliver(report, `${fileStamp(now())}-${request.link.workflowId}`);
     return { subject: report.subject, where: delivery.where };
   }
 
   return {
-    ...createDayRestoreActivities({ config, openSsh, now }),
-    readStoredSet,
-    pushImage,
-    pickVmToTest,
-    recordRestoreTest,
-    readRestoreTests,
     planRestore,
     defineRestoredVm,
     swapInRestoredDisks,

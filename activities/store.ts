@@ -10,15 +10,16 @@ import { requireSection } from './config-section';
 import { fetchRemoteFile, type FetchRequest } from '../adapters/local/fetch-remote-file';
 import { whileHeartbeating } from './heartbeat';
 import { applyRetention, makeRoom, type RetentionOutcome } from '../adapters/image-sets/image-sets';
-import { LocalImageSets } from '../adapters/image-sets/local-image-sets';
 import { IMAGE_FILE, newManifest } from '../adapters/image-sets/manifest';
 import { makeFolders, storeFileMode } from '../adapters/local/file-mode';
 import { partialPathOf } from '../adapters/local/local-tree';
 import { requireStoreRoot } from '../adapters/local/store-root';
+import type { Services } from './services';
 
 export interface StoreDeps {
   config: Config;
-  openSsh: (hostKey: string) => Promise<SshSession>;
+  /** The adapters, built once by the worker. */
+  services: Services;
 }
 
 export interface StorePreflight {
@@ -42,9 +43,9 @@ export interface PullProgress {
   size: number;
 }
 
-export function createStoreActivities({ config, openSsh }: StoreDeps) {
+export function createStoreActivities({ config, services }: StoreDeps) {
   const mode = storeFileMode(config.permissions);
-  const store = () => new LocalImageSets(requireSection(config.store, 'store').root, mode);
+  const store = services.storeSets;
   const wireFor = async (ssh: SshSession): Promise<FetchRequest['via']> => {
     const { transport, compression } = requireSection(config.store, 'store');
     if (transport === 'sftp') return 'sftp';
@@ -98,7 +99,7 @@ export function createStoreActivities({ config, openSsh }: StoreDeps) {
       offset: previous?.image === name ? previous.offset : 0,
       size: image.bytes,
     };
-    const ssh = await openSsh(hv.host);
+    const ssh = await services.openSsh(hv.host);
     const localPath = join(dir, name);
     try {
       await whileHeartbeating(

@@ -5,11 +5,13 @@ import { fileStamp } from '../domain/format';
 import { JOB_WORKFLOW_TYPE, type Job, type LastSuccess } from '../domain/jobs';
 import type { Report } from '../domain/report';
 import { escapeHtml } from '../domain/report';
-import { storeFileMode } from '../adapters/local/file-mode';
-import { Mailer, type Delivery } from '../adapters/mail/mailer';
+import type { Delivery } from '../adapters/mail/mailer';
+import type { Services } from './services';
 
 export interface WatchdogDeps {
   config: Config;
+  /** The mailer, built once by the worker. */
+  services: Pick<Services, 'mailer'>;
   /** A Temporal client for visibility queries; the worker builds it from config. */
   temporalClient?: () => Promise<Client>;
   now?: () => Date;
@@ -28,8 +30,8 @@ export interface DataDrought {
   problem: boolean;
 }
 
-export function createWatchdogActivities({ config, temporalClient, now = () => new Date() }: WatchdogDeps) {
-  const mailer = new Mailer(config.mail, storeFileMode(config.permissions));
+export function createWatchdogActivities({ config, services, temporalClient, now = () => new Date() }: WatchdogDeps) {
+  const { mailer } = services;
 
   /** Finds the newest run of the job whose summary says ok, and whether it is older than allowed. */
   async function lastSuccess(job: Job): Promise<LastSuccess> {

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../activities';
+import { createServices } from '../activities/services';
 import { SshSession } from '../adapters/ssh/ssh-session';
 import type { Config } from '../config/schema';
 import type { VmImage } from '../domain/weekly-summary';
@@ -10,7 +11,7 @@ async function main(): Promise<void> {
   const [configFile = '', imageJson = '', stamp = ''] = process.argv.slice(2);
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as Config;
   const image = JSON.parse(imageJson) as VmImage;
-  const activities = createActivities({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) });
+  const activities = createActivities({ config, services: createServices({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) }) });
   const start = process.hrtime.bigint();
   await new MockActivityEnvironment().run(activities.pullImage, 'bench', stamp, image);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;

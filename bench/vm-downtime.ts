@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createHypervisorActivities, type PreparedDisk } from '../activities/hypervisor';
 import { createOverlayActivities } from '../activities/overlay';
+import { createServices } from '../activities/services';
 import { SshSession } from '../adapters/ssh/ssh-session';
 import { parseConfig } from '../config/load';
 import { startHypervisor, type SandboxGuest } from '../scripts/sandbox/libvirt-host';
@@ -41,7 +42,10 @@ async function main(): Promise<void> {
       'bench',
       root,
     );
-    const deps = { config, openSsh: (key: string) => SshSession.connect(key, config.hosts[key]!) };
+    const deps = {
+      config,
+      services: createServices({ config, openSsh: (key: string) => SshSession.connect(key, config.hosts[key]!) }),
+    };
     const hv = createHypervisorActivities(deps);
     const ov = createOverlayActivities(deps);
     let stampSeconds = 10;

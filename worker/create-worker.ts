@@ -2,7 +2,7 @@ import { Client, Connection } from '@temporalio/client';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { createActivities, splitByTaskQueue, type Activities } from '../activities';
+import { createActivities, createServices, splitByTaskQueue, type Activities } from '../activities';
 import { SshSession } from '../adapters/ssh/ssh-session';
 import type { Config } from '../config/schema';
 import { storeTaskQueue, temporalConnection } from '../config/temporal-connection';
@@ -32,15 +32,16 @@ export async function createWorker(
     (clientConnection ??= Connection.connect(connectionOptions).then(
       (connection) => new Client({ connection, namespace }),
     ));
-  const built = createActivities({
+  // The adapters every activity shares, built once: mailer, image sets, hypervisor sessions, VM policies.
+  const services = createServices({
     config,
-    temporalClient,
     openSsh: (hostKey) => {
       const host = config.hosts[hostKey];
       if (!host) throw new Error(`no host ${hostKey} in config`);
       return SshSession.connect(hostKey, host);
     },
   });
+  const built = createActivities({ config, temporalClient, services });
   const { store, remote } = splitByTaskQueue(options.wrapActivities ? options.wrapActivities(built) : built);
   const connection = await NativeConnection.connect(connectionOptions);
   const common = {

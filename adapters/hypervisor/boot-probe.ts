@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { CONSOLE_TAIL_BYTES, matchingConsoleLine, wholeLinesOfTail } from '../../domain/console-tail';
 import { PASSABLE_UMASK, PRIVATE_UMASK } from '../ssh/remote-modes';
-import { commandLine, quote } from '../ssh/shell-quote';
+import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
+import type { HypervisorDriver } from './driver';
+import { QemuImg } from './qemu-img';
 import { bootProbeXml, type RestoredDisk } from './restore-xml';
 
 export interface BootProbeRequest {
   ssh: SshSession;
-  /** libvirt URI as virsh on the hypervisor takes it. */
-  uri: string;
+  /** The hypervisor's driver (over the same session): the throw-away domain is created and destroyed by it. */
+  driver: HypervisorDriver;
   /** The VM's saved definition (the manifest's domainXml). */
   savedXml: string;
   /** The pushed images, left untouched: the guest writes into overlays. */
@@ -50,15 +52,15 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * work folder are removed on every way out.
  */
 export async function bootProbe(req: BootProbeRequest): Promise<BootProbeResult> {
-  const { ssh, workDir } = req;
+  const { ssh, driver, workDir } = req;
+  const qemuImg = new QemuImg(ssh);
   const { name } = req;
-  const virsh = (args: string[]) => ssh.exec(['virsh', '-q', '-c', req.uri, ...args]);
   const consoleLog = `${workDir}/console.log`;
   const lineMatches = new RegExp(req.pattern, 'm');
   const started = Date.now();
   let consoleTail = '';
   try {
-    await virsh(['destroy', '--domain', name]); // left by a crashed attempt, if any
+    await driver.destroyIfPresent(name); // left by a crashed attempt, if any
     // QEMU passes through the folder to the overlays; the console log is created 0600 before it writes there.
     await ssh.run({
       shell: `${PASSABLE_UMASK} && rm -rf ${quote(workDir)} && mkdir -p -- ${quote(workDir)} && : > ${quote(consoleLog)}`,
@@ -66,8 +68,7 @@ export async function bootProbe(req: BootProbeRequest): Promise<BootProbeResult>
     const overlays: RestoredDisk[] = [];
     for (const image of req.images) {
       const overlay = `${workDir}/${image.target}.overlay.qcow2`;
-      const create = ['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', image.format, '-b', image.path, overlay];
-      await ssh.run({ shell: `${PRIVATE_UMASK} && ${commandLine(create)}` });
+      await qemuImg.createOverlay(overlay, { path: image.path, format: image.format }, PRIVATE_UMASK);
       overlays.push({ target: image.target, path: overlay, format: 'qcow2' });
     }
     const xml = bootProbeXml(
@@ -82,18 +83,17 @@ export async function bootProbe(req: BootProbeRequest): Promise<BootProbeResult>
       },
       consoleLog,
     );
-    const xmlFile = `${workDir}/domain.xml`;
-    await ssh.run({ shell: `${PRIVATE_UMASK} && cat > ${quote(xmlFile)}` }, { input: xml });
-    await ssh.run(['virsh', '-q', '-c', req.uri, 'create', xmlFile], { signal: req.signal });
+    await driver.createTransient(xml, req.signal);
 
     const deadline = probeDeadlineMs(req.startedAtMs ?? started, req.timeoutSeconds);
     for (;;) {
-      const state = (await virsh(['domstate', '--domain', name])).stdout.toString('utf8').trim() || 'gone';
+      const now = await driver.state(name);
+      const state = now.state === 'missing' ? 'gone' : now.detail;
       req.onState?.(state);
       const tail = `tail -c ${CONSOLE_TAIL_BYTES + 1} ${quote(consoleLog)} 2>/dev/null`;
       consoleTail = wholeLinesOfTail((await ssh.exec({ shell: tail })).stdout);
       const bootSeconds = (Date.now() - started) / 1000;
-      if (!state.startsWith('running')) {
+      if (now.state !== 'running') {
         return {
           passed: false,
           detail: `the guest stopped (${state}) before it showed life`,
@@ -116,7 +116,7 @@ export async function bootProbe(req: BootProbeRequest): Promise<BootProbeResult>
       await sleep(POLL_MS);
     }
   } finally {
-    await virsh(['destroy', '--domain', name]).catch(() => undefined);
+    await driver.destroyIfPresent(name).catch(() => undefined);
     await ssh.run(['rm', '-rf', workDir]).catch(() => undefined);
   }
 }

@@ -5,6 +5,7 @@ import { PASSABLE_UMASK, PRIVATE_UMASK } from '../ssh/remote-modes';
 import { endTracked, runTracked, trackedProgress, type RemoteProgress } from '../ssh/remote-process';
 import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
+import { QemuImg } from './qemu-img';
 import type { DiskInfo, VmDisk } from '../../domain/vm-contracts';
 
 export type { DiskInfo };
@@ -47,16 +48,17 @@ function refuse(ssh: SshSession, message: string): RemoteCommandError {
   return new RemoteCommandError(`${ssh.label}: ${message}`, { kind: 'unsafe-remote-data', host: ssh.label });
 }
 
-/** Images one VM's disks into files with qemu-img and cp, and verifies them, on the hypervisor. */
+/** Images one VM's disks into files (QemuImg, or cp for a raw copy of a file), and verifies them, on the hypervisor. */
 export class DiskImaging {
-  constructor(private readonly ssh: SshSession) {}
+  constructor(
+    private readonly ssh: SshSession,
+    private readonly qemuImg = new QemuImg(ssh),
+  ) {}
 
   async diskInfo(disk: VmDisk): Promise<DiskInfo> {
-    // -U: the disk of a running VM is locked; reading its header is still safe.
-    const out = await this.ssh.run(['qemu-img', 'info', '-U', '-f', disk.format, '--output=json', disk.source]);
-    const info = JSON.parse(out.toString('utf8')) as { 'virtual-size'?: number; 'actual-size'?: number };
+    const info = await this.qemuImg.info(disk.source, disk.format);
     const virtualSize = info['virtual-size'];
-    if (typeof virtualSize !== 'number') throw refuse(this.ssh, `qemu-img info ${disk.source}: no virtual size`);
+    if (typeof virtualSize !== 'number') throw refuse(this.ssh, `${disk.source}: its header gives no virtual size`);
     return {
       virtualSize,
       allocatedBytes: disk.type === 'block' ? virtualSize : (info['actual-size'] ?? virtualSize),
@@ -76,8 +78,7 @@ export class DiskImaging {
     const copy =
       disk.type === 'file' && format === 'raw'
         ? `cp --sparse=always -- ${quote(disk.source)} ${quote(partial)}`
-        : // Reads files and block devices alike; -S: zero runs are left as holes in a raw image.
-          `qemu-img convert -f ${quote(disk.format)} -O ${quote(format)} ${format === 'raw' ? '-S 64k ' : ''}-- ${quote(disk.source)} ${quote(partial)}`;
+        : QemuImg.convertLine({ path: disk.source, format: disk.format }, { path: partial, format });
     const dir = final.slice(0, final.lastIndexOf('/'));
     const done = await this.ssh.exec({
       shell: `[ -f ${quote(final)} ] && [ ! -e ${quote(partial)} ] && [ ! -e ${quote(pidFile)} ]`,
@@ -103,7 +104,7 @@ export class DiskImaging {
     return final;
   }
 
-  /** Exists, right virtual size, `qemu-img check` clean (qcow2), SHA-256 and sizes taken on the hypervisor. */
+  /** Exists, right virtual size, consistent (QemuImg.checkLine, qcow2), SHA-256 and sizes taken on the hypervisor. */
   async verifyImage(path: string, format: ImageFormat, expectedVirtualSize: number, limits: StepLimits) {
     const exists = await this.ssh.exec(['test', '-f', path]);
     if (exists.exitCode !== 0) throw refuse(this.ssh, `image ${path} does not exist`);
@@ -114,7 +115,7 @@ export class DiskImaging {
         `image ${path} has virtual size ${info.virtualSize}, the VM's disk ${expectedVirtualSize}`,
       );
     }
-    const check = format === 'qcow2' ? `qemu-img check -q -f qcow2 ${quote(path)} && ` : '';
+    const check = format === 'qcow2' ? `${QemuImg.checkLine(path)} && ` : '';
     const out = await this.watched(
       `${path}.verify.pid`,
       undefined,

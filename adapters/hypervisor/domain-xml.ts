@@ -1,4 +1,4 @@
-import { DOMParser, XMLSerializer, type Element } from '@xmldom/xmldom';
+import { DOMParser, XMLSerializer, type Document, type Element } from '@xmldom/xmldom';
 
 /** A disk as libvirt describes it: `<disk type=… device=…>` with its source, target and driver. */
 export interface DomainDisk {
@@ -15,12 +15,28 @@ export interface DomainDisk {
   readOnly: boolean;
 }
 
+/**
+ * The one place libvirt XML is parsed. Strict (the default): any error, not only a fatal one, throws
+ * `domain XML: …`; lenient: only what xmldom cannot read at all throws (for XML this product wrote itself).
+ */
+export function parseDocument(xml: string, strict = true): Document {
+  const onError = (level: 'warning' | 'error' | 'fatalError', message: string) => {
+    if (level !== 'warning') throw new Error(`domain XML: ${message}`);
+  };
+  return new DOMParser(strict ? { onError } : {}).parseFromString(xml, 'text/xml');
+}
+
+/** A new document with the element `root` only (e.g. a snapshot request), to fill in and serialize. */
+export function newDocument(root: string): Document {
+  return parseDocument(`<${root}/>`);
+}
+
+export function serialize(node: Document | Element): string {
+  return new XMLSerializer().serializeToString(node);
+}
+
 export function parse(xml: string) {
-  const doc = new DOMParser({
-    onError: (level, message) => {
-      if (level !== 'warning') throw new Error(`domain XML: ${message}`);
-    },
-  }).parseFromString(xml, 'text/xml');
+  const doc = parseDocument(xml);
   const domain = doc.documentElement;
   if (!domain || domain.tagName !== 'domain') throw new Error('domain XML: no <domain> element');
   return { doc, domain };
@@ -68,5 +84,5 @@ export function withoutSecrets(xml: string): string {
   }
   const graphics = domain.getElementsByTagName('graphics');
   for (let i = 0; i < graphics.length; i++) graphics[i]!.removeAttribute('passwd');
-  return new XMLSerializer().serializeToString(doc);
+  return serialize(doc);
 }

@@ -12,6 +12,13 @@ export interface VmState {
   detail: string;
 }
 
+/** A block job on one disk, with its progress (`cur` of `end`). */
+export interface BlockJob {
+  type: string;
+  cur: number;
+  end: number;
+}
+
 export interface HypervisorDriver {
   listVms(): Promise<{ name: string; state: VmPowerState }[]>;
   state(vm: string): Promise<VmState>;
@@ -21,6 +28,12 @@ export interface HypervisorDriver {
   persistent(vm: string): Promise<boolean>;
   /** The inactive definition without secrets, kept with each image set for restores. */
   definition(vm: string): Promise<string>;
+  /** The domain's identity: a restore's retry recognises its own domain by it. */
+  uuid(vm: string): Promise<string>;
+  /** Defines (or redefines) a persistent domain from its XML. */
+  define(xml: string): Promise<void>;
+  /** Starts a transient domain from its XML (gone once destroyed): a boot test's throw-away copy. */
+  createTransient(xml: string, signal?: AbortSignal): Promise<void>;
   /** Asks the guest to shut down (ACPI); returns at once. Fine on a VM that is already off. */
   requestShutdown(vm: string): Promise<void>;
   /** Fine on a VM that is already running. */
@@ -29,4 +42,6 @@ export interface HypervisorDriver {
   resume(vm: string, from: 'paused' | 'pmsuspended'): Promise<void>;
   /** Pulls the plug. Only where the operator allowed it for this VM. Fine on a VM that is already off. */
   forceOff(vm: string): Promise<void>;
+  /** As forceOff, and also fine when there is no such domain (a throw-away one, maybe never created). */
+  destroyIfPresent(vm: string): Promise<void>;
 }

@@ -1,10 +1,12 @@
-import { DOMParser, XMLSerializer, type Element } from '@xmldom/xmldom';
-import { children, parse } from './domain-xml';
+import type { Element } from '@xmldom/xmldom';
+import { children, newDocument, parse, serialize } from './domain-xml';
 import { RemoteCommandError } from '../ssh/remote-command-error';
 import { PASSABLE_UMASK } from '../ssh/remote-modes';
 import { quote } from '../ssh/shell-quote';
-import type { ExecResult, SshSession } from '../ssh/ssh-session';
-import type { VmDisk } from './driver';
+import type { SshSession } from '../ssh/ssh-session';
+import type { BlockJob, VmDisk } from './driver';
+import { parseBlockJob, type LibvirtDriver } from './libvirt-driver';
+import { QemuImg } from './qemu-img';
 
 /**
  * Low-downtime imaging: while a VM is off, each disk gets an external qcow2 overlay next to it, named
@@ -162,13 +164,14 @@ export function xmlWithOriginals(xml: string, disks: OverlayDisk[]): string {
     child(disk, 'driver')?.setAttribute('type', ours.baseFormat);
     for (const backing of children(disk, 'backingStore')) disk.removeChild(backing);
   }
-  return new XMLSerializer().serializeToString(domain);
+  return serialize(domain);
 }
 
 /** libvirt's request for a disk-only snapshot: our disks get an overlay, every other disk none. */
 export function snapshotXml(domainXml: string, overlays: { target: string; overlay: string }[]): string {
-  const doc = new DOMParser().parseFromString('<domainsnapshot><disks/></domainsnapshot>', 'text/xml');
-  const disksElement = doc.documentElement!.getElementsByTagName('disks')[0]!;
+  const doc = newDocument('domainsnapshot');
+  const disksElement = doc.createElement('disks');
+  doc.documentElement!.appendChild(disksElement);
   for (const disk of domainDisks(parseDomainXml(domainXml))) {
     const target = child(disk, 'target')?.getAttribute('dev');
     if (!target) continue;
@@ -187,20 +190,10 @@ export function snapshotXml(domainXml: string, overlays: { target: string; overl
     }
     disksElement.appendChild(entry);
   }
-  return new XMLSerializer().serializeToString(doc);
+  return serialize(doc);
 }
 
-/** `virsh blockjob --raw`: nothing when the disk has no job. */
-export function parseBlockJob(text: string): { type: string; cur: number; end: number } | undefined {
-  const fields = Object.fromEntries(
-    text
-      .split('\n')
-      .map((line) => line.trim().split('='))
-      .filter((kv) => kv.length === 2),
-  ) as Record<string, string>;
-  if (!fields.type) return undefined;
-  return { type: fields.type, cur: Number(fields.cur), end: Number(fields.end) };
-}
+export { parseBlockJob };
 
 /** The folder a file is in. */
 export function folderOf(path: string): string {
@@ -209,11 +202,15 @@ export function folderOf(path: string): string {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The remote commands for overlays: `virsh` and `qemu-img` over SSH, each word quoted. */
+/**
+ * Overlays on a hypervisor: the domain's side through the libvirt driver, the files' side (rm,
+ * stat, df) over SSH, each word quoted, images through QemuImg.
+ */
 export class Overlays {
   constructor(
     private readonly ssh: SshSession,
-    private readonly uri: string,
+    private readonly driver: LibvirtDriver,
+    private readonly qemuImg = new QemuImg(ssh),
   ) {}
 
   private refuse(message: string): RemoteCommandError {
@@ -223,33 +220,19 @@ export class Overlays {
     });
   }
 
-  private async virsh(args: string[]): Promise<string> {
-    return (await this.ssh.run(['virsh', '-q', '-c', this.uri, ...args])).toString('utf8');
-  }
-
-  /**
-   * virsh with an XML document it reads from a file (`{}` in `args` is the file's place): written to a
-   * temporary file on the hypervisor, since /dev/stdin is not a file virsh can open on every transport.
-   */
-  private async virshWithXml(args: string[], xml: string): Promise<string> {
-    const words = ['virsh', '-q', '-c', this.uri, ...args].map((w) => (w === '{}' ? '"$xml"' : quote(w)));
-    const script = ['xml=$(mktemp) || exit 1', 'trap \'rm -f "$xml"\' EXIT', 'cat > "$xml"', words.join(' ')].join(
-      '\n',
-    );
-    return (await this.ssh.run({ shell: script }, { input: xml, label: `virsh ${args[0]}` })).toString('utf8');
-  }
-
-  private virshExec(args: string[]): Promise<ExecResult> {
-    return this.ssh.exec(['virsh', '-q', '-c', this.uri, ...args]);
-  }
-
   async domainXml(vm: string, inactive: boolean): Promise<string> {
-    return this.virsh(['dumpxml', ...(inactive ? ['--inactive'] : []), '--domain', vm]);
+    return this.driver.domainXml(vm, inactive);
   }
 
   private async isActive(vm: string): Promise<boolean> {
-    const state = (await this.virsh(['domstate', '--domain', vm])).trim();
-    return state !== 'shut off' && state !== 'crashed';
+    const { state } = await this.driver.state(vm);
+    if (state === 'missing') {
+      throw new RemoteCommandError(`${this.ssh.label}: no domain ${JSON.stringify(vm)}`, {
+        kind: 'not-found',
+        host: this.ssh.label,
+      });
+    }
+    return state !== 'shut-off';
   }
 
   /**
@@ -279,12 +262,7 @@ export class Overlays {
 
   /** The backing file an overlay's qcow2 header names (-U: the running VM holds the lock). */
   async baseOf(overlay: string): Promise<{ base: string; format: string }> {
-    const out = await this.ssh.run(['qemu-img', 'info', '-U', '-f', 'qcow2', '--output=json', '--', overlay]);
-    const info = JSON.parse(out.toString('utf8')) as {
-      'full-backing-filename'?: string;
-      'backing-filename'?: string;
-      'backing-filename-format'?: string;
-    };
+    const info = await this.qemuImg.info(overlay, 'qcow2');
     const base = info['full-backing-filename'] ?? info['backing-filename'];
     if (!base) throw this.refuse(`${overlay} has no backing file`);
     return { base, format: info['backing-filename-format'] ?? '' };
@@ -308,10 +286,7 @@ export class Overlays {
         await makeBlockOverlayDir(this.ssh, imageArea);
       // A file of that name that the domain does not use is what a crashed attempt left: never data.
       await this.ssh.run(['rm', '-f', '--', ...missing.map((d) => d.overlay)]);
-      await this.virshWithXml(
-        ['snapshot-create', '--domain', vm, '--disk-only', '--no-metadata', '--xmlfile', '{}'],
-        snapshotXml(xml, missing),
-      );
+      await this.driver.snapshotDiskOnly(vm, snapshotXml(xml, missing));
     }
     return wanted.map((d) => ({
       target: d.target,
@@ -323,8 +298,8 @@ export class Overlays {
     }));
   }
 
-  async blockJob(vm: string, target: string): Promise<{ type: string; cur: number; end: number } | undefined> {
-    return parseBlockJob(await this.virsh(['blockjob', '--domain', vm, target, '--raw']));
+  async blockJob(vm: string, target: string): Promise<BlockJob | undefined> {
+    return this.driver.blockJob(vm, target);
   }
 
   /**
@@ -341,8 +316,7 @@ export class Overlays {
       throw this.refuse(`${vm} disk ${disk.target} has a ${job.type} job running: not merging over it`);
     }
     if (!job) {
-      const bandwidth = options.bandwidthMiBps ? ['--bandwidth', String(options.bandwidthMiBps)] : [];
-      await this.virsh(['blockcommit', '--domain', vm, disk.target, '--active', '--shallow', ...bandwidth]);
+      await this.driver.blockCommitActive(vm, disk.target, options.bandwidthMiBps);
     }
     // libvirt reports cur == end only once the job is ready to pivot.
     for (;;) {
@@ -350,11 +324,11 @@ export class Overlays {
       if (!job) break; // pivoted already (a previous attempt got that far)
       options.onProgress?.({ target: disk.target, cur: job.cur, end: job.end });
       if (job.end > 0 && job.cur === job.end) {
-        await this.virsh(['blockjob', '--domain', vm, disk.target, '--pivot']);
+        await this.driver.blockJobPivot(vm, disk.target);
         break;
       }
       if (options.signal?.aborted || Date.now() >= deadline) {
-        await this.virshExec(['blockjob', '--domain', vm, disk.target, '--abort']);
+        await this.driver.blockJobAbort(vm, disk.target);
         throw new RemoteCommandError(
           `${this.ssh.label}: merging ${disk.overlay} into ${disk.base} ${options.signal?.aborted ? 'was cancelled' : `did not finish within ${options.timeoutSeconds} s`}; the job was aborted and ${vm} runs on its overlay`,
           { kind: 'command', host: this.ssh.label, command: 'virsh blockcommit', exitCode: null, signal: null },
@@ -377,15 +351,15 @@ export class Overlays {
   }
 
   /**
-   * Merges the overlays of a shut-off domain (a VM shut down while on its overlays): `qemu-img commit` into
+   * Merges the overlays of a shut-off domain (a VM shut down while on its overlays): committed (QemuImg) into
    * the original, then the definition points at the originals again, then the overlay files go. Each step
    * may be repeated after a crash: committing an overlay twice writes the same data twice.
    */
   async mergeOffline(vm: string, disks: OverlayDisk[]): Promise<void> {
     if (await this.isActive(vm)) throw this.refuse(`${vm} is running: its overlays are merged live`);
-    for (const disk of disks) await this.ssh.run(['qemu-img', 'commit', '-q', '-f', 'qcow2', '--', disk.overlay]);
+    for (const disk of disks) await this.qemuImg.commit(disk.overlay);
     const xml = await this.domainXml(vm, true);
-    await this.virshWithXml(['define', '{}'], xmlWithOriginals(xml, disks));
+    await this.driver.define(xmlWithOriginals(xml, disks));
     const left = overlayDisksFromXml(await this.domainXml(vm, true));
     if (left.length > 0) throw this.refuse(`${vm} is still defined on ${left.map((d) => d.overlay).join(', ')}`);
     for (const disk of disks) await this.removeOverlayFile(disk.overlay);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { DOMParser, XMLSerializer, type Document, type Element } from '@xmldom/xmldom';
+import type { Document, Element } from '@xmldom/xmldom';
+import { parseDocument, serialize } from './domain-xml';
 import type { RestoreNetwork } from '../../domain/restore';
 
 export interface RestoredDisk {
@@ -146,7 +147,7 @@ function describeDevice(device: Element): string {
 export function restoredDomainXml(savedXml: string, options: RestoreXmlOptions): RestoredDomain {
   let doc: Document;
   try {
-    doc = new DOMParser().parseFromString(savedXml, 'text/xml');
+    doc = parseDocument(savedXml, false);
   } catch (err) {
     throw new RestoreXmlError(`the saved domain XML does not parse: ${(err as Error).message}`);
   }
@@ -258,7 +259,7 @@ export function restoredDomainXml(savedXml: string, options: RestoreXmlOptions):
     cid.removeAttribute('address');
   }
 
-  return { xml: new XMLSerializer().serializeToString(doc), removed };
+  return { xml: serialize(doc), removed };
 }
 
 /**
@@ -267,7 +268,7 @@ export function restoredDomainXml(savedXml: string, options: RestoreXmlOptions):
  */
 export function bootProbeXml(savedXml: string, options: Omit<RestoreXmlOptions, 'network'>, consoleLog: string) {
   const { xml } = restoredDomainXml(savedXml, { ...options, network: 'remove' });
-  const doc = new DOMParser().parseFromString(xml, 'text/xml');
+  const doc = parseDocument(xml, false);
   const devices = firstChild(doc.documentElement!, 'devices');
   if (!devices) throw new RestoreXmlError('the saved domain has no <devices>');
   for (const tag of ['serial', 'console', 'channel']) for (const e of directChildren(devices, tag)) remove(e);
@@ -287,12 +288,12 @@ export function bootProbeXml(savedXml: string, options: Omit<RestoreXmlOptions, 
     ['on_crash', 'destroy'],
   ] as const)
     setText(doc, doc.documentElement!, tag, value);
-  return new XMLSerializer().serializeToString(doc);
+  return serialize(doc);
 }
 
 /** The domain's name and disks as the XML says, for checks in tests and before a define. */
 export function domainSummary(xml: string): { name: string; uuid: string; interfaces: number; disks: RestoredDisk[] } {
-  const doc = new DOMParser().parseFromString(xml, 'text/xml');
+  const doc = parseDocument(xml, false);
   const domain = doc.documentElement!;
   return {
     name: firstChild(domain, 'name')?.textContent ?? '',
@@ -308,7 +309,7 @@ export function domainSummary(xml: string): { name: string; uuid: string; interf
 
 /** The files a domain's file-backed consoles and character-device logs write to (created before it starts). */
 export function consoleFiles(xml: string): string[] {
-  const devices = firstChild(new DOMParser().parseFromString(xml, 'text/xml').documentElement!, 'devices');
+  const devices = firstChild(parseDocument(xml, false).documentElement!, 'devices');
   const files = new Set<string>();
   for (const tag of ['serial', 'console', 'channel', 'parallel']) {
     for (const device of devices ? directChildren(devices, tag) : []) {

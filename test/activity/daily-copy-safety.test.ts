@@ -18,6 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, type ActivityDeps } from '../../activities';
+import { createServices } from '../../activities/services';
 import { syncFileSystem, type DayCopyProgress } from '../../adapters/local/day-copy-rules';
 import { PARTIAL_SUFFIX } from '../../adapters/local/local-tree';
 import { STORE_MARKER } from '../../adapters/local/store-root';
@@ -44,7 +45,7 @@ function allFiles(dir: string, prefix = ''): string[] {
 /** The sandbox's activities with parts of the config (and of the other dependencies) replaced. */
 function activitiesWith(box: SupimSandbox, overrides: Record<string, unknown>, deps: Partial<ActivityDeps> = {}) {
   const config = parseConfig({ ...box.config, ...overrides }, 'test', box.root);
-  return createActivities({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!), ...deps });
+  return createActivities({ config, services: createServices({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) }), ...deps });
 }
 
 function writeOld(path: string, content: string | Buffer): void {

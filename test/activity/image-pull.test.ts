@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
+import { createServices } from '../../activities/services';
 import { SshSession } from '../../adapters/ssh/ssh-session';
 import type { PullProgress } from '../../activities/store';
 import { parseConfig } from '../../config/load';
@@ -35,7 +36,10 @@ describe('pulling verified images into the store, through a proxy that can kill 
 
   const activitiesFor = (overrides: Record<string, unknown> = {}) => {
     const c = parseConfig({ ...config, ...overrides }, 'test', root);
-    return createActivities({ config: c, openSsh: (key) => SshSession.connect(key, c.hosts[key]!) });
+    return createActivities({
+      config: c,
+      services: createServices({ config: c, openSsh: (key) => SshSession.connect(key, c.hosts[key]!) }),
+    });
   };
 
   before(async () => {

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { simpleParser } from 'mailparser';
-import { createReportActivities } from '../../activities/report';
+import { createActivities, createServices } from '../../activities';
+import type { Config } from '../../config/schema';
 import { parseConfig } from '../../config/load';
 import { blankDayResult, type DailySettings, type DailySummary } from '../../domain/daily-summary';
 import { calendarDay } from '../../domain/julian-day';
@@ -37,6 +38,12 @@ function summary(): DailySummary {
 describe('email reports', () => {
   let root: string;
   let smtp: TestSmtpServer;
+  /** The activities as the worker registers them (through the activity edge), their mailer from `config`. */
+  const reportActivities = (config: Config) =>
+    createActivities({
+      config,
+      services: createServices({ config, openSsh: () => Promise.reject(new Error('no SSH')) }),
+    });
   const mailConfig = (pass: string, extra: Record<string, unknown> = {}) => {
     writeFileSync(join(root, 'smtp-password'), `${pass}\n`, { mode: 0o600 });
     return parseConfig(
@@ -73,7 +80,7 @@ describe('email reports', () => {
   });
 
   it('delivers one message over STARTTLS with AUTH: subject, recipients, a row per day, escaped HTML, link to the run', async () => {
-    const { sendReport } = createReportActivities({ config: mailConfig('s3cret') });
+    const { sendReport } = reportActivities(mailConfig('s3cret'));
     const before = smtp.messages.length;
     const sent = await runActivity(sendReport, {
       job: 'daily',
@@ -98,7 +105,7 @@ describe('email reports', () => {
   });
 
   it('says what failed in the subject of a failed run', async () => {
-    const { sendReport } = createReportActivities({ config: mailConfig('s3cret') });
+    const { sendReport } = reportActivities(mailConfig('s3cret'));
     const failed = summary();
     failed.days[1] = { ...failed.days[1]!, status: 'failed', reason: 'source is not a folder' };
     failed.ok = false;
@@ -115,7 +122,7 @@ describe('email reports', () => {
   });
 
   it('gives a clear, non-retryable error for a wrong password', async () => {
-    const { sendReport } = createReportActivities({ config: mailConfig('wrong') });
+    const { sendReport } = reportActivities(mailConfig('wrong'));
     await assert.rejects(
       runActivity(sendReport, {
         job: 'daily',
@@ -133,7 +140,7 @@ describe('email reports', () => {
 
   it('writes a parseable .eml into the outbox when no SMTP server is configured', async () => {
     const outbox = join(root, 'outbox');
-    const { sendReport } = createReportActivities({ config: mailConfig('unused', { smtp: undefined, outbox }) });
+    const { sendReport } = reportActivities(mailConfig('unused', { smtp: undefined, outbox }));
     const sent = await runActivity(sendReport, {
       job: 'weekly',
       outcome: { state: 'cancelled' },

@@ -146,12 +146,13 @@ for (const user of ['root', 'cbremote']) {
 }
 
 import { createActivities } from '../../activities';
+import { createServices } from '../../activities/services';
 import { SshSession } from '../../adapters/ssh/ssh-session';
 import { parseConfig } from '../../config/load';
 
 async function supimSandboxActivities(box: SupimSandbox, supim: Record<string, unknown>) {
   const config = parseConfig({ ...box.config, supim: { ...box.config.supim, ...supim } }, 'test', box.root);
-  return createActivities({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) });
+  return createActivities({ config, services: createServices({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) }) });
 }
 
 describe('SUPIM day backup with sha256 verification', () => {

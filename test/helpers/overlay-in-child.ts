@@ -6,13 +6,14 @@
 import { readFileSync } from 'node:fs';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createOverlayActivities } from '../../activities/overlay';
+import { createServices } from '../../activities/services';
 import { SshSession } from '../../adapters/ssh/ssh-session';
 import type { Config } from '../../config/schema';
 
 async function main(): Promise<void> {
   const [configFile = '', name = '', argsJson = '[]'] = process.argv.slice(2);
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as Config;
-  const activities = createOverlayActivities({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) });
+  const activities = createOverlayActivities({ services: createServices({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) }) });
   const activity = activities[name as keyof typeof activities] as (...args: unknown[]) => Promise<unknown>;
   const env = new MockActivityEnvironment();
   env.on('heartbeat', (details: unknown) => process.stdout.write(`${JSON.stringify(details)}\n`));

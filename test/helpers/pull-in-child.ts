@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
+import { createServices } from '../../activities/services';
 import { SshSession } from '../../adapters/ssh/ssh-session';
 import type { Config } from '../../config/schema';
 import type { VmImage } from '../../domain/weekly-summary';
@@ -13,7 +14,7 @@ import type { VmImage } from '../../domain/weekly-summary';
 async function main(): Promise<void> {
   const [configFile = '', imageJson = '', stamp = ''] = process.argv.slice(2);
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as Config;
-  const activities = createActivities({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) });
+  const activities = createActivities({ config, services: createServices({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) }) });
   const env = new MockActivityEnvironment();
   env.on('heartbeat', (details: unknown) => process.stdout.write(`${JSON.stringify(details)}\n`));
   await env.run(activities.pullImage, 'alpha', stamp, JSON.parse(imageJson) as VmImage);

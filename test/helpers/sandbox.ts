@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
+import { createServices } from '../../activities/services';
 import { initStoreRoot } from '../../adapters/local/store-root';
 import { SshSession } from '../../adapters/ssh/ssh-session';
 import { parseConfig } from '../../config/load';
@@ -50,7 +51,7 @@ export async function supimSandbox(
     root,
   );
   if (options.initStore !== false) await initStoreRoot(destinationRoot);
-  const activities = createActivities({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) });
+  const activities = createActivities({ config, services: createServices({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) }) });
   return {
     root,
     sourceTemplate,

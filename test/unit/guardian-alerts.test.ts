@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createGuardianActivities } from '../../activities/guardian';
+import { createServices } from '../../activities/services';
 import { parseConfig } from '../../config/load';
 
 describe('the guardian`s alert about overlays a run left', () => {
@@ -19,7 +20,9 @@ describe('the guardian`s alert about overlays a run left', () => {
         'test',
         root,
       );
-      const { sendOverlaysMergedAlert } = createGuardianActivities({ config });
+      const { sendOverlaysMergedAlert } = createGuardianActivities({
+        services: createServices({ config, openSsh: () => Promise.reject(new Error('no SSH')) }),
+      });
       const merged = await sendOverlaysMergedAlert([
         { vm: 'db', leftBy: 'vms-2026-w48', merged: ['vda'], removed: ['/v/db.qcow2.cluster-backup-overlay-x.qcow2'] },
       ]);

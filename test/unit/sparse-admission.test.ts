@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createStoreActivities } from '../../activities/store';
+import { createServices } from '../../activities/services';
 import { LocalImageSets } from '../../adapters/image-sets/local-image-sets';
 import { initStoreRoot } from '../../adapters/local/store-root';
 import { parseConfig } from '../../config/load';
@@ -46,7 +47,10 @@ describe('space admission counts what image sets occupy, not their apparent size
       root,
     );
     const free = statfsSync(storeRoot).bavail * statfsSync(storeRoot).bsize;
-    const { storePreflight } = createStoreActivities({ config, openSsh: () => Promise.reject(new Error('no SSH')) });
+    const { storePreflight } = createStoreActivities({
+      config,
+      services: createServices({ config, openSsh: () => Promise.reject(new Error('no SSH')) }),
+    });
     const room = await runActivity(storePreflight, 'db', '20261115T050000Z', 1 << 20);
     assert.equal(room.ok, true, JSON.stringify(room));
     assert.deepEqual(room.deleted, [], 'nothing deleted chasing space the sparse set never took');

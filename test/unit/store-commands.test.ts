@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
-import { createRestoreActivities } from '../../activities/restore';
+import { createRestoreStoreActivities } from '../../activities/restore-store';
 import { createStoreActivities } from '../../activities/store';
+import { createServices } from '../../activities/services';
 import { initStoreRoot } from '../../adapters/local/store-root';
 import { parseConfig } from '../../config/load';
 import type { VmImage } from '../../domain/weekly-summary';
@@ -30,7 +31,7 @@ describe('store verify: a scrub of the backup store against its manifests', () =
   const configFile = join(root, 'config.json');
   const { recordStoredSet } = createStoreActivities({
     config,
-    openSsh: () => Promise.reject(new Error('no SSH in a scrub')),
+    services: createServices({ config, openSsh: () => Promise.reject(new Error('no SSH in a scrub')) }),
   });
 
   /** A set as a pull leaves it: the image file, then the manifest the product writes. */
@@ -137,7 +138,10 @@ describe('store verify: a scrub of the backup store against its manifests', () =
       );
 
       // A restore reads the same manifest: refused for good (not retried), whether the stamp is asked for or not.
-      const { readStoredSet } = createRestoreActivities({ config, openSsh: () => Promise.reject(new Error('no SSH')) });
+      const { readStoredSet } = createRestoreStoreActivities({
+        config,
+        services: createServices({ config, openSsh: () => Promise.reject(new Error('no SSH')) }),
+      });
       const refused = (pattern: RegExp) => (err: unknown) =>
         err instanceof ApplicationFailure && err.nonRetryable && err.type === 'DamagedSet' && pattern.test(err.message);
       await assert.rejects(runActivity(readStoredSet, 'delta', OLD), refused(/manifest\.json says vm "alpha"/));
@@ -164,7 +168,10 @@ describe('store retention dry run: lists what would go and deletes nothing', () 
       'test',
       root,
     );
-    return { config, ...createStoreActivities({ config, openSsh: () => Promise.reject(new Error('no SSH here')) }) };
+    return { config, ...createStoreActivities({
+        config,
+        services: createServices({ config, openSsh: () => Promise.reject(new Error('no SSH here')) }),
+      }) };
   };
   const keepTwo = { keepLast: 2, keepWeekly: 0, keepMonthly: 0 };
   const present = () => readdirSync(join(storeRoot, 'zeta')).sort();

@@ -10,6 +10,7 @@ import { simpleParser } from 'mailparser';
 import { parse, stringify } from 'yaml';
 import { withSsh } from '../../adapters/ssh/ssh-session';
 import { bootProbe } from '../../adapters/hypervisor/boot-probe';
+import { LibvirtDriver } from '../../adapters/hypervisor/libvirt-driver';
 import { domainSummary } from '../../adapters/hypervisor/restore-xml';
 import { loadConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
@@ -216,7 +217,7 @@ describe('restoring on the demo, as the README says (npm start -- --keep-running
     const result = await withSsh('hypervisor', config.hosts.hypervisor!, (ssh) =>
       bootProbe({
         ssh,
-        uri: config.hypervisor!.uri,
+        driver: new LibvirtDriver(ssh, config.hypervisor!.uri),
         savedXml: manifest.domainXml,
         images: [{ target: 'vda', path: join(setDir, 'vda.qcow2'), format: 'qcow2' }],
         name: 'cluster-backup-probe-retried',

@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createHypervisorActivities, type PreparedDisk } from '../../activities/hypervisor';
 import { createOverlayActivities } from '../../activities/overlay';
+import { createServices } from '../../activities/services';
 import { OVERLAY_MARK, overlayDisksFromXml, parseBlockJob } from '../../adapters/hypervisor/overlays';
 import { SshSession } from '../../adapters/ssh/ssh-session';
 import { parseConfig } from '../../config/load';
@@ -140,7 +141,10 @@ describe('imaging on qcow2 overlays on a real libvirt + QEMU hypervisor', { conc
     );
     configFile = join(root, 'config.json');
     writeFileSync(configFile, JSON.stringify(config));
-    const deps = { config, openSsh: (key: string) => SshSession.connect(key, config.hosts[key]!) };
+    const deps = {
+      config,
+      services: createServices({ config, openSsh: (key: string) => SshSession.connect(key, config.hosts[key]!) }),
+    };
     hv = createHypervisorActivities(deps);
     ov = createOverlayActivities(deps);
   });

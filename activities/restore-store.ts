@@ -1,0 +1,162 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Context } from '@temporalio/activity';
+import type { Config } from '../config/schema';
+import {
+  nextVmToTest,
+  type PushedImage,
+  type RestoreTestLog,
+  type RestoreTestResult,
+  type StoredSetForRestore,
+} from '../domain/restore';
+import type { PushProgress, RestoreTarget } from '../domain/restore-plan';
+import { requireStoreRoot } from '../adapters/local/store-root';
+import { readRestoreTestLog, recordRestoreTestResult } from '../adapters/image-sets/restore-test-log';
+import { MANIFEST, ManifestError, type ManifestImage } from '../adapters/image-sets/manifest';
+import { PASSABLE_UMASK } from '../adapters/ssh/remote-modes';
+import { uploadFile } from '../adapters/ssh/stream-upload';
+import { requireSection } from './config-section';
+import { refuse } from './failures';
+import { whileHeartbeating } from './heartbeat';
+import { createDayRestoreActivities } from './restore-day';
+import type { Services } from './services';
+
+/** The restore activities that read the backup store's disk: they run on the store task queue. */
+export const RESTORE_STORE_ACTIVITIES = [
+  'readStoredSet',
+  'pushImage',
+  'pickVmToTest',
+  'recordRestoreTest',
+  'readRestoreTests',
+  'restoreSupimDay',
+] as const;
+
+export interface RestoreDeps {
+  config: Config;
+  /** The adapters, built once by the worker. */
+  services: Services;
+  now?: () => Date;
+}
+
+/**
+ * The restore activities of the store task queue (RESTORE_STORE_ACTIVITIES, polled only on the backup
+ * host): they read the store's disk, and push from it.
+ */
+export function createRestoreStoreActivities({ config, services, now = () => new Date() }: RestoreDeps) {
+  const store = services.storeSets;
+
+  /** The set a restore uses: the given stamp, or the newest verified one; every image present, right size. */
+  async function readStoredSet(vm: string, stamp?: string): Promise<StoredSetForRestore> {
+    const images = store();
+    const verified = (await images.listSets(vm)).filter((s) => s.verified);
+    const chosen = stamp ?? verified.at(-1)?.stamp;
+    if (!chosen) throw refuse(`the store ${images.root} holds no verified set of ${JSON.stringify(vm)}`, 'NoSuchSet');
+    if (!verified.some((s) => s.stamp === chosen)) {
+      const have = verified.map((s) => s.stamp).join(', ') || 'none';
+      throw refuse(`no verified set ${chosen} of ${JSON.stringify(vm)} in the store (have: ${have})`, 'NoSuchSet');
+    }
+    const dir = images.setDir(vm, chosen);
+    const manifest = await images.readManifest(vm, chosen).catch((err: unknown) => {
+      if (err instanceof ManifestError) throw refuse(`${vm}/${chosen}/${MANIFEST} ${err.message}`, 'DamagedSet');
+      throw err;
+    });
+    if (!manifest) throw refuse(`${vm}/${chosen} has no manifest`, 'NoSuchSet');
+    for (const image of manifest.images) {
+      const size = await stat(join(dir, image.file)).then(
+        (s) => s.size,
+        () => -1,
+      );
+      if (size !== image.bytes)
+        throw refuse(
+          `${vm}/${chosen}/${image.file}: ${size < 0 ? 'missing' : `${size} bytes`}, the manifest says ${image.bytes}`,
+          'DamagedSet',
+        );
+    }
+    return {
+      vm,
+      stamp: chosen,
+      images: manifest.images,
+      ...(manifest.domainXml ? { domainXml: manifest.domainXml } : {}),
+    };
+  }
+
+  /**
+   * Pushes one stored image to the hypervisor as a stream, resumed from the last heartbeat after a crash
+   * or a cut link; the hypervisor hashes it on arrival and only a copy with the manifest's SHA-256 is
+   * renamed to `target.pushPath`.
+   */
+  async function pushImage(
+    vm: string,
+    stamp: string,
+    image: ManifestImage,
+    target: RestoreTarget,
+  ): Promise<PushedImage> {
+    const hv = requireSection(config.hypervisor, 'hypervisor');
+    const localPath = join(store().setDir(vm, stamp), image.file);
+    const previous = Context.current().info.heartbeatDetails as PushProgress | undefined;
+    const progress: PushProgress = {
+      image: target.pushPath,
+      offset: previous?.image === target.pushPath ? previous.offset : 0,
+      size: image.bytes,
+    };
+    const ssh = await services.openSsh(hv.host);
+    try {
+      const pushed = await whileHeartbeating(
+        () => progress,
+        () =>
+          uploadFile({
+            ssh,
+            localPath,
+            remotePath: target.pushPath,
+            umask: PASSABLE_UMASK, // a guest may run from these disks
+            size: image.bytes,
+            expectedSha256: image.sha256,
+            resumeFrom: progress.offset,
+            maxBytesPerSecond: config.transfer.maxBytesPerSecond,
+            signal: Context.current().cancellationSignal,
+            onProgress: (done) => {
+              progress.offset = done;
+            },
+          }),
+      );
+      return {
+        disk: image.disk,
+        path: target.pushPath,
+        format: image.format,
+        bytes: image.bytes,
+        sha256: pushed.sha256,
+        resumedAt: pushed.resumedAt,
+      };
+    } finally {
+      ssh.close();
+    }
+  }
+
+  async function readRestoreTests(): Promise<RestoreTestLog> {
+    return readRestoreTestLog(store().root);
+  }
+
+  /** The VM whose newest set is boot-tested next: never tested first, else the one tested longest ago. */
+  async function pickVmToTest(): Promise<string | undefined> {
+    const images = store();
+    const candidates: string[] = [];
+    for (const vm of await images.listVms()) {
+      if ((await images.listSets(vm)).some((s) => s.verified)) candidates.push(vm);
+    }
+    return nextVmToTest(candidates, await readRestoreTests());
+  }
+
+  async function recordRestoreTest(result: RestoreTestResult): Promise<void> {
+    await requireStoreRoot(store().root); // an unmounted disk must not get a stray file
+    await recordRestoreTestResult(store().root, result);
+  }
+
+  return {
+    ...createDayRestoreActivities({ config, openSsh: services.openSsh, now }),
+    readStoredSet,
+    pushImage,
+    pickVmToTest,
+    recordRestoreTest,
+    readRestoreTests,
+  } satisfies Record<(typeof RESTORE_STORE_ACTIVITIES)[number], unknown>;
+}

@@ -1,0 +1,44 @@
+import type { Config } from '../config/schema';
+import { LocalImageSets } from '../adapters/image-sets/local-image-sets';
+import { storeFileMode } from '../adapters/local/file-mode';
+import { Mailer } from '../adapters/mail/mailer';
+import type { SshSession } from '../adapters/ssh/ssh-session';
+import { requireSection } from './config-section';
+import { refuse } from './failures';
+import { HypervisorSessions } from './hypervisor-session';
+import { resolveVmPolicy, type VmSettings } from './vm-policy';
+
+/** The adapters the activities share, built once from config (by the worker, or a test). */
+export interface Services {
+  /** Opens the SSH session to a configured host; the caller closes it. */
+  openSsh: (hostKey: string) => Promise<SshSession>;
+  /** Reports and alerts: SMTP, or .eml files in the outbox with the store's permissions. */
+  mailer: Mailer;
+  /** The image sets in the backup store (NotConfigured without a store section). */
+  storeSets: () => LocalImageSets;
+  hypervisors: HypervisorSessions;
+  /** One VM's settings on the hypervisor `host` (a key of `hosts`). */
+  vmPolicy: (host: string, vm: string) => VmSettings;
+}
+
+export function createServices({
+  config,
+  openSsh,
+}: {
+  config: Config;
+  openSsh: (hostKey: string) => Promise<SshSession>;
+}): Services {
+  const mode = storeFileMode(config.permissions);
+  let sets: LocalImageSets | undefined;
+  return {
+    openSsh,
+    mailer: new Mailer(config.mail, mode),
+    storeSets: () => (sets ??= new LocalImageSets(requireSection(config.store, 'store').root, mode)),
+    hypervisors: new HypervisorSessions(config, openSsh),
+    vmPolicy: (host, vm) => {
+      const hv = requireSection(config.hypervisor, 'hypervisor');
+      if (hv.host !== host) throw refuse(`no hypervisor ${JSON.stringify(host)} in config`, 'NotConfigured');
+      return resolveVmPolicy(hv, vm);
+    },
+  };
+}
