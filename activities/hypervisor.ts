@@ -65,7 +65,7 @@ async function stateOnceAnswered(
 
 function currentRun(): RunRef {
   const run = Context.current().info.workflowExecution;
-  if (!run) throw new Error('not running inside a workflow');
+  if (!run) throw ApplicationFailure.retryable('not running inside a workflow', 'NotInWorkflow');
   return { workflowId: run.workflowId, runId: run.runId };
 }
 
@@ -212,7 +212,7 @@ export function createHypervisorActivities({ config, services, temporalClient }:
           const state = await stateOnceAnswered(driver, vm, deadline, (why) => (last = why));
           last = state.detail;
           if (state.state === 'shut-off') return 'shut-off';
-          if (state.state === 'missing') throw ApplicationFailure.nonRetryable(`${vm} disappeared while stopping`);
+          if (state.state === 'missing') throw ApplicationFailure.nonRetryable(`${vm} disappeared while stopping`, 'VmMissing');
           if (Date.now() >= deadline) return 'timeout';
           await sleep(POLL_MS);
         }
@@ -237,7 +237,7 @@ export function createHypervisorActivities({ config, services, temporalClient }:
         // restart between two disks' copies is waited out (the downtime budget bounds it all).
         const state = await stateOnceAnswered(driver, vm, Date.now() + timeoutSeconds * 1000);
         if (state.state !== 'shut-off')
-          throw ApplicationFailure.nonRetryable(`${vm} is ${state.detail}, not shut off: not imaging`);
+          throw ApplicationFailure.nonRetryable(`${vm} is ${state.detail}, not shut off: not imaging`, 'VmNotShutOff');
         const final = sets.imagePath(vm, stamp, disk, disk.imageFormat);
         return stallsAreFinal(() =>
           imaging.createImage(disk, disk.imageFormat, final, {

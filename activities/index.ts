@@ -10,14 +10,18 @@ import { createVisibilityActivities } from './visibility';
 import { createWatchdogActivities, type WatchdogDeps } from './watchdog';
 import { createSupimActivities, type SupimDeps } from './supim';
 import type { Services } from './services';
+import { atActivityEdge } from './failures';
 
 export { createServices, type Services } from './services';
 
 export type ActivityDeps = Omit<SupimDeps, 'openSsh'> & WatchdogDeps & { services: Services };
 
-/** Every activity the worker registers, built from its dependencies (config, the services, clock). */
+/**
+ * Every activity the worker registers, built from its dependencies (config, the services, clock), each
+ * behind the activity edge: adapters' errors leave as typed ApplicationFailures.
+ */
 export function createActivities(deps: ActivityDeps) {
-  return {
+  return atActivityEdge({
     ...createSupimActivities({ ...deps, openSsh: deps.services.openSsh }),
     ...createHypervisorActivities(deps),
     ...createOverlayActivities(deps),
@@ -29,7 +33,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRunsActivities(deps),
     ...createRestoreStoreActivities(deps),
     ...createRestoreHypervisorActivities(deps),
-  };
+  });
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -100,7 +100,10 @@ export function createOverlayActivities({ services }: Pick<HypervisorDeps, 'serv
         const { active, disks } = await overlays.onOverlays(vm);
         const frozen = disks.find((d) => d.base === disk.source);
         if (active && !frozen) {
-          throw ApplicationFailure.nonRetryable(`${vm} runs on ${disk.source} itself, not on an overlay: not imaging`);
+          throw ApplicationFailure.nonRetryable(
+            `${vm} runs on ${disk.source} itself, not on an overlay: not imaging`,
+            'NotOnOverlay',
+          );
         }
         const copy = new AbortController();
         const cancelled = Context.current().cancellationSignal;
@@ -130,7 +133,10 @@ export function createOverlayActivities({ services }: Pick<HypervisorDeps, 'serv
           const still = (await overlays.onOverlays(vm)).disks.some((d) => d.base === disk.source);
           if ((await overlays.fileVersion(disk.source)) !== before || (frozen && !still)) {
             await ssh.run(['rm', '-f', '--', final]);
-            throw ApplicationFailure.retryable(`${disk.source} changed while it was imaged; image discarded`);
+            throw ApplicationFailure.retryable(
+              `${disk.source} changed while it was imaged; image discarded`,
+              'DiskChangedWhileImaged',
+            );
           }
           return final;
         } catch (err) {

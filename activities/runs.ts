@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { RunRef } from '../adapters/run-lock';
+import { missingDependency } from './failures';
 
 export interface RunsDeps {
   temporalClient?: () => Promise<Client>;
@@ -10,7 +11,7 @@ export interface RunsDeps {
  * may be taken over. A run Temporal no longer knows is closed.
  */
 export async function runIsClosed(temporalClient: RunsDeps['temporalClient'], run: RunRef): Promise<boolean> {
-  if (!temporalClient) throw new Error('needs a Temporal client to check the run holding a lock');
+  if (!temporalClient) throw missingDependency('needs a Temporal client to check the run holding a lock');
   const client = await temporalClient();
   try {
     const { status } = await client.workflow.getHandle(run.workflowId, run.runId).describe();
@@ -25,7 +26,7 @@ export async function runIsClosed(temporalClient: RunsDeps['temporalClient'], ru
 export function createRunsActivities({ temporalClient }: RunsDeps) {
   /** Open runs of the type that started before `startedAt` (ties: the smaller workflow ID), oldest first. */
   async function openRunsBefore(workflowType: string, startedAt: string, workflowId: string): Promise<string[]> {
-    if (!temporalClient) throw new Error('needs a Temporal client to look for other runs');
+    if (!temporalClient) throw missingDependency('needs a Temporal client to look for other runs');
     const client = await temporalClient();
     const earlier: { id: string; at: number }[] = [];
     const mine = Date.parse(startedAt);

@@ -88,7 +88,7 @@ export function createStoreActivities({ config, services }: StoreDeps) {
   async function pullImage(vm: string, stamp: string, image: VmImage): Promise<VmImage> {
     const hv = requireSection(config.hypervisor, 'hypervisor');
     const name = basename(image.path);
-    if (!IMAGE_FILE.test(name)) throw ApplicationFailure.nonRetryable(`refusing image name ${JSON.stringify(name)}`);
+    if (!IMAGE_FILE.test(name)) throw ApplicationFailure.nonRetryable(`refusing image name ${JSON.stringify(name)}`, 'BadImageName');
     const images = store();
     await requireStoreRoot(images.root);
     const dir = images.setDir(vm, stamp);

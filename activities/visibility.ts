@@ -3,6 +3,7 @@ import { log } from '@temporalio/activity';
 import { temporal } from '@temporalio/proto';
 import type { Config } from '../config/schema';
 import { BACKUP_SEARCH_ATTRIBUTES } from '../domain/search-attributes';
+import { missingDependency } from './failures';
 
 export interface VisibilityDeps {
   config: Config;
@@ -23,7 +24,7 @@ export function createVisibilityActivities({ temporalClient }: VisibilityDeps) {
     if (known && Date.now() - known.at < RECHECK_MS) return known.names;
     let names: string[] = [];
     try {
-      if (!temporalClient) throw new Error('no Temporal client');
+      if (!temporalClient) throw missingDependency('no Temporal client');
       const client = await temporalClient();
       const { customAttributes } = await client.connection.operatorService.listSearchAttributes({
         namespace: client.options.namespace,

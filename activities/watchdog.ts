@@ -7,6 +7,7 @@ import type { Report } from '../domain/report';
 import { escapeHtml } from '../domain/report';
 import type { Delivery } from '../adapters/mail/mailer';
 import type { Services } from './services';
+import { missingDependency } from './failures';
 
 export interface WatchdogDeps {
   config: Config;
@@ -35,7 +36,7 @@ export function createWatchdogActivities({ config, services, temporalClient, now
 
   /** Finds the newest run of the job whose summary says ok, and whether it is older than allowed. */
   async function lastSuccess(job: Job): Promise<LastSuccess> {
-    if (!temporalClient) throw new Error('the watchdog needs a Temporal client');
+    if (!temporalClient) throw missingDependency('the watchdog needs a Temporal client');
     const client = await temporalClient();
     const maxAgeHours = config.schedules.watchdog.maxAgeHours[job];
     const query = `WorkflowType = '${JOB_WORKFLOW_TYPE[job]}' AND ExecutionStatus = 'Completed'`;
@@ -65,7 +66,7 @@ export function createWatchdogActivities({ config, services, temporalClient, now
    * is "OK, nothing to copy yet", so without this a wrong sourceTemplate or a stopped model stays quiet.
    */
   async function dailyDataDrought(): Promise<DataDrought> {
-    if (!temporalClient) throw new Error('the watchdog needs a Temporal client');
+    if (!temporalClient) throw missingDependency('the watchdog needs a Temporal client');
     const limit = config.schedules.watchdog.maxDailyRunsWithoutData;
     const runDates: string[] = [];
     if (limit > 0) {

@@ -1,6 +1,6 @@
 import { readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
+import { AdapterError } from '../adapter-error';
 import nodemailer, { type SendMailOptions } from 'nodemailer';
 import type { MailConfig } from '../../config/schema';
 import type { Report } from '../../domain/report';
@@ -66,19 +66,20 @@ export class Mailer {
     } catch (err) {
       const e = err as Error & { code?: string; responseCode?: number; response?: string };
       if (e.code === 'EAUTH') {
-        throw ApplicationFailure.nonRetryable(
+        throw new AdapterError(
           `SMTP server ${where} refused the login of ${smtp.user ?? '(no user)'}: ${e.response ?? e.message}. Check the user and the password file.`,
+          'auth',
           'MailAuthError',
         );
       }
       // A permanent rejection (5xx) will not pass on retry; anything else (network, 4xx) may.
       const permanent = typeof e.responseCode === 'number' && e.responseCode >= 500;
-      const failure = new ApplicationFailure(
+      throw new AdapterError(
         `sending the report via ${where} failed: ${e.message}`,
+        permanent ? 'permanent' : 'transient',
         'MailDeliveryError',
-        permanent,
+        { cause: err },
       );
-      throw failure;
     } finally {
       transport.close();
     }
@@ -89,7 +90,7 @@ export class Mailer {
       return (await readSecretFile(file, 'SMTP password file')).toString('utf8').trimEnd();
     } catch (err) {
       if (!(err instanceof SecretFileExposedError)) throw err;
-      throw ApplicationFailure.nonRetryable(err.message, 'MailAuthError');
+      throw new AdapterError(err.message, 'auth', 'MailAuthError', { cause: err });
     }
   }
 

@@ -22,6 +22,7 @@ import { createServices } from '../../activities/services';
 import { syncFileSystem, type DayCopyProgress } from '../../adapters/local/day-copy-rules';
 import { PARTIAL_SUFFIX } from '../../adapters/local/local-tree';
 import { STORE_MARKER } from '../../adapters/local/store-root';
+import { AdapterError } from '../../adapters/adapter-error';
 import { Mailer } from '../../adapters/mail/mailer';
 import { RemoteCommandError } from '../../adapters/ssh/remote-command-error';
 import { SshSession } from '../../adapters/ssh/ssh-session';
@@ -330,8 +331,13 @@ describe('permissions of what the backup writes and reads', () => {
     });
     await assert.rejects(
       mailer.deliver({ job: 'daily', ok: true, subject: 's', text: 't', html: '' }, 'r'),
+      // The adapter's own error; the activity edge makes it a non-retryable MailAuthError (see activity-edge.test).
       (err: unknown) =>
-        err instanceof ApplicationFailure && err.nonRetryable === true && /mode 0640.*chmod 600/.test(err.message),
+        err instanceof AdapterError &&
+        err.kind === 'auth' &&
+        !err.retryable &&
+        err.type === 'MailAuthError' &&
+        /mode 0640.*chmod 600/.test(err.message),
     );
   });
 });
