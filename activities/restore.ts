@@ -34,7 +34,7 @@ import { Mailer } from '../adapters/mail/mailer';
 import { PASSABLE_UMASK, PRIVATE_UMASK } from '../adapters/ssh/remote-modes';
 import { quote } from '../adapters/ssh/shell-quote';
 import type { SshSession } from '../adapters/ssh/ssh-session';
-import { partialPathOf, uploadFile } from '../adapters/ssh/stream-upload';
+import { partialPathOf, uploadFile } from '../adapters/transfer/stream-upload';
 import { requireSection } from './config-section';
 import { createDayRestoreActivities } from './restore-day';
 import { whileHeartbeating } from './heartbeat';

@@ -18,7 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, type ActivityDeps } from '../../activities';
-import { syncFileSystem, type DayCopyProgress } from '../../adapters/local/day-copy-rules';
+import { syncFileSystem, type DayCopyProgress } from '../../adapters/transfer/day-copy-rules';
 import { PARTIAL_SUFFIX } from '../../adapters/local/local-tree';
 import { STORE_MARKER } from '../../adapters/local/store-root';
 import { Mailer } from '../../adapters/mail/mailer';
