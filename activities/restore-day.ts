@@ -11,7 +11,7 @@ import { hashFile } from '../adapters/local/hash-file';
 import { LocalTree } from '../adapters/local/local-tree';
 import { listRemoteTree } from '../adapters/ssh/remote-tree';
 import type { SshSession } from '../adapters/ssh/ssh-session';
-import { removeEmptyPartialDir, uploadFile } from '../adapters/ssh/stream-upload';
+import { removeEmptyPartialDir, uploadFile } from '../adapters/transfer/stream-upload';
 import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
 

@@ -14,7 +14,7 @@ import { requireStoreRoot } from '../adapters/local/store-root';
 import { readRestoreTestLog, recordRestoreTestResult } from '../adapters/image-sets/restore-test-log';
 import { MANIFEST, ManifestError, type ManifestImage } from '../adapters/image-sets/manifest';
 import { PASSABLE_UMASK } from '../adapters/ssh/remote-modes';
-import { uploadFile } from '../adapters/ssh/stream-upload';
+import { uploadFile } from '../adapters/transfer/stream-upload';
 import { requireSection } from './config-section';
 import { refuse } from './failures';
 import { whileHeartbeating } from './heartbeat';

@@ -14,8 +14,8 @@ import {
   restoredDomainXml,
   RestoreXmlError,
 } from '../adapters/hypervisor/restore-xml';
-import type { ManifestImage } from '../adapters/image-sets/manifest';
-import { partialPathOf } from '../adapters/ssh/stream-upload';
+import type { ManifestImage } from '../domain/image-set';
+import { partialPathOf } from '../adapters/transfer/stream-upload';
 import { requireSection } from './config-section';
 import { refuse } from './failures';
 import { whileHeartbeating } from './heartbeat';

@@ -10,14 +10,14 @@ import type { SshSession } from '../adapters/ssh/ssh-session';
 import { requireSection } from './config-section';
 import { LocalSteps, whileHeartbeating } from './heartbeat';
 import { LocalTree, UnsafeLocalPathError } from '../adapters/local/local-tree';
-import { DayCopy } from '../adapters/local/day-copy';
+import { DayCopy } from '../adapters/transfer/day-copy';
 import {
   filesToCopy,
   newDayCopyProgress,
   notReadyReason,
   syncFileSystem,
   type DayCopyOutcome,
-} from '../adapters/local/day-copy-rules';
+} from '../adapters/transfer/day-copy-rules';
 import { storeFileMode } from '../adapters/local/file-mode';
 import { requireStoreRoot } from '../adapters/local/store-root';
 import { dayLockFile } from '../adapters/local/day-lock';

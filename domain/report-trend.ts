@@ -4,7 +4,7 @@
  */
 import type { DailySummary } from './daily-summary';
 import type { Job } from './jobs';
-import type { RunOutcome } from './report';
+import type { RunOutcome } from './run-outcome';
 import type { BackupResult } from './search-attributes';
 import type { VmStatus, WeeklySummary } from './weekly-summary';
 

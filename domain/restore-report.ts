@@ -1,6 +1,7 @@
-/** The email of a restore, a day restore or a restore test, as data (see report.ts for the weekly one). */
+/** The email of a restore, a day restore or a restore test, as data (see weekly-report.ts for the weekly one). */
 import { formatBytes, formatDuration } from './format';
-import { escapeHtml, runUrl, type Report, type RunLink } from './report';
+import { escapeHtml } from './report-html';
+import type { Report } from './report-layout';
 import {
   consoleQuote,
   skippedLines,
@@ -8,6 +9,7 @@ import {
   type RestoreTestSummary,
   type RestoreVmResult,
 } from './restore';
+import { runUrl, type RunLink } from './run-outcome';
 
 export type RestoreReportRequest = { link: Omit<RunLink, 'uiBaseUrl'> & { uiBaseUrl?: string } } & (
   | { kind: 'vm'; result: RestoreVmResult }

@@ -1,5 +1,5 @@
 /** The way back: what restores are asked to do and what they report. Pure, importable by workflows. */
-import type { ManifestImage } from '../adapters/image-sets/manifest';
+import type { ManifestImage } from './image-set';
 import type { CompensationRun } from './weekly-summary';
 
 export type RestoreNetwork = 'remove' | 'link-down' | 'keep';

@@ -1,6 +1,6 @@
 import { isCancellation } from '@temporalio/workflow';
 import type { Job } from '../domain/jobs';
-import type { RunOutcome } from '../domain/report';
+import type { RunOutcome } from '../domain/run-outcome';
 import { failureText } from './failure-text';
 import { reportRun } from './report-run';
 import { RunTags } from './run-tags';

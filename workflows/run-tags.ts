@@ -1,6 +1,6 @@
 import { log, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Job } from '../domain/jobs';
-import type { RunOutcome } from '../domain/report';
+import type { RunOutcome } from '../domain/run-outcome';
 import { outcomeResult } from '../domain/report-trend';
 import { BACKUP_JOB, BACKUP_PERIOD, BACKUP_RESULT } from '../domain/search-attributes';
 import { remoteActivities } from './activity-proxies';

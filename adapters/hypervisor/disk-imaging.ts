@@ -1,4 +1,4 @@
-import type { ImageFormat } from '../image-sets/manifest';
+import type { ImageFormat } from '../../domain/image-set';
 import { PARTIAL_SUFFIX } from '../image-sets/image-sets';
 import { RemoteCommandError } from '../ssh/remote-command-error';
 import { PASSABLE_UMASK, PRIVATE_UMASK } from '../ssh/remote-modes';

@@ -1,43 +1,15 @@
+import { MANIFEST_VERSION, type ImageFormat, type ManifestImage, type SetManifest } from '../../domain/image-set';
+
 /**
  * The one manifest format of an image set, in the hypervisor's image area and in the backup store alike:
  * `<root>/<vm>/<stamp>/manifest.json`, written last, so a set with a manifest is complete and verified.
  * Version 1 manifests (two shapes: the image area's with `path`, the store's with `file`) are still read.
  */
 export const MANIFEST = 'manifest.json';
-export const MANIFEST_VERSION = 2;
+export { MANIFEST_VERSION, type ImageFormat, type ManifestImage, type SetManifest } from '../../domain/image-set';
 
 /** What an image file may be called: `<disk>.<format>`, nothing a path could hide in. */
 export const IMAGE_FILE = /^([a-z0-9]{1,32})\.(qcow2|raw)$/i;
-
-export type ImageFormat = 'qcow2' | 'raw';
-
-export interface ManifestImage {
-  /** Device name inside the VM (vda): the disk map's key. */
-  disk: string;
-  /** `<disk>.<format>`, relative to the set's folder. */
-  file: string;
-  format: ImageFormat;
-  /** Apparent size. */
-  bytes: number;
-  /** Bytes the file occupies on disk (st_blocks x 512); sparse images take less than `bytes`. */
-  allocatedBytes?: number;
-  virtualSize: number;
-  sha256: string;
-  /** Where the image came from: the VM's disk on the hypervisor (and, in the store, the hypervisor's hash). */
-  source?: { path?: string; sha256?: string; type?: 'file' | 'block' };
-}
-
-export interface SetManifest {
-  version: typeof MANIFEST_VERSION;
-  vm: string;
-  stamp: string;
-  images: ManifestImage[];
-  /** `virsh dumpxml --inactive` of the VM when it was imaged, secrets stripped: what a restore defines. */
-  domainXml?: string;
-  completedAt: string;
-  tool: string;
-  howToCheck: string;
-}
 
 export class ManifestError extends Error {
   override name = 'ManifestError';

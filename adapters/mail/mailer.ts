@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { AdapterError } from '../adapter-error';
 import nodemailer, { type SendMailOptions } from 'nodemailer';
 import type { MailConfig } from '../../config/schema';
-import type { Report } from '../../domain/report';
+import type { Report } from '../../domain/report-layout';
 import { applyFileMode, makeFolders, OWNER_ONLY, type StoreFileMode } from '../local/file-mode';
 import { readSecretFile, SecretFileExposedError } from '../local/secret-file';
 

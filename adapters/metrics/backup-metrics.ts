@@ -10,7 +10,7 @@ import { noopMetricMeter, type MetricGauge, type MetricMeter } from '@temporalio
 import type { Config } from '../../config/schema';
 import type { DailySummary } from '../../domain/daily-summary';
 import { JOBS, type Job } from '../../domain/jobs';
-import type { RunOutcome } from '../../domain/report';
+import type { RunOutcome } from '../../domain/run-outcome';
 import { leftToAnotherRun, outcomeResult } from '../../domain/report-trend';
 import type { StoreUsage } from '../../domain/store-usage';
 import type { WeeklySummary } from '../../domain/weekly-summary';

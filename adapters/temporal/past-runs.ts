@@ -9,7 +9,7 @@ import type { temporal } from '@temporalio/proto';
 import type { DailySummary } from '../../domain/daily-summary';
 import { calendarDay } from '../../domain/julian-day';
 import { JOB_WORKFLOW_TYPE, type Job } from '../../domain/jobs';
-import type { RunOutcome } from '../../domain/report';
+import type { RunOutcome } from '../../domain/run-outcome';
 import { BACKUP_PERIOD } from '../../domain/search-attributes';
 import type { WeeklySummary } from '../../domain/weekly-summary';
 

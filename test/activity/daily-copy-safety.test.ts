@@ -19,7 +19,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, type ActivityDeps } from '../../activities';
 import { createServices } from '../../activities/services';
-import { syncFileSystem, type DayCopyProgress } from '../../adapters/local/day-copy-rules';
+import { syncFileSystem, type DayCopyProgress } from '../../adapters/transfer/day-copy-rules';
 import { PARTIAL_SUFFIX } from '../../adapters/local/local-tree';
 import { STORE_MARKER } from '../../adapters/local/store-root';
 import { AdapterError } from '../../adapters/adapter-error';

@@ -19,7 +19,7 @@ import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { RemoteCommandError } from '../../adapters/ssh/remote-command-error';
 import { SshSession } from '../../adapters/ssh/ssh-session';
-import { partialPathOf, RESTORE_PARTIAL_DIR, uploadFile } from '../../adapters/ssh/stream-upload';
+import { partialPathOf, RESTORE_PARTIAL_DIR, uploadFile } from '../../adapters/transfer/stream-upload';
 import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');

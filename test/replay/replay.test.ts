@@ -17,7 +17,10 @@ function exportedWorkflows(source: string): string[] {
   const names: string[] = [];
   for (const [, list] of source.matchAll(/export\s*\{([^}]*)\}/g))
     for (const item of list!.split(',')) {
-      const name = item.trim().split(/\s+as\s+/).pop();
+      const name = item
+        .trim()
+        .split(/\s+as\s+/)
+        .pop();
       if (name) names.push(name);
     }
   for (const [, name] of source.matchAll(/export\s+(?:async\s+)?function\s*\*?\s*(\w+)/g)) names.push(name!);
@@ -26,8 +29,9 @@ function exportedWorkflows(source: string): string[] {
 
 /** The workflow type a committed history is of (its first event). */
 function workflowType(history: unknown): string | undefined {
-  const first = (history as { events?: { workflowExecutionStartedEventAttributes?: { workflowType?: { name?: string } } }[] })
-    .events?.[0];
+  const first = (
+    history as { events?: { workflowExecutionStartedEventAttributes?: { workflowType?: { name?: string } } }[] }
+  ).events?.[0];
   return first?.workflowExecutionStartedEventAttributes?.workflowType?.name;
 }
 
@@ -38,12 +42,10 @@ describe('replay of committed workflow histories', () => {
   const read = (file: string) => JSON.parse(readFileSync(join(REPLAY_DIR, file), 'utf8')) as unknown;
 
   it('reads the workflow names from workflows/index.ts', () => {
-    assert.deepEqual(exportedWorkflows("export { a } from './a';\nexport { b as c, d } from './b';\nexport async function e() {}"), [
-      'a',
-      'c',
-      'd',
-      'e',
-    ]);
+    assert.deepEqual(
+      exportedWorkflows("export { a } from './a';\nexport { b as c, d } from './b';\nexport async function e() {}"),
+      ['a', 'c', 'd', 'e'],
+    );
   });
 
   it('has a history of every workflow workflows/index.ts exports', () => {
@@ -87,7 +89,8 @@ describe('replay of committed workflow histories', () => {
 
   it('holds no machine paths, in its text or its payloads (they are replaced when captured)', () => {
     const texts = (value: unknown, key?: string): string[] => {
-      if (typeof value === 'string') return key === 'data' ? [value, Buffer.from(value, 'base64').toString('utf8')] : [value];
+      if (typeof value === 'string')
+        return key === 'data' ? [value, Buffer.from(value, 'base64').toString('utf8')] : [value];
       if (value === null || typeof value !== 'object') return [];
       return Object.entries(value).flatMap(([k, inner]) => texts(inner, Array.isArray(value) ? undefined : k));
     };

@@ -29,7 +29,11 @@ describe('restore day: the workflow around the store activity', () => {
       server: { executable: { type: 'existing-path', path: TEMPORAL_TEST_SERVER } },
     });
     const remote = {
-      getRestoreSettings: async () => ({ storeTaskQueue: STORE_QUEUE, heartbeatTimeoutSeconds: 10, bootTimeoutSeconds: 30 }),
+      getRestoreSettings: async () => ({
+        storeTaskQueue: STORE_QUEUE,
+        heartbeatTimeoutSeconds: 10,
+        bootTimeoutSeconds: 30,
+      }),
       sendRestoreReport: async (request: RestoreReportRequest) => {
         reports.push(request);
         return { subject: 'x', where: 'nowhere' };
@@ -39,7 +43,10 @@ describe('restore day: the workflow around the store activity', () => {
       restoreSupimDay: async (request: DayRestoreRequest): Promise<DayRestoreResult> => {
         const to = request.to ?? `${ROOT}/2026/330`;
         if (!to.startsWith(`${ROOT}/`)) {
-          throw ApplicationFailure.nonRetryable(`refusing to restore to ${to} on compute: outside ${ROOT}`, 'BadRequest');
+          throw ApplicationFailure.nonRetryable(
+            `refusing to restore to ${to} on compute: outside ${ROOT}`,
+            'BadRequest',
+          );
         }
         const at = new Date().toISOString();
         return {

@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { RestorePlan } from '../../domain/restore-plan';
-import type { ManifestImage } from '../../adapters/image-sets/manifest';
+import type { ManifestImage } from '../../domain/image-set';
 import type { RestoreVmRequest, RestoreVmResult } from '../../domain/restore';
 import { TEMPORAL_TEST_SERVER } from '../../scripts/sandbox/paths';
 import { abortUpdate } from '../../workflows/definitions';

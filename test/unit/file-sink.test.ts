@@ -5,7 +5,7 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { BackgroundFileSink, InlineFileSink, type FileSink } from '../../adapters/local/file-sink';
+import { BackgroundFileSink, InlineFileSink, type FileSink } from '../../adapters/transfer/file-sink';
 
 const dir = mkdtempSync(join(tmpdir(), 'cluster-backup-sink-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -40,7 +40,10 @@ describe('history capture: which histories, and what of them may be committed', 
     const binary = Buffer.from([0xff, 0x00, 0x2f]).toString('base64');
     const history = {
       message: 'no folder /scratch/box-abc/source/2026',
-      payloads: [{ data: encoded({ where: '/scratch/box-abc/outbox/a.eml', other: '/scratch/box-abcd0' }) }, { data: binary }],
+      payloads: [
+        { data: encoded({ where: '/scratch/box-abc/outbox/a.eml', other: '/scratch/box-abcd0' }) },
+        { data: binary },
+      ],
     };
     const clean = JSON.parse(forCommitting(JSON.stringify(history), paths)) as typeof history;
     assert.equal(clean.message, 'no folder /sandbox/source/2026');

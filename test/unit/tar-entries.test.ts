@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { tarEntries, TarFormatError, type TarEntry, type TarReadOptions } from '../../adapters/local/tar-entries';
+import { tarEntries, TarFormatError, type TarEntry, type TarReadOptions } from '../../adapters/transfer/tar-entries';
 
 /** The stream cut into small uneven pieces, as a network delivers it. */
 function chunked(data: Buffer, size = 777): Readable {

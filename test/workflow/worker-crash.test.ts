@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { DayCopyProgress } from '../../adapters/local/day-copy-rules';
+import type { DayCopyProgress } from '../../adapters/transfer/day-copy-rules';
 import type { Config } from '../../config/schema';
 import { calendarDay } from '../../domain/julian-day';
 import { connectClient } from '../../scripts/commands/temporal-client';

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, writev } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SinkMessage, SinkReply } from './file-sink';
-import { dataRuns, writeRun } from './sparse-runs';
+import { dataRuns, writeRun } from '../local/sparse-runs';
 
 const { fd, hashing } = workerData as { fd: number; hashing: boolean };
 const hash = hashing ? createHash('sha256') : undefined;

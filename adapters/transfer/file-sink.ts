@@ -2,8 +2,8 @@ import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { hashFile } from './hash-file';
-import { dataRuns, writeRun } from './sparse-runs';
+import { hashFile } from '../local/hash-file';
+import { dataRuns, writeRun } from '../local/sparse-runs';
 
 /**
  * Where a download's bytes go, in file order: written at their offset (zero blocks as holes, see

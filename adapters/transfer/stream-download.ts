@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FileSink } from '../local/file-sink';
-import { RemoteCommandError } from './remote-command-error';
-import { quote } from './shell-quote';
-import type { SshSession } from './ssh-session';
+import type { FileSink } from './file-sink';
+import { RemoteCommandError } from '../ssh/remote-command-error';
+import { quote } from '../ssh/shell-quote';
+import type { SshSession } from '../ssh/ssh-session';
 
 /** Decompressed or not, the stream goes to the sink in batches of about this size (one message, one writev). */
 const BATCH_BYTES = 1 << 20;

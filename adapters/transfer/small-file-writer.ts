@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { StoreFileMode } from './file-mode';
+import type { StoreFileMode } from '../local/file-mode';
 
 export type WriterMessage = { path: string; data: ArrayBuffer; mode: StoreFileMode; mtime: number; hashing: boolean };
 export type WriterReply = { kind: 'done'; sha256?: string } | { kind: 'error'; message: string; code?: string };

@@ -1,6 +1,6 @@
 import type { SFTPWrapper } from 'ssh2';
-import type { FileSink } from '../local/file-sink';
-import { RemoteCommandError } from './remote-command-error';
+import type { FileSink } from './file-sink';
+import { RemoteCommandError } from '../ssh/remote-command-error';
 
 export interface DownloadOptions {
   /** Reads kept in flight; memory use is about parallelReads x chunkBytes, whatever the file's size. */

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import type { WriterMessage, WriterReply } from './small-file-writer';
-import { writeFileNow } from './write-file-now';
+import { writeFileNow } from '../local/write-file-now';
 
 const port = parentPort!;
 

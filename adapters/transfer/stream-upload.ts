@@ -3,10 +3,10 @@ import { createReadStream } from 'node:fs';
 import { posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/common';
-import { RemoteCommandError } from './remote-command-error';
-import { PRIVATE_UMASK } from './remote-modes';
-import { quote } from './shell-quote';
-import type { SshSession } from './ssh-session';
+import { RemoteCommandError } from '../ssh/remote-command-error';
+import { PRIVATE_UMASK } from '../ssh/remote-modes';
+import { quote } from '../ssh/shell-quote';
+import type { SshSession } from '../ssh/ssh-session';
 
 export const UPLOAD_PARTIAL_SUFFIX = '.partial';
 /** Under an upload's root: the product's own folder for partial files, out of the restored names' way. */

@@ -1,12 +1,12 @@
 import { open, rename, rm, stat, utimes } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TransferConfig } from '../../config/schema';
-import { sftpDownload } from '../ssh/sftp-download';
+import { sftpDownload } from './sftp-download';
 import type { SshSession } from '../ssh/ssh-session';
-import { streamDownload } from '../ssh/stream-download';
+import { streamDownload } from './stream-download';
 import { BACKGROUND_SINK_BYTES, BackgroundFileSink, InlineFileSink, type FileSink } from './file-sink';
-import { applyFileMode, OWNER_ONLY, type StoreFileMode } from './file-mode';
-import { partialPathOf } from './local-tree';
+import { applyFileMode, OWNER_ONLY, type StoreFileMode } from '../local/file-mode';
+import { partialPathOf } from '../local/local-tree';
 
 export interface FetchRequest {
   ssh: SshSession;

@@ -17,11 +17,11 @@ import {
 import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
 import { fetchRemoteFile } from './fetch-remote-file';
-import { makeFolders, type StoreFileMode } from './file-mode';
-import { LocalTree, localFileState } from './local-tree';
+import { makeFolders, type StoreFileMode } from '../local/file-mode';
+import { LocalTree, localFileState } from '../local/local-tree';
 import { permanentReason, type DayCopyOutcome, type DayCopyProgress } from './day-copy-rules';
 import { tarEntries } from './tar-entries';
-import { DayStaging } from './day-staging';
+import { DayStaging } from '../local/day-staging';
 import { SmallFileWriter } from './small-file-writer';
 
 const LARGE_FILE_LANES = 2;

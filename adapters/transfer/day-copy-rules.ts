@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import type { SupimConfig } from '../../config/schema';
 import { RemoteCommandError } from '../ssh/remote-command-error';
 import type { RemoteEntry } from '../ssh/remote-tree';
-import { LocalTree, localFileState, sameFile, UnsafeLocalPathError } from './local-tree';
+import { LocalTree, localFileState, sameFile, UnsafeLocalPathError } from '../local/local-tree';
 
 /** A day copy's rules and records: its progress and outcome, when a day is ready, what to copy, which errors are for good. */
 /** What a day's copy reports in its heartbeats; the next attempt resumes the files in flight from it. */
