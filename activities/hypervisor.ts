@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config, HypervisorConfig } from '../config/schema';
-import { storeTaskQueue } from '../config/temporal-connection';
+import { storeTaskQueue } from '../adapters/temporal/temporal-connection';
 import type { VmImage, VmPolicy, WeeklySettings } from '../domain/weekly-summary';
 import { unsafeVmNameReason } from '../domain/vm-names';
 import { StalledError, unsupportedDiskReason } from '../adapters/hypervisor/disk-imaging';

@@ -14,7 +14,7 @@ import {
 } from '../domain/report-trend';
 import type { StoreUsage } from '../domain/store-usage';
 import type { WeeklySummary } from '../domain/weekly-summary';
-import { measureStores } from '../adapters/local/store-usage';
+import { measureStores } from '../adapters/image-sets/store-usage';
 import { readRestoreTestLog } from '../adapters/image-sets/restore-test-log';
 import type { Delivery } from '../adapters/mail/mailer';
 import type { Services } from './services';

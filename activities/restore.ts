@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { storeTaskQueue } from '../config/temporal-connection';
+import { storeTaskQueue } from '../adapters/temporal/temporal-connection';
 import { fileStamp } from '../domain/format';
 import type { RestoreNetwork } from '../domain/restore';
 import { restoreReport, type RestoreReportRequest } from '../domain/restore-report';

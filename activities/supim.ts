@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../config/schema';
-import { storeTaskQueue } from '../config/temporal-connection';
+import { storeTaskQueue } from '../adapters/temporal/temporal-connection';
 import { blankDayResult, type DailySettings, type DayResult } from '../domain/daily-summary';
 import type { CalendarDay } from '../domain/julian-day';
 import { RemoteCommandError } from '../adapters/ssh/remote-command-error';

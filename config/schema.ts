@@ -294,7 +294,7 @@ const restoreTestSchema = z.strictObject({
 const temporalSchema = z.strictObject({
   /**
    * Set here, it wins over $TEMPORAL_ADDRESS and the Temporal profile; left out, they decide (default
-   * 127.0.0.1:7233). See config/temporal-connection.ts.
+   * 127.0.0.1:7233). See adapters/temporal/temporal-connection.ts.
    */
   address: z.string().min(1).optional(),
   /** Like address: set here it wins over $TEMPORAL_NAMESPACE and the profile (default: default). */

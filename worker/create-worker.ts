@@ -5,7 +5,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities, createServices, splitByTaskQueue, type Activities } from '../activities';
 import { SshSession } from '../adapters/ssh/ssh-session';
 import type { Config } from '../config/schema';
-import { storeTaskQueue, temporalConnection } from '../config/temporal-connection';
+import { storeTaskQueue, temporalConnection } from '../adapters/temporal/temporal-connection';
 
 /** Written by `npm run build` (scripts/bundle-workflows.ts). */
 export const WORKFLOW_BUNDLE = join(__dirname, '..', 'workflow-bundle.js');

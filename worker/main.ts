@@ -3,7 +3,7 @@ import { Runtime } from '@temporalio/worker';
 import { installBackupMetrics, type BackupMetrics } from '../adapters/metrics/backup-metrics';
 import { loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
-import { temporalConnection } from '../config/temporal-connection';
+import { temporalConnection } from '../adapters/temporal/temporal-connection';
 import { createWorker } from './create-worker';
 
 /** Runs reported by another worker, and the store's free space, reach this worker's gauges within this. */

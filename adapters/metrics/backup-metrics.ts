@@ -14,7 +14,7 @@ import type { RunOutcome } from '../../domain/run-outcome';
 import { leftToAnotherRun, outcomeResult } from '../../domain/report-trend';
 import type { StoreUsage } from '../../domain/store-usage';
 import type { WeeklySummary } from '../../domain/weekly-summary';
-import { measureStores } from '../local/store-usage';
+import { measureStores } from '../image-sets/store-usage';
 import { pastRuns } from '../temporal/past-runs';
 
 const RESULTS = ['ok', 'incomplete', 'failed', 'cancelled'] as const;

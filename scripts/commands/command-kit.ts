@@ -2,7 +2,7 @@ import { isGrpcServiceError, type Client } from '@temporalio/client';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ConfigError, loadConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
-import { TemporalConnectionError, temporalConnection } from '../../config/temporal-connection';
+import { TemporalConnectionError, temporalConnection } from '../../adapters/temporal/temporal-connection';
 import { SecretFileExposedError } from '../../adapters/local/secret-file';
 import { calendarDay } from '../../domain/julian-day';
 import { connectClient } from './temporal-client';

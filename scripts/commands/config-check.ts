@@ -1,4 +1,4 @@
-import { connectionSources, describeConnection, temporalConnection } from '../../config/temporal-connection';
+import { connectionSources, describeConnection, temporalConnection } from '../../adapters/temporal/temporal-connection';
 import { EXIT, jsonOption, output, type CliCommand } from './command-kit';
 
 export const configCheckCommand: CliCommand = {

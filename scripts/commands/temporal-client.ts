@@ -1,6 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import type { Config } from '../../config/schema';
-import { temporalConnection } from '../../config/temporal-connection';
+import { temporalConnection } from '../../adapters/temporal/temporal-connection';
 
 export async function connectClient(config: Config): Promise<{ client: Client; close: () => Promise<void> }> {
   const { namespace, ...options } = temporalConnection(config);

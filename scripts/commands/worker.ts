@@ -1,4 +1,4 @@
-import { temporalConnection } from '../../config/temporal-connection';
+import { temporalConnection } from '../../adapters/temporal/temporal-connection';
 import { EXIT, TemporalUnreachableError, type CliCommand } from './command-kit';
 
 export const workerCommand: CliCommand = {

@@ -9,7 +9,7 @@ import {
   describeConnection,
   TemporalConnectionError,
   temporalConnection,
-} from '../../config/temporal-connection';
+} from '../../adapters/temporal/temporal-connection';
 import { SecretFileExposedError } from '../../adapters/local/secret-file';
 
 const hosts = {

@@ -9,8 +9,8 @@ import {
   type ClientConfigProfile,
   type ClientConnectConfig,
 } from '@temporalio/envconfig';
-import { readFileAndModeSync, readSecretFileSync, refuseExposed } from '../adapters/local/secret-file';
-import { LOOPBACK, type Config } from './schema';
+import { readFileAndModeSync, readSecretFileSync, refuseExposed } from '../local/secret-file';
+import { LOOPBACK, type Config } from '../../config/schema';
 
 export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
 export const DEFAULT_TEMPORAL_NAMESPACE = 'default';

@@ -1,7 +1,7 @@
 import { stat, statfs } from 'node:fs/promises';
 import type { Config } from '../../config/schema';
 import type { StoreUsage } from '../../domain/store-usage';
-import { LocalImageSets } from '../image-sets/local-image-sets';
+import { LocalImageSets } from './local-image-sets';
 
 /**
  * Size and free space of the file systems that hold this machine's backups (the daily data and the VM
