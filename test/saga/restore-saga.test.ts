@@ -37,8 +37,12 @@ class StubVm {
   /** Holds the push until released (to abort mid-push). */
   pushGate?: Promise<void>;
 
+  /** Told of each call (before its fault applies). */
+  onCall?: (name: string) => void;
+
   private fault(name: string): void {
     this.calls.push(name);
+    this.onCall?.(name);
     const left = this.failOn.get(name);
     if (left === undefined || left <= 0) return;
     this.failOn.set(name, left - 1);
@@ -273,8 +277,10 @@ describe('restore vm --replace: every exit path puts the original disk back', ()
     vm.pushGate = new Promise((resolve) => (release = resolve));
     const handle = await start();
     for (let i = 0; i < 200 && !vm.calls.includes('pushImage'); i++) await new Promise((r) => setTimeout(r, 25));
+    // The push ends only once the workflow has moved on to discarding it (a cancel it did not wait for):
+    // released earlier, its completion could race the cancel request on the test server.
+    vm.onCall = (name) => name === 'discardPushed' && release();
     const answer = handle.executeUpdate(abortUpdate, { args: ['wrong set'] });
-    setTimeout(release, 200);
     assert.equal((await answer).reason, 'wrong set');
     const result = (await handle.result()) as RestoreVmResult;
     await captureHistory(handle, 'restore-vm-aborted');
