@@ -8,10 +8,11 @@ log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
 # Debian packages: sshd for the sandbox hosts, rsync for the benchmark baseline, libvirt + QEMU for the
 # sandbox hypervisor (not libvirt-daemon-system: it would upgrade systemd/udev on this kind of machine);
-# chromium renders the email reports to PNG in a test; prometheus brings promtool, which checks the alert rules.
+# chromium renders the email reports to PNG in a test; prometheus brings promtool, which checks the alert rules;
+# restic is the store engine, rclone serves the off-site REST repository, libnbd-bin (nbdcopy) reads disks as raw.
 DEBIAN_PACKAGES=(openssh-server openssh-client rsync coreutils findutils zstd
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
-  chromium prometheus)
+  chromium prometheus restic rclone libnbd-bin)
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
