@@ -220,12 +220,13 @@ export class Restic {
   }
 }
 
-/** Pack ids (64 hex) restic names in check output lines about damaged packs. */
+/**
+ * The pack ids restic 0.14's check names as damaged: "Pack ID does not match, want <id>, got <hash>"
+ * (the want is the pack's name), and "pack <id>: ..." lines.
+ */
 export function damagedPacks(output: string): string[] {
   const ids = new Set<string>();
-  for (const line of output.split('\n')) {
-    if (!/pack|damaged|invalid|hash/i.test(line)) continue;
-    for (const m of line.matchAll(/\b([0-9a-f]{64})\b/g)) ids.add(m[1]!);
-  }
+  for (const m of output.matchAll(/Pack ID does not match, want ([0-9a-f]{64})/g)) ids.add(m[1]!);
+  for (const m of output.matchAll(/\bpack ([0-9a-f]{64})\b/gi)) ids.add(m[1]!);
   return [...ids];
 }
