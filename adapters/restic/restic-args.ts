@@ -1,7 +1,11 @@
 import { AdapterError } from '../adapter-error';
 
 function refuse(what: string, value: string, why: string): never {
-  throw new AdapterError(`restic ${what} ${JSON.stringify(value)} is refused: ${why}`, 'refused', 'ResticArgumentError');
+  throw new AdapterError(
+    `restic ${what} ${JSON.stringify(value)} is refused: ${why}`,
+    'refused',
+    'ResticArgumentError',
+  );
 }
 
 function common(what: string, value: string): void {

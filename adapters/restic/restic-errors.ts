@@ -20,7 +20,12 @@ export function classifyResticStderr(stderr: string): ResticFailure {
   return 'other';
 }
 
-const KINDS = { 'wrong-password': 'auth', 'no-repository': 'permanent', locked: 'transient', other: 'permanent' } as const;
+const KINDS = {
+  'wrong-password': 'auth',
+  'no-repository': 'permanent',
+  locked: 'transient',
+  other: 'permanent',
+} as const;
 
 /** The last lines of restic's stderr, at most `max` characters (enough to say why, never the whole log). */
 export function stderrTail(stderr: string, max = 2000): string {

@@ -87,7 +87,10 @@ function parseLine<T>(line: string): T[] {
 
 /** Typed snapshots from `restic snapshots --json` (tags null when a snapshot has none). */
 export function parseSnapshots(stdout: string): Snapshot[] {
-  const raw = JSON.parse(stdout || '[]') as (Omit<Snapshot, 'tags' | 'paths'> & { tags?: string[] | null; paths?: string[] | null })[];
+  const raw = JSON.parse(stdout || '[]') as (Omit<Snapshot, 'tags' | 'paths'> & {
+    tags?: string[] | null;
+    paths?: string[] | null;
+  })[];
   return (raw ?? []).map((s) => ({
     id: s.id,
     short_id: s.short_id,

@@ -103,7 +103,11 @@ export class Restic {
       for (const m of messages) {
         if (m.message_type === 'status' && typeof m.bytes_done === 'number') request.onProgress?.(m.bytes_done);
         if (m.message_type === 'summary')
-          summary = { snapshotId: m.snapshot_id, dataAdded: m.data_added, totalBytesProcessed: m.total_bytes_processed };
+          summary = {
+            snapshotId: m.snapshot_id,
+            dataAdded: m.data_added,
+            totalBytesProcessed: m.total_bytes_processed,
+          };
       }
     };
     const interrupt = (why: Error) => {
@@ -113,8 +117,16 @@ export class Restic {
       child.kill('SIGINT');
     };
     const onStreamError = (error: Error) =>
-      interrupt(new AdapterError(`restic backup of ${filename}: the producer stream failed: ${error.message}`, 'permanent', 'ResticProducerError', { cause: error }));
-    const onAbort = () => interrupt(new AdapterError(`restic backup of ${filename} was aborted`, 'permanent', 'ResticAbortedError'));
+      interrupt(
+        new AdapterError(
+          `restic backup of ${filename}: the producer stream failed: ${error.message}`,
+          'permanent',
+          'ResticProducerError',
+          { cause: error },
+        ),
+      );
+    const onAbort = () =>
+      interrupt(new AdapterError(`restic backup of ${filename} was aborted`, 'permanent', 'ResticAbortedError'));
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => take(lines.feed(chunk)));
     child.stderr.on('data', (chunk: Buffer) => err.add(chunk));
@@ -131,7 +143,12 @@ export class Restic {
       take(lines.end());
       if (failure) throw failure;
       if (code !== 0) throw resticError('backup', code, signal, err.text());
-      if (!summary) throw new AdapterError(`restic backup of ${filename} printed no summary: ${err.text()}`, 'permanent', 'ResticError');
+      if (!summary)
+        throw new AdapterError(
+          `restic backup of ${filename} printed no summary: ${err.text()}`,
+          'permanent',
+          'ResticError',
+        );
       return summary;
     } finally {
       request.stdin.off('error', onStreamError);
@@ -187,7 +204,8 @@ export class Restic {
 
   /** Removes snapshots of the given tags beyond the keep policy (`--prune`: and their unused data). */
   async forget(request: ForgetRequest): Promise<ForgetGroup[]> {
-    if (!request.tags.length) throw new AdapterError('restic forget without tags is refused', 'refused', 'ResticArgumentError');
+    if (!request.tags.length)
+      throw new AdapterError('restic forget without tags is refused', 'refused', 'ResticArgumentError');
     const keep: [string, number | undefined][] = [
       ['--keep-last', request.keepLast],
       ['--keep-daily', request.keepDaily],
@@ -195,7 +213,8 @@ export class Restic {
       ['--keep-monthly', request.keepMonthly],
     ];
     const policy = keep.flatMap(([flag, n]) => (n === undefined ? [] : [flag, checkCount(flag, n)]));
-    if (!policy.length) throw new AdapterError('restic forget without a keep policy is refused', 'refused', 'ResticArgumentError');
+    if (!policy.length)
+      throw new AdapterError('restic forget without a keep policy is refused', 'refused', 'ResticArgumentError');
     const args = ['forget', '--json', '--tag', request.tags.map(checkTag).join(','), ...policy];
     if (request.dryRun) args.push('--dry-run');
     if (request.prune) args.push('--prune');

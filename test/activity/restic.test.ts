@@ -104,7 +104,11 @@ describe('the restic adapter (real restic 0.14)', () => {
 
   it('a dump of a file the snapshot does not hold errors', async () => {
     const { restic } = await freshRepo();
-    const { snapshotId } = await restic.backupStdin({ stdin: Readable.from([Buffer.from('x')]), filename: 'a', tags: ['t'] });
+    const { snapshotId } = await restic.backupStdin({
+      stdin: Readable.from([Buffer.from('x')]),
+      filename: 'a',
+      tags: ['t'],
+    });
     await assert.rejects(readAll(restic.dump(snapshotId, 'missing')), AdapterError);
   });
 
@@ -121,11 +125,14 @@ describe('the restic adapter (real restic 0.14)', () => {
         this.push(randomBytes(256 << 10));
       },
     });
-    await assert.rejects(restic.backupStdin({ stdin: failing, filename: 'disk.raw', tags: ['t'] }), (error: unknown) => {
-      assert.ok(error instanceof AdapterError);
-      assert.match(error.message, /disk read failed/);
-      return true;
-    });
+    await assert.rejects(
+      restic.backupStdin({ stdin: failing, filename: 'disk.raw', tags: ['t'] }),
+      (error: unknown) => {
+        assert.ok(error instanceof AdapterError);
+        assert.match(error.message, /disk read failed/);
+        return true;
+      },
+    );
     assert.deepEqual(await restic.snapshots(), []);
     await restic.unlockStale();
   });
@@ -172,13 +179,24 @@ describe('the restic adapter (real restic 0.14)', () => {
     const result = await restic.check({ readDataSubset: '1/1' });
     assert.equal(result.ok, false);
     const name = pack.split('/').pop()!;
-    assert.ok(result.damagedPacks.includes(name), `${result.damagedPacks.join(' ')} should name ${name}:\n${result.output}`);
+    assert.ok(
+      result.damagedPacks.includes(name),
+      `${result.damagedPacks.join(' ')} should name ${name}:\n${result.output}`,
+    );
   });
 
   it('forget with keepLast 1 removes the older snapshot', async () => {
     const { restic } = await freshRepo();
-    const older = await restic.backupStdin({ stdin: Readable.from([randomBytes(1000)]), filename: 'disk.raw', tags: ['vm:a'] });
-    const newer = await restic.backupStdin({ stdin: Readable.from([randomBytes(1000)]), filename: 'disk.raw', tags: ['vm:a'] });
+    const older = await restic.backupStdin({
+      stdin: Readable.from([randomBytes(1000)]),
+      filename: 'disk.raw',
+      tags: ['vm:a'],
+    });
+    const newer = await restic.backupStdin({
+      stdin: Readable.from([randomBytes(1000)]),
+      filename: 'disk.raw',
+      tags: ['vm:a'],
+    });
     const dry = await restic.forget({ tags: ['vm:a'], keepLast: 1, dryRun: true });
     assert.equal(dry[0]?.remove?.[0]?.short_id, older.snapshotId.slice(0, 8));
     assert.equal((await restic.snapshots()).length, 2);
