@@ -1,0 +1,80 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { resticError } from './restic-errors';
+
+/** How restic is started: the repository and password file go in the environment, never in argv. */
+export interface ResticEnv {
+  repository: string;
+  passwordFile: string;
+  cacheDir?: string;
+  env?: Record<string, string>;
+}
+
+/** The bytes of stderr kept to explain a failure. */
+const STDERR_KEEP = 64 * 1024;
+
+/** restic's argv: the cache option first, then the subcommand's words (an array: no shell ever). */
+export function resticArgs(options: ResticEnv, args: string[]): string[] {
+  const cache = options.cacheDir ? ['--cache-dir', options.cacheDir] : ['--no-cache'];
+  return [...cache, ...args];
+}
+
+/** Starts restic; stdin is a pipe the caller writes or ends. */
+export function startRestic(options: ResticEnv, args: string[]): ChildProcessWithoutNullStreams {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...options.env,
+    RESTIC_REPOSITORY: options.repository,
+    RESTIC_PASSWORD_FILE: options.passwordFile,
+  };
+  // A password given any other way would win over the file (and could reach a log): none is passed on.
+  delete env.RESTIC_PASSWORD;
+  delete env.RESTIC_PASSWORD_COMMAND;
+  delete env.RESTIC_REPOSITORY_FILE;
+  return spawn('restic', resticArgs(options, args), { env, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/** Collects a bounded tail of a stream's text. */
+export function tailCollector(max = STDERR_KEEP): { add(chunk: Buffer): void; text(): string } {
+  let text = '';
+  return {
+    add(chunk) {
+      text += chunk.toString('utf8');
+      if (text.length > max) text = text.slice(-max);
+    },
+    text: () => text,
+  };
+}
+
+export interface ResticRun {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs restic to its end, with stdin closed; the output as text. Never throws on an exit code. */
+export function runRestic(options: ResticEnv, args: string[], signal?: AbortSignal): Promise<ResticRun> {
+  return new Promise((resolve, reject) => {
+    const child = startRestic(options, args);
+    const out: Buffer[] = [];
+    const err = tailCollector();
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => err.add(chunk));
+    child.stdin.on('error', () => {}); // restic may exit before reading stdin
+    child.stdin.end();
+    const abort = () => child.kill('SIGINT');
+    signal?.addEventListener('abort', abort, { once: true });
+    child.on('error', reject);
+    child.on('close', (code, sig) => {
+      signal?.removeEventListener('abort', abort);
+      resolve({ code, signal: sig, stdout: Buffer.concat(out).toString('utf8'), stderr: err.text() });
+    });
+  });
+}
+
+/** runRestic that throws the classified AdapterError unless restic exits 0. */
+export async function runResticOk(options: ResticEnv, args: string[], signal?: AbortSignal): Promise<ResticRun> {
+  const run = await runRestic(options, args, signal);
+  if (run.code !== 0) throw resticError(args[0] ?? '', run.code, run.signal, run.stderr);
+  return run;
+}
