@@ -159,6 +159,20 @@ export function treeFromListing(exitCode: number | null, parser: TreeListingPars
 }
 
 /**
+ * The entries of a listing that followed other output (e.g. a tar archive): those of the folder, none when it
+ * is gone, undefined when the listing cannot be used (then the folder is listed anew).
+ */
+export function entriesFromListing(exitCode: number | null, parser: TreeListingParser): RemoteEntry[] | undefined {
+  try {
+    const tree = treeFromListing(exitCode, parser);
+    if (tree === undefined) return undefined;
+    return tree.state === 'present' ? tree.entries : [];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Lists a remote folder recursively in one round trip (see treeListingScript), parsed as it arrives: a big
  * listing is never held as a whole, an endless one is refused.
  */

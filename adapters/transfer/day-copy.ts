@@ -1,15 +1,12 @@
 import { renameSync, rmSync, utimesSync } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { rm } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { SupimConfig, TransferConfig } from '../../config/schema';
 import type { DayResult } from '../../domain/daily-summary';
-import { fileStamp } from '../../domain/format';
 import {
   remoteSha256,
-  treeFromListing,
+  entriesFromListing,
   treeListingScript,
   TreeListingParser,
   type RemoteEntry,
@@ -18,11 +15,13 @@ import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
 import { fetchRemoteFile } from './fetch-remote-file';
 import { makeFolders, type StoreFileMode } from '../local/file-mode';
-import { LocalTree, localFileState } from '../local/local-tree';
+import type { LocalTree } from '../local/local-tree';
 import { permanentReason, type DayCopyOutcome, type DayCopyProgress } from './day-copy-rules';
 import { tarEntries } from './tar-entries';
 import { DayStaging } from '../local/day-staging';
 import { SmallFileWriter } from './small-file-writer';
+import { RateCap } from './rate-cap';
+import { keepLongerBackup } from './superseded';
 
 const LARGE_FILE_LANES = 2;
 /**
@@ -90,8 +89,9 @@ export class DayCopy {
   private staging?: DayStaging;
   /** Streamed files so far: numbers their staging names. */
   private streamed = 0;
-  /** Bytes streamed so far and since when: what transfer.maxBytesPerSecond paces. */
-  private readonly streamPace = { bytes: 0, since: 0 };
+  /** transfer.maxBytesPerSecond over a tar stream (made anew by tarStream()), and the bytes it carried. */
+  private streamCap = new RateCap(undefined);
+  private streamedBytes = 0;
 
   private readonly ssh: SshSession;
   private readonly source: string;
@@ -223,7 +223,16 @@ export class DayCopy {
         continue;
       }
       try {
-        await this.keepLongerBackup(s.file, s.localPath);
+        const keptAside = await keepLongerBackup({
+          localPath: s.localPath,
+          relativePath: s.file.path,
+          sourceSize: s.file.size,
+          destinationRoot: this.supim.destinationRoot,
+          day: this.result.day.label,
+          now: this.now(),
+          mode: this.mode,
+        });
+        if (keptAside) this.result.superseded.push(keptAside);
         if (!s.mtimeSet) utimesSync(s.partial, s.file.mtime, s.file.mtime);
         renameSync(s.partial, s.localPath);
       } catch (err) {
@@ -328,7 +337,8 @@ export class DayCopy {
     if (files.length === 0) return [];
     const left: RemoteEntry[] = [];
     const writer = new SmallFileWriter(this.stagingArea.lanes);
-    this.streamPace.since = Date.now();
+    this.streamCap = new RateCap(this.transfer.maxBytesPerSecond);
+    this.streamedBytes = 0;
     try {
       for (let start = 0; start < files.length && !this.signal.aborted;) {
         const batch: RemoteEntry[] = [];
@@ -393,7 +403,8 @@ export class DayCopy {
         wanted.delete(file.path);
         const queued = await this.isolated(file, () => this.queueSmall(writer, file, entry.data));
         if (queued) written.push(this.isolated(file, () => queued.staged));
-        await this.paceStream(entry.size);
+        this.streamedBytes += entry.size;
+        await this.streamCap.hold(this.streamedBytes, this.signal);
         this.signal.throwIfAborted(); // what the stream had buffered is not written after a cancel
       }
     } catch (err) {
@@ -407,27 +418,8 @@ export class DayCopy {
     // Exit 1 (a file changed while read) and 2 (a file could not be read) leave the file out of the
     // stream: the fresh listing, or its one-by-one copy, says what became of it.
     const exit = await finished.catch(() => undefined);
-    if (listing && ended && exit && !refused) this.listingAfterStream = this.listingIn(listing, exit.exitCode);
+    if (listing && ended && exit && !refused) this.listingAfterStream = entriesFromListing(exit.exitCode, listing);
     return [...wanted.values()];
-  }
-
-  /** The listing that followed the archive; undefined when it cannot be used (then the folder is listed anew). */
-  private listingIn(listing: TreeListingParser, exitCode: number | null): RemoteEntry[] | undefined {
-    try {
-      const tree = treeFromListing(exitCode, listing);
-      if (tree === undefined) return undefined;
-      return tree.state === 'present' ? tree.entries : [];
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** Holds the stream back (not reading: SSH flow control stops the sender) to transfer.maxBytesPerSecond. */
-  private async paceStream(bytes: number): Promise<void> {
-    const limit = this.transfer.maxBytesPerSecond ?? 0;
-    this.streamPace.bytes += bytes;
-    const wait = limit > 0 ? (this.streamPace.bytes / limit) * 1000 - (Date.now() - this.streamPace.since) : 0;
-    if (wait > 0) await sleep(wait, undefined, { signal: this.signal }).catch(() => undefined);
   }
 
   /** Hands a file to a writer thread (waiting while they are busy); `staged` settles once it is written. */
@@ -449,16 +441,5 @@ export class DayCopy {
     });
     staged.catch(() => undefined); // judged by isolated() in tarBatch
     return { staged };
-  }
-
-  /** Never lets a shorter source file silently replace a longer backup: the old copy is moved aside. */
-  private async keepLongerBackup(file: RemoteEntry, localPath: string): Promise<void> {
-    const existing = localFileState(localPath);
-    if (!existing || existing.size <= file.size) return;
-    const stamp = fileStamp(this.now());
-    const keptAs = join(this.supim.destinationRoot, '.superseded', this.result.day.label, stamp, file.path);
-    await makeFolders(dirname(keptAs), this.mode);
-    await rename(localPath, keptAs);
-    this.result.superseded.push(`${file.path} (${existing.size} bytes, kept at ${keptAs})`);
   }
 }

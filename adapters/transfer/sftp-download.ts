@@ -1,6 +1,7 @@
 import type { SFTPWrapper } from 'ssh2';
 import type { FileSink } from './file-sink';
 import { RemoteCommandError } from '../ssh/remote-command-error';
+import { RateCap } from './rate-cap';
 
 export interface DownloadOptions {
   /** Reads kept in flight; memory use is about parallelReads x chunkBytes, whatever the file's size. */
@@ -76,11 +77,9 @@ function pipelinedCopy(
   let written = start;
   let settled = false;
   let waitingForBudget = false;
-  const startedAt = Date.now();
-  const limit = options.maxBytesPerSecond ?? 0;
+  const cap = new RateCap(options.maxBytesPerSecond);
   /** Milliseconds until the cap allows reading up to `offset`; 0 when it allows it now. */
-  const budgetWait = (offset: number) =>
-    limit > 0 ? Math.max(0, ((offset - start) / limit) * 1000 - (Date.now() - startedAt)) : 0;
+  const budgetWait = (offset: number) => cap.waitFor(offset - start);
 
   return new Promise<void>((resolve, reject) => {
     const fail = (err: Error) => {

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { FileSink } from './file-sink';
 import { RemoteCommandError } from '../ssh/remote-command-error';
 import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
+import { RateCap } from './rate-cap';
 
 /** Decompressed or not, the stream goes to the sink in batches of about this size (one message, one writev). */
 const BATCH_BYTES = 1 << 20;
@@ -73,8 +73,7 @@ export async function streamDownload(
   };
   options.signal?.addEventListener('abort', onAbort, { once: true });
 
-  const startedAt = Date.now();
-  const limit = options.maxBytesPerSecond ?? 0;
+  const cap = new RateCap(options.maxBytesPerSecond);
   let received = start;
   let written = start;
   let batch: Buffer[] = [];
@@ -108,8 +107,7 @@ export async function streamDownload(
       received += bytes.length;
       if (received - batchFrom < BATCH_BYTES) continue;
       await handOver();
-      const wait = limit > 0 ? ((received - start) / limit) * 1000 - (Date.now() - startedAt) : 0;
-      if (wait > 0) await sleep(wait);
+      await cap.hold(received - start);
     }
     if (batch.length > 0) await handOver();
     await inFlight;

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { posix } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { RemoteCommandError } from '../ssh/remote-command-error';
 import { PRIVATE_UMASK } from '../ssh/remote-modes';
 import { quote } from '../ssh/shell-quote';
 import type { SshSession } from '../ssh/ssh-session';
+import { RateCap } from './rate-cap';
 
 export const UPLOAD_PARTIAL_SUFFIX = '.partial';
 /** Under an upload's root: the product's own folder for partial files, out of the restored names' way. */
@@ -144,6 +144,7 @@ export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
 
   const { stdin, finished } = await ssh.execWithInput({ shell: command });
   const limit = req.maxBytesPerSecond ?? 0;
+  const cap = new RateCap(limit);
   // Capped: small reads, so the cap spreads the file over time instead of sending it in one burst.
   const readBytes = limit > 0 ? Math.max(4096, Math.min(READ_BYTES, Math.floor(limit / 8))) : READ_BYTES;
   const source = createReadStream(req.localPath, { start: resumedAt, highWaterMark: readBytes });
@@ -152,7 +153,6 @@ export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
     stdin.destroy();
   };
   signal?.addEventListener('abort', onAbort, { once: true });
-  const startedAt = Date.now();
   let sent = resumedAt;
   try {
     for await (const chunk of source) {
@@ -173,8 +173,7 @@ export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
       }
       sent += bytes.length;
       req.onProgress?.(sent, req.size);
-      const wait = limit > 0 ? ((sent - resumedAt) / limit) * 1000 - (Date.now() - startedAt) : 0;
-      if (wait > 0) await sleep(wait, undefined, { signal });
+      await cap.hold(sent - resumedAt, signal);
     }
     stdin.end();
   } catch (err) {
