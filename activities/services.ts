@@ -1,5 +1,7 @@
 import type { Config } from '../config/schema';
 import { LocalImageSets } from '../adapters/image-sets/local-image-sets';
+import { ResticImageSets } from '../adapters/image-sets/restic-image-sets';
+import { Restic } from '../adapters/restic/restic';
 import { storeFileMode } from '../adapters/local/file-mode';
 import { Mailer } from '../adapters/mail/mailer';
 import type { SshSession } from '../adapters/ssh/ssh-session';
@@ -16,6 +18,8 @@ export interface Services {
   mailer: Mailer;
   /** The image sets in the backup store (NotConfigured without a store section). */
   storeSets: () => LocalImageSets;
+  /** store.engine restic: the sets in the repository (NotConfigured otherwise). */
+  resticSets: () => ResticImageSets;
   hypervisors: HypervisorSessions;
   /** One VM's settings on the hypervisor `host` (a key of `hosts`). */
   vmPolicy: (host: string, vm: string) => VmSettings;
@@ -30,15 +34,29 @@ export function createServices({
 }): Services {
   const mode = storeFileMode(config.permissions);
   let sets: LocalImageSets | undefined;
+  let restic: ResticImageSets | undefined;
   return {
     openSsh,
     mailer: new Mailer(config.mail, mode),
     storeSets: () => (sets ??= new LocalImageSets(requireSection(config.store, 'store').root, mode)),
+    resticSets: () => (restic ??= new ResticImageSets(new Restic(resticOptions(config)))),
     hypervisors: new HypervisorSessions(config, openSsh),
     vmPolicy: (host, vm) => {
       const hv = requireSection(config.hypervisor, 'hypervisor');
       if (hv.host !== host) throw refuse(`no hypervisor ${JSON.stringify(host)} in config`, 'NotConfigured');
       return resolveVmPolicy(hv, vm);
     },
+  };
+}
+
+/** The repository of store.engine restic: its path (default <root>/restic), password file and cache. */
+export function resticOptions(config: Config): ConstructorParameters<typeof Restic>[0] {
+  const store = requireSection(config.store, 'store');
+  if (store.engine !== 'restic' || !store.restic)
+    throw refuse('store.engine is not restic: there is no restic repository in config', 'NotConfigured');
+  return {
+    repository: store.restic.repository ?? `${store.root.replace(/\/+$/, '')}/restic`,
+    passwordFile: store.restic.passwordFile,
+    ...(store.restic.cacheDir ? { cacheDir: store.restic.cacheDir } : {}),
   };
 }

@@ -164,6 +164,24 @@ const storeSchema = z
      * worth it for mostly-empty disks and slow links. auto: when the hypervisor has zstd. Needs transport: stream.
      */
     compression: z.enum(['none', 'zstd', 'auto']).default('none'),
+    /**
+     * How sets are kept. files: plain image files + manifest.json under root (one full copy per set).
+     * restic: a restic repository (deduplicated, compressed, encrypted); each frozen disk streams into it
+     * as raw bytes, read once on the hypervisor.
+     */
+    engine: z.enum(['files', 'restic']).default('files'),
+    restic: z
+      .strictObject({
+        /** The repository: a local path (default <root>/restic). */
+        repository: absolutePath.optional(),
+        /** The repository password, one line; refused when group or others may read it. A lost key is a lost backup. */
+        passwordFile: absolutePath,
+        /** restic's cache (default: restic's own, under the worker user's ~/.cache/restic). */
+        cacheDir: absolutePath.optional(),
+        /** `store verify` reads this share of the data per run (restic check --read-data-subset n/N, rotating). */
+        verifySubsets: z.number().int().min(1).max(10000).default(52),
+      })
+      .optional(),
     retention: z
       .strictObject({
         keepLast: z.number().int().min(1).default(4),
@@ -180,6 +198,10 @@ const storeSchema = z
   .refine((s) => s.transport === 'stream' || s.compression === 'none', {
     message: 'compression travels as a stream: set transport: stream, or compression: none',
     path: ['compression'],
+  })
+  .refine((s) => s.engine !== 'restic' || s.restic !== undefined, {
+    message: 'engine: restic needs a restic section (at least restic.passwordFile)',
+    path: ['restic'],
   });
 
 const email = z.string().regex(/^[^\s@<>]+@[^\s@<>]+$/, 'is not an email address');

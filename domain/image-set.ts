@@ -20,6 +20,8 @@ export interface ManifestImage {
   sha256: string;
   /** Where the image came from: the VM's disk on the hypervisor (and, in the store, the hypervisor's hash). */
   source?: { path?: string; sha256?: string; type?: 'file' | 'block' };
+  /** store.engine restic: the snapshot holding the image, and the bytes it added to the repository. */
+  restic?: { snapshot: string; dataAdded: number };
 }
 
 export interface SetManifest {

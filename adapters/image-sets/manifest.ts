@@ -33,6 +33,14 @@ export function renderManifest(manifest: SetManifest): string {
   return `${JSON.stringify(manifest, null, 2)}\n`;
 }
 
+function resticOf(raw: unknown, where: string): Pick<ManifestImage, 'restic'> {
+  if (raw === undefined) return {};
+  const r = raw as Record<string, unknown>;
+  if (typeof r?.snapshot !== 'string' || !/^[0-9a-f]{64}$/.test(r.snapshot) || typeof r.dataAdded !== 'number')
+    throw new ManifestError(`${where}.restic is not a snapshot id and a byte count`);
+  return { restic: { snapshot: r.snapshot, dataAdded: r.dataAdded } };
+}
+
 function imageFrom(raw: Record<string, unknown>, index: number): ManifestImage {
   const where = `images[${index}]`;
   const file =
@@ -64,6 +72,7 @@ function imageFrom(raw: Record<string, unknown>, index: number): ManifestImage {
     virtualSize: number('virtualSize', true)!,
     sha256,
     ...(source && typeof source === 'object' ? { source } : version1Source ? { source: version1Source } : {}),
+    ...resticOf(raw.restic, where),
   };
 }
 

@@ -53,6 +53,16 @@ export interface ForgetRequest {
 export class Restic {
   constructor(private readonly options: ResticEnv) {}
 
+  /** Where the repository is (for messages; never the password). */
+  get repository(): string {
+    return this.options.repository;
+  }
+
+  /** How restic is started, for operations kept in files of their own beside this class. */
+  get env(): ResticEnv {
+    return this.options;
+  }
+
   /** Refuses a password file others may read or write, before any restic run uses it. */
   private async checkPasswordFile(): Promise<void> {
     try {
@@ -222,6 +232,12 @@ export class Restic {
     // With --prune, restic prints the prune's text after the JSON line.
     const line = run.stdout.split('\n').find((l) => l.trimStart().startsWith('['));
     return line ? (JSON.parse(line) as ForgetGroup[]) : [];
+  }
+
+  /** Removes the named snapshots (their data stays until `prune`). */
+  async forgetSnapshots(ids: string[]): Promise<void> {
+    if (!ids.length) return;
+    await this.run(['forget', ...ids.map(checkSnapshotId)]);
   }
 
   /** Removes data no snapshot uses any more. */

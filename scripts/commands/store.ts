@@ -1,3 +1,5 @@
+import { Restic } from '../../adapters/restic/restic';
+import { resticOptions } from '../../activities/services';
 import { LocalImageSets, type SetCheck } from '../../adapters/image-sets/local-image-sets';
 import { storeFileMode } from '../../adapters/local/file-mode';
 import { initStoreRoot } from '../../adapters/local/store-root';
@@ -25,6 +27,13 @@ export async function initStores(config: Config, print: (line: string) => void) 
     const result = await initStoreRoot(root, { mode });
     print(`${root}: ${result.change === 'ready' ? 'already initialised' : result.change}`);
     results.push(result);
+  }
+  if (config.store?.engine === 'restic') {
+    const restic = new Restic(resticOptions(config));
+    const made = await restic.init();
+    print(
+      `${restic.repository}: restic repository ${made === 'created' ? 'created (version 2, compressed)' : 'already there'}`,
+    );
   }
   return results;
 }
