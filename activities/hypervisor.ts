@@ -85,6 +85,7 @@ export function createHypervisorActivities({ config, services, temporalClient }:
       keepImages: hv.keepImages,
       store: config.store !== undefined,
       storeTaskQueue: storeTaskQueue(config),
+      ...(config.store?.engine === 'restic' ? { storeEngine: 'restic' as const } : {}),
       heartbeatTimeoutSeconds: config.transfer.heartbeatTimeoutSeconds,
       policy: Object.fromEntries(Object.keys(hv.perVm).map((vm) => [vm, policyOf(hv, vm)])),
       defaultPolicy: policyOf(hv, ''),
@@ -212,7 +213,8 @@ export function createHypervisorActivities({ config, services, temporalClient }:
           const state = await stateOnceAnswered(driver, vm, deadline, (why) => (last = why));
           last = state.detail;
           if (state.state === 'shut-off') return 'shut-off';
-          if (state.state === 'missing') throw ApplicationFailure.nonRetryable(`${vm} disappeared while stopping`, 'VmMissing');
+          if (state.state === 'missing')
+            throw ApplicationFailure.nonRetryable(`${vm} disappeared while stopping`, 'VmMissing');
           if (Date.now() >= deadline) return 'timeout';
           await sleep(POLL_MS);
         }

@@ -6,6 +6,7 @@ import { createRunsActivities } from './runs';
 import { createRestoreHypervisorActivities } from './restore';
 import { createRestoreStoreActivities, RESTORE_STORE_ACTIVITIES } from './restore-store';
 import { createStoreActivities } from './store';
+import { createResticStoreActivities } from './store-restic';
 import { createVisibilityActivities } from './visibility';
 import { createWatchdogActivities, type WatchdogDeps } from './watchdog';
 import { createSupimActivities, type SupimDeps } from './supim';
@@ -26,6 +27,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createHypervisorActivities(deps),
     ...createOverlayActivities(deps),
     ...createStoreActivities(deps),
+    ...createResticStoreActivities(deps),
     ...createReportActivities(deps),
     ...createWatchdogActivities(deps),
     ...createVisibilityActivities(deps),
@@ -50,6 +52,9 @@ export const STORE_ACTIVITIES = [
   'pullImage',
   'recordStoredSet',
   'applyStoreRetention',
+  'storeFrozenDisk',
+  'recordResticSet',
+  'discardResticPartials',
   ...RESTORE_STORE_ACTIVITIES,
 ] as const satisfies readonly (keyof Activities)[];
 

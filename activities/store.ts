@@ -62,6 +62,7 @@ export function createStoreActivities({ config, services }: StoreDeps) {
     if (!config.store) return { ok: true, reason: 'no store configured', freeBytes: 0, requiredBytes: 0, deleted: [] };
     const { dryRun } = config.store.retention;
     await requireStoreRoot(config.store.root); // an unmounted disk must not look like an empty store
+    if (config.store.engine === 'restic') return resticPreflight(vm, allocatedBytes);
     const images = store();
     const lastWeek = (await images.listSets(vm)).filter((s) => s.verified).at(-1)?.allocatedBytes;
     const requiredBytes = Math.max(allocatedBytes, lastWeek ?? 0) + config.store.spaceMarginBytes;
@@ -81,6 +82,27 @@ export function createStoreActivities({ config, services }: StoreDeps) {
   }
 
   /**
+   * store.engine restic: the new set needs at most the VM's allocated bytes (nothing deduplicated) plus the
+   * margin. Room is not made by deleting sets here: forgotten data returns only with a prune, which runs
+   * with retention after a newer set is verified.
+   */
+  async function resticPreflight(vm: string, allocatedBytes: number): Promise<StorePreflight> {
+    const repo = services.resticSets();
+    const freeBytes = await repo.freeBytes();
+    const requiredBytes = allocatedBytes + requireSection(config.store, 'store').spaceMarginBytes;
+    const lastWeek = (await repo.listSets(vm)).filter((s) => s.verified).at(-1)?.bytes;
+    const ok = freeBytes >= requiredBytes;
+    return {
+      ok,
+      ...(ok ? {} : { reason: `not enough space in ${repo.where}: ${freeBytes} bytes free, ${requiredBytes} needed` }),
+      freeBytes,
+      requiredBytes,
+      deleted: [],
+      ...(lastWeek !== undefined ? { previousBytes: lastWeek } : {}),
+    };
+  }
+
+  /**
    * Pulls one verified image from the hypervisor into the store (one stream, or SFTP, per store.transport),
    * SHA-256 while streaming, resumed from the last heartbeat after a crash or a cut link, compared with the
    * hypervisor's hash before it is renamed into place. A copy that differs is deleted.
@@ -88,7 +110,8 @@ export function createStoreActivities({ config, services }: StoreDeps) {
   async function pullImage(vm: string, stamp: string, image: VmImage): Promise<VmImage> {
     const hv = requireSection(config.hypervisor, 'hypervisor');
     const name = basename(image.path);
-    if (!IMAGE_FILE.test(name)) throw ApplicationFailure.nonRetryable(`refusing image name ${JSON.stringify(name)}`, 'BadImageName');
+    if (!IMAGE_FILE.test(name))
+      throw ApplicationFailure.nonRetryable(`refusing image name ${JSON.stringify(name)}`, 'BadImageName');
     const images = store();
     await requireStoreRoot(images.root);
     const dir = images.setDir(vm, stamp);
@@ -172,8 +195,18 @@ export function createStoreActivities({ config, services }: StoreDeps) {
 
   /** The store's GFS policy for one VM after a verified pull; with dryRun it only lists what it would delete. */
   async function applyStoreRetention(vm: string, stamp: string): Promise<RetentionOutcome> {
-    const policy = requireSection(config.store, 'store').retention;
-    return applyRetention(store(), vm, policy, stamp, policy.dryRun);
+    const { retention: policy, engine } = requireSection(config.store, 'store');
+    if (engine !== 'restic') return applyRetention(store(), vm, policy, stamp, policy.dryRun);
+    const repo = services.resticSets();
+    const outcome = await applyRetention(repo, vm, policy, stamp, policy.dryRun);
+    if (outcome.deleted.length > 0) {
+      await repo.restic.unlockStale();
+      const before = outcome.freeBytes;
+      await repo.restic.prune();
+      outcome.freeBytes = await repo.freeBytes();
+      outcome.deleted.push(`prune returned ${Math.max(0, outcome.freeBytes - before)} bytes`);
+    }
+    return outcome;
   }
 
   return { storePreflight, pullImage, recordStoredSet, applyStoreRetention };

@@ -19,7 +19,9 @@ export function resolveVmPolicy(hv: HypervisorConfig, vm: string): VmSettings {
     imaging: own.imaging ?? hv.imaging,
     overlayReserveBytes: own.overlayReserveBytes ?? hv.overlayReserveBytes,
     overlayMergeTimeoutSeconds: hv.overlayMergeTimeoutSeconds,
-    ...(hv.overlayMergeBandwidthMiBps !== undefined ? { overlayMergeBandwidthMiBps: hv.overlayMergeBandwidthMiBps } : {}),
+    ...(hv.overlayMergeBandwidthMiBps !== undefined
+      ? { overlayMergeBandwidthMiBps: hv.overlayMergeBandwidthMiBps }
+      : {}),
   };
 }
 

@@ -22,6 +22,8 @@ export type VmStep =
   | 'verifying'
   | 'starting'
   | 'pulling' // copying the verified images to the backup store (the VM is running again)
+  | 'storing' // store.engine restic: each disk streamed from the hypervisor into the repository
+  | 'recording' // store.engine restic: repository checked, the set's record stored (from then on it counts)
   | 'retention'
   | 'store-retention'
   | 'restarting' // compensation after a failure, an abort or a cancel
@@ -52,6 +54,12 @@ export interface VmImage {
   allocatedBytes?: number;
   virtualSize: number;
   sha256: string;
+}
+
+/** store.engine restic: a disk stored in the repository, with its snapshot and the bytes it added there. */
+export interface ResticImage extends VmImage {
+  snapshot: string;
+  dataAdded: number;
 }
 
 /** A compensation the cycle ran on its way out, and whether it worked (none is swallowed). */
@@ -121,6 +129,8 @@ export interface WeeklySettings {
   store: boolean;
   /** Store activities write to the backup store's disk: they run only on workers of the backup host. */
   storeTaskQueue: string;
+  /** store.engine (absent in runs before the restic engine: files). */
+  storeEngine?: 'files' | 'restic';
   /** Every VM activity heartbeats: a dead worker's step is retried elsewhere after this long. */
   heartbeatTimeoutSeconds: number;
   /** Per VM: shutdown timeout, whether forcing off is allowed, downtime budget. */

@@ -36,7 +36,7 @@ export function renderManifest(manifest: SetManifest): string {
 function resticOf(raw: unknown, where: string): Pick<ManifestImage, 'restic'> {
   if (raw === undefined) return {};
   const r = raw as Record<string, unknown>;
-  if (typeof r?.snapshot !== 'string' || !/^[0-9a-f]{64}$/.test(r.snapshot) || typeof r.dataAdded !== 'number')
+  if (typeof r?.snapshot !== 'string' || !/^[0-9a-f]{8,64}$/.test(r.snapshot) || typeof r.dataAdded !== 'number')
     throw new ManifestError(`${where}.restic is not a snapshot id and a byte count`);
   return { restic: { snapshot: r.snapshot, dataAdded: r.dataAdded } };
 }

@@ -241,6 +241,26 @@ export class StubHypervisor {
         await this.fault('storePreflight', vm);
         return { ok: true, freeBytes: 10, requiredBytes: 1, deleted: [] };
       },
+      storeFrozenDisk: async (vm, _stamp, disk) => {
+        await this.fault('storeFrozenDisk', vm);
+        const [bytes, sha256] = [disk.virtualSize, 'b'.repeat(64)];
+        const image = {
+          disk: disk.target,
+          path: `restic:${vm}/${disk.target}.raw`,
+          format: 'raw' as const,
+          bytes,
+          virtualSize: bytes,
+          sha256,
+        };
+        return { ...image, snapshot: 'c'.repeat(64), dataAdded: bytes };
+      },
+      recordResticSet: async (vm) => {
+        await this.fault('recordResticSet', vm);
+        return `restic record of ${vm}`;
+      },
+      discardResticPartials: async (vm) => {
+        await this.fault('discardResticPartials', vm);
+      },
       pullImage: async (vm, _stamp, image: VmImage) => {
         await this.fault('pullImage', vm);
         return { ...image, path: `/store/${vm}/${image.disk}` };

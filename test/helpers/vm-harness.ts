@@ -1,8 +1,11 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
+import { resticOptions } from '../../activities/services';
 import { initStoreRoot } from '../../adapters/local/store-root';
+import { Restic } from '../../adapters/restic/restic';
 import { parseConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
 import type { WeeklySummary } from '../../domain/weekly-summary';
@@ -29,8 +32,10 @@ export interface VmHarnessOptions {
   guests: (GuestOptions & { running?: boolean })[];
   /** The hypervisor section beyond host, uri and imageArea. */
   hypervisor: Record<string, unknown>;
-  /** With a backup store (initialised) under the test folder. */
-  store?: boolean;
+  /** With a backup store (initialised) under the test folder; 'restic': store.engine restic, repository made. */
+  store?: boolean | 'restic';
+  /** More of the store section (retention...). */
+  storeSettings?: Record<string, unknown>;
 }
 
 /**
@@ -59,6 +64,13 @@ export interface VmHarness {
   /** The one report a run sent (throws if none or several). */
   reportOf(workflowId: string): TestSmtpServer['messages'][number];
   stop(): Promise<void>;
+}
+
+/** A repository password the test made, owner-only (the product refuses any other mode). */
+function resticPasswordFile(root: string): string {
+  const file = join(root, 'restic.key');
+  writeFileSync(file, `${randomBytes(24).toString('base64')}\n`, { mode: 0o600 });
+  return file;
 }
 
 export function partialsUnder(dir: string): string[] {
@@ -109,7 +121,18 @@ export async function startVmHarness(options: VmHarnessOptions): Promise<VmHarne
         temporal: { address: server.address, taskQueue: options.name },
         hosts: { hypervisor: sshHost.config },
         hypervisor: { host: 'hypervisor', uri: hypervisor.uri, imageArea, ...options.hypervisor },
-        ...(options.store ? { store: { root: join(root, 'store'), spaceMarginBytes: 1 << 20 } } : {}),
+        ...(options.store
+          ? {
+              store: {
+                root: join(root, 'store'),
+                spaceMarginBytes: 1 << 20,
+                ...(options.store === 'restic'
+                  ? { engine: 'restic', restic: { passwordFile: resticPasswordFile(root) } }
+                  : {}),
+                ...options.storeSettings,
+              },
+            }
+          : {}),
         mail: {
           recipients: { weekly: ['ops@cluster.test'] },
           smtp: { host: '127.0.0.1', port: smtp.port, security: 'starttls', caFile: smtp.certFile },
@@ -119,6 +142,7 @@ export async function startVmHarness(options: VmHarnessOptions): Promise<VmHarne
       `${options.name} test`,
       root,
     );
+    if (options.store === 'restic') await new Restic(resticOptions(config)).init(); // as `store init` does
     const worker = await inProcessWorker(config);
     const { client, close } = await connectClient(config);
     let runs = 0;

@@ -8,6 +8,8 @@ import { mergeLeftOverlays } from './phases/merge-left';
 import { overlaysFit } from './phases/overlay-preflight';
 import { preflight } from './phases/preflight';
 import { putOverlays } from './phases/overlays';
+import { retain } from './phases/retention';
+import { recordSet, storeDisks } from './phases/store-disks';
 import { start } from './phases/start';
 import { stop } from './phases/stop';
 
@@ -21,6 +23,13 @@ export async function overlayCycle(c: Cycle): Promise<void> {
   if (!c.downtime.off) await stop(c);
   const merge = await putOverlays(c, disks);
   await start(c);
+  if (c.settings.storeEngine === 'restic') {
+    // Each frozen disk read once, straight into the repository: no image-area copy.
+    const stored = await storeDisks(c, disks);
+    await mergeOverlays(c, merge);
+    await recordSet(c, stored);
+    return retain(c);
+  }
   await imageFrozen(c, disks);
   // Merged before the set is recorded: the definition kept with it names the disks, not the overlays.
   await mergeOverlays(c, merge);

@@ -4,7 +4,9 @@ import { noteStoreDeletions, type Cycle } from '../cycle';
 export async function retain(c: Cycle): Promise<void> {
   const { vm, stamp, result } = c;
   if (c.settings.store) {
-    const outcome = await c.step.run('store-retention', () => c.act.store.applyStoreRetention(vm, stamp));
+    // restic: forget, then prune (which may run long on a large repository).
+    const store = c.settings.storeEngine === 'restic' ? c.act.storeLong : c.act.store;
+    const outcome = await c.step.run('store-retention', () => store.applyStoreRetention(vm, stamp));
     noteStoreDeletions(c, outcome);
     result.storeFreeAfter = outcome.freeBytes;
   }
