@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,7 +9,9 @@ import { resticOptions } from '../../activities/services';
 import { ResticImageSets } from '../../adapters/image-sets/restic-image-sets';
 import { Restic } from '../../adapters/restic/restic';
 import type { ResticImage, WeeklySummary } from '../../domain/weekly-summary';
-import { guestWrite } from '../helpers/guest-disk';
+import { stopProcess } from '../../scripts/sandbox/processes';
+import { guestWrite, qemuPid } from '../helpers/guest-disk';
+import { spawnWorker, writeConfigFile } from '../helpers/worker-process';
 import { quietWorkerLogs } from '../helpers/temporal';
 import { startVmHarness, type VmHarness } from '../helpers/vm-harness';
 
@@ -18,6 +20,21 @@ quietWorkerLogs();
 const VM = 'cbtest-restic';
 const MiB = 1024 * 1024;
 const DATA_MiB = 96;
+
+/** The `restic backup --stdin` a process started (its child), if one runs now. */
+function resticBackupOf(parent: number): number | undefined {
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (ppid === parent && argv[0]?.endsWith('restic') && argv.includes('--stdin')) return Number(entry);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
 
 async function sha256Of(stream: NodeJS.ReadableStream): Promise<string> {
   const hash = createHash('sha256');
@@ -144,6 +161,50 @@ describe(
       const manifest = (await repo.readManifest(VM, stamp))!;
       for (const image of manifest.images)
         assert.equal(await sha256Of(repo.diskStream(VM, image.restic!.snapshot, image.disk)), image.sha256);
+    });
+
+    it('kill -9 of the worker and its restic mid-stream: the guest runs on, the retry clears the stale lock, the set is stored once', async () => {
+      const configFile = writeConfigFile(vmHost.root, {
+        ...vmHost.config,
+        temporal: { ...vmHost.config.temporal, taskQueue: 'restic-kill' },
+      });
+      const first = spawnWorker(configFile, join(vmHost.root, 'worker-kill-1.log'));
+      let second: ReturnType<typeof spawnWorker> | undefined;
+      try {
+        const { result } = await vmHost.runWeekly([VM], 'restic-kill');
+        let restic: number | undefined;
+        const deadline = Date.now() + 180_000;
+        while (!(restic = resticBackupOf(first.pid!)) && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 10));
+        assert.ok(restic, 'a restic backup ran under the worker');
+        const locks = join(resticOptions(vmHost.config).repository, 'locks');
+        // Mid-stream: once restic holds its lock (it takes it before it reads its stdin).
+        while (readdirSync(locks).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        const pid = qemuPid(VM); // the QEMU started after the overlays went on: it must run on untouched
+        process.kill(restic, 'SIGKILL'); // restic's own lock stays behind, as after a power cut
+        const exited = new Promise((resolve) => first.once('exit', resolve));
+        first.kill('SIGKILL');
+        await exited;
+        assert.ok(readdirSync(locks).length > 0, 'a stale lock was left');
+        assert.equal(qemuPid(VM), pid, 'the guest runs on without its worker');
+        second = spawnWorker(configFile, join(vmHost.root, 'worker-kill-2.log'));
+        const summary = await result();
+        const vm = summary.vms[0]!;
+        assert.equal(vm.status, 'backed-up', `${vm.reason ?? ''} (${vm.failedStep ?? ''})`);
+        await vmHost.rebooted(VM);
+        assert.equal(qemuPid(VM), pid, 'the same QEMU process ran throughout');
+        const manifest = (await repo.readManifest(VM, summary.stamp))!;
+        for (const image of manifest.images) {
+          const stored = await repo.diskSnapshots(VM, summary.stamp, image.disk);
+          assert.equal(stored.length, 1, `${image.disk} stored once`);
+          assert.equal(await sha256Of(repo.diskStream(VM, image.restic!.snapshot, image.disk)), image.sha256);
+        }
+        assert.deepEqual(readdirSync(locks), [], 'no lock left');
+        assert.equal((await repo.restic.check()).ok, true);
+      } finally {
+        await stopProcess(first);
+        if (second) await stopProcess(second);
+      }
     });
   },
 );
