@@ -230,6 +230,70 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
     assert.equal(stub.locks.size, 0, 'the lock is released');
   });
 
+  const FORGET = 'forget the snapshots of a set never recorded';
+  const storeCalls = () =>
+    stub.calls.filter((c) => /Overlays|Image|ensureRunning|recordVerifiedSet|Restic|storeFrozenDisk/.test(c));
+
+  it('store.engine restic: each frozen disk streamed into the repository while the VM runs, merged, then recorded', async () => {
+    fresh({ storeEngine: 'restic' }).addVm('db');
+    const { vms, ok } = await weekly(['db'], 'weekly-restic-ok');
+    assert.equal(ok, true, JSON.stringify(vms[0]));
+    assert.deepEqual(storeCalls(), [
+      'mergeOverlays db',
+      'createOverlays db',
+      'ensureRunning db',
+      'storeFrozenDisk db',
+      'mergeOverlays db',
+      'recordResticSet db',
+    ]);
+    const steps = vms[0]!.steps.map((s) => s.step);
+    assert.deepEqual(steps.slice(steps.indexOf('starting'), steps.indexOf('recording') + 1), [
+      'starting',
+      'storing',
+      'merging',
+      'recording',
+    ]);
+    assert.deepEqual(names(vms[0]!), [LOCK], 'nothing left to forget once the set is recorded');
+    assert.equal(vms[0]!.stored.length, 1);
+  });
+
+  it('store.engine restic: a disk that cannot be stored: the set`s snapshots forgotten, overlays merged, VM running', async () => {
+    fresh({ storeEngine: 'restic' }).addVm('db');
+    stub.faults.storeFrozenDisk = () => 'fail-permanently';
+    const { vms } = await weekly();
+    assert.equal(vms[0]!.status, 'failed');
+    assert.equal(vms[0]!.failedStep, 'storing');
+    assert.deepEqual(names(vms[0]!), [FORGET, MERGE, LOCK]);
+    assert.ok(!stub.calls.includes('recordResticSet db'));
+    assert.equal(stateOf(), 'running');
+    assert.deepEqual(stub.onOverlays, new Set());
+  });
+
+  it('store.engine restic: a failed record (repository check) forgets the stored disks; the set never counts', async () => {
+    fresh({ storeEngine: 'restic' }).addVm('db');
+    stub.faults.recordResticSet = () => 'fail-permanently';
+    const { vms } = await weekly();
+    assert.equal(vms[0]!.failedStep, 'recording');
+    assert.deepEqual(names(vms[0]!), [FORGET, LOCK], 'the overlays were merged already');
+    assert.ok(stub.calls.includes('discardResticPartials db'));
+    assert.equal(stateOf(), 'running');
+  });
+
+  it('store.engine restic, offline: the image verified in the image area is streamed into the repository', async () => {
+    fresh({ storeEngine: 'restic', defaultPolicy: OFFLINE }).addVm('db');
+    const { vms, ok } = await weekly();
+    assert.equal(ok, true, JSON.stringify(vms[0]));
+    assert.deepEqual(storeCalls(), [
+      'createImage db',
+      'ensureRunning db',
+      'verifyImage db',
+      'recordVerifiedSet db',
+      'storeFrozenDisk db',
+      'recordResticSet db',
+    ]);
+    assert.ok(!stub.calls.includes('pullImage db'));
+  });
+
   it('overlay: a disk overlays cannot cover: imaged offline instead, the reason noted', async () => {
     fresh().addVm('db');
     // The stub's activities with an overlay preflight that finds a disk overlays cannot cover.
