@@ -81,9 +81,15 @@ export function createResticStoreActivities({ config, services }: { config: Conf
             onProgress: (done) => (progress.bytesDone = done),
             signal: Context.current().cancellationSignal,
           })
-          .catch((error: Error) => {
+          .catch(async (error: Error) => {
             read.stdout.destroy(); // closes the channel: the remote read ends on a broken pipe
-            throw error;
+            // A read that broke (link cut, disk unreadable) is the cause: its error says so, and is retried.
+            throw (
+              (await remote.then(
+                () => undefined,
+                (cause: Error) => cause,
+              )) ?? error
+            );
           });
         const forgetIt = () => repo.restic.forgetSnapshots([stored.snapshotId]);
         const { sha256 } = await remote.catch(async (error: Error) => {

@@ -152,6 +152,15 @@ export class Restic {
       });
       take(lines.end());
       if (failure) throw failure;
+      if (code === 3) {
+        // restic 0.14 still writes a snapshot when its input could not be read to the end: never kept.
+        if (summary) await this.forgetSnapshots([summary.snapshotId]);
+        throw new AdapterError(
+          `restic backup of ${filename} could not read all of its input; the incomplete snapshot was forgotten`,
+          'transient',
+          'ResticIncompleteInputError',
+        );
+      }
       if (code !== 0) throw resticError('backup', code, signal, err.text());
       if (!summary)
         throw new AdapterError(

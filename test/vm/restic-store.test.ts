@@ -21,19 +21,34 @@ const VM = 'cbtest-restic';
 const MiB = 1024 * 1024;
 const DATA_MiB = 96;
 
-/** The `restic backup --stdin` a process started (its child), if one runs now. */
-function resticBackupOf(parent: number): number | undefined {
+/** The processes `parent` started, with their argv. */
+function childrenOf(parent: number): { pid: number; argv: string[] }[] {
+  const found = [];
   for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (ppid === parent && argv[0]?.endsWith('restic') && argv.includes('--stdin')) return Number(entry);
+      if (ppid === parent)
+        found.push({ pid: Number(entry), argv: readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0') });
     } catch {
       // gone meanwhile
     }
   }
-  return undefined;
+  return found;
+}
+
+/** The `restic backup --stdin` a process started, if one runs now. */
+const resticBackupOf = (parent: number) =>
+  childrenOf(parent).find(({ argv }) => argv[0]?.endsWith('restic') && argv.includes('--stdin'))?.pid;
+
+/** Waits until `parent`'s restic backup holds its repository lock: a disk is streaming. */
+async function midStream(parent: number, locks: string): Promise<number> {
+  const deadline = Date.now() + 180_000;
+  let restic: number | undefined;
+  while (!(restic = resticBackupOf(parent)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(restic, 'a restic backup ran');
+  while (readdirSync(locks).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  return restic;
 }
 
 async function sha256Of(stream: NodeJS.ReadableStream): Promise<string> {
@@ -153,7 +168,7 @@ describe(
       );
       assert.ok(
         vm.deleted.some((d) => d.includes(first.stamp)),
-        vm.deleted.join(', '),
+        JSON.stringify({ deleted: vm.deleted, first: first.stamp, steps: vm.steps.map((s) => s.step) }),
       );
       const after = await repo.restic.stats('raw-data');
       console.log(`repository raw data: ${before.total_size} bytes before, ${after.total_size} after retention`);
@@ -172,14 +187,8 @@ describe(
       let second: ReturnType<typeof spawnWorker> | undefined;
       try {
         const { result } = await vmHost.runWeekly([VM], 'restic-kill');
-        let restic: number | undefined;
-        const deadline = Date.now() + 180_000;
-        while (!(restic = resticBackupOf(first.pid!)) && Date.now() < deadline)
-          await new Promise((r) => setTimeout(r, 10));
-        assert.ok(restic, 'a restic backup ran under the worker');
         const locks = join(resticOptions(vmHost.config).repository, 'locks');
-        // Mid-stream: once restic holds its lock (it takes it before it reads its stdin).
-        while (readdirSync(locks).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        const restic = await midStream(first.pid!, locks);
         const pid = qemuPid(VM); // the QEMU started after the overlays went on: it must run on untouched
         process.kill(restic, 'SIGKILL'); // restic's own lock stays behind, as after a power cut
         const exited = new Promise((resolve) => first.once('exit', resolve));
@@ -199,12 +208,53 @@ describe(
           assert.equal(stored.length, 1, `${image.disk} stored once`);
           assert.equal(await sha256Of(repo.diskStream(VM, image.restic!.snapshot, image.disk)), image.sha256);
         }
-        assert.deepEqual(readdirSync(locks), [], 'no lock left');
+        // A lock file restic was writing when killed stays as <id>-tmp-<n>: restic ignores it; no lock is left.
+        assert.deepEqual(
+          readdirSync(locks).filter((f) => !f.includes('-tmp-')),
+          [],
+          'no lock left',
+        );
         assert.equal((await repo.restic.check()).ok, true);
       } finally {
         await stopProcess(first);
         if (second) await stopProcess(second);
       }
+    });
+
+    /** A weekly run with `fault` done once a disk streams; it must end backed up, each disk stored once. */
+    const faultMidStream = async (fault: () => Promise<void>) => {
+      const locks = join(resticOptions(vmHost.config).repository, 'locks');
+      const { result } = await vmHost.runWeekly([VM]);
+      await midStream(process.pid, locks); // the harness's worker runs in this process
+      const pid = qemuPid(VM);
+      await fault();
+      const summary = await result();
+      const vm = summary.vms[0]!;
+      assert.equal(vm.status, 'backed-up', `${vm.reason ?? ''} (${vm.failedStep ?? ''})`);
+      await vmHost.rebooted(VM);
+      assert.equal(qemuPid(VM), pid, 'the same QEMU process ran throughout');
+      const manifest = (await repo.readManifest(VM, summary.stamp))!;
+      for (const image of manifest.images) {
+        assert.equal((await repo.diskSnapshots(VM, summary.stamp, image.disk)).length, 1, `${image.disk} stored once`);
+        assert.equal(await sha256Of(repo.diskStream(VM, image.restic!.snapshot, image.disk)), image.sha256);
+      }
+      return vm;
+    };
+
+    it('the SSH connection cut mid-stream: the retry streams the disk again, stored once, hashes equal', async () => {
+      const vm = await faultMidStream(async () => {
+        // Every connection the hypervisor's sshd serves ends at once (its per-connection processes).
+        for (const { pid } of childrenOf(vmHost.sshHost.process.pid!)) process.kill(pid, 'SIGKILL');
+      });
+      assert.ok(vm.steps.some((s) => s.step === 'storing'));
+    });
+
+    it('libvirtd stopped and started again mid-stream: the stream goes on, the merge waits for it', async () => {
+      await faultMidStream(async () => {
+        await vmHost.hypervisor.stopDaemon();
+        await new Promise((r) => setTimeout(r, 5000));
+        await vmHost.hypervisor.startDaemon();
+      });
     });
   },
 );
