@@ -9,6 +9,7 @@ import { createStoreActivities } from './store';
 import { createVisibilityActivities } from './visibility';
 import { createWatchdogActivities, type WatchdogDeps } from './watchdog';
 import { createSupimActivities, type SupimDeps } from './supim';
+import { createSupimResticActivities } from './supim-restic';
 import type { Services } from './services';
 import { atActivityEdge } from './failures';
 
@@ -23,6 +24,7 @@ export type ActivityDeps = Omit<SupimDeps, 'openSsh'> & WatchdogDeps & { service
 export function createActivities(deps: ActivityDeps) {
   return atActivityEdge({
     ...createSupimActivities({ ...deps, openSsh: deps.services.openSsh }),
+    ...createSupimResticActivities(deps),
     ...createHypervisorActivities(deps),
     ...createOverlayActivities(deps),
     ...createStoreActivities(deps),
@@ -46,6 +48,7 @@ export type Activities = ReturnType<typeof createActivities>;
  */
 export const STORE_ACTIVITIES = [
   'backupSupimDay',
+  'storeSupimDayInRestic',
   'storePreflight',
   'pullImage',
   'recordStoredSet',
