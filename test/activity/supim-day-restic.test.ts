@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import { resticOptions } from '../../activities/services';
+import { Restic } from '../../adapters/restic/restic';
+import { calendarDay } from '../../domain/julian-day';
+import { writeSupimDay } from '../../scripts/sandbox/supim-data';
+import { runActivity, supimSandbox, type SupimSandbox } from '../helpers/sandbox';
+
+const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+function filesUnder(dir: string, prefix = ''): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? filesUnder(join(dir, e.name), `${prefix}${e.name}/`) : [`${prefix}${e.name}`]))
+    .sort();
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+describe('SUPIM days in the restic repository (real restic 0.14, real sshd)', () => {
+  let box: SupimSandbox;
+  let restic: Restic;
+  let passwordFile: string;
+  const day = calendarDay('2026-11-27'); // 2026-331
+  const folder = () => join(box.destinationRoot, '2026', '331');
+
+  let outer: string;
+
+  before(async () => {
+    // The store and the password live beside the sandbox (its config is made with them).
+    outer = mkdtempSync(join(tmpdir(), 'cluster-backup-restic-day-'));
+    passwordFile = join(outer, 'secrets', 'restic');
+    box = await supimSandbox({
+      extra: { store: { root: join(outer, 'store'), engine: 'restic', restic: { passwordFile } } },
+    });
+    mkdirSync(join(outer, 'secrets'), { mode: 0o700 });
+    writeFileSync(passwordFile, 'not-in-any-log-7f3a\n', { mode: 0o600 });
+    mkdirSync(box.config.store!.root);
+    writeFileSync(join(box.config.store!.root, '.cluster-backup-root'), '');
+    restic = new Restic(resticOptions(box.config));
+    await restic.init();
+  });
+  after(async () => {
+    await box.cleanup();
+    rmSync(outer, { recursive: true, force: true });
+  });
+
+  it('a copied day becomes one snapshot tagged day=yyyy-ddd whose files are the folder`s bytes', async () => {
+    writeSupimDay(box.sourceTemplate, day, { bytesPerFile: 50_000 });
+    const copy = await runActivity(box.activities.backupSupimDay, day);
+    assert.equal(copy.status, 'copied');
+    const stored = await runActivity(box.activities.storeSupimDayInRestic, day, copy.status);
+    assert.equal(stored.status, 'stored', JSON.stringify(stored));
+    assert.match(stored.snapshot!, /^[0-9a-f]{8}$/);
+    assert.ok(stored.bytesAdded! > 0);
+    const snaps = await restic.snapshots({ tags: ['day=2026-331'] });
+    assert.equal(snaps.length, 1);
+    assert.deepEqual(snaps[0]!.tags.sort(), ['day=2026-331', 'kind=supim-day']);
+    assert.deepEqual(snaps[0]!.paths, [folder()]);
+    const files = filesUnder(folder());
+    assert.ok(files.length > 3);
+    for (const f of files) {
+      const inRepo = await readAll(restic.dump(snaps[0]!.id, `${folder()}/${f}`));
+      assert.equal(sha(inRepo), sha(readFileSync(join(folder(), f))), f);
+    }
+  });
+
+  it('a re-run of the unchanged day adds no snapshot; a forced backup of it adds about nothing', async () => {
+    const copy = await runActivity(box.activities.backupSupimDay, day);
+    assert.equal(copy.status, 'complete');
+    const first = (await restic.snapshots({ tags: ['day=2026-331'] }))[0]!;
+    const again = await runActivity(box.activities.storeSupimDayInRestic, day, copy.status);
+    assert.deepEqual(again, { status: 'unchanged', snapshot: first.short_id, bytesAdded: 0 });
+    assert.equal((await restic.snapshots({ tags: ['day=2026-331'] })).length, 1);
+    // Told the folder changed (it did not): a new snapshot, but only metadata is added.
+    const forced = await runActivity(box.activities.storeSupimDayInRestic, day, 'copied');
+    assert.equal(forced.status, 'stored');
+    assert.ok(forced.bytesAdded! < 4096, `added ${forced.bytesAdded} bytes`);
+  });
+
+  it('restore day --from restic puts the snapshot`s bytes back on the host; a missing plain folder falls back to it', async () => {
+    const target = join(box.root, 'source', 'restored-a');
+    const result = await runActivity(box.activities.restoreSupimDay, { day: '2026-331', to: target, from: 'restic' });
+    assert.equal(result.ok, true, result.reason);
+    assert.match(result.snapshot!, /^[0-9a-f]{8}$/);
+    const files = filesUnder(folder());
+    assert.deepEqual(filesUnder(target), files);
+    for (const f of files) assert.equal(sha(readFileSync(join(target, f))), sha(readFileSync(join(folder(), f))), f);
+    assert.deepEqual(readdirSync(join(box.config.store!.root, '.restic-restore')), [], 'staging removed');
+
+    // The plain folder lost: restore day (no --from) takes the repository's copy.
+    const kept = Object.fromEntries(files.map((f) => [f, sha(readFileSync(join(folder(), f)))]));
+    rmSync(folder(), { recursive: true });
+    const back = join(box.root, 'source', 'restored-b');
+    const fallback = await runActivity(box.activities.restoreSupimDay, { day: '2026-331', to: back });
+    assert.equal(fallback.ok, true, fallback.reason);
+    assert.ok(fallback.snapshot);
+    assert.deepEqual(Object.fromEntries(filesUnder(back).map((f) => [f, sha(readFileSync(join(back, f)))])), kept);
+    // --from store does not fall back.
+    await assert.rejects(
+      runActivity(box.activities.restoreSupimDay, { day: '2026-331', to: join(box.root, 'source', 'c'), from: 'store' }),
+      (err: unknown) => err instanceof ApplicationFailure && err.type === 'NoSuchDay',
+    );
+  });
+
+  it('a password file others may read is refused (not retried), naming the file, never its content', async () => {
+    chmodSync(passwordFile, 0o644);
+    try {
+      const other = calendarDay('2026-11-26');
+      writeSupimDay(box.sourceTemplate, other, { bytesPerFile: 1000 });
+      const copy = await runActivity(box.activities.backupSupimDay, other);
+      assert.equal(copy.status, 'copied');
+      await assert.rejects(runActivity(box.activities.storeSupimDayInRestic, other, copy.status), (err: unknown) => {
+        assert.ok(err instanceof ApplicationFailure);
+        assert.equal(err.nonRetryable, true);
+        assert.match(err.message, /restic password file/);
+        assert.doesNotMatch(err.message, /not-in-any-log/);
+        return true;
+      });
+      // The plain copy stands.
+      assert.ok(statSync(join(box.destinationRoot, '2026', '330')).isDirectory());
+      assert.ok(filesUnder(join(box.destinationRoot, '2026', '330')).length > 3);
+    } finally {
+      chmodSync(passwordFile, 0o600);
+    }
+  });
+});
