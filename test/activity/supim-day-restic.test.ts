@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { resticOptions } from '../../activities/services';
 import { Restic } from '../../adapters/restic/restic';
-import { calendarDay } from '../../domain/julian-day';
-import { writeSupimDay } from '../../scripts/sandbox/supim-data';
+import { restoreSnapshot } from '../../adapters/restic/restic-paths';
+import { calendarDay, type CalendarDay } from '../../domain/julian-day';
+import { renderPathTemplate } from '../../domain/path-template';
 import { runActivity, supimSandbox, type SupimSandbox } from '../helpers/sandbox';
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -19,10 +20,15 @@ function filesUnder(dir: string, prefix = ''): string[] {
     .sort();
 }
 
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+/** A small day (three files, an hour old: settled) in the compute host's source folder. */
+function writeSmallDay(template: string, day: CalendarDay): void {
+  const folder = renderPathTemplate(template, day);
+  const when = Date.now() / 1000 - 3600;
+  for (const [name, bytes] of [['run.log', 1000], ['output/ne.dat', 300_000], ['output/te.dat', 200_000]] as const) {
+    mkdirSync(dirname(join(folder, name)), { recursive: true });
+    writeFileSync(join(folder, name), randomBytes(bytes));
+    utimesSync(join(folder, name), when, when);
+  }
 }
 
 describe('SUPIM days in the restic repository (real restic 0.14, real sshd)', () => {
@@ -54,7 +60,7 @@ describe('SUPIM days in the restic repository (real restic 0.14, real sshd)', ()
   });
 
   it('a copied day becomes one snapshot tagged day=yyyy-ddd whose files are the folder`s bytes', async () => {
-    writeSupimDay(box.sourceTemplate, day, { bytesPerFile: 50_000 });
+    writeSmallDay(box.sourceTemplate, day);
     const copy = await runActivity(box.activities.backupSupimDay, day);
     assert.equal(copy.status, 'copied');
     const stored = await runActivity(box.activities.storeSupimDayInRestic, day, copy.status);
@@ -66,11 +72,12 @@ describe('SUPIM days in the restic repository (real restic 0.14, real sshd)', ()
     assert.deepEqual(snaps[0]!.tags.sort(), ['day=2026-331', 'kind=supim-day']);
     assert.deepEqual(snaps[0]!.paths, [folder()]);
     const files = filesUnder(folder());
-    assert.ok(files.length > 3);
-    for (const f of files) {
-      const inRepo = await readAll(restic.dump(snaps[0]!.id, `${folder()}/${f}`));
-      assert.equal(sha(inRepo), sha(readFileSync(join(folder(), f))), f);
-    }
+    assert.equal(files.length, 3);
+    const check = join(outer, 'check');
+    await restoreSnapshot(restic.env, { snapshotId: snaps[0]!.id, target: check });
+    assert.deepEqual(filesUnder(join(check, folder())), files);
+    for (const f of files)
+      assert.equal(sha(readFileSync(join(check, folder(), f))), sha(readFileSync(join(folder(), f))), f);
   });
 
   it('a re-run of the unchanged day adds no snapshot; a forced backup of it adds about nothing', async () => {
@@ -115,7 +122,7 @@ describe('SUPIM days in the restic repository (real restic 0.14, real sshd)', ()
     chmodSync(passwordFile, 0o644);
     try {
       const other = calendarDay('2026-11-26');
-      writeSupimDay(box.sourceTemplate, other, { bytesPerFile: 1000 });
+      writeSmallDay(box.sourceTemplate, other);
       const copy = await runActivity(box.activities.backupSupimDay, other);
       assert.equal(copy.status, 'copied');
       await assert.rejects(runActivity(box.activities.storeSupimDayInRestic, other, copy.status), (err: unknown) => {
@@ -127,7 +134,7 @@ describe('SUPIM days in the restic repository (real restic 0.14, real sshd)', ()
       });
       // The plain copy stands.
       assert.ok(statSync(join(box.destinationRoot, '2026', '330')).isDirectory());
-      assert.ok(filesUnder(join(box.destinationRoot, '2026', '330')).length > 3);
+      assert.equal(filesUnder(join(box.destinationRoot, '2026', '330')).length, 3);
     } finally {
       chmodSync(passwordFile, 0o600);
     }
