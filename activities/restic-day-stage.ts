@@ -28,7 +28,8 @@ export async function stageDaySnapshot(config: Config, label: string, signal?: A
   const store = requireSection(config.store, 'store');
   const restic = new Restic(resticOptions(config));
   const newest = (await restic.snapshots({ tags: [`day=${label}`] })).at(-1);
-  if (!newest) throw refuse(`the restic repository ${restic.repository} has no snapshot tagged day=${label}`, 'NoSuchDay');
+  if (!newest)
+    throw refuse(`the restic repository ${restic.repository} has no snapshot tagged day=${label}`, 'NoSuchDay');
   const folder = newest.paths[0];
   if (newest.paths.length !== 1 || !folder?.startsWith('/'))
     throw refuse(`snapshot ${newest.short_id} is not of one day folder: ${newest.paths.join(', ')}`, 'NoSuchDay');

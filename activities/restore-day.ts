@@ -83,7 +83,8 @@ export function createDayRestoreActivities({ config, openSsh, now = () => new Da
       if (staged) {
         [result.from, result.snapshot] = [`restic snapshot ${staged.snapshot} of ${staged.folder}`, staged.snapshot];
         listed = await listLocalFiles(staged.dir);
-        if (listed === undefined) throw refuse(`snapshot ${staged.snapshot} holds no folder ${staged.folder}`, 'NoSuchDay');
+        if (listed === undefined)
+          throw refuse(`snapshot ${staged.snapshot} holds no folder ${staged.folder}`, 'NoSuchDay');
       }
       return await pushDay(request, result, listed, staged?.dir ?? plain, root.root, hostKey, to);
     } finally {

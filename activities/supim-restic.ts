@@ -1,3 +1,5 @@
+import { lstat, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config/schema';
@@ -49,7 +51,10 @@ export function createSupimResticActivities({ config, now = () => new Date(), te
         async (signal) => {
           const tags = dayTags(day.label);
           const newest = (await restic.snapshots({ tags: [tags[0]!] })).at(-1);
-          if (copy === 'complete' && newest) return { status: 'unchanged', snapshot: newest.short_id, bytesAdded: 0 };
+          // Unchanged only if nothing in the folder changed after that snapshot was started (a copy whose
+          // snapshot failed, then a run that found the day complete, must still store it).
+          if (copy === 'complete' && newest && (await lastChangeMs(folder)) < Date.parse(newest.time))
+            return { status: 'unchanged', snapshot: newest.short_id, bytesAdded: 0 };
           progress.phase = 'backing up';
           const done = await backupPaths(restic.env, {
             paths: [folder],
@@ -66,4 +71,13 @@ export function createSupimResticActivities({ config, now = () => new Date(), te
   }
 
   return { storeSupimDayInRestic };
+}
+
+/** The newest status change (ctime: writes, renames, mode changes) of a folder and everything in it. */
+async function lastChangeMs(folder: string): Promise<number> {
+  const entries = await readdir(folder, { recursive: true, withFileTypes: true });
+  const paths = [folder, ...entries.map((e) => join(e.parentPath, e.name))];
+  let newest = 0;
+  for (const path of paths) newest = Math.max(newest, (await lstat(path)).ctimeMs);
+  return newest;
 }

@@ -58,7 +58,12 @@ export function dailyReport(
     ...days.flatMap((d) => {
       const text = resticNote(d);
       if (!text) return [];
-      return [{ text, tone: (d.restic!.status === 'failed' ? 'bad' : d.restic!.status === 'skipped' ? 'warn' : 'good') as Tone }];
+      return [
+        {
+          text,
+          tone: (d.restic!.status === 'failed' ? 'bad' : d.restic!.status === 'skipped' ? 'warn' : 'good') as Tone,
+        },
+      ];
     }),
     ...[
       ...days.flatMap((d) => d.superseded.map((s) => `${d.day.label}: kept the longer old copy of ${s}`)),

@@ -42,7 +42,12 @@ export function checkLocalPath(what: string, path: string): string {
     : /[\n\r\0]/.test(path)
       ? 'it holds a newline or NUL'
       : undefined;
-  if (why) throw new AdapterError(`restic ${what} ${JSON.stringify(path)} is refused: ${why}`, 'refused', 'ResticArgumentError');
+  if (why)
+    throw new AdapterError(
+      `restic ${what} ${JSON.stringify(path)} is refused: ${why}`,
+      'refused',
+      'ResticArgumentError',
+    );
   return path; // absolute: it starts with '/', never with '-'
 }
 
@@ -100,11 +105,13 @@ export async function backupPaths(env: ResticEnv, request: BackupPathsRequest): 
       child.on('close', (c, s) => resolve([c, s]));
     });
     take(lines.end());
-    if (aborted) throw new AdapterError(`restic backup of ${paths.join(', ')} was aborted`, 'permanent', 'ResticAbortedError');
-    // Exit 3: some files could not be read; the snapshot misses them, so it is no backup of the folder.
+    if (aborted)
+      throw new AdapterError(`restic backup of ${paths.join(', ')} was aborted`, 'permanent', 'ResticAbortedError');
+    // Exit 3: some files could not be read; the snapshot misses them, so it is no backup of the folder:
+    // it is forgotten again, so that it is never taken for the folder's copy.
+    if (code === 3 && summary) await runResticOk(env, ['forget', checkSnapshotId(summary.snapshot_id)]);
     if (code !== 0) throw resticError('backup', code, signal, err.text());
-    if (!summary)
-      throw new AdapterError(`restic backup printed no summary: ${err.text()}`, 'permanent', 'ResticError');
+    if (!summary) throw new AdapterError(`restic backup printed no summary: ${err.text()}`, 'permanent', 'ResticError');
     return {
       snapshotId: summary.snapshot_id,
       dataAdded: summary.data_added,

@@ -79,7 +79,8 @@ export function startRestoreVm(client: Client, config: Config, request: RestoreV
 
 /** `--from store|restic`, checked. */
 export function dayRestoreSource(from: string): 'store' | 'restic' {
-  if (from !== 'store' && from !== 'restic') throw new UsageError(`--from is store or restic, not ${JSON.stringify(from)}`);
+  if (from !== 'store' && from !== 'restic')
+    throw new UsageError(`--from is store or restic, not ${JSON.stringify(from)}`);
   return from;
 }
 

@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -24,7 +34,11 @@ function filesUnder(dir: string, prefix = ''): string[] {
 function writeSmallDay(template: string, day: CalendarDay): void {
   const folder = renderPathTemplate(template, day);
   const when = Date.now() / 1000 - 3600;
-  for (const [name, bytes] of [['run.log', 1000], ['output/ne.dat', 300_000], ['output/te.dat', 200_000]] as const) {
+  for (const [name, bytes] of [
+    ['run.log', 1000],
+    ['output/ne.dat', 300_000],
+    ['output/te.dat', 200_000],
+  ] as const) {
     mkdirSync(dirname(join(folder, name)), { recursive: true });
     writeFileSync(join(folder, name), randomBytes(bytes));
     utimesSync(join(folder, name), when, when);
@@ -91,6 +105,13 @@ describe('SUPIM days in the restic repository (real restic 0.14, real sshd)', ()
     const forced = await runActivity(box.activities.storeSupimDayInRestic, day, 'copied');
     assert.equal(forced.status, 'stored');
     assert.ok(forced.bytesAdded! < 4096, `added ${forced.bytesAdded} bytes`);
+    // A day whose plain folder changed after its newest snapshot (its own snapshot failed) is stored again,
+    // even when the copy found nothing to do.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    writeFileSync(join(folder(), 'run.log'), 'edited after the snapshot\n');
+    const changed = await runActivity(box.activities.storeSupimDayInRestic, day, 'complete');
+    assert.equal(changed.status, 'stored');
+    assert.equal((await restic.snapshots({ tags: ['day=2026-331'] })).length, 3);
   });
 
   it('restore day --from restic puts the snapshot`s bytes back on the host; a missing plain folder falls back to it', async () => {
@@ -113,7 +134,11 @@ describe('SUPIM days in the restic repository (real restic 0.14, real sshd)', ()
     assert.deepEqual(Object.fromEntries(filesUnder(back).map((f) => [f, sha(readFileSync(join(back, f)))])), kept);
     // --from store does not fall back.
     await assert.rejects(
-      runActivity(box.activities.restoreSupimDay, { day: '2026-331', to: join(box.root, 'source', 'c'), from: 'store' }),
+      runActivity(box.activities.restoreSupimDay, {
+        day: '2026-331',
+        to: join(box.root, 'source', 'c'),
+        from: 'store',
+      }),
       (err: unknown) => err instanceof ApplicationFailure && err.type === 'NoSuchDay',
     );
   });

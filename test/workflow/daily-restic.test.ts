@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,7 +28,10 @@ quietWorkerLogs();
 function writeDay(template: string, isoDate: string): void {
   const folder = renderPathTemplate(template, calendarDay(isoDate));
   const when = Date.now() / 1000 - 3600;
-  for (const [name, bytes] of [['run.log', 500], ['output/ne.dat', 100_000]] as const) {
+  for (const [name, bytes] of [
+    ['run.log', 500],
+    ['output/ne.dat', 100_000],
+  ] as const) {
     mkdirSync(dirname(join(folder, name)), { recursive: true });
     writeFileSync(join(folder, name), Buffer.alloc(bytes, name));
     utimesSync(join(folder, name), when, when);
@@ -99,10 +111,7 @@ describe('dailySupimBackup with store.engine restic on a real dev server', () =>
       const day = broken.days[0]!;
       assert.equal(day.status, 'copied');
       assert.deepEqual(readdirSync(join(box.destinationRoot, '2026', '167')).sort(), ['output', 'run.log']);
-      assert.equal(
-        readFileSync(join(box.destinationRoot, '2026', '167', 'output', 'ne.dat')).length,
-        100_000,
-      );
+      assert.equal(readFileSync(join(box.destinationRoot, '2026', '167', 'output', 'ne.dat')).length, 100_000);
       assert.equal(day.restic?.status, 'failed');
       assert.match(day.restic!.reason!, /restic password file .* accessible by others/);
       assert.doesNotMatch(JSON.stringify(broken), /daily-secret/);
