@@ -10,6 +10,7 @@ import { createResticStoreActivities } from './store-restic';
 import { createVisibilityActivities } from './visibility';
 import { createWatchdogActivities, type WatchdogDeps } from './watchdog';
 import { createSupimActivities, type SupimDeps } from './supim';
+import { createSupimResticActivities } from './supim-restic';
 import type { Services } from './services';
 import { atActivityEdge } from './failures';
 
@@ -24,6 +25,7 @@ export type ActivityDeps = Omit<SupimDeps, 'openSsh'> & WatchdogDeps & { service
 export function createActivities(deps: ActivityDeps) {
   return atActivityEdge({
     ...createSupimActivities({ ...deps, openSsh: deps.services.openSsh }),
+    ...createSupimResticActivities(deps),
     ...createHypervisorActivities(deps),
     ...createOverlayActivities(deps),
     ...createStoreActivities(deps),
@@ -48,6 +50,7 @@ export type Activities = ReturnType<typeof createActivities>;
  */
 export const STORE_ACTIVITIES = [
   'backupSupimDay',
+  'storeSupimDayInRestic',
   'storePreflight',
   'pullImage',
   'recordStoredSet',

@@ -14,6 +14,7 @@ import type { SshSession } from '../adapters/ssh/ssh-session';
 import { removeEmptyPartialDir, uploadFile } from '../adapters/transfer/stream-upload';
 import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
+import { stageDaySnapshot } from './restic-day-stage';
 
 export interface DayRestoreDeps {
   config: Config;
@@ -56,17 +57,51 @@ export function createDayRestoreActivities({ config, openSsh, now = () => new Da
         `refusing to restore to ${to} on ${hostKey}: ${root.why} (hosts.${hostKey}.restoreRoots)`,
         'NotAllowed',
       );
-    const from = join(supim.destinationRoot, day.label.slice(0, 4), day.label.slice(5));
+    const plain = join(supim.destinationRoot, day.label.slice(0, 4), day.label.slice(5));
     const startedAt = now().toISOString();
     const result: DayRestoreResult = {
       ...blankDayRestore(request, startedAt),
       day: day.label,
       host: hostKey,
-      from,
+      from: plain,
       to,
     };
-    const listed = await listLocalFiles(from);
-    if (listed === undefined) throw refuse(`the backup has no folder ${from} for ${day.label}`, 'NoSuchDay');
+    const engine = config.store?.engine ?? 'files';
+    if (request.from === 'restic' && engine !== 'restic')
+      throw refuse('--from restic: store.engine is not restic, there is no repository', 'NotConfigured');
+    let listed = request.from === 'restic' ? undefined : await listLocalFiles(plain);
+    // The repository, when asked or when the plain folder is gone: its newest snapshot of the day, staged.
+    const staged =
+      listed === undefined && request.from !== 'store' && engine === 'restic'
+        ? // Heartbeats go on while restic restores; what an earlier attempt pushed stays in them.
+          await whileHeartbeating(
+            () => Context.current().info.heartbeatDetails ?? { done: [], bytesDone: 0 },
+            (signal) => stageDaySnapshot(config, day.label, signal),
+          )
+        : undefined;
+    try {
+      if (staged) {
+        [result.from, result.snapshot] = [`restic snapshot ${staged.snapshot} of ${staged.folder}`, staged.snapshot];
+        listed = await listLocalFiles(staged.dir);
+        if (listed === undefined)
+          throw refuse(`snapshot ${staged.snapshot} holds no folder ${staged.folder}`, 'NoSuchDay');
+      }
+      return await pushDay(request, result, listed, staged?.dir ?? plain, root.root, hostKey, to);
+    } finally {
+      await staged?.remove();
+    }
+  }
+
+  async function pushDay(
+    request: DayRestoreRequest,
+    result: DayRestoreResult,
+    listed: { files: string[]; skipped: string[] } | undefined,
+    from: string,
+    rootDir: string,
+    hostKey: string,
+    to: string,
+  ): Promise<DayRestoreResult> {
+    if (listed === undefined) throw refuse(`the backup has no folder ${from} for ${result.day}`, 'NoSuchDay');
     const { files, skipped } = listed;
     result.filesInBackup = files.length;
     if (skipped.length) [result.skippedCount, result.skipped] = [skipped.length, skipped.slice(0, MAX_LISTED)];
@@ -100,7 +135,7 @@ export function createDayRestoreActivities({ config, openSsh, now = () => new Da
               ssh,
               localPath: path,
               remotePath: `${to}/${file}`,
-              root: root.root,
+              root: rootDir,
               size: info.size,
               expectedSha256: sha256,
               resumeFrom,
@@ -115,7 +150,7 @@ export function createDayRestoreActivities({ config, openSsh, now = () => new Da
             progress.current = undefined;
             progress.bytesDone += sent.bytesTransferred;
           }
-          await removeEmptyPartialDir(ssh, root.root);
+          await removeEmptyPartialDir(ssh, rootDir);
           // Counted over every attempt: a resumed restore also reports what the crashed one sent.
           result.filesRestored = progress.done.length;
           result.bytesRestored = progress.bytesDone;

@@ -91,6 +91,7 @@ export function createSupimActivities({
       verify,
       ...(expectedBy ? { expectedBy } : {}),
       heartbeatTimeoutSeconds: transfer.heartbeatTimeoutSeconds,
+      ...(config.store?.engine === 'restic' ? { resticDays: true } : {}),
       storeTaskQueue: storeTaskQueue(config),
     };
   }

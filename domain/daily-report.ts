@@ -1,5 +1,5 @@
 /** The daily run's email report: one row per julian day, the notes, the last runs, the store. */
-import { dailyRunOk, type DailySummary, type DayResult } from './daily-summary';
+import { dailyRunOk, resticNote, type DailySummary, type DayResult } from './daily-summary';
 import { formatBytes } from './format';
 import { barChart, rowsTable, toneOf, type Tone } from './report-html';
 import {
@@ -55,6 +55,16 @@ export function dailyReport(
         tone: 'bad' as Tone,
       })),
     ),
+    ...days.flatMap((d) => {
+      const text = resticNote(d);
+      if (!text) return [];
+      return [
+        {
+          text,
+          tone: (d.restic!.status === 'failed' ? 'bad' : d.restic!.status === 'skipped' ? 'warn' : 'good') as Tone,
+        },
+      ];
+    }),
     ...[
       ...days.flatMap((d) => d.superseded.map((s) => `${d.day.label}: kept the longer old copy of ${s}`)),
       ...days

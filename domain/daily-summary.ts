@@ -31,6 +31,22 @@ export interface DayResult {
   superseded: string[];
   verifiedBy: 'size' | 'sha256';
   durationMs: number;
+  /** store.engine restic: what became of the day's snapshot in the repository (absent: not tried). */
+  restic?: DayRestic;
+}
+
+/**
+ * The day folder in the restic repository, after its plain copy is complete: stored (a new snapshot
+ * tagged day=yyyy-ddd), unchanged (the copy found nothing to do and a snapshot of the day is there:
+ * none added), skipped (another run holds the day), failed (the plain copy stands; the run is not OK).
+ */
+export interface DayRestic {
+  status: 'stored' | 'unchanged' | 'skipped' | 'failed';
+  /** Short id of the new snapshot, or of the newest one when unchanged. */
+  snapshot?: string;
+  /** Bytes the repository grew by (restic's data_added: after dedup and compression). */
+  bytesAdded?: number;
+  reason?: string;
 }
 
 export interface DailySummary {
@@ -44,7 +60,19 @@ export interface DailySummary {
 }
 
 export function dailyRunOk(days: readonly DayResult[]): boolean {
-  return days.every((d) => d.status !== 'failed' && d.status !== 'missing' && d.status !== 'late');
+  return days.every(
+    (d) => d.status !== 'failed' && d.status !== 'missing' && d.status !== 'late' && d.restic?.status !== 'failed',
+  );
+}
+
+/** One line on what became of a day in the restic repository, or undefined when it was not tried. */
+export function resticNote(d: DayResult): string | undefined {
+  const r = d.restic;
+  if (!r) return undefined;
+  const label = `${d.day.label} restic`;
+  if (r.status === 'stored') return `${label}: snapshot ${r.snapshot}, ${r.bytesAdded ?? 0} bytes added`;
+  if (r.status === 'unchanged') return `${label}: unchanged, snapshot ${r.snapshot} kept (none added)`;
+  return `${label} ${r.status}: ${r.reason ?? 'no reason given'}`;
 }
 
 /** A day the run found no data for at all (its folder absent or empty), whatever the status says. */
@@ -95,8 +123,15 @@ export interface DailySettings {
   /** supim.expectedBy: "HH:MM" or "+N HH:MM" after the julian day; unset: no day is ever late. */
   expectedBy?: string;
   heartbeatTimeoutSeconds: number;
+  /** store.engine restic: each complete day also goes into the repository (absent in older runs). */
+  resticDays?: boolean;
   /** Day copies write to the backup store's disk: they run only on workers of the backup host. */
   storeTaskQueue: string;
+}
+
+/** The day's plain folder in the backup: <destinationRoot>/<yyyy>/<ddd>. */
+export function dayDestination(destinationRoot: string, day: CalendarDay): string {
+  return `${destinationRoot.replace(/\/+$/, '')}/${day.label.slice(0, 4)}/${day.label.slice(5)}`;
 }
 
 /** A day's result before anything is known about it; `status` is filled in by whoever finishes it. */
@@ -105,7 +140,7 @@ export function blankDayResult(day: CalendarDay, settings: DailySettings, status
     day,
     status,
     source: renderPathTemplate(settings.sourceTemplate, day),
-    destination: `${settings.destinationRoot.replace(/\/+$/, '')}/${day.label.slice(0, 4)}/${day.label.slice(5)}`,
+    destination: dayDestination(settings.destinationRoot, day),
     filesInSource: 0,
     bytesInSource: 0,
     filesCopied: 0,

@@ -96,6 +96,11 @@ export interface DayRestoreRequest {
   /** Key into hosts; default: supim.host. */
   host?: string;
   overwrite?: boolean;
+  /**
+   * store: the plain day folder; restic: the day's newest snapshot in the repository (store.engine restic).
+   * Default: the plain folder, or with store.engine restic the snapshot when the folder is missing.
+   */
+  from?: 'store' | 'restic';
 }
 
 export interface DayRestoreResult {
@@ -107,6 +112,8 @@ export interface DayRestoreResult {
   filesInBackup: number;
   filesRestored: number;
   bytesRestored: number;
+  /** The restic snapshot the files came from (short id), when they came from the repository. */
+  snapshot?: string;
   /** Files already on the host that were left alone (no --overwrite). */
   existing: string[];
   /** Files already on the host that --overwrite replaced. */

@@ -1,10 +1,11 @@
-import { isCancellation, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
+import { isCancellation, patched, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import {
   blankDayResult,
   dailyRunOk,
   escalateNotYet,
   type DailySettings,
   type DailySummary,
+  type DayRestic,
   type DayResult,
 } from '../domain/daily-summary';
 import { formatWallClock } from '../domain/format';
@@ -33,6 +34,16 @@ function dayCopyActivities(settings: DailySettings) {
   });
 }
 
+function dayResticActivities(settings: DailySettings) {
+  // Reads the store's disk and writes the repository beside it: the backup host's workers only.
+  return storeActivities(settings.storeTaskQueue, {
+    startToCloseTimeout: '6 hours',
+    heartbeatTimeout: `${settings.heartbeatTimeoutSeconds} seconds`,
+    // A lock held by another restic run is retried; a wrong password or an exposed password file is not.
+    retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 4 },
+  });
+}
+
 /** Copies today's and the previous days' SUPIM-DAVS outputs into the backup store, day by day, then reports. */
 export async function dailySupimBackup(input: DailySupimInput = {}): Promise<DailySummary> {
   return reportedRun<DailySummary>('daily', async (run) => {
@@ -42,6 +53,25 @@ export async function dailySupimBackup(input: DailySupimInput = {}): Promise<Dai
     const runDate = input.date ?? isoDateInZone(workflowInfo().startTime, settings.timeZone);
     run.named(calendarDay(runDate).label);
     const { backupSupimDay } = dayCopyActivities(settings);
+    // Only runs whose settings ask for it (store.engine restic; absent in older histories) take this path.
+    const resticDays = settings.resticDays === true && patched('restic-daily-days');
+    const { storeSupimDayInRestic } = dayResticActivities(settings);
+    /** A complete day into the repository; its failure is reported, and the plain copy stands. */
+    const intoRestic = async (result: DayResult): Promise<DayResult> => {
+      if (!resticDays || (result.status !== 'copied' && result.status !== 'complete')) return result;
+      setCurrentDetails(`day ${result.day.label} into the restic repository`);
+      let restic: DayRestic;
+      try {
+        restic = await storeSupimDayInRestic.executeWithOptions({ summary: `restic day ${result.day.label}` }, [
+          result.day,
+          result.status,
+        ]);
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        restic = { status: 'failed', reason: failureText(err) };
+      }
+      return { ...result, restic };
+    };
 
     const results: DayResult[] = [];
     const days = julianDaysEndingOn(runDate, settings.daysBack);
@@ -56,7 +86,7 @@ export async function dailySupimBackup(input: DailySupimInput = {}): Promise<Dai
           localNow: formatWallClock(new Date(), settings.timeZone),
           expectedBy: settings.expectedBy,
         };
-        results.push(escalateNotYet(result, when));
+        results.push(await intoRestic(escalateNotYet(result, when)));
       } catch (err) {
         if (isCancellation(err)) throw err;
         // One day's failure must not stop the others; the summary carries it.

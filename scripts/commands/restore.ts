@@ -31,6 +31,7 @@ export interface RestoreOptions {
   to?: string;
   host?: string;
   overwrite?: boolean;
+  from?: string;
 }
 
 /** `restore vm <vm> --as NAME | --set STAMP --replace`: the workflow's request, checked. */
@@ -76,12 +77,20 @@ export function startRestoreVm(client: Client, config: Config, request: RestoreV
   });
 }
 
+/** `--from store|restic`, checked. */
+export function dayRestoreSource(from: string): 'store' | 'restic' {
+  if (from !== 'store' && from !== 'restic')
+    throw new UsageError(`--from is store or restic, not ${JSON.stringify(from)}`);
+  return from;
+}
+
 export function startRestoreDay(client: Client, config: Config, day: string, options: RestoreOptions) {
   const request: DayRestoreRequest = {
     day,
     ...(options.to ? { to: options.to } : {}),
     ...(options.host ? { host: options.host } : {}),
     overwrite: options.overwrite === true,
+    ...(options.from ? { from: dayRestoreSource(options.from) } : {}),
   };
   return client.workflow.start<typeof restoreDay>('restoreDay', {
     taskQueue: config.temporal.taskQueue,
@@ -147,6 +156,7 @@ export function formatRestoreVm(r: RestoreVmResult): string {
 export function formatDayRestore(r: DayRestoreResult): string {
   return [
     `restore day ${r.day} -> ${r.host}:${r.to}: ${r.ok ? 'OK' : 'NOT COMPLETE'}${r.reason ? ` - ${r.reason}` : ''}`,
+    ...(r.snapshot ? [`  from ${r.from}`] : []),
     `  ${r.filesRestored}/${r.filesInBackup} file(s) restored, ${formatBytes(r.bytesRestored)}, SHA-256 checked on arrival`,
     ...r.existing.map((f) => `  exists, left alone: ${f}`),
     ...r.overwritten.map((f) => `  overwritten: ${f}`),
@@ -197,10 +207,17 @@ export const restoreDayCommand: CliCommand = {
       .argument('<yyyy-ddd>', 'the julian day, e.g. 2026-331')
       .option('--to <path>', 'another folder on the host (default: the day`s source folder)')
       .option('--host <key>', 'another host of the config (default: supim.host)')
-      .option('--overwrite', 'replace files that exist there'),
+      .option('--overwrite', 'replace files that exist there')
+      .option(
+        '--from <store|restic>',
+        'store: the plain day folder; restic: the day`s newest snapshot (store.engine restic; the default ' +
+          'there when the plain folder is missing)',
+      ),
   run: (cli, command) => {
     const day = command.args[0] ?? '';
     if (!/^\d{4}-\d{3}$/.test(day)) throw new UsageError('restore day needs a day YYYY-DDD');
+    const from = command.opts<RestoreOptions>().from;
+    if (from !== undefined) dayRestoreSource(from);
     return cli.withClient(async (client, config) =>
       waitAndPrint(
         command,

@@ -1,7 +1,7 @@
 import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { Command } from 'commander';
 import type { Config } from '../../config/schema';
-import type { DailySummary } from '../../domain/daily-summary';
+import { resticNote, type DailySummary } from '../../domain/daily-summary';
 import { calendarDay, isoDateInZone } from '../../domain/julian-day';
 import type { dailySupimBackup } from '../../workflows';
 import { formatBytes } from '../../domain/format';
@@ -42,6 +42,8 @@ export function formatDailySummary(summary: DailySummary): string {
     if (d.skippedCount)
       lines.push(`      skipped ${d.skippedCount} symlink(s)/special file(s): ${d.skipped.join('; ')}`);
     for (const s of d.superseded) lines.push(`      superseded: ${s}`);
+    const restic = resticNote(d);
+    if (restic) lines.push(`      ${restic}`);
   }
   return lines.join('\n');
 }

@@ -31,6 +31,8 @@ export async function supimSandbox(
     initStore?: boolean;
     /** Where the sandbox's folders go (default: the OS temp folder), e.g. /dev/shm or a disk. */
     under?: string;
+    /** More config sections (e.g. a store with engine restic), merged at the top level. */
+    extra?: Record<string, unknown>;
   } = {},
 ): Promise<SupimSandbox> {
   const root = mkdtempSync(join(options.under ?? tmpdir(), 'cluster-backup-test-'));
@@ -46,6 +48,7 @@ export async function supimSandbox(
     {
       hosts: { compute: compute.config },
       supim: { host: 'compute', sourceTemplate, destinationRoot, settleSeconds: 0, ...options.supim },
+      ...options.extra,
     },
     'test sandbox',
     root,

@@ -237,6 +237,9 @@ export class StubHypervisor {
       backupSupimDay: async () => {
         throw ApplicationFailure.nonRetryable('not in these tests');
       },
+      storeSupimDayInRestic: async () => {
+        throw ApplicationFailure.nonRetryable('not in these tests');
+      },
       storePreflight: async (vm) => {
         await this.fault('storePreflight', vm);
         return { ok: true, freeBytes: 10, requiredBytes: 1, deleted: [] };
