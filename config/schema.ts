@@ -183,7 +183,7 @@ const storeSchema = z
           .number()
           .int()
           .min(1)
-          .max(256, "restic 0.14 splits the packs into at most 256 subsets (n/N with N <= 256)")
+          .max(256, 'restic 0.14 splits the packs into at most 256 subsets (n/N with N <= 256)')
           .default(52),
       })
       .optional(),

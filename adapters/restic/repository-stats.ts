@@ -30,7 +30,11 @@ export interface RepositoryNumbers {
 }
 
 /** Collects the numbers: two `restic stats` runs (read the index and the trees, no pack data), the state file. */
-export async function repositoryNumbers(restic: Restic, storeRoot: string, subsets: number): Promise<RepositoryNumbers> {
+export async function repositoryNumbers(
+  restic: Restic,
+  storeRoot: string,
+  subsets: number,
+): Promise<RepositoryNumbers> {
   const raw = await restic.stats('raw-data');
   const restore = await restic.stats('restore-size');
   const packs = await listPackFiles(restic.repository);

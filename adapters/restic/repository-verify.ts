@@ -73,7 +73,9 @@ export async function setsInPack(restic: Restic, pack: string, snapshots: readon
     const disk = snapshot.tags.includes('record') ? 'manifest' : (tag(snapshot, 'disk') ?? '?');
     sets.set(`${vm}/${stamp}/${disk}`, { vm, stamp, disk, snapshot: snapshot.id });
   }
-  return [...sets.values()].sort((a, b) => `${a.vm}/${a.stamp}/${a.disk}`.localeCompare(`${b.vm}/${b.stamp}/${b.disk}`));
+  return [...sets.values()].sort((a, b) =>
+    `${a.vm}/${a.stamp}/${a.disk}`.localeCompare(`${b.vm}/${b.stamp}/${b.disk}`),
+  );
 }
 
 /** The objects of `restic find --json`: one JSON array (or one per line, per snapshot). */

@@ -66,7 +66,10 @@ export async function readVerifyState(storeRoot: string, subsets: number): Promi
 export function afterSubset(state: VerifyState, subset: number, at: Date, ok: boolean, damagedPacks: string[]) {
   const wraps = subset >= state.subsets;
   const newPeriod = subset === 1 || state.read.length === 0;
-  const read = [...(newPeriod ? [] : state.read.filter((r) => r.subset !== subset)), { subset, at: at.toISOString(), ok }];
+  const read = [
+    ...(newPeriod ? [] : state.read.filter((r) => r.subset !== subset)),
+    { subset, at: at.toISOString(), ok },
+  ];
   const next: VerifyState = {
     ...state,
     next: wraps ? 1 : subset + 1,

@@ -43,7 +43,9 @@ export function describeResticVerify(repository: string, { check, state, coverag
   for (const d of check.damaged) {
     lines.push(`DAMAGED pack ${d.pack}`);
     if (d.sets.length === 0)
-      lines.push('  holds no file data of a set (tree or metadata pack): the structure errors above name what it breaks');
+      lines.push(
+        '  holds no file data of a set (tree or metadata pack): the structure errors above name what it breaks',
+      );
     for (const s of d.sets) lines.push(`  breaks ${s.vm}/${s.stamp} ${s.disk} (snapshot ${s.snapshot.slice(0, 8)})`);
   }
   if (!check.ok && check.damaged.length === 0) lines.push('restic check found errors:');

@@ -72,7 +72,8 @@ export async function verifyStore(
       throw new UsageError('--vm: a restic repository is checked as a whole (its packs are shared by every set)');
     return { checks: [] as SetCheck[], ...(await verifyResticStore(config, options.full ?? false, print)) };
   }
-  if (options.full) throw new UsageError('--full is for store.engine restic (the files engine always reads everything)');
+  if (options.full)
+    throw new UsageError('--full is for store.engine restic (the files engine always reads everything)');
   const store = new LocalImageSets(storeSection(config).root);
   const checks: SetCheck[] = [];
   for (const vm of vms ?? (await store.listVms())) {

@@ -123,7 +123,10 @@ describe('store verify and the repository numbers on a restic repository (real r
         // A new process (the CLI): the rotation is read back from the state file.
         const run = cli();
         assert.equal(run.status, 0, run.stdout + run.stderr);
-        const out = JSON.parse(run.stdout) as { ok: boolean; restic: { read: string; packsRead: number; next: string } };
+        const out = JSON.parse(run.stdout) as {
+          ok: boolean;
+          restic: { read: string; packsRead: number; next: string };
+        };
         assert.equal(out.restic.read, `3/${N}`);
         assert.equal(out.restic.packsRead, bySubset(3));
         assert.equal(out.restic.next, `4/${N}`);
@@ -144,7 +147,10 @@ describe('store verify and the repository numbers on a restic repository (real r
       assert.equal(result.state.read.length, n);
       coverages.push(result.coverage.fraction);
     }
-    assert.ok(coverages.every((c, i) => i === 0 || c >= coverages[i - 1]!), `coverage grows: ${coverages.join(' ')}`);
+    assert.ok(
+      coverages.every((c, i) => i === 0 || c >= coverages[i - 1]!),
+      `coverage grows: ${coverages.join(' ')}`,
+    );
     assert.ok(coverages[0]! < 1, 'one subset is not all the data');
     assert.equal(coverages.at(-1), 1);
     const mode = statSync(verifyStatePath(storeRoot)).mode & 0o777;
@@ -167,7 +173,10 @@ describe('store verify and the repository numbers on a restic repository (real r
     // 27 MiB of disks, 6 of them stored twice: the ratio says so (random data does not compress).
     assert.ok(numbers.dedupRatio > 1.2 && numbers.dedupRatio < 1.4, `dedup ${numbers.dedupRatio}`);
     const sizes = spawnSync('find', [join(repository, 'data'), '-type', 'f', '-printf', '%s\n'], { encoding: 'utf8' });
-    const fileBytes = sizes.stdout.trim().split('\n').reduce((s, l) => s + Number(l), 0);
+    const fileBytes = sizes.stdout
+      .trim()
+      .split('\n')
+      .reduce((s, l) => s + Number(l), 0);
     assert.equal(numbers.packBytes, fileBytes, 'pack bytes as find counts them');
     assert.equal(numbers.verify.next, 2);
     assert.equal(numbers.verify.subsetsRead, 1);
@@ -202,7 +211,9 @@ describe('store verify and the repository numbers on a restic repository (real r
         result.check.damaged.map((d) => d.pack),
         [victim.id],
       );
-      const named = result.check.damaged[0]!.sets.filter((s) => s.disk !== 'manifest').map((s) => `${s.vm}/${s.stamp}/${s.disk}`);
+      const named = result.check.damaged[0]!.sets.filter((s) => s.disk !== 'manifest').map(
+        (s) => `${s.vm}/${s.stamp}/${s.disk}`,
+      );
       assert.deepEqual(named.sort(), expected);
       state = result.state;
       break;
@@ -224,7 +235,9 @@ describe('store verify and the repository numbers on a restic repository (real r
       [victim.id],
     );
     assert.deepEqual(
-      out.restic.damaged[0]!.sets.filter((s) => s.disk !== 'manifest').map((s) => `${s.vm}/${s.stamp}/${s.disk}`).sort(),
+      out.restic.damaged[0]!.sets.filter((s) => s.disk !== 'manifest')
+        .map((s) => `${s.vm}/${s.stamp}/${s.disk}`)
+        .sort(),
       expected,
     );
     const text = spawnSync(process.execPath, [CLI_JS, '--config', configFile, 'store', 'verify', '--full'], {
