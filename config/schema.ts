@@ -179,7 +179,12 @@ const storeSchema = z
         /** restic's cache (default: restic's own, under the worker user's ~/.cache/restic). */
         cacheDir: absolutePath.optional(),
         /** `store verify` reads this share of the data per run (restic check --read-data-subset n/N, rotating). */
-        verifySubsets: z.number().int().min(1).max(10000).default(52),
+        verifySubsets: z
+          .number()
+          .int()
+          .min(1)
+          .max(256, 'restic 0.14 splits the packs into at most 256 subsets (n/N with N <= 256)')
+          .default(52),
       })
       .optional(),
     retention: z

@@ -15,11 +15,15 @@ import { leftToAnotherRun, outcomeResult } from '../../domain/report-trend';
 import type { StoreUsage } from '../../domain/store-usage';
 import type { WeeklySummary } from '../../domain/weekly-summary';
 import { measureStores } from '../image-sets/store-usage';
+import { repositoryNumbers, type RepositoryNumbers } from '../restic/repository-stats';
+import { Restic } from '../restic/restic';
 import { pastRuns } from '../temporal/past-runs';
 
 const RESULTS = ['ok', 'incomplete', 'failed', 'cancelled'] as const;
 /** How far back a refresh looks for the last good run (like the watchdog). */
 const LOOK_AT = 50;
+/** The restic repository's numbers are read at most this often (restic stats walks every snapshot's trees). */
+const REPOSITORY_EVERY_MS = 15 * 60_000;
 
 export type JobOutcome =
   { job: 'daily'; outcome: RunOutcome<DailySummary> } | { job: 'weekly'; outcome: RunOutcome<WeeklySummary> };
@@ -36,6 +40,12 @@ export class BackupMetrics {
   private readonly imageAreaFree: MetricGauge;
   private readonly storeFree: MetricGauge;
   private readonly storeSize: MetricGauge;
+  private readonly repo: Record<
+    'stored' | 'packs' | 'restore' | 'dedup' | 'lastCheck' | 'lastCheckOk' | 'coverage',
+    MetricGauge
+  >;
+  /** When the restic numbers were last collected (two restic stats runs: not every minute). */
+  private repoReadAt = 0;
   /** Epoch ms of what the gauges show, per job: an older run read later never overwrites a newer one. */
   private readonly shownRun: Partial<Record<Job, number>> = {};
   private readonly shownSuccess: Partial<Record<Job, number>> = {};
@@ -66,6 +76,33 @@ export class BackupMetrics {
       'Free bytes of the backup store file system (store: daily, images).',
     );
     this.storeSize = gauge('store_size_bytes', 'By', 'Size of the backup store file system (store: daily, images).');
+    this.repo = {
+      stored: gauge('restic_stored_bytes', 'By', 'restic stats --mode raw-data: the stored (deduplicated) bytes.'),
+      packs: gauge('restic_pack_bytes', 'By', "The restic repository's pack files on disk."),
+      restore: gauge('restic_restore_bytes', 'By', 'restic stats --mode restore-size: the raw bytes of all sets.'),
+      dedup: gauge('restic_dedup_ratio', '', 'Raw bytes of all sets per stored byte.', 'float'),
+      lastCheck: gauge('restic_last_check_timestamp_seconds', 's', 'When the last store verify (restic check) began.'),
+      lastCheckOk: gauge('restic_last_check_ok', '', '1 if the last store verify found no damage, 0 if it did.'),
+      coverage: gauge(
+        'restic_check_coverage_ratio',
+        '',
+        'Share of the repository data that store verify read this period (one pass over subsets 1..N).',
+        'float',
+      ),
+    };
+  }
+
+  setRepositoryNumbers(n: RepositoryNumbers): void {
+    this.repo.stored.set(n.storedBytes);
+    this.repo.packs.set(n.packBytes);
+    this.repo.restore.set(n.restoreBytes);
+    this.repo.dedup.set(n.dedupRatio);
+    this.repo.coverage.set(n.verify.coverage);
+    const last = n.verify.lastCheck;
+    if (last) {
+      this.repo.lastCheck.set(Math.floor(Date.parse(last.at) / 1000));
+      this.repo.lastCheckOk.set(last.ok ? 1 : 0);
+    }
   }
 
   /** A run's outcome as its report saw it, at `at` (the report's time, or the run's close time). */
@@ -138,6 +175,16 @@ export class BackupMetrics {
 
   async refreshStores(config: Config): Promise<void> {
     this.setStoreUsage(await measureStores(config));
+    const restic = config.store?.restic;
+    if (!config.worker.storeHost || config.store?.engine !== 'restic' || !restic) return;
+    if (Date.now() - this.repoReadAt < REPOSITORY_EVERY_MS) return;
+    this.repoReadAt = Date.now();
+    const repository = new Restic({
+      repository: restic.repository ?? `${config.store.root.replace(/\/+$/, '')}/restic`,
+      passwordFile: restic.passwordFile,
+      ...(restic.cacheDir ? { cacheDir: restic.cacheDir } : {}),
+    });
+    this.setRepositoryNumbers(await repositoryNumbers(repository, config.store.root, restic.verifySubsets));
   }
 }
 

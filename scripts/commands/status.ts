@@ -8,6 +8,7 @@ import { EXIT, jsonOption, output, type CliCommand } from './command-kit';
 import { restoreTestLines } from '../../domain/restore';
 import { describeHeldDown, heldDownVms } from './held-down';
 import { readRestoreTestLog } from './restore';
+import { describeRepositoryStatus, resticRepositoryStatus } from './repository-status';
 
 const JOB_TYPES = [...Object.entries(JOB_WORKFLOW_TYPE), ['watchdog', 'backupWatchdog']] as const;
 
@@ -118,13 +119,15 @@ export const statusCommand: CliCommand = {
       const jobs = await jobStatuses(client);
       const heldDown = await heldDownVms(config);
       const restoreTests = await readRestoreTestLog(config);
-      output(command, { jobs, heldDown, restoreTests }, () => [
+      const repository = await resticRepositoryStatus(config);
+      output(command, { jobs, heldDown, restoreTests, ...(repository ? { repository } : {}) }, () => [
         ...formatStatus(jobs),
         '',
         `VMs held down now: ${heldDown.length === 0 ? 'none' : ''}`,
         ...heldDown.map((record) => `  ${describeHeldDown(record)}`),
         '',
         ...(restoreTestLines(restoreTests).length ? restoreTestLines(restoreTests) : ['restore test: none yet']),
+        ...(repository ? ['', ...describeRepositoryStatus(repository)] : []),
       ]);
       return EXIT.ok;
     }),

@@ -5,13 +5,19 @@ export const storeVerifyCommand: CliCommand = {
   name: ['store', 'verify'],
   groupSummary: 'the backup store of VM images, on the backup host, without Temporal',
   summary:
-    're-read every stored VM image set and compare it with its manifest (size, SHA-256); exit 0 only if no set ' +
-    'is damaged',
-  define: (command) => vmOption(jsonOption(command), 'verify only this VM'),
+    're-read every stored VM image set and compare it with its manifest (size, SHA-256); with store.engine ' +
+    'restic: restic check of the structure and the next data subset n/N (--full: all data); exit 0 only if ' +
+    'nothing is damaged',
+  define: (command) =>
+    vmOption(jsonOption(command), 'verify only this VM').option(
+      '--full',
+      'store.engine restic: read every pack (restic check --read-data) instead of the next subset n/N',
+    ),
   async run(cli, command) {
-    const { json, vm } = command.opts<{ json: boolean; vm?: string[] }>();
-    const { ok, checks } = await verifyStore(cli.config(), vm, (line) => json || console.log(line));
-    if (json) output(command, { ok, checks }, () => []);
+    const { json, vm, full } = command.opts<{ json: boolean; vm?: string[]; full?: boolean }>();
+    const result = await verifyStore(cli.config(), vm, (line) => json || console.log(line), { full: full ?? false });
+    const { ok } = result;
+    if (json) output(command, result, () => []);
     return ok ? EXIT.ok : EXIT.notOk;
   },
 };

@@ -9,6 +9,7 @@ import { planRetention } from '../../domain/retention';
 import { UsageError } from './command-kit';
 import { restoreTestLines } from '../../domain/restore';
 import { readRestoreTestLog } from './restore';
+import { verifyResticStore } from './store-verify-restic';
 
 function storeSection(config: Config): NonNullable<Config['store']> {
   if (!config.store) throw new UsageError('the config has no store section (store.root): no store to look at');
@@ -60,7 +61,19 @@ export async function previewStoreRetention(config: Config, vms: string[] | unde
  * Re-reads every stored set (or the named VMs' sets) and compares it with its manifest, on the backup host
  * alone, without Temporal: a scrub that finds bit rot or a tampered copy before a restore needs it.
  */
-export async function verifyStore(config: Config, vms: string[] | undefined, print: (line: string) => void) {
+export async function verifyStore(
+  config: Config,
+  vms: string[] | undefined,
+  print: (line: string) => void,
+  options: { full?: boolean } = {},
+) {
+  if (storeSection(config).engine === 'restic') {
+    if (vms?.length)
+      throw new UsageError('--vm: a restic repository is checked as a whole (its packs are shared by every set)');
+    return { checks: [] as SetCheck[], ...(await verifyResticStore(config, options.full ?? false, print)) };
+  }
+  if (options.full)
+    throw new UsageError('--full is for store.engine restic (the files engine always reads everything)');
   const store = new LocalImageSets(storeSection(config).root);
   const checks: SetCheck[] = [];
   for (const vm of vms ?? (await store.listVms())) {

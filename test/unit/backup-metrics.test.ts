@@ -21,6 +21,36 @@ describe('backup metrics on the Prometheus endpoint of the SDK runtime', () => {
     await Runtime.instance().shutdown();
   });
 
+  it('shows the restic repository numbers and the last store verify', async () => {
+    metrics.setRepositoryNumbers({
+      repository: '/store/restic',
+      storedBytes: 1000,
+      packBytes: 1100,
+      packs: 3,
+      restoreBytes: 2500,
+      snapshots: 4,
+      dedupRatio: 2.5,
+      verify: {
+        subsets: 52,
+        next: 4,
+        subsetsRead: 3,
+        coverage: 0.0625,
+        lastCheck: { at: '2026-12-02T10:00:00.000Z', what: 'subset 3/52', ok: false, damagedPacks: ['ab'] },
+      },
+    });
+    const body = await scrape();
+    assert.equal(metricValue(body, 'cluster_backup_restic_stored_bytes'), 1000);
+    assert.equal(metricValue(body, 'cluster_backup_restic_pack_bytes'), 1100);
+    assert.equal(metricValue(body, 'cluster_backup_restic_restore_bytes'), 2500);
+    assert.equal(metricValue(body, 'cluster_backup_restic_dedup_ratio'), 2.5);
+    assert.equal(metricValue(body, 'cluster_backup_restic_check_coverage_ratio'), 0.0625);
+    assert.equal(metricValue(body, 'cluster_backup_restic_last_check_ok'), 0);
+    assert.equal(
+      metricValue(body, 'cluster_backup_restic_last_check_timestamp_seconds'),
+      Date.parse('2026-12-02T10:00:00Z') / 1000,
+    );
+  });
+
   it('shows the last weekly run per VM, the image area, the store and the VMs held down', async () => {
     const reportedAt = new Date('2026-11-29T05:41:00Z');
     metrics.recordRun({ job: 'weekly', outcome: sampleWeekly() }, reportedAt);

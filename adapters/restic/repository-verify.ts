@@ -1,0 +1,109 @@
+import { damagedPacks, type Restic } from './restic';
+import { resticError } from './restic-errors';
+import type { Snapshot } from './restic-json';
+import { runRestic } from './restic-process';
+
+/** What `restic check` read: one subset n/N of the packs, or all of them. */
+export type CheckScope = { subset: number; of: number } | 'full';
+
+/** A set (or its record) that a damaged pack breaks: the snapshot holds data of that pack. */
+export interface BrokenSet {
+  vm: string;
+  stamp: string;
+  /** The disk target, or `manifest` for the set's record. */
+  disk: string;
+  snapshot: string;
+}
+
+export interface DamagedPack {
+  pack: string;
+  /** The sets whose data is in the pack; empty when it holds no file data (a tree pack) or no snapshot uses it. */
+  sets: BrokenSet[];
+}
+
+export interface RepositoryCheck {
+  ok: boolean;
+  scope: CheckScope;
+  /** restic's own count: "read group #n of X data packs (out of total Y packs in N groups)". */
+  packsRead?: number;
+  packsTotal?: number;
+  damaged: DamagedPack[];
+  /** The last lines of restic's output when not ok (what a human reads next). */
+  outputTail: string;
+}
+
+/** At most this many damaged packs are mapped to sets (each is one walk of the snapshots). */
+const MAP_AT_MOST = 32;
+
+/**
+ * `restic check`: the structure every time (index, trees, snapshots), and the data of one subset or all.
+ * A damaged repository is a verdict (ok false) with its damaged packs mapped to the sets they break; a wrong
+ * password, a missing repository or a lock is thrown, never taken for damage.
+ */
+export async function checkRepository(restic: Restic, scope: CheckScope): Promise<RepositoryCheck> {
+  // Lists the snapshots (and checks the password file) first: the sets a damaged pack breaks are named from it.
+  const snapshots = await restic.snapshots();
+  const read = scope === 'full' ? ['--read-data'] : [`--read-data-subset=${scope.subset}/${scope.of}`];
+  const run = await runRestic(restic.env, ['check', ...read]);
+  const output = `${run.stdout}${run.stderr}`;
+  const group = /read group #\d+ of (\d+) data packs \(out of total (\d+) packs/.exec(output);
+  const counts = group ? { packsRead: Number(group[1]), packsTotal: Number(group[2]) } : {};
+  if (run.code === 0) return { ok: true, scope, ...counts, damaged: [], outputTail: '' };
+  const err = resticError('check', run.code, run.signal, run.stderr);
+  if (err.type !== 'ResticError') throw err;
+  const damaged: DamagedPack[] = [];
+  for (const pack of damagedPacks(output)) {
+    damaged.push({ pack, sets: damaged.length < MAP_AT_MOST ? await setsInPack(restic, pack, snapshots) : [] });
+  }
+  return { ok: false, scope, ...counts, damaged, outputTail: tail(output) };
+}
+
+/** The sets whose files have blobs in the pack: `restic find --pack <id> --json` (restic 0.14's own mapping). */
+export async function setsInPack(restic: Restic, pack: string, snapshots: readonly Snapshot[]): Promise<BrokenSet[]> {
+  if (!/^[0-9a-f]{64}$/.test(pack)) return [];
+  const run = await runRestic(restic.env, ['find', '--pack', pack, '--json']);
+  if (run.code !== 0) throw resticError('find', run.code, run.signal, run.stderr);
+  const ids = new Set(findResults(run.stdout).map((r) => r.snapshot));
+  const sets = new Map<string, BrokenSet>();
+  for (const snapshot of snapshots) {
+    if (!ids.has(snapshot.id)) continue;
+    const vm = tag(snapshot, 'vm');
+    const stamp = tag(snapshot, 'set');
+    if (!vm || !stamp) continue;
+    const disk = snapshot.tags.includes('record') ? 'manifest' : (tag(snapshot, 'disk') ?? '?');
+    sets.set(`${vm}/${stamp}/${disk}`, { vm, stamp, disk, snapshot: snapshot.id });
+  }
+  return [...sets.values()].sort((a, b) =>
+    `${a.vm}/${a.stamp}/${a.disk}`.localeCompare(`${b.vm}/${b.stamp}/${b.disk}`),
+  );
+}
+
+/** The objects of `restic find --json`: one JSON array (or one per line, per snapshot). */
+export function findResults(stdout: string): { snapshot: string; path?: string }[] {
+  const out: { snapshot: string; path?: string }[] = [];
+  const take = (value: unknown) => {
+    for (const item of Array.isArray(value) ? value : [value])
+      if (item && typeof item === 'object' && typeof (item as { snapshot?: unknown }).snapshot === 'string')
+        out.push(item as { snapshot: string; path?: string });
+  };
+  try {
+    take(JSON.parse(stdout || '[]'));
+  } catch {
+    for (const line of stdout.split('\n')) {
+      try {
+        if (line.trim()) take(JSON.parse(line));
+      } catch {
+        // a line of text between the JSON: not a result
+      }
+    }
+  }
+  return out;
+}
+
+function tag(snapshot: Snapshot, key: string): string | undefined {
+  return snapshot.tags.find((t) => t.startsWith(`${key}=`))?.slice(key.length + 1);
+}
+
+function tail(output: string, lines = 20): string {
+  return output.trim().split('\n').slice(-lines).join('\n');
+}
