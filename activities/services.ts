@@ -2,6 +2,8 @@ import type { Config } from '../config/schema';
 import { LocalImageSets } from '../adapters/image-sets/local-image-sets';
 import { ResticImageSets } from '../adapters/image-sets/restic-image-sets';
 import { Restic } from '../adapters/restic/restic';
+import { resticEnvOf } from '../adapters/restic/restic-config';
+import type { ResticEnv } from '../adapters/restic/restic-process';
 import { storeFileMode } from '../adapters/local/file-mode';
 import { Mailer } from '../adapters/mail/mailer';
 import type { SshSession } from '../adapters/ssh/ssh-session';
@@ -50,13 +52,8 @@ export function createServices({
 }
 
 /** The repository of store.engine restic: its path (default <root>/restic), password file and cache. */
-export function resticOptions(config: Config): ConstructorParameters<typeof Restic>[0] {
-  const store = requireSection(config.store, 'store');
-  if (store.engine !== 'restic' || !store.restic)
-    throw refuse('store.engine is not restic: there is no restic repository in config', 'NotConfigured');
-  return {
-    repository: store.restic.repository ?? `${store.root.replace(/\/+$/, '')}/restic`,
-    passwordFile: store.restic.passwordFile,
-    ...(store.restic.cacheDir ? { cacheDir: store.restic.cacheDir } : {}),
-  };
+export function resticOptions(config: Config): ResticEnv {
+  const env = resticEnvOf(requireSection(config.store, 'store'));
+  if (!env) throw refuse('store.engine is not restic: there is no restic repository in config', 'NotConfigured');
+  return env;
 }

@@ -17,6 +17,7 @@ import type { WeeklySummary } from '../../domain/weekly-summary';
 import { measureStores } from '../image-sets/store-usage';
 import { repositoryNumbers, type RepositoryNumbers } from '../restic/repository-stats';
 import { Restic } from '../restic/restic';
+import { resticEnvOf } from '../restic/restic-config';
 import { pastRuns } from '../temporal/past-runs';
 
 const RESULTS = ['ok', 'incomplete', 'failed', 'cancelled'] as const;
@@ -175,16 +176,12 @@ export class BackupMetrics {
 
   async refreshStores(config: Config): Promise<void> {
     this.setStoreUsage(await measureStores(config));
-    const restic = config.store?.restic;
-    if (!config.worker.storeHost || config.store?.engine !== 'restic' || !restic) return;
+    const env = resticEnvOf(config.store);
+    if (!config.worker.storeHost || !env || !config.store?.restic) return;
     if (Date.now() - this.repoReadAt < REPOSITORY_EVERY_MS) return;
     this.repoReadAt = Date.now();
-    const repository = new Restic({
-      repository: restic.repository ?? `${config.store.root.replace(/\/+$/, '')}/restic`,
-      passwordFile: restic.passwordFile,
-      ...(restic.cacheDir ? { cacheDir: restic.cacheDir } : {}),
-    });
-    this.setRepositoryNumbers(await repositoryNumbers(repository, config.store.root, restic.verifySubsets));
+    const numbers = await repositoryNumbers(new Restic(env), config.store.root, config.store.restic.verifySubsets);
+    this.setRepositoryNumbers(numbers);
   }
 }
 
