@@ -176,15 +176,18 @@ const storeSchema = z
         repository: absolutePath.optional(),
         /** The repository password, one line; refused when group or others may read it. A lost key is a lost backup. */
         passwordFile: absolutePath,
-        /** restic's cache (default: restic's own, under the worker user's ~/.cache/restic). */
+        /** restic's cache folder (default: none, restic runs with --no-cache). */
         cacheDir: absolutePath.optional(),
-        /** `store verify` reads this share of the data per run (restic check --read-data-subset n/N, rotating). */
+        /**
+         * `store verify` reads 1/N of the data per run (restic check --read-data-subset n/N, rotating): 12 with
+         * the monthly timer in deploy/ reads all data within a year.
+         */
         verifySubsets: z
           .number()
           .int()
           .min(1)
           .max(256, 'restic 0.14 splits the packs into at most 256 subsets (n/N with N <= 256)')
-          .default(52),
+          .default(12),
       })
       .optional(),
     retention: z
