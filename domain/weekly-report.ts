@@ -20,7 +20,7 @@ import {
   type WeeklyTrendPoint,
 } from './report-trend';
 import type { RunLink, RunOutcome } from './run-outcome';
-import type { VmResult, WeeklySummary } from './weekly-summary';
+import type { ResticImage, VmResult, WeeklySummary } from './weekly-summary';
 
 function vmState(vm: VmResult): string {
   if (vm.runningAtEnd === true) return 'running';
@@ -89,6 +89,15 @@ export function weeklyReport(
     subject = `${PREFIX} FAILED weekly ${runLabel}: ${firstProblem}${problems.length > 1 ? ` (+${problems.length - 1} more)` : ''}`;
   else subject = `${PREFIX} OK weekly ${runLabel} (${vms.length}/${vms.length} VMs)`;
 
+  /** store.engine restic: what the set added to the repository, of its raw bytes (the rest deduplicated). */
+  const repositoryAdded = (v: VmResult): [string, string][] => {
+    const stored = v.stored.filter((s): s is ResticImage => typeof (s as ResticImage).dataAdded === 'number');
+    if (!stored.length) return [];
+    const [added, raw] = stored.reduce(([a, r], s) => [a + s.dataAdded, r + s.bytes], [0, 0]);
+    return [
+      ['added to repository', `${bytes(added)} of ${bytes(raw)} raw (${((100 * added) / (raw || 1)).toFixed(1)} %)`],
+    ];
+  };
   const imageBytes = (v: VmResult) => v.images.reduce((s, i) => s + i.bytes, 0);
   const change = (v: VmResult) =>
     v.previousImageBytes && imageBytes(v)
@@ -168,6 +177,7 @@ export function weeklyReport(
       ['downtime', v.downtimeMs === undefined ? '-' : formatDuration(v.downtimeMs)],
       ['image size', `${r[4]}${r[5] !== '-' ? ` (${r[5]} vs previous)` : ''}`],
       ['store copy', r[6] === '-' ? '-' : `SHA-256 ${r[6]}`],
+      ...repositoryAdded(v),
       // No break inside one step's "name time": a phone wraps between steps only.
       ['steps', v.steps.map((s) => `${s.step} ${formatDuration(s.ms)}`.replace(/ /g, '\u00a0')).join(', ') || '-'],
       ['image area free', `${bytes(v.imageAreaFreeBefore)} → ${bytes(v.imageAreaFreeAfter)}`],

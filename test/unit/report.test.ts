@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { dailyReport, escapeHtml, runUrl, weeklyReport } from '../../domain/report';
 import { dailyTrendPoint, outcomeResult, trendOf, weeklyTrendPoint } from '../../domain/report-trend';
 import { sampleDaily, sampleDailyTrend, sampleLink, sampleStores, sampleWeekly } from '../helpers/report-samples';
-import type { VmResult, WeeklySummary } from '../../domain/weekly-summary';
+import type { ResticImage, VmResult, WeeklySummary } from '../../domain/weekly-summary';
 
 const link = { namespace: 'default', workflowId: 'vms-2026-W48', runId: 'r1', uiBaseUrl: 'http://ui:8233/' };
 const image = (path: string) => ({
@@ -52,6 +52,15 @@ describe('weekly report', () => {
       /retention would delete store: web\/20261004T050000Z \(beyond the retention policy\) \(dry run: kept\)/,
     );
     assert.match(r.text, /http:\/\/ui:8233\/namespaces\/default\/workflows\/vms-2026-W48\/r1\/history/);
+  });
+
+  it('store.engine restic: says what each set added to the repository, of its raw bytes', () => {
+    const raw = { ...image('restic#1a2b3c4d:/db/vda.raw'), bytes: 8 * 1024 ** 3 };
+    const stored: ResticImage = { ...raw, snapshot: '1a2b3c4d', dataAdded: 164 * 1024 ** 2 };
+    const restic = vm('db', { images: [raw], stored: [stored] });
+    const r = weeklyReport({ state: 'completed', summary: summary([restic, vm('web')]) }, link, '2026-W48');
+    assert.match(r.html, /added to repository.*164\.0 MiB of 8\.0 GiB raw \(2\.0 %\)/s);
+    assert.equal(r.html.match(/added to repository/g)?.length, 1, 'only for the VM stored in restic');
   });
 
   it('names the first failing VM and step in the subject, and the count of the others', () => {
