@@ -17,7 +17,12 @@ import { PASSABLE_UMASK } from '../adapters/ssh/remote-modes';
 import { QemuImg } from '../adapters/hypervisor/qemu-img';
 import { quote } from '../adapters/ssh/shell-quote';
 import { uploadFile } from '../adapters/transfer/stream-upload';
-import { resticImageFrom, resticSetForRestore, resticVms, ResticSetProblem } from '../adapters/image-sets/restic-restore-source';
+import {
+  resticImageFrom,
+  resticSetForRestore,
+  resticVms,
+  ResticSetProblem,
+} from '../adapters/image-sets/restic-restore-source';
 import { requireSection } from './config-section';
 import { refuse } from './failures';
 import { whileHeartbeating } from './heartbeat';
@@ -53,8 +58,10 @@ export function createRestoreStoreActivities({ config, services, now = () => new
   async function readResticSet(vm: string, stamp?: string): Promise<StoredSetForRestore> {
     const { stamp: chosen, manifest } = await resticSetForRestore(services.resticSets(), vm, stamp).catch(
       (err: unknown) => {
-        if (err instanceof ResticSetProblem) throw refuse(err.message, err.kind === 'missing' ? 'NoSuchSet' : 'DamagedSet');
-        if (err instanceof ManifestError) throw refuse(`${vm}/${stamp ?? 'newest'}/${MANIFEST} ${err.message}`, 'DamagedSet');
+        if (err instanceof ResticSetProblem)
+          throw refuse(err.message, err.kind === 'missing' ? 'NoSuchSet' : 'DamagedSet');
+        if (err instanceof ManifestError)
+          throw refuse(`${vm}/${stamp ?? 'newest'}/${MANIFEST} ${err.message}`, 'DamagedSet');
         throw err;
       },
     );
@@ -153,7 +160,9 @@ export function createRestoreStoreActivities({ config, services, now = () => new
           { path: converting, format: target.format },
         );
         await ssh.run(
-          { shell: `${PASSABLE_UMASK} && rm -f ${quote(converting)} && ${line} && mv -fT ${quote(converting)} ${quote(target.pushPath)} && rm -f ${quote(arrival)}` },
+          {
+            shell: `${PASSABLE_UMASK} && rm -f ${quote(converting)} && ${line} && mv -fT ${quote(converting)} ${quote(target.pushPath)} && rm -f ${quote(arrival)}`,
+          },
           { signal: Context.current().cancellationSignal },
         );
       }

@@ -187,7 +187,11 @@ export function createRestoreHypervisorActivities({ config, services, now = () =
     await withHypervisor(async ({ disks }) => {
       const paths = plan.targets.flatMap((t) => {
         const arrived = arrivalPath(t);
-        return [t.pushPath, partialPathOf(t.pushPath), ...(arrived !== t.pushPath ? [arrived, partialPathOf(arrived)] : [])];
+        return [
+          t.pushPath,
+          partialPathOf(t.pushPath),
+          ...(arrived !== t.pushPath ? [arrived, partialPathOf(arrived)] : []),
+        ];
       });
       await disks.discard(paths, plan.dir);
     });

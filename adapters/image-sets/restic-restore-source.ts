@@ -28,7 +28,10 @@ export async function resticSetForRestore(
   if (!chosen) throw new ResticSetProblem(`${sets.where} holds no verified set of ${JSON.stringify(vm)}`, 'missing');
   if (!verified.some((s) => s.stamp === chosen)) {
     const have = verified.map((s) => s.stamp).join(', ') || 'none';
-    throw new ResticSetProblem(`no verified set ${chosen} of ${JSON.stringify(vm)} in ${sets.where} (have: ${have})`, 'missing');
+    throw new ResticSetProblem(
+      `no verified set ${chosen} of ${JSON.stringify(vm)} in ${sets.where} (have: ${have})`,
+      'missing',
+    );
   }
   const manifest = await sets.readManifest(vm, chosen);
   if (!manifest) throw new ResticSetProblem(`${vm}/${chosen} has no record in ${sets.where}`, 'missing');

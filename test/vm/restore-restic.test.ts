@@ -64,7 +64,10 @@ describe('restore from a restic repository (real libvirt + QEMU + restic)', { co
     boots = 2;
     stamp = summary.stamp;
     manifest = (await repo.readManifest(VM, stamp))!;
-    assert.ok(manifest.images.every((i) => i.restic && i.format === 'raw'), 'a restic set of raw images');
+    assert.ok(
+      manifest.images.every((i) => i.restic && i.format === 'raw'),
+      'a restic set of raw images',
+    );
   });
 
   after(async () => {
@@ -91,8 +94,7 @@ describe('restore from a restic repository (real libvirt + QEMU + restic)', { co
     await vmHost.hypervisor.virsh('start', '--domain', COPY);
     const console = join(vmHost.imageArea, COPY, `restored-${stamp}`);
     const deadline = Date.now() + 180_000;
-    const ready = () =>
-      execFileSync('sh', ['-c', 'cat "$1"/console-* 2>/dev/null || true', 'sh', console]).toString();
+    const ready = () => execFileSync('sh', ['-c', 'cat "$1"/console-* 2>/dev/null || true', 'sh', console]).toString();
     while (!/cbguest: ready/.test(ready()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
     assert.match(ready(), /cbguest: ready/, 'the restored copy booted');
     await vmHost.hypervisor.virsh('destroy', '--domain', COPY);
