@@ -9,12 +9,20 @@ import {
   type RestoreTestResult,
   type StoredSetForRestore,
 } from '../domain/restore';
-import type { PushProgress, RestoreTarget } from '../domain/restore-plan';
+import { arrivalPath, type PushProgress, type RestoreTarget } from '../domain/restore-plan';
 import { requireStoreRoot } from '../adapters/local/store-root';
 import { readRestoreTestLog, recordRestoreTestResult } from '../adapters/image-sets/restore-test-log';
 import { MANIFEST, ManifestError, type ManifestImage } from '../adapters/image-sets/manifest';
 import { PASSABLE_UMASK } from '../adapters/ssh/remote-modes';
+import { QemuImg } from '../adapters/hypervisor/qemu-img';
+import { quote } from '../adapters/ssh/shell-quote';
 import { uploadFile } from '../adapters/transfer/stream-upload';
+import {
+  resticImageFrom,
+  resticSetForRestore,
+  resticVms,
+  ResticSetProblem,
+} from '../adapters/image-sets/restic-restore-source';
 import { requireSection } from './config-section';
 import { refuse } from './failures';
 import { whileHeartbeating } from './heartbeat';
@@ -44,9 +52,30 @@ export interface RestoreDeps {
  */
 export function createRestoreStoreActivities({ config, services, now = () => new Date() }: RestoreDeps) {
   const store = services.storeSets;
+  const onRestic = () => config.store?.engine === 'restic';
+
+  /** store.engine restic: the set's record from the repository, each disk snapshot present with its size. */
+  async function readResticSet(vm: string, stamp?: string): Promise<StoredSetForRestore> {
+    const { stamp: chosen, manifest } = await resticSetForRestore(services.resticSets(), vm, stamp).catch(
+      (err: unknown) => {
+        if (err instanceof ResticSetProblem)
+          throw refuse(err.message, err.kind === 'missing' ? 'NoSuchSet' : 'DamagedSet');
+        if (err instanceof ManifestError)
+          throw refuse(`${vm}/${stamp ?? 'newest'}/${MANIFEST} ${err.message}`, 'DamagedSet');
+        throw err;
+      },
+    );
+    return {
+      vm,
+      stamp: chosen,
+      images: manifest.images,
+      ...(manifest.domainXml ? { domainXml: manifest.domainXml } : {}),
+    };
+  }
 
   /** The set a restore uses: the given stamp, or the newest verified one; every image present, right size. */
   async function readStoredSet(vm: string, stamp?: string): Promise<StoredSetForRestore> {
+    if (onRestic()) return readResticSet(vm, stamp);
     const images = store();
     const verified = (await images.listSets(vm)).filter((s) => s.verified);
     const chosen = stamp ?? verified.at(-1)?.stamp;
@@ -92,11 +121,15 @@ export function createRestoreStoreActivities({ config, services, now = () => new
     target: RestoreTarget,
   ): Promise<PushedImage> {
     const hv = requireSection(config.hypervisor, 'hypervisor');
-    const localPath = join(store().setDir(vm, stamp), image.file);
+    // store.engine restic (the image names its snapshot): `restic dump` streamed, from the resume point on.
+    const source = image.restic
+      ? { source: (start: number) => resticImageFrom(services.resticSets(), vm, image, start) }
+      : { localPath: join(store().setDir(vm, stamp), image.file) };
     const previous = Context.current().info.heartbeatDetails as PushProgress | undefined;
+    const arrival = arrivalPath(target);
     const progress: PushProgress = {
-      image: target.pushPath,
-      offset: previous?.image === target.pushPath ? previous.offset : 0,
+      image: arrival,
+      offset: previous?.image === arrival ? previous.offset : 0,
       size: image.bytes,
     };
     const ssh = await services.openSsh(hv.host);
@@ -106,8 +139,8 @@ export function createRestoreStoreActivities({ config, services, now = () => new
         () =>
           uploadFile({
             ssh,
-            localPath,
-            remotePath: target.pushPath,
+            ...source,
+            remotePath: arrival,
             umask: PASSABLE_UMASK, // a guest may run from these disks
             size: image.bytes,
             expectedSha256: image.sha256,
@@ -119,10 +152,24 @@ export function createRestoreStoreActivities({ config, services, now = () => new
             },
           }),
       );
+      if (target.arrivesAs) {
+        // The verified raw bytes become the disk's own format beside the final name, then take it.
+        const converting = `${target.pushPath}.converting`;
+        const line = QemuImg.convertLine(
+          { path: arrival, format: target.arrivesAs },
+          { path: converting, format: target.format },
+        );
+        await ssh.run(
+          {
+            shell: `${PASSABLE_UMASK} && rm -f ${quote(converting)} && ${line} && mv -fT ${quote(converting)} ${quote(target.pushPath)} && rm -f ${quote(arrival)}`,
+          },
+          { signal: Context.current().cancellationSignal },
+        );
+      }
       return {
         disk: image.disk,
         path: target.pushPath,
-        format: image.format,
+        format: target.format,
         bytes: image.bytes,
         sha256: pushed.sha256,
         resumedAt: pushed.resumedAt,
@@ -138,9 +185,9 @@ export function createRestoreStoreActivities({ config, services, now = () => new
 
   /** The VM whose newest set is boot-tested next: never tested first, else the one tested longest ago. */
   async function pickVmToTest(): Promise<string | undefined> {
-    const images = store();
+    const images = onRestic() ? services.resticSets() : store();
     const candidates: string[] = [];
-    for (const vm of await images.listVms()) {
+    for (const vm of onRestic() ? await resticVms(services.resticSets()) : await store().listVms()) {
       if ((await images.listSets(vm)).some((s) => s.verified)) candidates.push(vm);
     }
     return nextVmToTest(candidates, await readRestoreTests());

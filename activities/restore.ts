@@ -4,7 +4,7 @@ import { storeTaskQueue } from '../adapters/temporal/temporal-connection';
 import { fileStamp } from '../domain/format';
 import type { RestoreNetwork } from '../domain/restore';
 import { restoreReport, type RestoreReportRequest } from '../domain/restore-report';
-import type { BootTestOutcome, RestorePlan, RestoreTarget } from '../domain/restore-plan';
+import { arrivalPath, type BootTestOutcome, type RestorePlan, type RestoreTarget } from '../domain/restore-plan';
 import { unsafeVmNameReason } from '../domain/vm-names';
 import { consoleLines } from '../domain/console-tail';
 import { bootProbe } from '../adapters/hypervisor/boot-probe';
@@ -91,6 +91,17 @@ export function createRestoreHypervisorActivities({ config, services, now = () =
       const targets = set.images.map((image): RestoreTarget => {
         const disk = disks.find((d) => d.target === image.disk);
         if (!disk) throw refuse(`${vm} has no disk ${image.disk} any more; restore with --as <name>`, 'DiskMismatch');
+        // A restic set holds raw bytes: converted on the hypervisor into the disk's own format.
+        const converted = disk.format !== image.format && image.format === 'raw' && image.restic !== undefined;
+        if (converted)
+          return {
+            disk: image.disk,
+            format: disk.format,
+            arrivesAs: 'raw',
+            pushPath: `${disk.source}.restored-${set.stamp}`,
+            finalPath: disk.source,
+            keepAs: `${disk.source}.before-restore-${options.restoreStamp}`,
+          };
         if (disk.format !== image.format)
           throw refuse(
             `${vm}'s disk ${image.disk} is ${disk.format} now, the set's image is ${image.format}`,
@@ -174,7 +185,14 @@ export function createRestoreHypervisorActivities({ config, services, now = () =
   /** Removes what a restore pushed (and its partials), and its folder (mode as, boot tests). */
   async function discardPushed(plan: RestorePlan): Promise<void> {
     await withHypervisor(async ({ disks }) => {
-      const paths = plan.targets.flatMap((t) => [t.pushPath, partialPathOf(t.pushPath)]);
+      const paths = plan.targets.flatMap((t) => {
+        const arrived = arrivalPath(t);
+        return [
+          t.pushPath,
+          partialPathOf(t.pushPath),
+          ...(arrived !== t.pushPath ? [arrived, partialPathOf(arrived)] : []),
+        ];
+      });
       await disks.discard(paths, plan.dir);
     });
   }

@@ -5,6 +5,11 @@ export interface RestoreTarget {
   format: string;
   /** Where the pushed image is renamed once its hash is verified. */
   pushPath: string;
+  /**
+   * The pushed bytes' format when it is not `format` (a restic set's raw image for a VM's qcow2 disk, mode
+   * replace): they arrive verified at `<pushPath>.<arrivesAs>` and are converted into `pushPath` there.
+   */
+  arrivesAs?: string;
   /** mode replace: the VM's disk file the image takes the place of, and the name the old file keeps. */
   finalPath?: string;
   keepAs?: string;
@@ -34,4 +39,9 @@ export interface PushProgress {
   image: string;
   offset: number;
   size: number;
+}
+
+/** Where a target's pushed bytes arrive (and are hash-checked): `pushPath`, or its converted-from file. */
+export function arrivalPath(target: RestoreTarget): string {
+  return target.arrivesAs ? `${target.pushPath}.${target.arrivesAs}` : target.pushPath;
 }

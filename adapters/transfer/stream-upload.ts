@@ -15,7 +15,13 @@ const READ_BYTES = 1 << 20;
 
 export interface UploadRequest {
   ssh: SshSession;
-  localPath: string;
+  /** The bytes to send: a local file, or `source` (one of the two). */
+  localPath?: string;
+  /**
+   * Instead of a local file: opens the bytes from `start` on (e.g. a `restic dump`); called once per attempt.
+   * The stream must yield exactly `size - start` bytes; a short or failing stream fails the upload.
+   */
+  source?: (start: number) => NodeJS.ReadableStream & { destroy(error?: Error): unknown };
   /** The final name on the remote host; the bytes arrive in a partial file (see partialPathOf), renamed once verified. */
   remotePath: string;
   /**
@@ -147,7 +153,10 @@ export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
   const cap = new RateCap(limit);
   // Capped: small reads, so the cap spreads the file over time instead of sending it in one burst.
   const readBytes = limit > 0 ? Math.max(4096, Math.min(READ_BYTES, Math.floor(limit / 8))) : READ_BYTES;
-  const source = createReadStream(req.localPath, { start: resumedAt, highWaterMark: readBytes });
+  if (!req.source && req.localPath === undefined) throw new Error('uploadFile: neither localPath nor source');
+  const source = req.source
+    ? req.source(resumedAt)
+    : createReadStream(req.localPath!, { start: resumedAt, highWaterMark: readBytes });
   const onAbort = () => {
     source.destroy();
     stdin.destroy();
@@ -157,7 +166,7 @@ export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
   try {
     for await (const chunk of source) {
       const bytes = chunk as Buffer;
-      if (sent + bytes.length > req.size) throw fail(`the local file grew past ${req.size} bytes`);
+      if (sent + bytes.length > req.size) throw fail(`the ${req.source ? 'source stream' : 'local file'} grew past ${req.size} bytes`);
       if (!stdin.write(bytes)) {
         await new Promise<void>((resolve, reject) => {
           const done = (err?: Error) => {

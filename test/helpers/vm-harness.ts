@@ -36,6 +36,8 @@ export interface VmHarnessOptions {
   store?: boolean | 'restic';
   /** More of the store section (retention...). */
   storeSettings?: Record<string, unknown>;
+  /** More top-level config sections (restoreTest...). */
+  settings?: Record<string, unknown>;
 }
 
 /**
@@ -138,6 +140,7 @@ export async function startVmHarness(options: VmHarnessOptions): Promise<VmHarne
           smtp: { host: '127.0.0.1', port: smtp.port, security: 'starttls', caFile: smtp.certFile },
         },
         transfer: { heartbeatTimeoutSeconds: 4 },
+        ...options.settings,
       },
       `${options.name} test`,
       root,
