@@ -1,11 +1,9 @@
-import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../config/schema';
 import type { PreparedDisk } from '../domain/vm-contracts';
 import type { ResticImage, VmImage } from '../domain/weekly-summary';
-import { startRawRead } from '../adapters/hypervisor/raw-read';
+import { diskIntoRepository } from '../adapters/transfer/disk-into-repository';
 import { newManifest } from '../adapters/image-sets/manifest';
 import { requireStoreRoot } from '../adapters/local/store-root';
 import { requireSection } from './config-section';
@@ -54,49 +52,15 @@ export function createResticStoreActivities({ config, services }: { config: Conf
             );
         }
         const before = await overlays.fileVersion(source.source);
-        const read = await startRawRead(ssh, source);
-        const arrival = createHash('sha256');
-        let arrived = 0;
-        const hashing = new Transform({
-          transform(chunk: Buffer, _encoding, done) {
-            arrival.update(chunk);
-            arrived += chunk.length;
-            done(null, chunk);
-          },
-        });
-        read.stdout.on('error', (error) => hashing.destroy(error));
-        read.stdout.pipe(hashing);
-        const remote = read.finished.catch((error: Error) => {
-          hashing.destroy(error); // a failed read must never end the stream as if it were whole
-          throw error;
-        });
-        remote.catch(() => undefined); // awaited below; a failure meanwhile is the backup's failure first
-        const stored = await repo
-          .storeDisk({
-            vm,
-            stamp,
-            disk: disk.target,
-            bytes: disk.virtualSize,
-            stdin: hashing,
-            onProgress: (done) => (progress.bytesDone = done),
-            signal: Context.current().cancellationSignal,
-          })
-          .catch(async (error: Error) => {
-            read.stdout.destroy(); // closes the channel: the remote read ends on a broken pipe
-            // A read that broke (link cut, disk unreadable) is the cause: its error says so, and is retried.
-            throw (
-              (await remote.then(
-                () => undefined,
-                (cause: Error) => cause,
-              )) ?? error
-            );
-          });
+        const into = await diskIntoRepository(
+          ssh,
+          source,
+          repo,
+          { vm, stamp, disk: disk.target, bytes: disk.virtualSize },
+          { onProgress: (done) => (progress.bytesDone = done), signal: Context.current().cancellationSignal },
+        );
+        const { stored, sourceSha256: sha256, arrivedSha256: local, arrivedBytes: arrived } = into;
         const forgetIt = () => repo.restic.forgetSnapshots([stored.snapshotId]);
-        const { sha256 } = await remote.catch(async (error: Error) => {
-          await forgetIt();
-          throw error;
-        });
-        const local = arrival.digest('hex');
         const changed = (await overlays.fileVersion(source.source)) !== before;
         if (sha256 !== local || arrived !== disk.virtualSize || changed) {
           await forgetIt();

@@ -4,12 +4,10 @@
  * an SshSession to the hypervisor, startRawRead of the disk (nbdcopy from a read-only qemu-nbd, SHA-256
  * there), hashed again on arrival, ResticImageSets.storeDisk (restic backup --stdin), both hashes compared.
  */
-import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
-import { startRawRead } from '../adapters/hypervisor/raw-read';
 import { ResticImageSets } from '../adapters/image-sets/restic-image-sets';
 import { Restic } from '../adapters/restic/restic';
 import { SshSession } from '../adapters/ssh/ssh-session';
+import { diskIntoRepository } from '../adapters/transfer/disk-into-repository';
 import type { HostConfig } from '../config/schema';
 
 interface Job {
@@ -28,35 +26,15 @@ async function main(): Promise<void> {
   const ssh = await SshSession.connect('hypervisor', job.host);
   try {
     const repo = new ResticImageSets(new Restic({ repository: job.repository, passwordFile: job.passwordFile }));
-    const read = await startRawRead(ssh, { source: job.path, format: job.format, type: 'file' });
-    const arrival = createHash('sha256');
-    let arrived = 0;
-    const hashing = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        arrival.update(chunk);
-        arrived += chunk.length;
-        done(null, chunk);
-      },
-    });
-    read.stdout.on('error', (error) => hashing.destroy(error));
-    read.stdout.pipe(hashing);
-    const remote = read.finished.catch((error: Error) => {
-      hashing.destroy(error);
-      throw error;
-    });
-    remote.catch(() => undefined);
-    const stored = await repo.storeDisk({
-      vm: 'bench',
-      stamp: '20260101T000000Z',
-      disk: 'vda',
-      bytes: job.bytes,
-      stdin: hashing,
-    });
-    const { sha256 } = await remote;
-    const local = arrival.digest('hex');
-    if (sha256 !== job.sha256 || local !== job.sha256 || arrived !== job.bytes)
+    const { stored, sourceSha256, arrivedSha256, arrivedBytes } = await diskIntoRepository(
+      ssh,
+      { source: job.path, format: job.format, type: 'file' },
+      repo,
+      { vm: 'bench', stamp: '20260101T000000Z', disk: 'vda', bytes: job.bytes },
+    );
+    if (sourceSha256 !== job.sha256 || arrivedSha256 !== job.sha256 || arrivedBytes !== job.bytes)
       throw new Error(
-        `hash mismatch: written ${job.sha256}, hypervisor ${sha256}, arrived ${local} (${arrived} bytes)`,
+        `hash mismatch: written ${job.sha256}, hypervisor ${sourceSha256}, arrived ${arrivedSha256} (${arrivedBytes} bytes)`,
       );
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     console.log(

@@ -11,7 +11,10 @@ async function main(): Promise<void> {
   const [configFile = '', imageJson = '', stamp = ''] = process.argv.slice(2);
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as Config;
   const image = JSON.parse(imageJson) as VmImage;
-  const activities = createActivities({ config, services: createServices({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) }) });
+  const activities = createActivities({
+    config,
+    services: createServices({ config, openSsh: (key) => SshSession.connect(key, config.hosts[key]!) }),
+  });
   const start = process.hrtime.bigint();
   await new MockActivityEnvironment().run(activities.pullImage, 'bench', stamp, image);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;

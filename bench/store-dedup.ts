@@ -9,15 +9,14 @@
  * 1 MiB (content-defined, 512 KiB to 8 MiB), so a scattered 64 KiB write makes a whole chunk new.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
-import { startRawRead } from '../adapters/hypervisor/raw-read';
 import { ResticImageSets } from '../adapters/image-sets/restic-image-sets';
 import { Restic } from '../adapters/restic/restic';
 import { SshSession } from '../adapters/ssh/ssh-session';
+import { diskIntoRepository } from '../adapters/transfer/disk-into-repository';
 import { startSshHost } from '../scripts/sandbox/sshd-host';
 
 const MiB = 1024 * 1024;
@@ -46,21 +45,18 @@ async function series(blockKb: number) {
     await repo.restic.init();
     const size = DISK_MB * MiB;
     const store = async (week: number) => {
-      const read = await startRawRead(ssh, { source: disk, format: 'raw', type: 'file' });
-      const arrival = createHash('sha256');
-      const hashing = new Transform({
-        transform(chunk: Buffer, _e, done) {
-          arrival.update(chunk);
-          done(null, chunk);
-        },
-      });
-      read.stdout.pipe(hashing);
       const started = process.hrtime.bigint();
       const stamp = `202601${String(week + 1).padStart(2, '0')}T000000Z`;
-      const result = await repo.storeDisk({ vm: 'bench', stamp, disk: 'vdb', bytes: size, stdin: hashing });
+      const into = await diskIntoRepository(ssh, { source: disk, format: 'raw', type: 'file' }, repo, {
+        vm: 'bench',
+        stamp,
+        disk: 'vdb',
+        bytes: size,
+      });
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const { sha256 } = await read.finished;
-      if (sha256 !== arrival.digest('hex')) throw new Error('hash at the source differs from the hash on arrival');
+      if (into.sourceSha256 !== into.arrivedSha256)
+        throw new Error('hash at the source differs from the hash on arrival');
+      const result = into.stored;
       return { added: result.dataAdded, seconds };
     };
     const first = await store(0);

@@ -7,6 +7,7 @@
  * keeps the state elsewhere than .data/demo and `--any-ports` takes free ports (both for tests).
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -23,6 +24,7 @@ import { formatWeeklySummary, startWeekly } from './commands/run-vms';
 import { formatRestoreTest, startRestoreTest } from './commands/restore';
 import { applySchedules } from './commands/schedules';
 import { initStores } from './commands/store';
+import { repositoryLine } from './demo-repository';
 import { connectClient } from './commands/temporal-client';
 import { GUEST_READY, startHypervisor, type SandboxHypervisor } from './sandbox/libvirt-host';
 import { freePort } from './sandbox/processes';
@@ -117,6 +119,10 @@ async function main(): Promise<number> {
 
     // The store root exists on a real backup host before the first run (its free space is checked first).
     if (withVms) mkdirSync(join(dataDir, 'backup-store', 'vms'), { recursive: true });
+    // The repository's key, made once and kept with the demo's data (owner-only: the product refuses any other).
+    const resticKey = join(dataDir, 'restic.key');
+    if (withVms && !existsSync(resticKey))
+      writeFileSync(resticKey, `${randomBytes(24).toString('base64')}\n`, { mode: 0o600 });
     const configFile = join(dataDir, 'cluster-backup.yaml');
     writeFileSync(
       configFile,
@@ -148,7 +154,12 @@ async function main(): Promise<number> {
                 shutdownTimeoutSeconds: 60,
                 spaceMarginBytes: 64 << 20,
               },
-              store: { root: join(dataDir, 'backup-store', 'vms'), spaceMarginBytes: 64 << 20 },
+              store: {
+                root: join(dataDir, 'backup-store', 'vms'),
+                spaceMarginBytes: 64 << 20,
+                engine: 'restic',
+                restic: { passwordFile: resticKey },
+              },
               // The sandbox guests print GUEST_READY on their serial console once booted, within seconds.
               restoreTest: { pattern: GUEST_READY, timeoutSeconds: 90 },
             }
@@ -204,6 +215,7 @@ async function main(): Promise<number> {
       const weeklySummary = await weekly.result().finally(() => clearInterval(watch));
       console.log(`\n${formatWeeklySummary(weeklySummary)}`);
       console.log(`report: ${newestReport(config.mail.outbox!) ?? '(none)'}`);
+      console.log(await repositoryLine(config));
       ok &&= weeklySummary.ok;
 
       step('restore test (the newest set of the VM tested longest ago, booted as a throw-away domain)');

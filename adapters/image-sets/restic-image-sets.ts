@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { statfs } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
@@ -5,6 +6,7 @@ import { getISOWeek, getISOWeekYear } from 'date-fns';
 import type { BackupResult, Restic } from '../restic/restic';
 import type { Snapshot } from '../restic/restic-json';
 import { DISK_TARGET, setPathParts, UnsafeImageSetPath, type ImageSets, type ImageSetSummary } from './image-sets';
+import type { SetCheck } from './local-image-sets';
 import { MANIFEST, parseManifest, renderManifest, type SetManifest } from './manifest';
 
 /**
@@ -100,6 +102,51 @@ export class ResticImageSets implements ImageSets {
   diskStream(vm: string, snapshot: string, disk: string): Readable {
     setPathParts(vm, '00000000T000000Z');
     return this.restic.dump(snapshot, `/${vm}/${checkDisk(disk)}.raw`);
+  }
+
+  /**
+   * Re-reads a recorded set from the repository: each disk dumped, its size and SHA-256 compared with the
+   * record's (what `store verify --vm` says of one VM; the repository's own check is `restic check`).
+   */
+  async checkSet(vm: string, stamp: string): Promise<SetCheck> {
+    const check: SetCheck = { vm, stamp, state: 'ok', problems: [], images: 0, bytes: 0, allocatedBytes: 0 };
+    let manifest: SetManifest | undefined;
+    try {
+      manifest = await this.readManifest(vm, stamp);
+    } catch (err) {
+      return { ...check, state: 'damaged', problems: [`the record: ${(err as Error).message}`] };
+    }
+    if (!manifest) return { ...check, state: 'unverified' };
+    for (const image of manifest.images) {
+      if (!image.restic) {
+        check.problems.push(`${image.disk}: the record names no snapshot`);
+        continue;
+      }
+      const hash = createHash('sha256');
+      let bytes = 0;
+      try {
+        for await (const chunk of this.diskStream(vm, image.restic.snapshot, image.disk)) {
+          hash.update(chunk as Buffer);
+          bytes += (chunk as Buffer).length;
+        }
+      } catch (err) {
+        check.problems.push(
+          `${image.disk}: snapshot ${image.restic.snapshot.slice(0, 8)} unreadable: ${(err as Error).message}`,
+        );
+        continue;
+      }
+      const sha256 = hash.digest('hex');
+      if (bytes !== image.bytes) check.problems.push(`${image.disk}: ${bytes} bytes, the record says ${image.bytes}`);
+      else if (sha256 !== image.sha256)
+        check.problems.push(`${image.disk}: SHA-256 ${sha256}, the record says ${image.sha256}`);
+      else {
+        check.images += 1;
+        check.bytes += bytes;
+        check.allocatedBytes += bytes;
+      }
+    }
+    if (check.problems.length > 0) check.state = 'damaged';
+    return check;
   }
 
   async readManifest(vm: string, stamp: string): Promise<SetManifest | undefined> {

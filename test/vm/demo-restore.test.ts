@@ -1,7 +1,20 @@
 import assert from 'node:assert/strict';
+import { pipeline } from 'node:stream/promises';
+import { resticOptions } from '../../activities/services';
+import { ResticImageSets } from '../../adapters/image-sets/restic-image-sets';
+import { Restic } from '../../adapters/restic/restic';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  createWriteStream,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
@@ -205,21 +218,22 @@ describe('restoring on the demo, as the README says (npm start -- --keep-running
   });
 
   it('a boot probe run again after its time limit (a retried attempt) gets only what is left of it', async () => {
-    const stamp = readdirSync(join(config.store!.root, 'cbtest-web'))
-      .filter((name) => /^\d{8}T\d{6}Z$/.test(name))
-      .sort()
-      .at(-1)!;
-    const setDir = join(config.store!.root, 'cbtest-web', stamp);
-    const manifest = JSON.parse(readFileSync(join(setDir, 'manifest.json'), 'utf8')) as { domainXml: string };
+    // The demo's store is a restic repository: the newest set's disk, dumped as the restore would push it.
+    const sets = new ResticImageSets(new Restic(resticOptions(config)));
+    const stamp = (await sets.listSets('cbtest-web')).filter((set) => set.verified).at(-1)!.stamp;
+    const manifest = (await sets.readManifest('cbtest-web', stamp))!;
     const workDir = join(config.hypervisor!.imageArea, 'probe-retried');
     mkdirSync(workDir, { recursive: true });
+    const disk = join(workDir, 'vda.raw');
+    const vda = manifest.images.find((image) => image.disk === 'vda')!;
+    await pipeline(sets.diskStream('cbtest-web', vda.restic!.snapshot, 'vda'), createWriteStream(disk));
     const started = Date.now();
     const result = await withSsh('hypervisor', config.hosts.hypervisor!, (ssh) =>
       bootProbe({
         ssh,
         driver: new LibvirtDriver(ssh, config.hypervisor!.uri),
-        savedXml: manifest.domainXml,
-        images: [{ target: 'vda', path: join(setDir, 'vda.qcow2'), format: 'qcow2' }],
+        savedXml: manifest.domainXml!,
+        images: [{ target: 'vda', path: disk, format: 'raw' }],
         name: 'cluster-backup-probe-retried',
         workDir,
         memoryMiB: 128,

@@ -71,6 +71,18 @@ describe(
     let repo: ResticImageSets;
     const summaries: WeeklySummary[] = [];
 
+    /** The set is recorded, each disk in exactly one snapshot, whose bytes hash as the record says. */
+    const assertStoredOnce = async (stamp: string) => {
+      const manifest = await repo.readManifest(VM, stamp);
+      assert.ok(manifest, `${stamp} has its record`);
+      for (const image of manifest.images) {
+        assert.equal((await repo.diskSnapshots(VM, stamp, image.disk)).length, 1, `${image.disk} stored once`);
+        assert.equal(await sha256Of(repo.diskStream(VM, image.restic!.snapshot, image.disk)), image.sha256);
+      }
+    };
+
+    const locks = () => join(resticOptions(vmHost.config).repository, 'locks');
+
     const weekly = async () => {
       const { result } = await vmHost.runWeekly([VM]);
       const summary = await result();
@@ -178,6 +190,28 @@ describe(
         assert.equal(await sha256Of(repo.diskStream(VM, image.restic!.snapshot, image.disk)), image.sha256);
     });
 
+    /**
+     * A weekly run (on `taskQueue`, whose worker is `worker`) with `fault` done once a disk streams (given
+     * restic's pid); it must end backed up, the same QEMU running throughout, each disk stored once.
+     */
+    const faultMidStream = async (
+      fault: (restic: number) => Promise<void>,
+      taskQueue?: string,
+      worker = process.pid, // the harness's worker runs in this process
+    ) => {
+      const { result } = await vmHost.runWeekly([VM], taskQueue);
+      const restic = await midStream(worker, locks());
+      const pid = qemuPid(VM);
+      await fault(restic);
+      const summary = await result();
+      const vm = summary.vms[0]!;
+      assert.equal(vm.status, 'backed-up', `${vm.reason ?? ''} (${vm.failedStep ?? ''})`);
+      await vmHost.rebooted(VM);
+      assert.equal(qemuPid(VM), pid, 'the same QEMU process ran throughout');
+      await assertStoredOnce(summary.stamp);
+      return vm;
+    };
+
     it('kill -9 of the worker and its restic mid-stream: the guest runs on, the retry clears the stale lock, the set is stored once', async () => {
       const configFile = writeConfigFile(vmHost.root, {
         ...vmHost.config,
@@ -186,31 +220,18 @@ describe(
       const first = spawnWorker(configFile, join(vmHost.root, 'worker-kill-1.log'));
       let second: ReturnType<typeof spawnWorker> | undefined;
       try {
-        const { result } = await vmHost.runWeekly([VM], 'restic-kill');
-        const locks = join(resticOptions(vmHost.config).repository, 'locks');
-        const restic = await midStream(first.pid!, locks);
-        const pid = qemuPid(VM); // the QEMU started after the overlays went on: it must run on untouched
-        process.kill(restic, 'SIGKILL'); // restic's own lock stays behind, as after a power cut
-        const exited = new Promise((resolve) => first.once('exit', resolve));
-        first.kill('SIGKILL');
-        await exited;
-        assert.ok(readdirSync(locks).length > 0, 'a stale lock was left');
-        assert.equal(qemuPid(VM), pid, 'the guest runs on without its worker');
-        second = spawnWorker(configFile, join(vmHost.root, 'worker-kill-2.log'));
-        const summary = await result();
-        const vm = summary.vms[0]!;
-        assert.equal(vm.status, 'backed-up', `${vm.reason ?? ''} (${vm.failedStep ?? ''})`);
-        await vmHost.rebooted(VM);
-        assert.equal(qemuPid(VM), pid, 'the same QEMU process ran throughout');
-        const manifest = (await repo.readManifest(VM, summary.stamp))!;
-        for (const image of manifest.images) {
-          const stored = await repo.diskSnapshots(VM, summary.stamp, image.disk);
-          assert.equal(stored.length, 1, `${image.disk} stored once`);
-          assert.equal(await sha256Of(repo.diskStream(VM, image.restic!.snapshot, image.disk)), image.sha256);
-        }
+        const killBoth = async (restic: number) => {
+          process.kill(restic, 'SIGKILL'); // restic's own lock stays behind, as after a power cut
+          const exited = new Promise((resolve) => first.once('exit', resolve));
+          first.kill('SIGKILL');
+          await exited;
+          assert.ok(readdirSync(locks()).length > 0, 'a stale lock was left');
+          second = spawnWorker(configFile, join(vmHost.root, 'worker-kill-2.log'));
+        };
+        await faultMidStream(killBoth, 'restic-kill', first.pid!);
         // A lock file restic was writing when killed stays as <id>-tmp-<n>: restic ignores it; no lock is left.
         assert.deepEqual(
-          readdirSync(locks).filter((f) => !f.includes('-tmp-')),
+          readdirSync(locks()).filter((f) => !f.includes('-tmp-')),
           [],
           'no lock left',
         );
@@ -220,26 +241,6 @@ describe(
         if (second) await stopProcess(second);
       }
     });
-
-    /** A weekly run with `fault` done once a disk streams; it must end backed up, each disk stored once. */
-    const faultMidStream = async (fault: () => Promise<void>) => {
-      const locks = join(resticOptions(vmHost.config).repository, 'locks');
-      const { result } = await vmHost.runWeekly([VM]);
-      await midStream(process.pid, locks); // the harness's worker runs in this process
-      const pid = qemuPid(VM);
-      await fault();
-      const summary = await result();
-      const vm = summary.vms[0]!;
-      assert.equal(vm.status, 'backed-up', `${vm.reason ?? ''} (${vm.failedStep ?? ''})`);
-      await vmHost.rebooted(VM);
-      assert.equal(qemuPid(VM), pid, 'the same QEMU process ran throughout');
-      const manifest = (await repo.readManifest(VM, summary.stamp))!;
-      for (const image of manifest.images) {
-        assert.equal((await repo.diskSnapshots(VM, summary.stamp, image.disk)).length, 1, `${image.disk} stored once`);
-        assert.equal(await sha256Of(repo.diskStream(VM, image.restic!.snapshot, image.disk)), image.sha256);
-      }
-      return vm;
-    };
 
     it('the SSH connection cut mid-stream: the retry streams the disk again, stored once, hashes equal', async () => {
       const vm = await faultMidStream(async () => {
