@@ -199,7 +199,9 @@ async function main(): Promise<number> {
     let ok = dailySummary.ok;
 
     if (withVms) {
-      step('weekly VM run (each VM: preflight, ACPI shutdown, image, verify, start, pull to the store)');
+      step(
+        'weekly VM run (each VM: preflight, ACPI shutdown, overlays, start, each frozen disk into the restic repository, merge)',
+      );
       const weekly = await startWeekly(client, config);
       console.log(`workflow ${weekly.workflowId}: ${server.uiUrl}/namespaces/default/workflows/${weekly.workflowId}`);
       let shown = '';
