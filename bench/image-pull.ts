@@ -4,10 +4,10 @@
  * sftp -c aes128-gcm over the same sshd in the same run, for a random and a mostly-zero image. Prints MB/s,
  * ratios and the product's peak RSS. Size: BENCH_IMAGE_MB (default 1024).
  */
+import { writeImage } from './bench-image';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { initStoreRoot } from '../adapters/local/store-root';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../config/load';
@@ -15,19 +15,6 @@ import { startSshHost } from '../scripts/sandbox/sshd-host';
 
 const MB = Number(process.env.BENCH_IMAGE_MB ?? 1024);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-
-function writeImage(path: string, kind: 'random' | 'mostly-zero'): string {
-  const hash = createHash('sha256');
-  const fd = openSync(path, 'w');
-  const zero = Buffer.alloc(1 << 20);
-  for (let i = 0; i < MB; i++) {
-    const block = kind === 'random' || i % 10 === 0 ? randomBytes(1 << 20) : zero;
-    writeSync(fd, block);
-    hash.update(block);
-  }
-  closeSync(fd);
-  return hash.digest('hex');
-}
 
 function timed(fn: () => void): number {
   const start = process.hrtime.bigint();
@@ -72,7 +59,7 @@ async function main(): Promise<void> {
 
     for (const [i, kind] of (['random', 'mostly-zero'] as const).entries()) {
       const path = join(area, `vd${'ab'[i]}.raw`);
-      const sha256 = writeImage(path, kind);
+      const sha256 = writeImage(path, kind, MB);
       const image = { disk: `vd${'ab'[i]}`, path, bytes: MB * 2 ** 20, virtualSize: MB * 2 ** 20, sha256 };
       const out = (name: string) => join(root, 'out', kind, name);
       mkdirSync(join(root, 'out', kind), { recursive: true });

@@ -10,9 +10,10 @@
  * and where the time goes (SSH and the read alone, restic alone with and without compression).
  * Size: BENCH_IMAGE_MB (default 1024); rounds: BENCH_ROUNDS (default 3).
  */
+import { writeImage } from './bench-image';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rawReadLine } from '../adapters/hypervisor/raw-read';
@@ -22,19 +23,6 @@ import { startSshHost } from '../scripts/sandbox/sshd-host';
 const MB = Number(process.env.BENCH_IMAGE_MB ?? 1024);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const BYTES = MB * 2 ** 20;
-
-function writeImage(path: string, kind: 'random' | 'mostly-zero'): string {
-  const hash = createHash('sha256');
-  const fd = openSync(path, 'w');
-  const zero = Buffer.alloc(1 << 20);
-  for (let i = 0; i < MB; i++) {
-    const block = kind === 'random' || i % 10 === 0 ? randomBytes(1 << 20) : zero;
-    writeSync(fd, block);
-    hash.update(block);
-  }
-  closeSync(fd);
-  return hash.digest('hex');
-}
 
 interface Run {
   seconds: number;
@@ -122,7 +110,7 @@ async function main(): Promise<void> {
 
     for (const kind of ['random', 'mostly-zero'] as const) {
       const path = join(root, `${kind}.raw`);
-      const sha256 = writeImage(path, kind);
+      const sha256 = writeImage(path, kind, MB);
       const qcow2 = join(root, `${kind}.qcow2`);
       execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', path, qcow2]);
       const product = (file: string, format: string) => (): Run => {
