@@ -27,6 +27,20 @@ export interface DevServerOptions {
 
 /** `temporal server start-dev` on loopback, persisted to SQLite, as a child of this process. */
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  // A port found free can be taken by another process before the server binds it (tests start servers in
+  // parallel): a server that exits while starting is started again on new ports, unless the ports were given.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDevServerOnce(options);
+    } catch (err) {
+      if (!(err instanceof ServerExited) || attempt >= 3 || options.port || options.uiPort) throw err;
+    }
+  }
+}
+
+class ServerExited extends Error {}
+
+async function startDevServerOnce(options: DevServerOptions): Promise<DevServer> {
   const port = options.port ?? (await freePort());
   const uiPort = options.uiPort ?? (await freePort());
   const namespace = options.namespace ?? 'default';
@@ -58,8 +72,13 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     ],
     { stdio: ['ignore', log, log] },
   );
-  await waitForPort('127.0.0.1', port, 30_000, child);
-  await waitForHealthyFrontend(`127.0.0.1:${port}`, 60_000);
+  try {
+    await waitForPort('127.0.0.1', port, 30_000, child);
+    await waitForHealthyFrontend(`127.0.0.1:${port}`, 60_000, child);
+  } catch (err) {
+    await stopProcess(child);
+    throw child.exitCode !== null || child.signalCode !== null ? new ServerExited(String(err)) : err;
+  }
   return {
     address: `127.0.0.1:${port}`,
     uiUrl: `http://127.0.0.1:${uiPort}`,
@@ -70,9 +89,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
 }
 
 /** The port opens before the frontend serves ("Frontend is not healthy yet"): wait until it answers. */
-async function waitForHealthyFrontend(address: string, timeoutMs: number): Promise<void> {
+async function waitForHealthyFrontend(address: string, timeoutMs: number, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (child.exitCode !== null) throw new Error(`the Temporal dev server at ${address} exited (${child.exitCode})`);
     try {
       const connection = await Connection.connect({ address, connectTimeout: 2_000 });
       try {
