@@ -1,18 +1,16 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config/schema';
 import { dayDestination, type DayRestic, type DayStatus } from '../domain/daily-summary';
 import type { CalendarDay } from '../domain/julian-day';
-import { dayLockFile } from '../adapters/local/day-lock';
 import { requireStoreRoot } from '../adapters/local/store-root';
 import { backupPaths } from '../adapters/restic/restic-paths';
 import { Restic } from '../adapters/restic/restic';
-import { releaseLock, takeLock } from '../adapters/run-lock';
+import { releaseLock } from '../adapters/run-lock';
 import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
-import { runIsClosed } from './runs';
+import { takeDayLockOfRun } from './day-lock-of-run';
 import { resticOptions } from './services';
 
 export interface SupimResticDeps {
@@ -36,12 +34,7 @@ export function createSupimResticActivities({ config, now = () => new Date(), te
     const restic = new Restic(resticOptions(config));
     const folder = dayDestination(supim.destinationRoot, day);
     await requireStoreRoot(supim.destinationRoot);
-    const { workflowId, runId } = Context.current().info.workflowExecution ?? { workflowId: 'none', runId: 'none' };
-    const lock = dayLockFile(supim.destinationRoot, day.label);
-    const owner = { workflowId, runId };
-    const taken = await takeLock(lock, { day: day.label, owner, since: now().toISOString() }, (holder) =>
-      runIsClosed(temporalClient, holder),
-    );
+    const { lock, owner, taken } = await takeDayLockOfRun(supim.destinationRoot, day.label, temporalClient, now());
     if (!taken.acquired)
       return { status: 'skipped', reason: `another run holds this day: ${taken.holder.owner.workflowId}` };
     const progress = { phase: 'listing snapshots', bytesDone: 0 };

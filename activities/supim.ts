@@ -1,4 +1,3 @@
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../config/schema';
 import { storeTaskQueue } from '../adapters/temporal/temporal-connection';
@@ -20,9 +19,8 @@ import {
 } from '../adapters/transfer/day-copy-rules';
 import { storeFileMode } from '../adapters/local/file-mode';
 import { requireStoreRoot } from '../adapters/local/store-root';
-import { dayLockFile } from '../adapters/local/day-lock';
-import { releaseLock, takeLock } from '../adapters/run-lock';
-import { runIsClosed } from './runs';
+import { releaseLock } from '../adapters/run-lock';
+import { takeDayLockOfRun } from './day-lock-of-run';
 import type { Client } from '@temporalio/client';
 
 export interface SupimDeps {
@@ -113,12 +111,7 @@ export function createSupimActivities({
     // Before anything else: an unmounted backup disk must fail loudly, not fill the system disk.
     await requireStoreRoot(supim.destinationRoot);
     // One run per day: two daily runs whose windows overlap never copy the same day at once.
-    const { workflowId, runId } = Context.current().info.workflowExecution ?? { workflowId: 'none', runId: 'none' };
-    const lock = dayLockFile(supim.destinationRoot, day.label);
-    const owner = { workflowId, runId };
-    const taken = await takeLock(lock, { day: day.label, owner, since: now().toISOString() }, (holder) =>
-      runIsClosed(temporalClient, holder),
-    );
+    const { lock, owner, taken } = await takeDayLockOfRun(supim.destinationRoot, day.label, temporalClient, now());
     if (!taken.acquired) return finish('not-yet', `another run is copying this day: ${taken.holder.owner.workflowId}`);
     const ssh = await openSsh(supim.host).catch(async (err: unknown) => {
       await releaseLock(lock, owner);
