@@ -24,18 +24,22 @@ export interface HypervisorSession {
 }
 
 /**
- * Sessions to the configured hypervisor: built once by the worker; each activity opens one SSH session
- * with its adapters over it, closed after it.
+ * Sessions to one configured hypervisor (the worker builds one per hypervisor, each serving that host's task
+ * queues); each activity opens one SSH session with its adapters over it, closed after it.
  */
 export class HypervisorSessions {
   constructor(
     private readonly config: Config,
     private readonly openSsh: (hostKey: string) => Promise<SshSession>,
+    /** Which of config.hypervisors (default: the first, which the main task queue serves). */
+    private readonly name?: string,
   ) {}
 
-  /** The hypervisor section (NotConfigured without one). */
+  /** The hypervisor's section (NotConfigured without one). */
   get hv(): HypervisorConfig {
-    return requireSection(this.config.hypervisor, 'hypervisor');
+    const { hypervisors } = this.config;
+    const hv = this.name === undefined ? hypervisors[0] : hypervisors.find((h) => h.name === this.name);
+    return requireSection(hv, this.name === undefined ? 'hypervisor' : `hypervisors[name=${this.name}]`);
   }
 
   /** One session for `use`, without heartbeats (the activity heartbeats itself, or is short). */

@@ -78,7 +78,7 @@ export function createHypervisorActivities({ config, services, temporalClient }:
   const policyOf = (hv: HypervisorConfig, vm: string): VmPolicy => weeklyPolicy(services.vmPolicy(hv.host, vm));
 
   async function getWeeklySettings(): Promise<WeeklySettings> {
-    const hv = requireSection(config.hypervisor, 'hypervisor');
+    const hv = services.hypervisors.hv;
     return {
       vms: hv.vms,
       concurrency: hv.concurrency,

@@ -120,7 +120,7 @@ export function createRestoreStoreActivities({ config, services, now = () => new
     image: ManifestImage,
     target: RestoreTarget,
   ): Promise<PushedImage> {
-    const hv = requireSection(config.hypervisor, 'hypervisor');
+    const hv = services.hypervisors.hv;
     // store.engine restic (the image names its snapshot): `restic dump` streamed, from the resume point on.
     const source = image.restic
       ? { source: (start: number) => resticImageFrom(services.resticSets(), vm, image, start) }

@@ -203,7 +203,7 @@ export function createRestoreHypervisorActivities({ config, services, now = () =
     set: { stamp: string; images: ManifestImage[] },
     testStamp: string,
   ): Promise<RestorePlan> {
-    const hv = requireSection(config.hypervisor, 'hypervisor');
+    const hv = services.hypervisors.hv;
     if (unsafeVmNameReason(vm)) throw refuse(`refused VM name ${JSON.stringify(vm)}`, 'BadRequest');
     const dir = `${hv.imageArea}/${vm}/restore-test-${testStamp}`;
     return {

@@ -30,10 +30,14 @@ export interface Services {
 export function createServices({
   config,
   openSsh,
+  hypervisor,
 }: {
   config: Config;
   openSsh: (hostKey: string) => Promise<SshSession>;
+  /** The hypervisor these services drive (default: the first of config.hypervisors). */
+  hypervisor?: string;
 }): Services {
+  const hypervisors = new HypervisorSessions(config, openSsh, hypervisor);
   const mode = storeFileMode(config.permissions);
   let sets: LocalImageSets | undefined;
   let restic: ResticImageSets | undefined;
@@ -42,9 +46,9 @@ export function createServices({
     mailer: new Mailer(config.mail, mode),
     storeSets: () => (sets ??= new LocalImageSets(requireSection(config.store, 'store').root, mode)),
     resticSets: () => (restic ??= new ResticImageSets(new Restic(resticOptions(config)))),
-    hypervisors: new HypervisorSessions(config, openSsh),
+    hypervisors,
     vmPolicy: (host, vm) => {
-      const hv = requireSection(config.hypervisor, 'hypervisor');
+      const hv = hypervisors.hv;
       if (hv.host !== host) throw refuse(`no hypervisor ${JSON.stringify(host)} in config`, 'NotConfigured');
       return resolveVmPolicy(hv, vm);
     },

@@ -108,7 +108,7 @@ export function createStoreActivities({ config, services }: StoreDeps) {
    * hypervisor's hash before it is renamed into place. A copy that differs is deleted.
    */
   async function pullImage(vm: string, stamp: string, image: VmImage): Promise<VmImage> {
-    const hv = requireSection(config.hypervisor, 'hypervisor');
+    const hv = services.hypervisors.hv;
     const name = basename(image.path);
     if (!IMAGE_FILE.test(name))
       throw ApplicationFailure.nonRetryable(`refusing image name ${JSON.stringify(name)}`, 'BadImageName');

@@ -109,7 +109,7 @@ const vmPolicy = {
   overlayReserveBytes: z.number().int().min(0),
 };
 
-const hypervisorSchema = z.strictObject({
+const hypervisorFields = {
   /** Key into `hosts`. */
   host: z.string().min(1),
   driver: z.literal('libvirt').default('libvirt'),
@@ -142,7 +142,19 @@ const hypervisorSchema = z.strictObject({
     .default(1024 ** 3),
   /** Verified image sets kept per VM on the hypervisor (older ones go once a newer one is verified). */
   keepImages: z.number().int().min(1).default(2),
-});
+  /**
+   * libvirtd not answering or SSH unreachable for up to this long, at any step, is waited out (with backoff)
+   * and the step goes on; past it the step fails and the VM is left running.
+   */
+  hypervisorOutageSeconds: z.number().int().min(0).max(86400).default(600),
+};
+
+/** Names a hypervisor in workflow IDs, task queues, reports and metrics. */
+const hypervisorName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/i, 'hypervisor names are letters, digits, - and _');
+
+/** The single `hypervisor:` section of earlier configs: a list of one, named after its host. */
+const hypervisorSchema = z.strictObject(hypervisorFields);
+const namedHypervisorSchema = z.strictObject({ name: hypervisorName, ...hypervisorFields });
 
 const storeSchema = z
   .strictObject({
@@ -382,7 +394,10 @@ export const configSchema = z
     temporal: temporalSchema.prefault({}),
     hosts: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'host keys are letters, digits, - and _'), hostSchema),
     supim: supimSchema.optional(),
+    /** One hypervisor (earlier configs): the same as a `hypervisors` list of one named after its host. */
     hypervisor: hypervisorSchema.optional(),
+    /** The hypervisors, each backed up by its own child workflow; VM names are unique per hypervisor. */
+    hypervisors: z.array(namedHypervisorSchema).min(1).optional(),
     /** Where verified VM images are pulled to; without it, images stay on the hypervisor only. */
     store: storeSchema.optional(),
     worker: z
@@ -408,27 +423,50 @@ export const configSchema = z
     restoreTest: restoreTestSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
-    for (const section of ['supim', 'hypervisor'] as const) {
-      const host = config[section]?.host;
+    const hostRefs: [string | undefined, (string | number)[]][] = [
+      [config.supim?.host, ['supim', 'host']],
+      [config.hypervisor?.host, ['hypervisor', 'host']],
+      ...(config.hypervisors ?? []).map((hv, i): [string, (string | number)[]] => [hv.host, ['hypervisors', i, 'host']]),
+    ];
+    for (const [host, path] of hostRefs) {
       if (host !== undefined && !(host in config.hosts)) {
         ctx.addIssue({
           code: 'custom',
-          path: [section, 'host'],
+          path,
           message: `names no entry of hosts (have: ${Object.keys(config.hosts).join(', ') || 'none'})`,
         });
       }
     }
-    if (!config.supim && !config.hypervisor) {
+    if (config.hypervisor && config.hypervisors) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['hypervisor'],
+        message: 'give either hypervisor (one) or hypervisors (a list), not both',
+      });
+    }
+    const seen = new Set<string>();
+    (config.hypervisors ?? []).forEach((hv, i) => {
+      if (seen.has(hv.name)) {
+        ctx.addIssue({ code: 'custom', path: ['hypervisors', i, 'name'], message: `${hv.name} is named twice` });
+      }
+      seen.add(hv.name);
+    });
+    if (!config.supim && !config.hypervisor && !config.hypervisors) {
       ctx.addIssue({ code: 'custom', path: [], message: 'nothing to back up: add a supim or a hypervisor section' });
     }
-  });
+  })
+  // Every reader sees the list: the single section is a list of one named after its host.
+  .transform(({ hypervisor, hypervisors, ...config }) => ({
+    ...config,
+    hypervisors: hypervisors ?? (hypervisor ? [{ name: hypervisor.host, ...hypervisor }] : []),
+  }));
 
 export type Config = z.output<typeof configSchema>;
 export type HostConfig = z.output<typeof hostSchema>;
 export type SchedulesConfig = z.output<typeof schedulesSchema>;
 export type MailConfig = z.output<typeof mailSchema>;
 export type StoreConfig = z.output<typeof storeSchema>;
-export type HypervisorConfig = z.output<typeof hypervisorSchema>;
+export type HypervisorConfig = z.output<typeof namedHypervisorSchema>;
 export type SupimConfig = z.output<typeof supimSchema>;
 export type TransferConfig = z.output<typeof transferSchema>;
 export type PermissionsConfig = z.output<typeof permissionsSchema>;

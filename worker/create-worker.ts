@@ -69,7 +69,7 @@ export async function createWorker(
     run: async () => {
       // One worker failing stops the other too: a half-serving process would look healthy and hang runs.
       const runs = workers.map((w) => w.run());
-      if (config.hypervisor) void guardianAtStart(temporalClient, config.temporal.taskQueue);
+      if (config.hypervisors.length > 0) void guardianAtStart(temporalClient, config.temporal.taskQueue);
       try {
         await Promise.all(runs);
       } finally {

@@ -16,7 +16,7 @@ const WORKFLOW_ID_PREFIX: Record<Job, string> = { daily: 'supim-scheduled', week
 
 /** The jobs the config can run: daily needs a supim section, weekly a hypervisor section. */
 export function configuredJobs(config: Config): Job[] {
-  return JOBS.filter((job) => (job === 'daily' ? config.supim : config.hypervisor));
+  return JOBS.filter((job) => (job === 'daily' ? config.supim : config.hypervisors.length > 0));
 }
 
 /** A housekeeping workflow every few minutes (overlap SKIP: a slow run is never doubled). */
@@ -176,7 +176,7 @@ export async function applySchedules(client: Client, config: Config): Promise<Ap
       catchupMs: hours(1),
       everyMs: config.schedules.watchdog.everyMinutes * 60_000,
     },
-    ...(config.hypervisor
+    ...(config.hypervisors.length > 0
       ? [
           {
             job: 'guardian' as const,
@@ -187,7 +187,7 @@ export async function applySchedules(client: Client, config: Config): Promise<Ap
         ]
       : []),
   ];
-  if (config.hypervisor && config.store) {
+  if (config.hypervisors.length > 0 && config.store) {
     wanted.push({
       job: 'restore-test',
       desired: restoreTestSchedule(config),

@@ -129,10 +129,11 @@ describe('config', () => {
 describe('the example config', () => {
   it('is valid, so the documentation cannot drift from the schema', () => {
     const config = loadConfig(join(__dirname, '..', '..', '..', 'config', 'cluster-backup.example.yaml'));
-    assert.equal(config.hypervisor?.vms, 'all-running');
-    assert.equal(config.hypervisor?.perVm['legacy-windows']?.shutdownTimeoutSeconds, 600);
-    assert.equal(config.hypervisor?.imaging, 'overlay');
-    assert.equal(config.hypervisor?.perVm.appliance?.imaging, 'offline');
+    const [hv] = config.hypervisors;
+    assert.equal(hv?.vms, 'all-running');
+    assert.equal(hv?.perVm['legacy-windows']?.shutdownTimeoutSeconds, 600);
+    assert.equal(hv?.imaging, 'overlay');
+    assert.equal(hv?.perVm.appliance?.imaging, 'offline');
     assert.equal(config.supim?.daysBack, 2);
   });
 });

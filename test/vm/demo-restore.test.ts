@@ -81,7 +81,7 @@ describe('restoring on the demo, as the README says (npm start -- --keep-running
   let configFile: string;
   let config: Config;
   const virsh = async (...args: string[]) =>
-    (await run('virsh', ['-q', '-c', config.hypervisor!.uri, ...args])).stdout.trim();
+    (await run('virsh', ['-q', '-c', config.hypervisors[0]!.uri, ...args])).stdout.trim();
 
   before(async () => {
     demo = startChild(process.execPath, [DEMO_JS, '--keep-running', '--data-dir', dataDir, '--any-ports'], {
@@ -227,16 +227,16 @@ describe('restoring on the demo, as the README says (npm start -- --keep-running
     const sets = new ResticImageSets(new Restic(resticOptions(config)));
     const stamp = (await sets.listSets('cbtest-web')).filter((set) => set.verified).at(-1)!.stamp;
     const manifest = (await sets.readManifest('cbtest-web', stamp))!;
-    const workDir = join(config.hypervisor!.imageArea, 'probe-retried');
+    const workDir = join(config.hypervisors[0]!.imageArea, 'probe-retried');
     mkdirSync(workDir, { recursive: true });
-    const disk = join(config.hypervisor!.imageArea, 'probe-retried-vda.raw'); // the probe empties its workDir
+    const disk = join(config.hypervisors[0]!.imageArea, 'probe-retried-vda.raw'); // the probe empties its workDir
     const vda = manifest.images.find((image) => image.disk === 'vda')!;
     await pipeline(sets.diskStream('cbtest-web', vda.restic!.snapshot, 'vda'), createWriteStream(disk));
     const started = Date.now();
     const result = await withSsh('hypervisor', config.hosts.hypervisor!, (ssh) =>
       bootProbe({
         ssh,
-        driver: new LibvirtDriver(ssh, config.hypervisor!.uri),
+        driver: new LibvirtDriver(ssh, config.hypervisors[0]!.uri),
         savedXml: manifest.domainXml!,
         images: [{ target: 'vda', path: disk, format: 'raw' }],
         name: 'cluster-backup-probe-retried',

@@ -206,7 +206,7 @@ describe('imaging on qcow2 overlays on a real libvirt + QEMU hypervisor', { conc
       {
         temporal: { address: server.address, taskQueue: 'overlay-weekly' },
         hosts: config.hosts,
-        hypervisor: { ...config.hypervisor, perVm: {} },
+        hypervisors: [{ ...config.hypervisors[0]!, perVm: {} }],
         mail: { outbox: join(root, 'outbox') },
       },
       'overlay weekly test',

@@ -204,7 +204,7 @@ describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { 
     const file = writeConfigFile(root, {
       ...config,
       temporal: { ...config.temporal, taskQueue: queue },
-      hypervisor: { ...config.hypervisor!, stallSeconds: 5, perVm: { [BIG]: { maxDowntimeSeconds: 90 } } },
+      hypervisors: [{ ...config.hypervisors[0]!, stallSeconds: 5, perVm: { [BIG]: { maxDowntimeSeconds: 90 } } }],
     });
     const log = join(root, 'worker-stall.log');
     const strict: ChildProcess = spawnWorker(file, log);

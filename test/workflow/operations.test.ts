@@ -73,10 +73,8 @@ describe('operations: schedules, triggers, backfill, documented CLI, metrics', {
     // With a hypervisor configured, the weekly job gets its schedule too: Sunday 02:00 by default.
     const withVms: Config = {
       ...later,
-      hypervisor: {
-        ...parseConfig({ ...box.config, hypervisor: { host: 'compute', imageArea: '/img' } }, 't', box.root)
-          .hypervisor!,
-      },
+      hypervisors: parseConfig({ ...box.config, hypervisor: { host: 'compute', imageArea: '/img' } }, 't', box.root)
+        .hypervisors,
     };
     assert.deepEqual(await changes(withVms), [
       'cluster-backup-daily: unchanged',
