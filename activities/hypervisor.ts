@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config, HypervisorConfig } from '../config/schema';
-import { storeTaskQueue } from '../adapters/temporal/temporal-connection';
+import { hypervisorTaskQueues } from '../adapters/temporal/temporal-connection';
 import type { VmImage, VmPolicy, WeeklySettings } from '../domain/weekly-summary';
 import { unsafeVmNameReason } from '../domain/vm-names';
 import { StalledError, unsupportedDiskReason } from '../adapters/hypervisor/disk-imaging';
@@ -77,14 +77,36 @@ export function createHypervisorActivities({ config, services, temporalClient }:
 
   const policyOf = (hv: HypervisorConfig, vm: string): VmPolicy => weeklyPolicy(services.vmPolicy(hv.host, vm));
 
+  /** The configured hypervisors, each with the task queue its activities run on. */
+  async function listHypervisors(): Promise<{ name: string; taskQueue: string }[]> {
+    return config.hypervisors.map(({ name }) => ({ name, taskQueue: hypervisorTaskQueues(config, name).remote }));
+  }
+
+  /**
+   * Whether the hypervisor answers now (SSH with its pinned host key, then libvirt): a weekly run checks
+   * each at its start, without waiting out an outage, so a dead host's VMs are reported at once.
+   */
+  async function checkHypervisor(): Promise<{ ok: true } | { ok: false; reason: string }> {
+    try {
+      await services.hypervisors.once(({ driver }) => driver.listVms());
+      return { ok: true };
+    } catch (err) {
+      if (!(err instanceof RemoteCommandError)) throw err;
+      return { ok: false, reason: err.message };
+    }
+  }
+
   async function getWeeklySettings(): Promise<WeeklySettings> {
     const hv = services.hypervisors.hv;
+    const queues = hypervisorTaskQueues(config, hv.name);
     return {
+      hypervisor: hv.name,
+      taskQueue: queues.remote,
       vms: hv.vms,
       concurrency: hv.concurrency,
       keepImages: hv.keepImages,
       store: config.store !== undefined,
-      storeTaskQueue: storeTaskQueue(config),
+      storeTaskQueue: queues.store,
       ...(config.store?.engine === 'restic' ? { storeEngine: 'restic' as const } : {}),
       heartbeatTimeoutSeconds: config.transfer.heartbeatTimeoutSeconds,
       policy: Object.fromEntries(Object.keys(hv.perVm).map((vm) => [vm, policyOf(hv, vm)])),
@@ -94,16 +116,20 @@ export function createHypervisorActivities({ config, services, temporalClient }:
   }
 
   /**
-   * The VMs this run covers, each once: the requested ones (missing ones included, to be reported), or all
-   * running ones, plus any VM an earlier run left held down (it must be put back and backed up).
+   * The VMs this run covers, each once: the requested ones (missing ones included, to be reported; with
+   * `onlyExisting`, those this hypervisor has: a name looked for on every hypervisor), or all running ones,
+   * plus any VM an earlier run left held down (it must be put back and backed up).
    */
-  async function resolveVms(requested?: string[]): Promise<string[]> {
+  async function resolveVms(requested?: string[], onlyExisting = false): Promise<string[]> {
     return withHypervisor(async ({ driver, records, hv }) => {
       const wanted = requested?.length ? requested : hv.vms;
+      const here = wanted === 'all-running' || onlyExisting ? await driver.listVms() : [];
       const listed =
         wanted === 'all-running'
-          ? (await driver.listVms()).filter((v) => v.state === 'running').map((v) => v.name)
-          : wanted;
+          ? here.filter((v) => v.state === 'running').map((v) => v.name)
+          : onlyExisting
+            ? wanted.filter((vm) => here.some((v) => v.name === vm))
+            : wanted;
       const heldDown = wanted === 'all-running' ? (await records.listHeldDown()).map((r) => r.vm) : [];
       return [...new Set([...listed, ...heldDown])];
     });
@@ -125,7 +151,7 @@ export function createHypervisorActivities({ config, services, temporalClient }:
         return previous ? { acquired: true, tookOverFrom: previous } : { acquired: true };
       }
       const { owner, since } = outcome.holder;
-      return { acquired: false, reason: `another run is working on this VM: ${owner.workflowId} (since ${since})` };
+      return { acquired: false, reason: `left to ${owner.workflowId}: that run holds this VM (since ${since})` };
     });
   }
 
@@ -376,6 +402,8 @@ export function createHypervisorActivities({ config, services, temporalClient }:
   }
 
   return {
+    listHypervisors,
+    checkHypervisor,
     getWeeklySettings,
     resolveVms,
     lockVm,

@@ -71,6 +71,8 @@ export interface CompensationRun {
 
 export interface VmResult {
   vm: string;
+  /** The hypervisor it runs on (absent in runs before several hypervisors: the only one). */
+  hypervisor?: string;
   status: VmStatus;
   reason?: string;
   failedStep?: VmStep;
@@ -102,6 +104,7 @@ export interface VmResult {
 
 export interface VmProgress {
   vm: string;
+  hypervisor?: string;
   step: VmStep;
   stepStartedAt?: string;
   steps: StepTiming[];
@@ -116,6 +119,29 @@ export interface WeeklySummary {
   aborted?: string;
   /** Another run for the same VMs was already under way (schedule and CLI at once): this one did nothing. */
   alreadyRunning?: string;
+  /** Per hypervisor (runs since several hypervisors): its child run and how it went. */
+  hosts?: HostOutcome[];
+  startedAt: string;
+  finishedAt: string;
+}
+
+/** One hypervisor's part of a weekly run: its child workflow `vms-<week>-<name>-<stamp>`. */
+export interface HostOutcome {
+  hypervisor: string;
+  workflowId: string;
+  /** Not reachable at the start (SSH refused, host key changed, libvirtd gone): its VMs were left untouched. */
+  unreachable?: string;
+  /** The child run failed as a whole (its VMs' results are lost; each VM it stopped is put back by its saga). */
+  error?: string;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
+/** What a hypervisor's child run returns to the weekly run. */
+export interface HostSummary {
+  hypervisor: string;
+  vms: VmResult[];
+  unreachable?: string;
   startedAt: string;
   finishedAt: string;
 }
@@ -138,6 +164,9 @@ export interface WeeklySettings {
   defaultPolicy: VmPolicy;
   /** A remote copy or check that reads nothing for this long is stopped. */
   stallSeconds: number;
+  /** The hypervisor these settings are of, and the task queue of its activities (absent in earlier runs). */
+  hypervisor?: string;
+  taskQueue?: string;
 }
 
 export interface VmPolicy {

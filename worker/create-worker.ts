@@ -5,7 +5,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities, createServices, splitByTaskQueue, type Activities } from '../activities';
 import { SshSession } from '../adapters/ssh/ssh-session';
 import type { Config } from '../config/schema';
-import { storeTaskQueue, temporalConnection } from '../adapters/temporal/temporal-connection';
+import { hypervisorTaskQueues, storeTaskQueue, temporalConnection } from '../adapters/temporal/temporal-connection';
 
 /** Written by `npm run build` (scripts/bundle-workflows.ts). */
 export const WORKFLOW_BUNDLE = join(__dirname, '..', 'workflow-bundle.js');
@@ -32,17 +32,19 @@ export async function createWorker(
     (clientConnection ??= Connection.connect(connectionOptions).then(
       (connection) => new Client({ connection, namespace }),
     ));
-  // The adapters every activity shares, built once: mailer, image sets, hypervisor sessions, VM policies.
-  const services = createServices({
-    config,
-    openSsh: (hostKey) => {
-      const host = config.hosts[hostKey];
-      if (!host) throw new Error(`no host ${hostKey} in config`);
-      return SshSession.connect(hostKey, host);
-    },
-  });
-  const built = createActivities({ config, temporalClient, services });
-  const { store, remote } = splitByTaskQueue(options.wrapActivities ? options.wrapActivities(built) : built);
+  const openSsh = (hostKey: string) => {
+    const host = config.hosts[hostKey];
+    if (!host) throw new Error(`no host ${hostKey} in config`);
+    return SshSession.connect(hostKey, host);
+  };
+  // The adapters the activities share, built once: mailer, image sets, hypervisor sessions, VM policies. One
+  // set per hypervisor, whose activities serve that hypervisor's task queues; the main queues' drive the first.
+  const activitiesFor = (hypervisor?: string) => {
+    const services = createServices({ config, openSsh, ...(hypervisor !== undefined && { hypervisor }) });
+    const built = createActivities({ config, temporalClient, services });
+    return splitByTaskQueue(options.wrapActivities ? options.wrapActivities(built) : built);
+  };
+  const { store, remote } = activitiesFor();
   const connection = await NativeConnection.connect(connectionOptions);
   const common = {
     connection,
@@ -62,6 +64,14 @@ export async function createWorker(
   ];
   if (config.worker.storeHost) {
     workers.push(await Worker.create({ ...common, taskQueue: storeTaskQueue(config), activities: store }));
+  }
+  for (const { name } of config.hypervisors) {
+    const queues = hypervisorTaskQueues(config, name);
+    const host = activitiesFor(name);
+    workers.push(await Worker.create({ ...common, taskQueue: queues.remote, activities: host.remote }));
+    if (config.worker.storeHost) {
+      workers.push(await Worker.create({ ...common, taskQueue: queues.store, activities: host.store }));
+    }
   }
   return {
     taskQueues: workers.map((w) => w.options.taskQueue),

@@ -5,6 +5,8 @@ export interface WeeklyProgress {
   stamp?: string;
   vms: VmProgress[];
   aborted?: string;
+  /** A weekly run over several hypervisors: each one's child run, whose own progress query has its VMs. */
+  hosts?: { hypervisor: string; workflowId: string }[];
 }
 
 export interface AbortAnswer {

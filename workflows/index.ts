@@ -5,3 +5,4 @@ export { vmGuardian } from './guardian';
 export { restoreVm } from './restore-vm';
 export { restoreDay } from './restore-day';
 export { restoreTest } from './restore-test';
+export { weeklyHostVms } from './weekly-host';

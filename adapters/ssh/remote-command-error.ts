@@ -55,6 +55,24 @@ export function isRetryable(details: RemoteFailureDetails): boolean {
   }
 }
 
+/**
+ * libvirtd itself not answering (restarting, its socket gone or refusing): virsh's own words. A guest runs on
+ * meanwhile, so the step waits for libvirtd rather than failing.
+ */
+const LIBVIRTD_DOWN =
+  /failed to connect (socket )?to the hypervisor|failed to connect socket to [^\n]*: (no such file or directory|connection refused)|cannot recv data|end of file while reading data|client socket is closed|connection reset by peer|unable to connect to server/i;
+
+/**
+ * The hypervisor is out for now (SSH refused, timed out or cut; libvirtd down or restarting), as opposed to
+ * a command that failed on a hypervisor that answered: every step waits the first kind out
+ * (hypervisorOutageSeconds) and fails the second as it always did. Host keys and keys refused are not
+ * outages: a human must look.
+ */
+export function isHypervisorOutage(details: RemoteFailureDetails): boolean {
+  if (details.kind === 'connect') return true;
+  return details.kind === 'command' && !details.signal && LIBVIRTD_DOWN.test(details.stderr ?? '');
+}
+
 export class RemoteCommandError extends ApplicationFailure {
   readonly remote: RemoteFailureDetails;
 

@@ -204,3 +204,11 @@ export function describeConnection(s: TemporalConnectionSettings, from: Connecti
 export function storeTaskQueue(config: Config): string {
   return config.temporal.storeTaskQueue ?? `${config.temporal.taskQueue}-store`;
 }
+
+/**
+ * The task queues of one hypervisor's activities (remote and store), each served by activities bound to that
+ * hypervisor: a workflow reaches a host by the queue it schedules on. Hypervisor names have no '@'.
+ */
+export function hypervisorTaskQueues(config: Config, name: string): { remote: string; store: string } {
+  return { remote: `${config.temporal.taskQueue}@${name}`, store: `${storeTaskQueue(config)}@${name}` };
+}

@@ -52,6 +52,8 @@ export class StubHypervisor {
   closedRuns = new Set<string>();
   /** Weekly runs that were under way before the one under test. */
   earlierRuns: string[] = [];
+  /** Set: the hypervisor does not answer at a run's start (why). */
+  unreachable?: string;
   /** Each activity's start-to-close timeout, as the workflow set it. */
   readonly timeouts: Record<string, number> = {};
   readonly awaitedSeconds: number[] = [];
@@ -105,6 +107,12 @@ export class StubHypervisor {
         this.calls.push(`sendReport ${request.job}`);
         return { to: 'outbox', path: '/dev/null', subject: 'stub' } as never;
       },
+      // One hypervisor, served on the queue the test's worker polls.
+      listHypervisors: async () => [{ name: 'stub', taskQueue: Context.current().info.taskQueue }],
+      checkHypervisor: async () => {
+        await this.fault('checkHypervisor');
+        return this.unreachable ? { ok: false, reason: this.unreachable } : { ok: true };
+      },
       getWeeklySettings: async () => this.settings,
       resolveVms: async (requested) => (requested?.length ? requested : [...this.vms.keys()]),
       lockVm: async (vm) => {
@@ -112,7 +120,7 @@ export class StubHypervisor {
         const holder = this.locks.get(vm);
         const me = this.run();
         if (holder && holder.runId !== me.runId && !this.closedRuns.has(holder.runId))
-          return { acquired: false, reason: `another run is working on this VM: ${holder.workflowId}` };
+          return { acquired: false, reason: `left to ${holder.workflowId}: that run holds this VM` };
         this.locks.set(vm, me);
         return holder && holder.runId !== me.runId
           ? { acquired: true, tookOverFrom: holder.workflowId }

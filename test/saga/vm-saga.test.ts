@@ -323,13 +323,30 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
     assert.match(vms[0]!.reason ?? '', /overlays an earlier run left merged \(vda\)/);
   });
 
-  it('leaves the VMs to a weekly run already under way (schedule and CLI at once)', async () => {
-    fresh().addVm('db');
+  it('an earlier weekly run still open blocks nothing: each VM`s lock decides', async () => {
+    fresh().addVm('db').addVm('web');
     stub.earlierRuns = ['vms-scheduled-2026-11-29T05:00:00Z'];
-    const summary = await weekly(['db'], 'weekly-already-running');
-    assert.equal(summary.alreadyRunning, 'vms-scheduled-2026-11-29T05:00:00Z');
-    assert.deepEqual(summary.vms, []);
-    assert.ok(!stub.calls.some((c) => c.startsWith('lockVm')));
+    stub.locks.set('web', { workflowId: 'vms-scheduled-2026-11-29T05:00:00Z', runId: 'open-run' });
+    const summary = await weekly(['db', 'web']);
+    assert.equal(summary.alreadyRunning, undefined);
+    const byVm = Object.fromEntries(summary.vms.map((v) => [v.vm, v]));
+    assert.equal(byVm.db!.status, 'backed-up', JSON.stringify(byVm.db));
+    assert.equal(byVm.web!.status, 'skipped');
+    assert.match(byVm.web!.reason!, /left to vms-scheduled-2026-11-29T05:00:00Z/);
+    assert.equal(byVm.db!.hypervisor, 'stub');
+    assert.ok(!stub.calls.some((c) => c.startsWith('preflightVm web')));
+  });
+
+  it('a hypervisor that does not answer at the start: its VMs are reported untouched at once', async () => {
+    fresh().addVm('db');
+    stub.unreachable = 'hypervisor: connect ECONNREFUSED 127.0.0.1:22';
+    const summary = await weekly(['db']);
+    assert.equal(summary.ok, false);
+    assert.equal(summary.vms[0]!.status, 'skipped');
+    assert.match(summary.vms[0]!.reason!, /hypervisor unreachable, untouched: .*ECONNREFUSED/);
+    assert.equal(summary.hosts?.[0]?.unreachable, stub.unreachable);
+    assert.ok(!stub.calls.some((c) => c.startsWith('lockVm') || c.startsWith('requestShutdown')));
+    assert.deepEqual(stub.vms.get('db')!.history, ['running']);
   });
 
   it('offline: forces off at the VM`s own shutdown timeout (900 s): the waiting activity`s timeouts derive from it', async () => {
@@ -420,7 +437,7 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
       stub.locks.set('db', { workflowId: 'vms-other', runId: 'open-run' });
       const { vms } = await weekly();
       assert.equal(vms[0]!.status, 'skipped');
-      assert.match(vms[0]!.reason!, /another run is working on this VM: vms-other/);
+      assert.match(vms[0]!.reason!, /left to vms-other: that run holds this VM/);
       assert.equal(stub.locks.get('db')!.runId, 'open-run');
       assert.ok(!stub.calls.some((c) => c.startsWith('preflightVm') || c.startsWith('mergeOverlays')));
     });

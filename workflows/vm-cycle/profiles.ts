@@ -1,4 +1,5 @@
 import type { VmPolicy, WeeklySettings } from '../../domain/weekly-summary';
+import type { ActivityOptions } from '@temporalio/workflow';
 import { remoteActivities, storeActivities } from '../activity-proxies';
 import { commonOptions, forever, long, quick } from '../saga/profiles';
 
@@ -8,16 +9,19 @@ export function cycleActivities(vm: string, settings: WeeklySettings, policy: Vm
   const common = commonOptions(settings.heartbeatTimeoutSeconds, `VM ${vm}`);
   /** Copies and checks: three tries; a cancel waits until the remote copy ended. */
   const copy = (seconds: number) => long(common, seconds * 1000, 3, true);
+  // On the VM's hypervisor's task queue (runs before several hypervisors: the main one).
+  const onHost = (options: ActivityOptions) =>
+    remoteActivities(settings.taskQueue ? { ...options, taskQueue: settings.taskQueue } : options);
   return {
-    remote: remoteActivities(quick(common)),
+    remote: onHost(quick(common)),
     // It polls for the whole shutdown timeout: its own bound derives from it.
-    stopping: remoteActivities({ ...quick(common), startToCloseTimeout: (policy.shutdownTimeoutSeconds + 120) * 1000 }),
-    imaging: remoteActivities(copy(policy.maxDowntimeSeconds + 300)),
-    checking: remoteActivities(copy(24 * 3600)),
+    stopping: onHost({ ...quick(common), startToCloseTimeout: (policy.shutdownTimeoutSeconds + 120) * 1000 }),
+    imaging: onHost(copy(policy.maxDowntimeSeconds + 300)),
+    checking: onHost(copy(24 * 3600)),
     /** Putting a VM back: retried until it is confirmed running; it may first watch a shutdown under way. */
-    restart: remoteActivities(forever(common, (policy.shutdownTimeoutSeconds + 300) * 1000)),
+    restart: onHost(forever(common, (policy.shutdownTimeoutSeconds + 300) * 1000)),
     /** Merging overlays back: long (a whole disk's writes), live on heartbeats; the VM runs meanwhile. */
-    merging: remoteActivities(long(common, '6 hours', 5)),
+    merging: onHost(long(common, '6 hours', 5)),
     store: storeActivities(settings.storeTaskQueue, quick(common)),
     storeLong: storeActivities(settings.storeTaskQueue, copy(12 * 3600)),
   };
