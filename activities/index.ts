@@ -1,5 +1,6 @@
 import { createGuardianActivities } from './guardian';
 import { createHypervisorActivities } from './hypervisor';
+import { createOffsiteActivities } from './offsite';
 import { createOverlayActivities } from './overlay';
 import { createReportActivities } from './report';
 import { createRunsActivities } from './runs';
@@ -37,6 +38,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRunsActivities(deps),
     ...createRestoreStoreActivities(deps),
     ...createRestoreHypervisorActivities(deps),
+    ...createOffsiteActivities(deps),
   });
 }
 
@@ -58,6 +60,8 @@ export const STORE_ACTIVITIES = [
   'storeFrozenDisk',
   'recordResticSet',
   'discardResticPartials',
+  'offsiteRepositories',
+  'copyToOffsite',
   ...RESTORE_STORE_ACTIVITIES,
 ] as const satisfies readonly (keyof Activities)[];
 

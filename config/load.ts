@@ -30,6 +30,7 @@ const LOCAL_PATH_FIELDS = [
   'temporal.tls.certFile',
   'temporal.tls.keyFile',
   'temporal.apiKeyFile',
+  'offsite.*.passwordFile',
 ].map((field) => field.split('.'));
 
 function resolveAt(value: unknown, path: string[], baseDir: string): unknown {

@@ -389,6 +389,41 @@ const transferSchema = z.strictObject({
   stallSeconds: z.number().int().min(1).max(86400).default(300),
 });
 
+/** restic repository locations an off-site copy may use: the REST protocol (http/https) or SFTP. */
+const offsiteRepository = z
+  .string()
+  .refine(
+    (r) => /^rest:https?:\/\/[^\s/]+(\/\S*)?$/.test(r) || /^sftp:[^\s-][^\s]*$/.test(r),
+    'must be a restic REST URL (rest:http://host:port/path, rest:https://...) or an SFTP location (sftp:user@host:/path)',
+  )
+  .refine((r) => !/[\0\n\r]/.test(r), 'must not contain NUL or line breaks')
+  .refine(
+    (r) => !/^rest:https?:\/\/[^/@]*:[^/@]*@/.test(r),
+    'must not hold a password (user:password@): it would show in every message that names the repository',
+  );
+
+/**
+ * One off-site restic repository (3-2-1): behind an append-only REST server (`rclone serve restic
+ * --append-only`), so the backup host can add snapshots there and never remove or rewrite them. Its own
+ * password; retention runs on the off-site host with its own credentials, never from here.
+ */
+const offsiteSchema = z.strictObject({
+  repository: offsiteRepository,
+  /** The off-site repository's password, one line; refused when group or others may read it. */
+  passwordFile: absolutePath,
+  /** Upload cap for `restic copy` (bytes/s, sent as --limit-upload KiB/s); unset: transfer.maxBytesPerSecond. */
+  maxBytesPerSecond: z.number().int().min(0).optional(),
+  /** The watchdog alerts when this repository's newest copy is older than this. */
+  maxAgeHours: z
+    .number()
+    .positive()
+    .default(24 * 8),
+  /** Each copy is followed by `restic check` reading subset n/N of the data there (rotating). */
+  verifySubsets: z.number().int().min(1).max(256, 'restic 0.14 splits the packs into at most 256 subsets').default(12),
+  /** A REST server that accepts no connection for this long during a copy makes the copy "behind" (stopped). */
+  unreachableSeconds: z.number().int().min(1).max(3600).default(120),
+});
+
 export const configSchema = z
   .strictObject({
     temporal: temporalSchema.prefault({}),
@@ -421,8 +456,19 @@ export const configSchema = z
     transfer: transferSchema.prefault({}),
     permissions: permissionsSchema.prefault({}),
     restoreTest: restoreTestSchema.prefault({}),
+    /** Off-site restic repositories the store's new snapshots are copied to (store.engine restic), by name. */
+    offsite: z
+      .record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'off-site names are letters, digits, - and _'), offsiteSchema)
+      .default({}),
   })
   .superRefine((config, ctx) => {
+    if (Object.keys(config.offsite).length && config.store?.engine !== 'restic') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['offsite'],
+        message: 'off-site copies are restic copies: they need store.engine: restic (with store.restic)',
+      });
+    }
     const hostRefs: [string | undefined, (string | number)[]][] = [
       [config.supim?.host, ['supim', 'host']],
       [config.hypervisor?.host, ['hypervisor', 'host']],
@@ -471,3 +517,4 @@ export type SupimConfig = z.output<typeof supimSchema>;
 export type TransferConfig = z.output<typeof transferSchema>;
 export type PermissionsConfig = z.output<typeof permissionsSchema>;
 export type RestoreTestConfig = z.output<typeof restoreTestSchema>;
+export type OffsiteConfig = z.output<typeof offsiteSchema>;

@@ -1,13 +1,14 @@
 import { AdapterError } from '../adapter-error';
 
 /** What went wrong in a restic run, read from its stderr (restic 0.14 has no distinct exit codes for it). */
-export type ResticFailure = 'wrong-password' | 'no-repository' | 'locked' | 'other';
+export type ResticFailure = 'wrong-password' | 'no-repository' | 'locked' | 'unreachable' | 'other';
 
 /** The AdapterError type each failure carries, as workflows and reports see it. */
 export const RESTIC_ERROR_TYPES: Record<ResticFailure, string> = {
   'wrong-password': 'ResticWrongPasswordError',
   'no-repository': 'ResticRepositoryMissingError',
   locked: 'ResticLockedError',
+  unreachable: 'ResticUnreachableError',
   other: 'ResticError',
 };
 
@@ -15,6 +16,9 @@ export const RESTIC_ERROR_TYPES: Record<ResticFailure, string> = {
 export function classifyResticStderr(stderr: string): ResticFailure {
   if (/wrong password or no key found/i.test(stderr)) return 'wrong-password';
   if (/unable to create lock|repository is already locked/i.test(stderr)) return 'locked';
+  // A REST or SFTP repository whose server does not answer (before "Is there a repository" is printed too).
+  if (/dial tcp .*(connection refused|i\/o timeout|no route to host)|no such host|connection reset by peer/i.test(stderr))
+    return 'unreachable';
   if (/Is there a repository at the following location\?|unable to open config file/i.test(stderr))
     return 'no-repository';
   return 'other';
@@ -24,6 +28,7 @@ const KINDS = {
   'wrong-password': 'auth',
   'no-repository': 'permanent',
   locked: 'transient',
+  unreachable: 'transient',
   other: 'permanent',
 } as const;
 

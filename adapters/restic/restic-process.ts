@@ -20,13 +20,26 @@ export function resticArgs(options: ResticEnv, args: string[]): string[] {
 
 /** Starts restic; stdin is a pipe the caller writes or ends. */
 export function startRestic(options: ResticEnv, args: string[]): ChildProcessWithoutNullStreams {
+  const inherited: NodeJS.ProcessEnv = { ...process.env };
+  // A password given any other way would win over the file (and could reach a log): none is passed on;
+  // nor a source repository (copy, init --copy-chunker-params) other than the one options.env names.
+  for (const name of [
+    'RESTIC_PASSWORD',
+    'RESTIC_PASSWORD_COMMAND',
+    'RESTIC_REPOSITORY_FILE',
+    'RESTIC_FROM_PASSWORD',
+    'RESTIC_FROM_PASSWORD_COMMAND',
+    'RESTIC_FROM_PASSWORD_FILE',
+    'RESTIC_FROM_REPOSITORY',
+    'RESTIC_FROM_REPOSITORY_FILE',
+  ])
+    delete inherited[name];
   const env: NodeJS.ProcessEnv = {
-    ...process.env,
+    ...inherited,
     ...options.env,
     RESTIC_REPOSITORY: options.repository,
     RESTIC_PASSWORD_FILE: options.passwordFile,
   };
-  // A password given any other way would win over the file (and could reach a log): none is passed on.
   delete env.RESTIC_PASSWORD;
   delete env.RESTIC_PASSWORD_COMMAND;
   delete env.RESTIC_REPOSITORY_FILE;

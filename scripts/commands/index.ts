@@ -1,6 +1,7 @@
 import { backfillCommand } from './backfill';
 import type { CliCommand } from './command-kit';
 import { configCheckCommand } from './config-check';
+import { offsiteInitCommand } from './offsite';
 import { runDailyCommand } from './run-daily';
 import { restoreDayCommand, restoreTestCommand, restoreVmCommand } from './restore';
 import { runVmsCommand } from './run-vms';
@@ -34,5 +35,6 @@ export const COMMANDS: readonly CliCommand[] = [
   restoreTestCommand,
   storeVerifyCommand,
   storeRetentionCommand,
+  offsiteInitCommand,
   configCheckCommand,
 ];

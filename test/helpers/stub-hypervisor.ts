@@ -248,6 +248,10 @@ export class StubHypervisor {
       storeSupimDayInRestic: async () => {
         throw ApplicationFailure.nonRetryable('not in these tests');
       },
+      offsiteRepositories: async () => [],
+      copyToOffsite: async () => {
+        throw ApplicationFailure.nonRetryable('not in these tests');
+      },
       storePreflight: async (vm) => {
         await this.fault('storePreflight', vm);
         return { ok: true, freeBytes: 10, requiredBytes: 1, deleted: [] };

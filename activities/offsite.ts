@@ -1,0 +1,107 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from '../config/schema';
+import type { OffsiteOutcome, OffsiteRequest } from '../domain/offsite';
+import { applyFileMode, storeFileMode } from '../adapters/local/file-mode';
+import { copySnapshots, offsiteEnvOf, watchReachable, type CopyProgress } from '../adapters/restic/offsite';
+import { Restic } from '../adapters/restic/restic';
+import { checkRepository } from '../adapters/restic/repository-verify';
+import { afterSubset, readVerifyState, writeVerifyState } from '../adapters/restic/verify-state';
+import { requireSection } from './config-section';
+import { whileHeartbeating } from './heartbeat';
+import { resticOptions } from './services';
+
+export interface OffsiteDeps {
+  config: Config;
+  now?: () => Date;
+}
+
+/** Where the rotating check of off-site repository `name` keeps its state: beside the primary, in the store. */
+export function offsiteStateFolder(storeRoot: string, name: string): string {
+  return join(storeRoot, '.offsite', name);
+}
+
+interface OffsiteHeartbeat extends Partial<CopyProgress> {
+  repository: string;
+  phase: 'measuring' | 'copying' | 'checking';
+  what: string;
+}
+
+/**
+ * Off-site copies (store task queue: reads the primary repository on this host's disk). Each repository
+ * is its own activity call, so one that is down delays none of the others.
+ */
+export function createOffsiteActivities({ config, now = () => new Date() }: OffsiteDeps) {
+  /** The configured off-site repositories' names (none: nothing to copy). */
+  async function offsiteRepositories(): Promise<string[]> {
+    return Object.keys(config.offsite).sort();
+  }
+
+  /**
+   * `restic copy` of the request's snapshots from the primary to off-site repository `name`, at most
+   * maxBytesPerSecond (or transfer.maxBytesPerSecond), then `restic check` there: the structure and the next
+   * rotating subset of the data. Resumable: a snapshot already there is skipped, a pack already there is
+   * not sent again. A server that accepts no connection for unreachableSeconds stops the copy (transient:
+   * the workflow's bounded retry, then "behind"); damage found off-site is the outcome `damaged`.
+   */
+  async function copyToOffsite(name: string, request: OffsiteRequest): Promise<OffsiteOutcome> {
+    const dest = offsiteEnvOf(config, name);
+    const entry = config.offsite[name]!;
+    const from = resticOptions(config);
+    const storeRoot = requireSection(config.store, 'store').root;
+    const startedAt = now().getTime();
+    const offsite = new Restic(dest);
+    const beat: OffsiteHeartbeat = { repository: name, phase: 'measuring', what: request.what };
+    return whileHeartbeating(
+      () => beat,
+      async (signal) => {
+        const before = await offsite.stats('raw-data');
+        beat.phase = 'copying';
+        const stop = new AbortController();
+        const unwatch = watchReachable(dest.repository, entry.unreachableSeconds, stop);
+        let copied;
+        try {
+          copied = await copySnapshots(dest, from, {
+            tagGroups: request.tagGroups,
+            maxBytesPerSecond: entry.maxBytesPerSecond ?? config.transfer.maxBytesPerSecond,
+            onProgress: (p) => Object.assign(beat, p),
+            signal: AbortSignal.any([signal, stop.signal]),
+          });
+        } finally {
+          unwatch();
+        }
+        const after = await offsite.stats('raw-data');
+        beat.phase = 'checking';
+        const folder = offsiteStateFolder(storeRoot, name);
+        const mode = storeFileMode(config.permissions);
+        await mkdir(folder, { recursive: true, mode: mode.folderMode });
+        await applyFileMode(folder, mode, 'folder');
+        const state = await readVerifyState(folder, entry.verifySubsets);
+        const subset = state.next;
+        const at = now();
+        const check = await checkRepository(offsite, { subset, of: entry.verifySubsets });
+        const packs = check.damaged.map((d) => d.pack);
+        await writeVerifyState(folder, afterSubset(state, subset, at, check.ok, packs), mode);
+        const broken = [...new Set(check.damaged.flatMap((d) => d.sets.map((s) => `${s.vm}/${s.stamp}/${s.disk}`)))];
+        return {
+          repository: name,
+          status: check.ok ? 'copied' : 'damaged',
+          saved: copied.saved,
+          skipped: copied.skipped,
+          bytesAdded: Math.max(0, after.total_size - before.total_size),
+          snapshots: after.snapshots_count ?? 0,
+          check: {
+            what: `structure + subset ${subset}/${entry.verifySubsets}`,
+            ok: check.ok,
+            damagedPacks: packs,
+            broken,
+          },
+          ...(check.ok ? {} : { reason: `restic check there: ${check.outputTail.split('\n').slice(-3).join(' ')}` }),
+          seconds: Math.round((now().getTime() - startedAt) / 1000),
+        };
+      },
+    );
+  }
+
+  return { offsiteRepositories, copyToOffsite };
+}

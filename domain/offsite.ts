@@ -1,0 +1,64 @@
+/**
+ * Off-site copies (3-2-1) as workflows, summaries and reports see them: per off-site repository, whether
+ * this run's new snapshots got there and what its check found. Nothing secret (names, counts, pack ids).
+ */
+export interface OffsiteCheck {
+  /** What was read: "structure + subset n/N". */
+  what: string;
+  ok: boolean;
+  /** Pack ids the check named as damaged off-site. */
+  damagedPacks: string[];
+  /** The sets (vm/stamp/disk) or days whose data is in a damaged pack. */
+  broken: string[];
+}
+
+export interface OffsiteOutcome {
+  /** The repository's name in config (offsite.<name>). */
+  repository: string;
+  /**
+   * copied: every snapshot asked for is there and its check passed; behind: the copy did not finish (server
+   * down, stopped): the next run copies what is missing; damaged: copied, but the check there found damage.
+   */
+  status: 'copied' | 'behind' | 'damaged';
+  /** Snapshots this copy added there, and those already there (skipped). */
+  saved: number;
+  skipped: number;
+  /** How much the off-site repository grew (restic stats raw-data after minus before: deduplicated, compressed). */
+  bytesAdded?: number;
+  /** Snapshots in the off-site repository after the copy. */
+  snapshots?: number;
+  check?: OffsiteCheck;
+  reason?: string;
+  seconds?: number;
+}
+
+/** What a run asks to copy off-site: the snapshots of its sets or days, as restic tag groups (AND within). */
+export interface OffsiteRequest {
+  /** For messages and heartbeats: "day 2026-331", "week 2026-W48". */
+  what: string;
+  tagGroups: string[][];
+}
+
+/** Tag groups of a weekly run's sets: every snapshot (disks and record) of each VM's set `stamp`. */
+export function weeklyOffsiteRequest(stamp: string, vms: readonly string[]): OffsiteRequest {
+  return { what: `sets ${stamp}`, tagGroups: vms.map((vm) => [`vm=${vm}`, `set=${stamp}`]) };
+}
+
+/** Tag groups of a daily run's days (labels yyyy-ddd). */
+export function dailyOffsiteRequest(days: readonly string[]): OffsiteRequest {
+  return { what: `days ${days.join(', ')}`, tagGroups: days.map((d) => [`day=${d}`]) };
+}
+
+/** One report line per off-site repository. */
+export function offsiteLine(o: OffsiteOutcome, formatBytes: (n: number) => string): string {
+  const parts = [`off-site ${o.repository}: ${o.status}`];
+  if (o.status !== 'behind' || o.saved) parts.push(`${o.saved} snapshot(s) copied, ${o.skipped} already there`);
+  if (o.bytesAdded !== undefined) parts.push(`${formatBytes(o.bytesAdded)} added there`);
+  if (o.check)
+    parts.push(
+      `check ${o.check.what}: ${o.check.ok ? 'ok' : `DAMAGED packs ${o.check.damagedPacks.map((p) => p.slice(0, 12)).join(', ')}`}`,
+    );
+  if (o.check?.broken.length) parts.push(`breaks ${o.check.broken.join(', ')}`);
+  if (o.reason) parts.push(o.reason);
+  return parts.join('; ');
+}
