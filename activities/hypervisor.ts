@@ -12,7 +12,6 @@ import { newManifest } from '../adapters/image-sets/manifest';
 import { setVmsHeldDown } from '../adapters/metrics/backup-metrics';
 import { RemoteCommandError } from '../adapters/ssh/remote-command-error';
 import type { HypervisorDriver, VmState } from '../adapters/hypervisor/driver';
-import { requireSection } from './config-section';
 import type { HypervisorSession } from './hypervisor-session';
 import type { Services } from './services';
 import { weeklyPolicy } from './vm-policy';

@@ -23,7 +23,6 @@ import {
   resticVms,
   ResticSetProblem,
 } from '../adapters/image-sets/restic-restore-source';
-import { requireSection } from './config-section';
 import { refuse } from './failures';
 import { whileHeartbeating } from './heartbeat';
 import { createDayRestoreActivities } from './restore-day';

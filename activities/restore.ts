@@ -16,7 +16,6 @@ import {
 } from '../adapters/hypervisor/restore-xml';
 import type { ManifestImage } from '../domain/image-set';
 import { partialPathOf } from '../adapters/transfer/stream-upload';
-import { requireSection } from './config-section';
 import { refuse } from './failures';
 import { whileHeartbeating } from './heartbeat';
 import type { HypervisorSession } from './hypervisor-session';

@@ -472,7 +472,10 @@ export const configSchema = z
     const hostRefs: [string | undefined, (string | number)[]][] = [
       [config.supim?.host, ['supim', 'host']],
       [config.hypervisor?.host, ['hypervisor', 'host']],
-      ...(config.hypervisors ?? []).map((hv, i): [string, (string | number)[]] => [hv.host, ['hypervisors', i, 'host']]),
+      ...(config.hypervisors ?? []).map((hv, i): [string, (string | number)[]] => [
+        hv.host,
+        ['hypervisors', i, 'host'],
+      ]),
     ];
     for (const [host, path] of hostRefs) {
       if (host !== undefined && !(host in config.hosts)) {

@@ -17,7 +17,7 @@ import { stringify } from 'yaml';
 import { loadConfig } from '../config/load';
 import { isoDateInZone, julianDaysEndingOn } from '../domain/julian-day';
 import { renderPathTemplate, templateRoot } from '../domain/path-template';
-import { progressQuery } from '../workflows/definitions';
+import { weeklyProgress } from './commands/weekly-progress';
 import { createWorker } from '../worker/create-worker';
 import { formatDailySummary, startDaily } from './commands/run-daily';
 import { formatWeeklySummary, startWeekly } from './commands/run-vms';
@@ -206,10 +206,9 @@ async function main(): Promise<number> {
       console.log(`workflow ${weekly.workflowId}: ${server.uiUrl}/namespaces/default/workflows/${weekly.workflowId}`);
       let shown = '';
       const watch = setInterval(() => {
-        weekly
-          .query(progressQuery)
+        weeklyProgress(client, weekly)
           .then((p) => {
-            const now = p.vms.map((v) => `${v.vm}: ${v.step}`).join(', ');
+            const now = p.vms.map((v) => `${v.hypervisor ? `${v.hypervisor}/` : ''}${v.vm}: ${v.step}`).join(', ');
             if (now && now !== shown) console.log(`  progress: ${(shown = now)}`);
           })
           .catch(() => undefined);

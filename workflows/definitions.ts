@@ -1,6 +1,14 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { VmProgress } from '../domain/weekly-summary';
 
+export interface WeeklyVmInput {
+  /**
+   * Only these VMs (default: each hypervisor's list, or every running VM). `name` is looked for on every
+   * hypervisor, `hypervisor/name` on that one. Each VM is cycled once.
+   */
+  vms?: string[];
+}
+
 export interface WeeklyProgress {
   stamp?: string;
   vms: VmProgress[];

@@ -24,7 +24,7 @@ import { reportedRun } from './reported-run';
 import { AbortHandler } from './saga';
 import { notStarted } from './vm-cycle';
 import { weeklyHostVms, type WeeklyHostInput } from './weekly-host';
-import type { WeeklyVmInput } from './weekly-vms';
+import type { WeeklyVmInput } from './definitions';
 
 const { listHypervisors } = remoteActivities({
   startToCloseTimeout: '1 minute',

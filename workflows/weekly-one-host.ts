@@ -20,7 +20,7 @@ import { reportedRun } from './reported-run';
 import { AbortHandler } from './saga';
 import { notStarted, vmCycle } from './vm-cycle';
 
-import type { WeeklyVmInput } from './weekly-vms';
+import type { WeeklyVmInput } from './definitions';
 
 const { getWeeklySettings, resolveVms, openRunsBefore } = remoteActivities({
   startToCloseTimeout: '2 minutes',

@@ -1,15 +1,10 @@
 import { patched } from '@temporalio/workflow';
 import type { WeeklySummary } from '../domain/weekly-summary';
+import type { WeeklyVmInput } from './definitions';
 import { weeklyByHypervisor } from './weekly-by-hypervisor';
 import { weeklyOneHost } from './weekly-one-host';
 
-export interface WeeklyVmInput {
-  /**
-   * Only these VMs (default: each hypervisor's list, or every running VM). `name` is looked for on every
-   * hypervisor, `hypervisor/name` on that one. Each VM is cycled once.
-   */
-  vms?: string[];
-}
+export type { WeeklyVmInput };
 
 /**
  * Weekly VM images: one child run per hypervisor (weekly-host.ts), each VM through its cycle there, then one

@@ -17,7 +17,9 @@ export function classifyResticStderr(stderr: string): ResticFailure {
   if (/wrong password or no key found/i.test(stderr)) return 'wrong-password';
   if (/unable to create lock|repository is already locked/i.test(stderr)) return 'locked';
   // A REST or SFTP repository whose server does not answer (before "Is there a repository" is printed too).
-  if (/dial tcp .*(connection refused|i\/o timeout|no route to host)|no such host|connection reset by peer/i.test(stderr))
+  if (
+    /dial tcp .*(connection refused|i\/o timeout|no route to host)|no such host|connection reset by peer/i.test(stderr)
+  )
     return 'unreachable';
   if (/Is there a repository at the following location\?|unable to open config file/i.test(stderr))
     return 'no-repository';

@@ -3,7 +3,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { formatWallClock } from '../../domain/format';
 import { JOB_WORKFLOW_TYPE } from '../../domain/jobs';
 import { BACKUP_RESULT } from '../../domain/search-attributes';
-import { progressQuery } from '../../workflows/definitions';
+import { weeklyProgress } from './weekly-progress';
 import { EXIT, jsonOption, output, type CliCommand } from './command-kit';
 import { restoreTestLines } from '../../domain/restore';
 import { describeHeldDown, heldDownVms } from './held-down';
@@ -59,12 +59,16 @@ export async function jobStatuses(client: Client): Promise<JobStatus[]> {
         };
       });
       const progress =
-        type === JOB_WORKFLOW_TYPE.weekly ? await handle.query(progressQuery).catch(() => undefined) : undefined;
+        type === JOB_WORKFLOW_TYPE.weekly ? await weeklyProgress(client, handle).catch(() => undefined) : undefined;
       status.running.push({
         workflowId: run.workflowId,
         startedAt: run.startTime.toISOString(),
         activities,
-        vms: (progress?.vms ?? []).map((v) => ({ vm: v.vm, step: v.step })),
+        vms: (progress?.vms ?? []).map((v) => ({
+          vm: v.vm,
+          step: v.step,
+          ...(v.hypervisor && { hypervisor: v.hypervisor }),
+        })),
       });
     }
     statuses.push(status);

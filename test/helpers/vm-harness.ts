@@ -19,7 +19,7 @@ import {
 } from '../../scripts/sandbox/libvirt-host';
 import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
 import type { DevServer } from '../../scripts/sandbox/temporal-dev-server';
-import { progressQuery } from '../../workflows/definitions';
+import { weeklyProgress } from '../../scripts/commands/weekly-progress';
 import { startSmtpServer, type TestSmtpServer } from './smtp';
 import { inProcessWorker, testDevServer } from './temporal';
 
@@ -173,7 +173,7 @@ export async function startVmHarness(options: VmHarnessOptions): Promise<VmHarne
       waitForStep: async (handle, vm, step) => {
         const deadline = Date.now() + 120_000;
         while (Date.now() < deadline) {
-          const progress = await handle.query(progressQuery).catch(() => undefined);
+          const progress = await weeklyProgress(client, handle).catch(() => undefined);
           if (progress?.vms.some((v) => v.vm === vm && v.step === step)) return;
           await new Promise((r) => setTimeout(r, 50));
         }

@@ -126,6 +126,80 @@ describe('config', () => {
   });
 });
 
+describe('several hypervisors', () => {
+  const base = (extra: Record<string, unknown>) => ({
+    hosts: {
+      a: { host: '127.0.0.30', user: 'backup', privateKeyFile: '/k', knownHostsFile: '/kh' },
+      b: { host: '127.0.0.31', user: 'backup', privateKeyFile: '/k', knownHostsFile: '/kh' },
+    },
+    mail: { outbox: '/out' },
+    ...extra,
+  });
+
+  it('loads the single hypervisor section as a list of one named after its host', () => {
+    const config = parseConfig(base({ hypervisor: { host: 'a', imageArea: '/img' } }), 't', '/');
+    assert.deepEqual(
+      config.hypervisors.map((h) => [h.name, h.host, h.hypervisorOutageSeconds]),
+      [['a', 'a', 600]],
+    );
+  });
+
+  it('takes a list, each with its own settings', () => {
+    const config = parseConfig(
+      base({
+        hypervisors: [
+          { name: 'hv1', host: 'a', imageArea: '/img', concurrency: 2 },
+          { name: 'hv2', host: 'b', imageArea: '/img2', vms: ['db'] },
+        ],
+      }),
+      't',
+      '/',
+    );
+    assert.deepEqual(
+      config.hypervisors.map((h) => [h.name, h.concurrency, h.vms]),
+      [
+        ['hv1', 2, 'all-running'],
+        ['hv2', 1, ['db']],
+      ],
+    );
+  });
+
+  it('names the field of a wrong list: unknown host, a name twice, both forms, a bad name', () => {
+    const problems = (raw: Record<string, unknown>) => {
+      try {
+        parseConfig(base(raw), 't', '/');
+      } catch (err) {
+        return (err as ConfigError).problems.join('\n');
+      }
+      return 'accepted';
+    };
+    assert.match(
+      problems({ hypervisors: [{ name: 'hv1', host: 'c', imageArea: '/img' }] }),
+      /hypervisors\.0\.host: names no entry of hosts/,
+    );
+    assert.match(
+      problems({
+        hypervisors: [
+          { name: 'hv1', host: 'a', imageArea: '/img' },
+          { name: 'hv1', host: 'b', imageArea: '/img' },
+        ],
+      }),
+      /hypervisors\.1\.name: hv1 is named twice/,
+    );
+    assert.match(
+      problems({
+        hypervisor: { host: 'a', imageArea: '/img' },
+        hypervisors: [{ name: 'hv1', host: 'a', imageArea: '/img' }],
+      }),
+      /hypervisor: give either hypervisor/,
+    );
+    assert.match(
+      problems({ hypervisors: [{ name: 'hv/1', host: 'a', imageArea: '/img' }] }),
+      /hypervisors\.0\.name: hypervisor names are letters/,
+    );
+  });
+});
+
 describe('the example config', () => {
   it('is valid, so the documentation cannot drift from the schema', () => {
     const config = loadConfig(join(__dirname, '..', '..', '..', 'config', 'cluster-backup.example.yaml'));

@@ -168,10 +168,13 @@ describe('store retention dry run: lists what would go and deletes nothing', () 
       'test',
       root,
     );
-    return { config, ...createStoreActivities({
+    return {
+      config,
+      ...createStoreActivities({
         config,
         services: createServices({ config, openSsh: () => Promise.reject(new Error('no SSH here')) }),
-      }) };
+      }),
+    };
   };
   const keepTwo = { keepLast: 2, keepWeekly: 0, keepMonthly: 0 };
   const present = () => readdirSync(join(storeRoot, 'zeta')).sort();
