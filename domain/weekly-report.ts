@@ -73,12 +73,19 @@ export function weeklyReport(
   context: ReportContext<WeeklyTrendPoint> = {},
 ): Report {
   const summary = outcome.summary;
-  const vms = summary?.vms ?? [];
+  // Several hypervisors: the VMs grouped by host, each named hypervisor/vm.
+  const hosts = summary?.hosts ?? [];
+  const several = hosts.length > 1;
+  const order = new Map(hosts.map((h, i) => [h.hypervisor, i]));
+  const vms = [...(summary?.vms ?? [])].sort(
+    (x, y) => (order.get(x.hypervisor ?? '') ?? -1) - (order.get(y.hypervisor ?? '') ?? -1),
+  );
+  const name = (v: VmResult) => (several && v.hypervisor ? `${v.hypervisor}/${v.vm}` : v.vm);
   const ok = outcome.state === 'completed' && outcome.summary.ok;
   const problems = vms.filter((v) => v.status !== 'backed-up');
   const firstProblem =
     problems[0] &&
-    `${problems[0].vm} ${problems[0].failedStep ? `${problems[0].failedStep} ` : ''}${problems[0].status}`;
+    `${name(problems[0])} ${problems[0].failedStep ? `${problems[0].failedStep} ` : ''}${problems[0].status}`;
   let subject: string;
   if (outcome.state === 'cancelled') subject = `${PREFIX} CANCELLED weekly ${runLabel}`;
   else if (outcome.state === 'failed') subject = `${PREFIX} FAILED weekly ${runLabel}: ${outcome.error}`;
@@ -106,7 +113,7 @@ export function weeklyReport(
   const hashes = (v: VmResult) =>
     v.stored.length ? (v.stored.every((s, i) => s.sha256 === v.images[i]?.sha256) ? 'match' : 'MISMATCH') : '-';
   const vmRows = vms.map((v) => [
-    v.vm,
+    name(v),
     v.status,
     vmState(v),
     seconds(v.downtimeMs),
@@ -114,25 +121,37 @@ export function weeklyReport(
     change(v),
     hashes(v),
   ]);
-  const stepRows = vms.flatMap((v) => v.steps.map((s) => [v.vm, s.step, seconds(s.ms)]));
+  const stepRows = vms.flatMap((v) => v.steps.map((s) => [name(v), s.step, seconds(s.ms)]));
   const spaceRows = vms.map((v) => [
-    v.vm,
+    name(v),
     bytes(v.imageAreaFreeBefore),
     bytes(v.imageAreaFreeAfter),
     bytes(v.storeFreeBefore),
     bytes(v.storeFreeAfter),
   ]);
   const notes = [
+    ...hosts
+      .filter((h) => h.unreachable || h.error)
+      .map((h) => ({
+        text: `hypervisor ${h.hypervisor}: ${h.unreachable ? `unreachable, its VMs untouched: ${h.unreachable}` : `its run failed: ${h.error}`}`,
+        tone: 'bad' as Tone,
+      })),
+    ...(several
+      ? hosts.map((h) => ({
+          text: `hypervisor ${h.hypervisor}: ${vms.filter((v) => v.hypervisor === h.hypervisor).length} VM(s), ${h.startedAt ?? '?'} to ${h.finishedAt ?? '?'} (${h.workflowId})`,
+          tone: 'neutral' as Tone,
+        }))
+      : []),
     ...vms
       .filter((v) => v.heldDownBy)
       .map((v) => ({
-        text: `${v.vm}: found off, left down by ${v.heldDownBy} (a run that is gone): started again`,
+        text: `${name(v)}: found off, left down by ${v.heldDownBy} (a run that is gone): started again`,
         tone: 'warn' as Tone,
       })),
     ...vms.flatMap((v) =>
       (v.compensations ?? [])
         .filter((c) => !c.ok)
-        .map((c) => ({ text: `${v.vm}: clean-up ${c.name} failed: ${c.error ?? 'unknown'}`, tone: 'bad' as Tone })),
+        .map((c) => ({ text: `${name(v)}: clean-up ${c.name} failed: ${c.error ?? 'unknown'}`, tone: 'bad' as Tone })),
     ),
     ...Object.values(context.restoreTests ?? {})
       .sort((a, b) => a.vm.localeCompare(b.vm))
@@ -150,7 +169,7 @@ export function weeklyReport(
     ...problems
       .filter((v) => v.failedStep || v.reason)
       .map((v) => ({
-        text: `${v.vm}: ${v.failedStep ? `${v.status} at ${v.failedStep}` : v.status}: ${v.reason ?? ''}`,
+        text: `${name(v)}: ${v.failedStep ? `${v.status} at ${v.failedStep}` : v.status}: ${v.reason ?? ''}`,
         tone: toneOf(v.status),
         inTable: true,
       })),
@@ -185,7 +204,7 @@ export function weeklyReport(
       ...(v.reason ? [[v.failedStep ? `failed at ${v.failedStep}` : 'note', v.reason] as [string, string]] : []),
     ];
     const status = r[2] === 'NOT RUNNING' ? 'NOT RUNNING' : v.status;
-    return card(v.vm, status, v.status === status ? r[2]! : v.status, facts(pairs));
+    return card(name(v), status, v.status === status ? r[2]! : v.status, facts(pairs));
   });
   const trend = context.pastRuns
     ? trendOf(weeklyTrendPoint(runLabel, outcome), context.pastRuns, TREND_RUNS.weekly)

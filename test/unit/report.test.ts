@@ -63,6 +63,29 @@ describe('weekly report', () => {
     assert.equal(r.html.match(/added to repository/g)?.length, 1, 'only for the VM stored in restic');
   });
 
+  it('several hypervisors: VMs grouped by host as host/vm, an unreachable host named with why', () => {
+    const hosts = [
+      { hypervisor: 'hv1', workflowId: 'vms-2026-W48-hv1-S', startedAt: '05:00', finishedAt: '05:20' },
+      { hypervisor: 'hv2', workflowId: 'vms-2026-W48-hv2-S', unreachable: 'hv2: connect ECONNREFUSED' },
+    ];
+    const down = vm('db', {
+      hypervisor: 'hv2',
+      status: 'skipped',
+      reason: 'hypervisor unreachable, untouched: hv2: connect ECONNREFUSED',
+      images: [],
+      stored: [],
+    });
+    const r = weeklyReport(
+      { state: 'completed', summary: summary([down, vm('web', { hypervisor: 'hv1' })], { hosts, ok: false }) },
+      link,
+      '2026-W48',
+    );
+    assert.equal(r.subject, '[cluster-backup] FAILED weekly 2026-W48: hv2/db skipped');
+    assert.ok(r.text.indexOf('hv1/web') < r.text.indexOf('hv2/db'), 'grouped by host, in the hosts` order');
+    assert.match(r.text, /hypervisor hv2: unreachable, its VMs untouched: hv2: connect ECONNREFUSED/);
+    assert.match(r.text, /hypervisor hv1: 1 VM\(s\), 05:00 to 05:20 \(vms-2026-W48-hv1-S\)/);
+  });
+
   it('names the first failing VM and step in the subject, and the count of the others', () => {
     const failed = vm('vm-db', { status: 'failed', failedStep: 'verifying', reason: 'qemu-img check found errors' });
     const skipped = vm('vm-web', { status: 'skipped', reason: 'not enough space' });
