@@ -28,6 +28,8 @@ export interface GuardianSummary {
   ok: boolean;
   /** VMs found running on overlays a run left (imaging: overlay) and merged back. */
   overlaysMerged?: string[];
+  /** Hypervisors that did not answer (each with why): their VMs were not checked this time. */
+  unreachable?: string[];
 }
 
 /** Seconds past a VM's downtime budget before the guardian steps in while its run is still open. */

@@ -3,28 +3,48 @@ import { GUARDIAN_GRACE_SECONDS, type GuardianSummary, type OverlaysLeft, type V
 import { remoteActivities } from './activity-proxies';
 import { failureText } from './failure-text';
 
-const { listHeldDown, endVmCopies, sendHeldDownAlert, sendOverlaysMergedAlert, findVmsOnOverlays, lockVm, unlockVm } =
-  remoteActivities({
-    startToCloseTimeout: '2 minutes',
-    retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
-  });
-const { ensureRunning } = remoteActivities({
-  startToCloseTimeout: '5 minutes',
-  // A few minutes of tries per guardian run; the next run (minutes later) tries again.
-  retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
-});
+/** The guardian's activities on one hypervisor's task queue (runs before several hypervisors: the main one). */
+function guardianActivities(taskQueue?: string) {
+  const on = <T extends object>(options: T) => (taskQueue ? { ...options, taskQueue } : options);
+  return {
+    // A proxy: its activities are looked up by name, not spread.
+    quick: remoteActivities(
+      on({
+        startToCloseTimeout: '2 minutes',
+        retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
+      }),
+    ),
+    ensureRunning: remoteActivities(
+      on({
+        startToCloseTimeout: '5 minutes',
+        // A few minutes of tries per guardian run; the next run (minutes later) tries again.
+        retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
+      }),
+    ).ensureRunning,
+    mergeOverlays: remoteActivities(
+      on({
+        startToCloseTimeout: '6 hours',
+        heartbeatTimeout: '2 minutes',
+        retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 3 },
+      }),
+    ).mergeOverlays,
+  };
+}
 
-const { mergeOverlays } = remoteActivities({
-  startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '2 minutes',
-  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 3 },
+type GuardianActivities = ReturnType<typeof guardianActivities>;
+
+const { listHypervisors } = remoteActivities({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5 },
 });
 
 /**
  * Merges the overlays of VMs an `imaging: overlay` run left on them (killed mid-merge, terminated): only a VM
  * whose lock it can take, so never one a live run is imaging. The VMs keep running throughout.
  */
-async function mergeLeftOverlays(): Promise<OverlaysLeft[]> {
+async function mergeLeftOverlays(act: GuardianActivities): Promise<OverlaysLeft[]> {
+  const { findVmsOnOverlays, lockVm, unlockVm } = act.quick;
+  const { mergeOverlays } = act;
   const left: OverlaysLeft[] = [];
   for (const vm of await findVmsOnOverlays()) {
     const lock = await lockVm(vm);
@@ -55,6 +75,39 @@ async function mergeLeftOverlays(): Promise<OverlaysLeft[]> {
  * failed) or the VM is past its downtime budget. Runs on its own schedule and at worker start; alerts by mail.
  */
 export async function vmGuardian(): Promise<GuardianSummary> {
+  if (!patched('guardian-every-hypervisor')) return guardHypervisor(guardianActivities());
+  // Every hypervisor in turn; one that does not answer is reported and the others are still guarded.
+  const parts: GuardianSummary[] = [];
+  const hosts = await listHypervisors();
+  for (const host of hosts) {
+    try {
+      const part = await guardHypervisor(guardianActivities(host.taskQueue));
+      const named = (vm: string) => (hosts.length > 1 ? `${host.name}/${vm}` : vm);
+      parts.push({
+        ...part,
+        putBack: part.putBack.map((p) => ({ ...p, vm: named(p.vm) })),
+        ...(part.overlaysMerged && { overlaysMerged: part.overlaysMerged.map(named) }),
+      });
+    } catch (err) {
+      log.error('could not guard a hypervisor', { hypervisor: host.name, error: failureText(err) });
+      parts.push({ checked: 0, putBack: [], ok: false, unreachable: [`${host.name}: ${failureText(err)}`] });
+    }
+  }
+  const merged = parts.flatMap((p) => p.overlaysMerged ?? []);
+  const unreachable = parts.flatMap((p) => p.unreachable ?? []);
+  return {
+    checked: parts.reduce((n, p) => n + p.checked, 0),
+    putBack: parts.flatMap((p) => p.putBack),
+    ok: parts.every((p) => p.ok),
+    ...(merged.length > 0 && { overlaysMerged: merged }),
+    ...(unreachable.length > 0 && { unreachable }),
+  };
+}
+
+/** One hypervisor: its VMs left down put back (alerted by mail), then overlays a run left merged. */
+async function guardHypervisor(act: GuardianActivities): Promise<GuardianSummary> {
+  const { listHeldDown, endVmCopies, sendHeldDownAlert, sendOverlaysMergedAlert } = act.quick;
+  const { ensureRunning } = act;
   const records = await listHeldDown();
   const putBack: VmPutBack[] = [];
   for (const record of records) {
@@ -82,7 +135,7 @@ export async function vmGuardian(): Promise<GuardianSummary> {
     putBack.push(entry);
   }
   if (putBack.length > 0) await sendHeldDownAlert(putBack);
-  const overlaysLeft = patched('guardian-merges-overlays') ? await mergeLeftOverlays() : [];
+  const overlaysLeft = patched('guardian-merges-overlays') ? await mergeLeftOverlays(act) : [];
   const toTell = overlaysLeft.filter((l) => l.error || l.merged.length > 0);
   if (toTell.length > 0 && patched('guardian-alerts-merged-overlays')) await sendOverlaysMergedAlert(toTell);
   const overlaysMerged = overlaysLeft.filter((l) => !l.error).map((l) => l.vm);

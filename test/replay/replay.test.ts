@@ -71,6 +71,8 @@ describe('replay of committed workflow histories', () => {
       'weekly-overlay-merge-failed',
       'weekly-overlay-aborted',
       'guardian',
+      'guardian-every-hypervisor',
+      'weekly-hosts-lock',
       'restore-vm-as',
       'restore-vm-replace',
       'restore-vm-put-back',

@@ -728,7 +728,7 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
       workflowId: `guardian-${++seq}`,
     });
     const summary = (await handle.result()) as GuardianSummary;
-    await captureHistory(handle, 'guardian');
+    await captureHistory(handle, 'guardian-every-hypervisor');
     assert.deepEqual(
       summary.putBack.map((p) => [p.vm, p.heldBy, p.running]),
       [['db', 'vms-terminated', true]],
