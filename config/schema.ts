@@ -432,7 +432,7 @@ export const configSchema = z
     /** One hypervisor (earlier configs): the same as a `hypervisors` list of one named after its host. */
     hypervisor: hypervisorSchema.optional(),
     /** The hypervisors, each backed up by its own child workflow; VM names are unique per hypervisor. */
-    hypervisors: z.array(namedHypervisorSchema).min(1).optional(),
+    hypervisors: z.array(namedHypervisorSchema).optional(),
     /** Where verified VM images are pulled to; without it, images stay on the hypervisor only. */
     store: storeSchema.optional(),
     worker: z
@@ -500,7 +500,7 @@ export const configSchema = z
       }
       seen.add(hv.name);
     });
-    if (!config.supim && !config.hypervisor && !config.hypervisors) {
+    if (!config.supim && !config.hypervisor && !config.hypervisors?.length) {
       ctx.addIssue({ code: 'custom', path: [], message: 'nothing to back up: add a supim or a hypervisor section' });
     }
   })

@@ -63,6 +63,11 @@ export interface VmHarness {
     workflowId?: string,
   ): Promise<{ handle: WorkflowHandle; result: () => Promise<WeeklySummary> }>;
   waitForStep(handle: WorkflowHandle, vm: string, step: string): Promise<void>;
+  /**
+   * Terminates a weekly run as a crash would leave it: its host runs (where the VM cycles live, without
+   * their compensations) and then the run itself. Returns the host runs' IDs (the VM locks' owners).
+   */
+  terminateRun(handle: WorkflowHandle, reason: string): Promise<string[]>;
   /** The one report a run sent (throws if none or several). */
   reportOf(workflowId: string): TestSmtpServer['messages'][number];
   stop(): Promise<void>;
@@ -178,6 +183,12 @@ export async function startVmHarness(options: VmHarnessOptions): Promise<VmHarne
           await new Promise((r) => setTimeout(r, 50));
         }
         throw new Error(`${vm} never reached ${step}`);
+      },
+      terminateRun: async (handle, reason) => {
+        const { hosts = [] } = await weeklyProgress(client, handle);
+        for (const { workflowId } of hosts) await client.workflow.getHandle(workflowId).terminate(reason);
+        await handle.terminate(reason);
+        return hosts.map((h) => h.workflowId);
       },
       reportOf: (workflowId) => {
         const found = smtp.messages.filter((m) => String(m.text).includes(`Workflow ${workflowId} `));

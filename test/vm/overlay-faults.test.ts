@@ -329,7 +329,7 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
     try {
       const { handle, pid } = await startRun();
       await copyUnderWay();
-      await handle.terminate('operator pressed terminate during the copy');
+      const [hostRun] = await vmHost.terminateRun(handle, 'operator pressed terminate during the copy');
       await sleep(1000);
       assert.equal(qemuPid(VM), pid);
       assert.equal(await onOverlays(), 2, 'left on its overlays');
@@ -343,7 +343,7 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
       const alerts = smtp.messages.filter((m) => /overlays a run left merged back/.test(String(m.subject)));
       assert.equal(alerts.length, 1, smtp.messages.map((m) => m.subject).join(' | '));
       assert.match(String(alerts[0]!.subject), new RegExp(VM));
-      assert.match(String(alerts[0]!.text), new RegExp(`run ${handle.workflowId}`));
+      assert.match(String(alerts[0]!.text), new RegExp(`run ${hostRun}`));
 
       const next = await (await vmHost.runWeekly([VM])).result();
       assertBackedUp(next);
@@ -364,7 +364,7 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
       handle = run.handle;
       await mergeUnderWay();
       await killWorker(worker);
-      await handle.terminate('worker gone, operator gave up on the run');
+      await vmHost.terminateRun(handle, 'worker gone, operator gave up on the run');
       assert.equal(qemuPid(VM), run.pid);
 
       // On the in-process worker, whose guardian ran at its start: the weekly run's own preflight merges.
@@ -425,7 +425,7 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
     const { handle } = await vmHost.runWeekly([BLOCK_VM]);
     await vmHost.waitForStep(handle, BLOCK_VM, 'imaging-frozen');
     await guestWrite(hypervisor, BLOCK_VM, 'vdb', 0x4e, 100, 16); // into its overlay
-    await handle.terminate('operator pressed terminate');
+    await vmHost.terminateRun(handle, 'operator pressed terminate');
     await vmHost.rebooted(BLOCK_VM);
     await shutDown(BLOCK_VM); // someone shuts the guest down before the guardian runs: its overlays stay
     assert.equal(overlayDisksFromXml(await hypervisor.virsh('dumpxml', '--inactive', '--domain', BLOCK_VM)).length, 2);
