@@ -31,7 +31,14 @@ export function formatWeeklySummary(summary: WeeklySummary): string {
   const lines = [
     `weekly VM backup ${summary.week} (set ${summary.stamp}): ${summary.ok ? 'OK' : 'FAILED'}${summary.aborted ? ` - aborted: ${summary.aborted}` : ''}`,
   ];
+  const several = (summary.hosts?.length ?? 0) > 1;
+  for (const host of summary.hosts ?? []) {
+    if (host.unreachable)
+      lines.push(`  hypervisor ${host.hypervisor}: unreachable, its VMs untouched: ${host.unreachable}`);
+    if (host.error) lines.push(`  hypervisor ${host.hypervisor}: its run failed: ${host.error}`);
+  }
   for (const vm of summary.vms) {
+    const name = several && vm.hypervisor ? `${vm.hypervisor}/${vm.vm}` : vm.vm;
     const state =
       vm.runningAtEnd === true
         ? 'running'
@@ -42,7 +49,7 @@ export function formatWeeklySummary(summary: WeeklySummary): string {
             : 'untouched';
     const downtime = vm.downtimeMs !== undefined ? `, downtime ${formatDuration(vm.downtimeMs)}` : '';
     lines.push(
-      `  ${JSON.stringify(vm.vm)}  ${vm.status.padEnd(9)}  ${state}${downtime}${vm.reason ? `  - ${vm.reason}` : ''}`,
+      `  ${JSON.stringify(name)}  ${vm.status.padEnd(9)}  ${state}${downtime}${vm.reason ? `  - ${vm.reason}` : ''}`,
     );
     if (vm.failedStep) lines.push(`      failed at: ${vm.failedStep}`);
     for (const image of vm.images) {
@@ -63,7 +70,7 @@ export const runVmsCommand: CliCommand = {
   summary:
     "start this week's VM backup (or join it), wait, print per-VM results; exit 0 only if every VM was imaged, " +
     'verified and is back as it was',
-  define: (command) => vmOption(jsonOption(command), 'back up only this VM'),
+  define: (command) => vmOption(jsonOption(command), 'back up only this VM (hypervisor/name: on that hypervisor only)'),
   run: (cli, command) =>
     cli.withClient(async (client, config) =>
       waitAndPrint(command, await startWeekly(client, config, command.opts().vm), formatWeeklySummary),
