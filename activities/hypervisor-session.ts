@@ -112,8 +112,9 @@ function activityContext(): Context | undefined {
 
 /**
  * Runs `attempt` until it succeeds or fails with something other than a hypervisor outage; an outage is
- * retried with backoff (2 s doubling to 10 s, under any heartbeat timeout) while it has lasted less than hypervisorOutageSeconds and the
- * activity has time left. Past that, the outage's own error goes on (Temporal's retry policy then decides).
+ * retried with backoff (2 s doubling to 10 s, under any heartbeat timeout) while it has lasted less than
+ * hypervisorOutageSeconds and the activity has time left. Past that, the outage's own error goes on
+ * (Temporal's retry policy then decides).
  */
 export async function outagesWaitedOut<T>(
   hv: HypervisorConfig,
