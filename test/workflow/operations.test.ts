@@ -73,8 +73,11 @@ describe('operations: schedules, triggers, backfill, documented CLI, metrics', {
     // With a hypervisor configured, the weekly job gets its schedule too: Sunday 02:00 by default.
     const withVms: Config = {
       ...later,
-      hypervisors: parseConfig({ ...box.config, hypervisor: { host: 'compute', imageArea: '/img' } }, 't', box.root)
-        .hypervisors,
+      hypervisors: parseConfig(
+        { ...box.config, hypervisors: undefined, hypervisor: { host: 'compute', imageArea: '/img' } },
+        't',
+        box.root,
+      ).hypervisors,
     };
     assert.deepEqual(await changes(withVms), [
       'cluster-backup-daily: unchanged',
