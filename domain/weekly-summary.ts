@@ -199,3 +199,20 @@ export function imageStamp(instant: Date): string {
     .replace(/[-:]/g, '')
     .replace(/\.\d+Z$/, 'Z');
 }
+
+/**
+ * The VMs in the order the operator named them (`vm` or `hypervisor/vm`), whatever order their cycles ended
+ * in; the rest after them in `hostOrder` (the config's order of hypervisors), each host's VMs as they came.
+ */
+export function inRequestOrder(results: VmResult[], requested: string[] = [], hostOrder: string[] = []): VmResult[] {
+  const rank = (r: VmResult) => {
+    const named = requested.findIndex((entry) => entry === r.vm || entry === `${r.hypervisor}/${r.vm}`);
+    if (named >= 0) return named;
+    const host = hostOrder.indexOf(r.hypervisor ?? '');
+    return requested.length + (host < 0 ? hostOrder.length : host);
+  };
+  return results
+    .map((r, index) => ({ r, index, rank: rank(r) }))
+    .sort((a, b) => a.rank - b.rank || a.index - b.index)
+    .map(({ r }) => r);
+}

@@ -9,11 +9,14 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import {
   imageStamp,
+  inRequestOrder,
   isoWeekLabel,
   weeklyRunOk,
   type HostOutcome,
+  type HostSummary,
   type VmResult,
   type WeeklySummary,
 } from '../domain/weekly-summary';
@@ -85,6 +88,7 @@ export async function weeklyByHypervisor(input: WeeklyVmInput): Promise<WeeklySu
   const week = isoWeekLabel(startedAt.slice(0, 10));
   const results: VmResult[] = [];
   const hosts: HostOutcome[] = [];
+  let hostOrder: string[] = [];
   const children = new CancellationScope();
   // The VMs running again, as `hypervisor/vm` once there are several hypervisors.
   const abort = new AbortHandler(children, () =>
@@ -111,7 +115,7 @@ export async function weeklyByHypervisor(input: WeeklyVmInput): Promise<WeeklySu
   const summary = (): WeeklySummary => ({
     week,
     stamp,
-    vms: [...results],
+    vms: inRequestOrder(results, input.vms, hostOrder),
     hosts: [...hosts],
     ok: !abort.reason && weeklyRunOk(results) && hosts.every((h) => !h.unreachable && !h.error),
     ...(abort.reason ? { aborted: abort.reason } : {}),
@@ -136,27 +140,42 @@ export async function weeklyByHypervisor(input: WeeklyVmInput): Promise<WeeklySu
   });
 
   async function backUpEachHost(): Promise<void> {
-    const plan = planHosts(await listHypervisors(), stamp, input.vms);
+    const known = await listHypervisors();
+    hostOrder = known.map((h) => h.name);
+    const plan = planHosts(known, stamp, input.vms);
     results.push(...plan.refused);
     const parts = new Map<string, number>();
+    const nextId = (hypervisor: string) => {
+      const part = parts.get(hypervisor) ?? 0;
+      parts.set(hypervisor, part + 1);
+      return hostRunId(week, hypervisor, stamp, part);
+    };
     const runOne = async (host: WeeklyHostInput) => {
-      const part = parts.get(host.hypervisor) ?? 0;
-      parts.set(host.hypervisor, part + 1);
-      const outcome: HostOutcome = {
-        hypervisor: host.hypervisor,
-        workflowId: hostRunId(week, host.hypervisor, stamp, part),
-      };
+      const outcome: HostOutcome = { hypervisor: host.hypervisor, workflowId: nextId(host.hypervisor) };
       hosts.push(outcome);
       showProgress();
       try {
-        const done = await executeChild(weeklyHostVms, {
-          workflowId: outcome.workflowId,
-          args: [host],
-          // A terminated weekly run asks its host runs to stop, and each puts its stopped VMs back.
-          parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-          cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
-          memo: { hypervisor: host.hypervisor },
-        });
+        const start = () =>
+          executeChild(weeklyHostVms, {
+            workflowId: outcome.workflowId,
+            args: [host],
+            // A terminated weekly run asks its host runs to stop, and each puts its stopped VMs back.
+            parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+            cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+            memo: { hypervisor: host.hypervisor },
+          });
+        let done: HostSummary | undefined;
+        // Two weekly runs started in the same second (the schedule and `run vms`) would name their host runs
+        // alike: the later one takes the next free suffix.
+        for (let tries = 1; !done; tries++) {
+          try {
+            done = await start();
+          } catch (err) {
+            if (!(err instanceof WorkflowExecutionAlreadyStartedError) || tries >= 20) throw err;
+            outcome.workflowId = nextId(host.hypervisor);
+            showProgress();
+          }
+        }
         results.push(...done.vms);
         Object.assign(outcome, {
           startedAt: done.startedAt,

@@ -1,5 +1,5 @@
 import { CancellationScope, isCancellation, setCurrentDetails, setHandler } from '@temporalio/workflow';
-import type { HostSummary, VmProgress, VmResult } from '../domain/weekly-summary';
+import { inRequestOrder, type HostSummary, type VmProgress, type VmResult } from '../domain/weekly-summary';
 import { remoteActivities } from './activity-proxies';
 import { progressQuery } from './definitions';
 import { notStarted, vmCycle } from './vm-cycle';
@@ -27,11 +27,12 @@ export async function weeklyHostVms(input: WeeklyHostInput): Promise<HostSummary
   const startedAt = new Date().toISOString();
   const progress: VmProgress[] = [];
   const results: VmResult[] = [];
+  let order = input.vms ?? [];
   setHandler(progressQuery, () => ({ stamp, vms: progress }));
   const showProgress = () => setCurrentDetails(progress.map((p) => `${p.vm}: ${p.step}`).join('\n'));
   const done = (unreachable?: string): HostSummary => ({
     hypervisor,
-    vms: results.map((r) => ({ ...r, hypervisor })),
+    vms: inRequestOrder(results, order).map((r) => ({ ...r, hypervisor })),
     ...(unreachable !== undefined && { unreachable }),
     startedAt,
     finishedAt: new Date().toISOString(),
@@ -59,6 +60,7 @@ export async function weeklyHostVms(input: WeeklyHostInput): Promise<HostSummary
   }
   try {
     const vms = [...new Set(await resolveVms(input.vms, input.onlyExisting))];
+    order = vms;
     progress.push(...vms.map((vm) => ({ vm, hypervisor, step: 'pending' as const, steps: [] })));
     showProgress();
     const queue = [...progress];

@@ -121,7 +121,14 @@ async function lockMachineWide(timeoutMs = 60 * 60_000): Promise<() => void> {
  * A real libvirtd (QEMU, software emulation) with its own socket folder, run in the foreground as a child
  * of this process with virtlogd. One at a time per machine (see lockMachineWide).
  */
-export async function startHypervisor(dir: string): Promise<SandboxHypervisor> {
+export async function startHypervisor(dir: string, options: { isolated?: boolean } = {}): Promise<SandboxHypervisor> {
+  if (options.isolated) {
+    const launch = await privateLibvirtFolders(dir);
+    return startLockedHypervisor(dir, () => undefined, launch).catch(async (err: unknown) => {
+      await launch.stop();
+      throw err;
+    });
+  }
   const unlock = await lockMachineWide();
   try {
     return await startLockedHypervisor(dir, unlock);
@@ -131,7 +138,59 @@ export async function startHypervisor(dir: string): Promise<SandboxHypervisor> {
   }
 }
 
-async function startLockedHypervisor(dir: string, unlock: () => void): Promise<SandboxHypervisor> {
+/** Runs a program: here, or in the mount namespace of an isolated hypervisor. */
+type Launch = { start: (command: string, args: string[], log: number) => ChildProcess; stop: () => Promise<void> };
+
+/**
+ * A second hypervisor on the same machine (a cluster of several): its libvirtd and virtlogd in a mount
+ * namespace of their own, where libvirt's global folders (definitions, run state, lib) are folders of this
+ * sandbox. Its guests never meet the first hypervisor's, and neither needs the machine-wide lock of the other.
+ */
+async function privateLibvirtFolders(dir: string): Promise<Launch> {
+  const binds = [
+    ['etc-qemu', '/etc/libvirt/qemu'],
+    ['run', '/run/libvirt'],
+    ['lib', '/var/lib/libvirt'],
+  ].map(([own, global]) => {
+    mkdirSync(join(dir, 'private', own!), { recursive: true });
+    mkdirSync(global!, { recursive: true });
+    return [join(dir, 'private', own!), global!];
+  });
+  const script = `${binds.map((_, i) => `mount --bind "$${2 * i + 1}" "$${2 * i + 2}"`).join(' && ')} && exec sleep infinity`;
+  const holder = startChild('/usr/bin/unshare', [
+    '--mount',
+    '--propagation',
+    'private',
+    'sh',
+    '-c',
+    script,
+    'sh',
+    ...binds.flat(),
+  ]);
+  const comm = () => {
+    try {
+      return readFileSync(`/proc/${holder.pid}/comm`, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  await waitFor(() => comm() === 'sleep' || holder.exitCode !== null, 10_000, 'the private libvirt mount namespace');
+  if (holder.exitCode !== null) throw new Error(`the private libvirt mount namespace ended (${holder.exitCode})`);
+  return {
+    start: (command, args, log) =>
+      startChild('/usr/bin/nsenter', ['-t', String(holder.pid), '-m', '--', command, ...args], {
+        stdio: ['ignore', log, log],
+      }),
+    stop: () => stopProcess(holder),
+  };
+}
+
+const HERE: Launch = {
+  start: (command, args, log) => startChild(command, args, { stdio: ['ignore', log, log] }),
+  stop: async () => undefined,
+};
+
+async function startLockedHypervisor(dir: string, unlock: () => void, launch = HERE): Promise<SandboxHypervisor> {
   await prepareSystem();
   if (!existsSync(join(GUEST_DIR, 'vmlinuz'))) {
     await run('bash', [join(PROJECT_ROOT, 'scripts', 'sandbox', 'build-guest.sh'), GUEST_DIR]);
@@ -151,14 +210,12 @@ async function startLockedHypervisor(dir: string, unlock: () => void): Promise<S
     ].join('\n'),
   );
   const log = openSync(join(dir, 'libvirtd.log'), 'a');
-  const virtlogd = startChild('/usr/sbin/virtlogd', [], { stdio: ['ignore', log, log] });
+  const virtlogd = launch.start('/usr/sbin/virtlogd', ['-p', join(dir, 'virtlogd.pid')], log);
   const uri = `qemu:///system?socket=${sockDir}/libvirt-sock`;
   const virsh = async (...args: string[]) => (await run('virsh', ['-q', '-c', uri, ...args])).stdout;
   let libvirtd: ChildProcess | undefined;
   const startDaemon = async () => {
-    libvirtd = startChild('/usr/sbin/libvirtd', ['-f', conf, '-p', join(dir, 'libvirtd.pid')], {
-      stdio: ['ignore', log, log],
-    });
+    libvirtd = launch.start('/usr/sbin/libvirtd', ['-f', conf, '-p', join(dir, 'libvirtd.pid')], log);
     await waitFor(() => existsSync(join(sockDir, 'libvirt-sock')), 20_000, 'the libvirtd socket');
     await virsh('version'); // the first connection probes QEMU's capabilities (~8 s)
   };
@@ -246,6 +303,7 @@ async function startLockedHypervisor(dir: string, unlock: () => void): Promise<S
       }
       await stopDaemon();
       await stopProcess(virtlogd);
+      await launch.stop();
       unlock();
     },
   };

@@ -74,7 +74,7 @@ async function startDevServerOnce(options: DevServerOptions): Promise<DevServer>
   );
   try {
     await waitForPort('127.0.0.1', port, 30_000, child);
-    await waitForHealthyFrontend(`127.0.0.1:${port}`, 60_000, child);
+    await waitForHealthyFrontend(`127.0.0.1:${port}`, namespace, 60_000, child);
   } catch (err) {
     await stopProcess(child);
     throw child.exitCode !== null || child.signalCode !== null ? new ServerExited(String(err)) : err;
@@ -88,8 +88,17 @@ async function startDevServerOnce(options: DevServerOptions): Promise<DevServer>
   };
 }
 
-/** The port opens before the frontend serves ("Frontend is not healthy yet"): wait until it answers. */
-async function waitForHealthyFrontend(address: string, timeoutMs: number, child: ChildProcess): Promise<void> {
+/**
+ * The port opens before the frontend serves ("Frontend is not healthy yet"), and on a loaded machine the
+ * frontend answers before its namespace registry knows the namespace ("Namespace not found"): wait until a
+ * call that goes through the registry answers.
+ */
+async function waitForHealthyFrontend(
+  address: string,
+  namespace: string,
+  timeoutMs: number,
+  child: ChildProcess,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`the Temporal dev server at ${address} exited (${child.exitCode})`);
@@ -97,6 +106,7 @@ async function waitForHealthyFrontend(address: string, timeoutMs: number, child:
       const connection = await Connection.connect({ address, connectTimeout: 2_000 });
       try {
         await connection.workflowService.getSystemInfo({});
+        await connection.workflowService.listWorkflowExecutions({ namespace, pageSize: 1 });
         return;
       } finally {
         await connection.close();

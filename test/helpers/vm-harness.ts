@@ -185,10 +185,12 @@ export async function startVmHarness(options: VmHarnessOptions): Promise<VmHarne
         throw new Error(`${vm} never reached ${step}`);
       },
       terminateRun: async (handle, reason) => {
-        const { hosts = [] } = await weeklyProgress(client, handle);
-        for (const { workflowId } of hosts) await client.workflow.getHandle(workflowId).terminate(reason);
+        // from the server, not a query: the worker may be the thing that is gone
+        const { raw } = await handle.describe();
+        const children = (raw.pendingChildren ?? []).map((c) => c.workflowId ?? '').filter(Boolean);
+        for (const workflowId of children) await client.workflow.getHandle(workflowId).terminate(reason);
         await handle.terminate(reason);
-        return hosts.map((h) => h.workflowId);
+        return children;
       },
       reportOf: (workflowId) => {
         const found = smtp.messages.filter((m) => String(m.text).includes(`Workflow ${workflowId} `));
