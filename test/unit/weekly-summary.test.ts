@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { imageStamp, isoWeekLabel } from '../../domain/weekly-summary';
+import { imageStamp, inRequestOrder, isoWeekLabel, type VmResult } from '../../domain/weekly-summary';
 
 describe('weekly labels', () => {
   it('names ISO weeks, including the ones that straddle a year', () => {
@@ -13,5 +13,35 @@ describe('weekly labels', () => {
   });
   it('stamps image sets sortably', () => {
     assert.equal(imageStamp(new Date('2026-11-29T05:00:07.123Z')), '20261129T050007Z');
+  });
+});
+
+describe('the order of a run`s VMs', () => {
+  const vm = (name: string, hypervisor?: string): VmResult => ({
+    vm: name,
+    ...(hypervisor && { hypervisor }),
+    status: 'backed-up',
+    wasRunning: true,
+    runningAtEnd: true,
+    images: [],
+    stored: [],
+    steps: [],
+    deleted: [],
+  });
+  const names = (results: VmResult[]) => results.map((r) => (r.hypervisor ? `${r.hypervisor}/${r.vm}` : r.vm));
+
+  it('is the order the operator named them in, plain or hypervisor/vm, not the order the cycles ended', () => {
+    const ended = [vm('missing', 'a'), vm('web', 'b'), vm('db', 'a')];
+    assert.deepEqual(names(inRequestOrder(ended, ['db', 'b/web', 'missing'], ['a', 'b'])), [
+      'a/db',
+      'b/web',
+      'a/missing',
+    ]);
+  });
+
+  it('is the config`s order of hypervisors when none were named, each host`s VMs as they came', () => {
+    const ended = [vm('x', 'b'), vm('y', 'a'), vm('z', 'b'), vm('w', 'a')];
+    assert.deepEqual(names(inRequestOrder(ended, undefined, ['a', 'b'])), ['a/y', 'a/w', 'b/x', 'b/z']);
+    assert.deepEqual(names(inRequestOrder([vm('q'), vm('p')])), ['q', 'p']);
   });
 });
