@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Config } from '../../config/schema';
+import { parseConfig } from '../../config/load';
+import { isoWeekLabel, type WeeklySummary } from '../../domain/weekly-summary';
+import { startHypervisor, type SandboxGuest, type SandboxHypervisor } from '../../scripts/sandbox/libvirt-host';
+import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
+import { inProcessWorker, quietWorkerLogs } from '../helpers/temporal';
+import { startVmHarness, type VmHarness } from '../helpers/vm-harness';
+
+quietWorkerLogs();
+
+const A_VM = 'cbtest-on-a';
+const B_VM = 'cbtest-on-b';
+const QUEUE = 'hypervisors-two';
+
+/**
+ * Two hypervisors, as a cluster has them: the harness's libvirtd behind one sshd, a second libvirtd (its own
+ * mount namespace, its own definitions) behind another, and a worker whose config names both.
+ */
+describe('two hypervisors in one weekly run, on real libvirt', { concurrency: false }, () => {
+  let vmHost: VmHarness;
+  let second: SandboxHypervisor;
+  let secondSsh: SandboxSshHost;
+  let secondGuest: SandboxGuest;
+  let secondBoots = 1;
+  let worker: { stop: () => Promise<void> } | undefined;
+  const week = () => isoWeekLabel(new Date().toISOString().slice(0, 10));
+
+  const run = async (): Promise<{ id: string; summary: WeeklySummary }> => {
+    const { handle, result } = await vmHost.runWeekly([], QUEUE);
+    return { id: handle.workflowId, summary: await result() };
+  };
+  const qemuPid = (guest: SandboxGuest): string =>
+    readFileSync(join(second.dir, 'private', 'run', 'qemu', `${guest.name}.pid`), 'utf8').trim();
+
+  before(async () => {
+    vmHost = await startVmHarness({
+      name: 'hypervisors',
+      address: '127.0.0.21',
+      store: true,
+      guests: [{ name: A_VM }],
+      hypervisor: { vms: [A_VM], imaging: 'offline', shutdownTimeoutSeconds: 30, spaceMarginBytes: 1 << 20 },
+    });
+    second = await startHypervisor(join(vmHost.root, 'libvirt-b', 'libvirt'), { isolated: true });
+    secondSsh = await startSshHost({ dir: join(vmHost.root, 'hypervisor-b-ssh'), address: '127.0.0.22' });
+    secondGuest = await second.defineGuest({ name: B_VM });
+    await second.virsh('start', '--domain', B_VM);
+    await secondGuest.waitReady(1, 180_000);
+
+    const [a] = vmHost.config.hypervisors;
+    const config: Config = parseConfig(
+      {
+        ...vmHost.config,
+        temporal: { ...vmHost.config.temporal, taskQueue: QUEUE },
+        hosts: { ...vmHost.config.hosts, 'hypervisor-b': secondSsh.config },
+        hypervisors: [
+          { ...a!, name: 'hv-a' },
+          {
+            ...a!,
+            name: 'hv-b',
+            host: 'hypervisor-b',
+            uri: second.uri,
+            imageArea: join(vmHost.root, 'images-b'),
+            vms: [B_VM],
+          },
+        ],
+      },
+      'two hypervisors test',
+      vmHost.root,
+    );
+    worker = await inProcessWorker(config);
+  });
+
+  after(async () => {
+    await worker?.stop();
+    await secondSsh?.stop();
+    await second?.stop();
+    await vmHost?.stop();
+  });
+
+  it('backs up each hypervisor`s VMs in a child run of its own and sends one report grouped by host', async () => {
+    assert.notEqual(second.uri, vmHost.hypervisor.uri, 'two libvirtds');
+    const { id, summary } = await run();
+    assert.equal(summary.ok, true, JSON.stringify(summary, null, 2));
+    assert.deepEqual(
+      summary.hosts!.map((h) => [h.hypervisor, h.workflowId.startsWith(`vms-${week()}-${h.hypervisor}-`)]),
+      [
+        ['hv-a', true],
+        ['hv-b', true],
+      ],
+    );
+    assert.deepEqual(
+      summary.vms.map((v) => [v.hypervisor, v.vm, v.status, v.runningAtEnd]),
+      [
+        ['hv-a', A_VM, 'backed-up', true],
+        ['hv-b', B_VM, 'backed-up', true],
+      ],
+    );
+    const b = summary.vms[1]!;
+    assert.ok(b.images[0]!.path.startsWith(join(vmHost.root, 'images-b')), 'imaged in hv-b`s own image area');
+    assert.equal(b.stored[0]!.sha256, b.images[0]!.sha256);
+    assert.match(await second.state(B_VM), /running/);
+    assert.match(await vmHost.hypervisor.state(A_VM), /running/);
+
+    const mail = vmHost.reportOf(id);
+    assert.equal(mail.subject, `[cluster-backup] OK weekly ${week()} (2/2 VMs)`);
+    const text = String(mail.text);
+    assert.ok(text.indexOf(`hv-a/${A_VM}`) >= 0 && text.indexOf(`hv-a/${A_VM}`) < text.indexOf(`hv-b/${B_VM}`), text);
+    assert.match(text, new RegExp(`hypervisor hv-b: 1 VM\\(s\\), .* \\(${summary.hosts![1]!.workflowId}\\)`));
+    await vmHost.rebooted(A_VM);
+    await secondGuest.waitReady(++secondBoots, 180_000);
+  });
+
+  it('a hypervisor gone (its sshd stopped): the other is backed up, its VM left running and reported; the next run backs up both', async () => {
+    const pid = qemuPid(secondGuest);
+    await secondSsh.stop();
+    const { id, summary } = await run();
+    const [a, b] = summary.vms;
+    assert.deepEqual([a!.hypervisor, a!.status, a!.runningAtEnd], ['hv-a', 'backed-up', true]);
+    assert.deepEqual([b!.hypervisor, b!.vm, b!.status], ['hv-b', B_VM, 'skipped']);
+    assert.match(b!.reason ?? '', /^hypervisor unreachable, untouched: /);
+    assert.ok(!b!.steps.some((s) => s.step === 'stopping'));
+    assert.ok(summary.hosts![1]!.unreachable, JSON.stringify(summary.hosts));
+    assert.equal(summary.ok, false);
+    assert.equal(qemuPid(secondGuest), pid, 'the VM on the unreachable host never stopped');
+    const mail = vmHost.reportOf(id);
+    assert.doesNotMatch(String(mail.subject), /\bOK\b/);
+    assert.match(String(mail.text), /hypervisor hv-b: unreachable, its VMs untouched/);
+    await vmHost.rebooted(A_VM);
+
+    secondSsh = await startSshHost({
+      dir: secondSsh.dir,
+      address: '127.0.0.22',
+      port: secondSsh.config.port,
+    });
+    const next = await run();
+    assert.equal(next.summary.ok, true, JSON.stringify(next.summary, null, 2));
+    assert.deepEqual(
+      next.summary.vms.map((v) => [v.hypervisor, v.status]),
+      [
+        ['hv-a', 'backed-up'],
+        ['hv-b', 'backed-up'],
+      ],
+    );
+    await vmHost.rebooted(A_VM);
+    await secondGuest.waitReady(++secondBoots, 180_000);
+  });
+});
