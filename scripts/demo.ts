@@ -35,6 +35,8 @@ import { startDevServer } from './sandbox/temporal-dev-server';
 
 const TIME_ZONE = 'America/Sao_Paulo';
 const GUESTS = ['cbtest-web', 'cbtest-db'];
+/** The second hypervisor's guest: a cluster has several hypervisors, and one weekly run covers them all. */
+const SECOND_GUEST = 'cbtest-batch';
 
 /** The usual port when it is free (the Web UI at :8233 as the docs say), else any free one. */
 async function portOr(preferred: number): Promise<number> {
@@ -101,20 +103,31 @@ async function main(): Promise<number> {
 
     let hypervisor: SandboxHypervisor | undefined;
     let hypervisorSsh: SandboxSshHost | undefined;
+    let second: SandboxHypervisor | undefined;
+    let secondSsh: SandboxSshHost | undefined;
     if (withVms) {
-      step(`sandbox hypervisor: libvirtd + QEMU (software emulation), guests ${GUESTS.join(', ')}`);
+      step(
+        `two sandbox hypervisors: libvirtd + QEMU (software emulation), guests ${GUESTS.join(', ')} on one, ${SECOND_GUEST} on the other`,
+      );
       hypervisor = await startHypervisor(join(dataDir, 'libvirt'));
       stops.push(() => hypervisor!.stop());
       hypervisorSsh = await startSshHost({ dir: join(dataDir, 'hypervisor-ssh'), address: '127.0.0.3' });
       stops.push(() => hypervisorSsh!.stop());
-      const guests = await Promise.all(GUESTS.map((name) => hypervisor!.defineGuest({ name })));
-      for (const g of guests) await hypervisor.virsh('start', '--domain', g.name);
+      // The second libvirtd keeps its definitions and run state apart, in a mount namespace of its own.
+      second = await startHypervisor(join(dataDir, 'libvirt-b'), { isolated: true });
+      stops.push(() => second!.stop());
+      secondSsh = await startSshHost({ dir: join(dataDir, 'hypervisor-b-ssh'), address: '127.0.0.4' });
+      stops.push(() => secondSsh!.stop());
+      const guests = [
+        ...(await Promise.all(GUESTS.map((name) => hypervisor!.defineGuest({ name })))),
+        await second.defineGuest({ name: SECOND_GUEST }),
+      ];
+      for (const g of guests) await (g.name === SECOND_GUEST ? second : hypervisor).virsh('start', '--domain', g.name);
       // A guest asked to shut down before its acpid runs ignores it: no run starts before every guest is up.
       console.log('waiting for the guests to finish booting');
       await Promise.all(guests.map((g) => g.waitReady(1, 300_000)));
-      console.log(
-        `guests running; hypervisor reached as root@${hypervisorSsh.config.host}:${hypervisorSsh.config.port}`,
-      );
+      for (const ssh of [hypervisorSsh, secondSsh])
+        console.log(`guests running; a hypervisor reached as root@${ssh.config.host}:${ssh.config.port}`);
     }
 
     // The store root exists on a real backup host before the first run (its free space is checked first).
@@ -134,7 +147,7 @@ async function main(): Promise<number> {
             ...compute.config,
             restoreRoots: [templateRoot(sourceTemplate), folderOwnedBy(user, join(dataDir, 'compute', 'restored'))],
           },
-          ...(hypervisorSsh ? { hypervisor: hypervisorSsh.config } : {}),
+          ...(hypervisorSsh && secondSsh ? { hypervisor: hypervisorSsh.config, 'hypervisor-b': secondSsh.config } : {}),
         },
         supim: {
           host: 'compute',
@@ -144,16 +157,28 @@ async function main(): Promise<number> {
           timeZone: TIME_ZONE,
           settleSeconds: 300,
         },
-        ...(hypervisor
+        ...(hypervisor && second
           ? {
-              hypervisor: {
-                host: 'hypervisor',
-                uri: hypervisor.uri,
-                imageArea: join(dataDir, 'image-area'),
-                vms: GUESTS,
-                shutdownTimeoutSeconds: 60,
-                spaceMarginBytes: 64 << 20,
-              },
+              hypervisors: [
+                {
+                  name: 'hypervisor',
+                  host: 'hypervisor',
+                  uri: hypervisor.uri,
+                  imageArea: join(dataDir, 'image-area'),
+                  vms: GUESTS,
+                  shutdownTimeoutSeconds: 60,
+                  spaceMarginBytes: 64 << 20,
+                },
+                {
+                  name: 'hypervisor-b',
+                  host: 'hypervisor-b',
+                  uri: second.uri,
+                  imageArea: join(dataDir, 'image-area-b'),
+                  vms: [SECOND_GUEST],
+                  shutdownTimeoutSeconds: 60,
+                  spaceMarginBytes: 64 << 20,
+                },
+              ],
               store: {
                 root: join(dataDir, 'backup-store', 'vms'),
                 spaceMarginBytes: 64 << 20,

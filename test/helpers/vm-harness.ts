@@ -38,6 +38,11 @@ export interface VmHarnessOptions {
   storeSettings?: Record<string, unknown>;
   /** More top-level config sections (restoreTest...). */
   settings?: Record<string, unknown>;
+  /**
+   * The hypervisor in a mount namespace of its own (libvirt-host.ts): no machine-wide lock, so this file runs
+   * beside the other VM files.
+   */
+  isolated?: boolean;
 }
 
 /**
@@ -92,7 +97,7 @@ export async function startVmHarness(options: VmHarnessOptions): Promise<VmHarne
   const imageArea = join(root, 'images');
   if (options.store) await initStoreRoot(join(root, 'store')); // as `cluster-backup store init` does
   const [hypervisor, sshHost, server, smtp] = await Promise.all([
-    startHypervisor(join(root, 'libvirt')),
+    startHypervisor(join(root, 'libvirt'), { isolated: options.isolated ?? false }),
     startSshHost({ dir: join(root, 'hypervisor-ssh'), address: options.address }),
     testDevServer(),
     startSmtpServer(mkdtempSync(join(tmpdir(), `cluster-backup-${options.name}-smtp-`))),

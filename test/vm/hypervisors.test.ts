@@ -7,6 +7,8 @@ import { parseConfig } from '../../config/load';
 import { isoWeekLabel, type WeeklySummary } from '../../domain/weekly-summary';
 import { startHypervisor, type SandboxGuest, type SandboxHypervisor } from '../../scripts/sandbox/libvirt-host';
 import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
+import type { Activities } from '../../activities';
+import { createWorker } from '../../worker/create-worker';
 import { inProcessWorker, quietWorkerLogs } from '../helpers/temporal';
 import { startVmHarness, type VmHarness } from '../helpers/vm-harness';
 
@@ -15,6 +17,7 @@ quietWorkerLogs();
 const A_VM = 'cbtest-on-a';
 const B_VM = 'cbtest-on-b';
 const QUEUE = 'hypervisors-two';
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Two hypervisors, as a cluster has them: the harness's libvirtd behind one sshd, a second libvirtd (its own
@@ -41,6 +44,7 @@ describe('two hypervisors in one weekly run, on real libvirt', { concurrency: fa
       name: 'hypervisors',
       address: '127.0.0.21',
       store: true,
+      isolated: true,
       guests: [{ name: A_VM }],
       hypervisor: { vms: [A_VM], imaging: 'offline', shutdownTimeoutSeconds: 30, spaceMarginBytes: 1 << 20 },
     });
@@ -147,5 +151,68 @@ describe('two hypervisors in one weekly run, on real libvirt', { concurrency: fa
     );
     await vmHost.rebooted(A_VM);
     await secondGuest.waitReady(++secondBoots, 180_000);
+  });
+
+  it('libvirtd stopped for 60 s as each step begins (stopping, overlays, imaging, merging, verifying): the backup completes and the VM runs', async () => {
+    // Each step's activity (the merge's second call: the first is the preflight's merge of left overlays) finds
+    // libvirtd stopped; it comes back 60 s later.
+    const outageAt: Record<string, [step: string, call: number]> = {
+      requestShutdown: ['stopping', 1],
+      createOverlays: ['overlays', 1],
+      createFrozenImage: ['imaging-frozen', 1],
+      mergeOverlays: ['merging', 2],
+      verifyImage: ['verifying', 1],
+    };
+    const calls = new Map<string, number>();
+    let back = Promise.resolve();
+    const [a] = vmHost.config.hypervisors;
+    const config = parseConfig(
+      {
+        ...vmHost.config,
+        temporal: { ...vmHost.config.temporal, taskQueue: 'hypervisors-outages' },
+        hypervisors: [{ ...a!, name: 'hv-a', imaging: 'overlay', overlayReserveBytes: 64 << 20, keepImages: 1 }],
+      },
+      'outages test',
+      vmHost.root,
+    );
+    const outages = await createWorker(config, {
+      wrapActivities: (activities: Activities) => {
+        const wrapped = { ...activities } as Record<string, (...args: unknown[]) => Promise<unknown>>;
+        for (const [name, [, call]] of Object.entries(outageAt)) {
+          const original = wrapped[name]!;
+          wrapped[name] = async (...args: unknown[]) => {
+            calls.set(name, (calls.get(name) ?? 0) + 1);
+            if (calls.get(name) === call) {
+              await back; // one outage at a time
+              await vmHost.hypervisor.stopDaemon();
+              back = sleep(60_000).then(() => vmHost.hypervisor.startDaemon());
+            }
+            return original(...args);
+          };
+        }
+        return wrapped as unknown as Activities;
+      },
+    });
+    const running = outages.run();
+    try {
+      const { handle, result } = await vmHost.runWeekly([A_VM], 'hypervisors-outages');
+      const summary = await result();
+      const [vm] = summary.vms;
+      assert.equal(vm!.status, 'backed-up', JSON.stringify(vm, null, 2));
+      assert.equal(vm!.runningAtEnd, true);
+      const steps = vm!.steps.map((s) => `${s.step} ${Math.round(s.ms / 1000)} s`).join(', ');
+      console.log(`${handle.workflowId}: ${steps}`);
+      for (const [step] of Object.values(outageAt)) {
+        const took = vm!.steps.find((s) => s.step === step)?.ms ?? 0;
+        assert.ok(took > 55_000, `${step} waited out its outage: ${steps}`);
+      }
+      assert.match(await vmHost.hypervisor.state(A_VM), /running/);
+    } finally {
+      await back;
+      outages.shutdown();
+      await running;
+      await outages.connection.close();
+    }
+    await vmHost.rebooted(A_VM);
   });
 });

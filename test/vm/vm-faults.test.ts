@@ -199,9 +199,14 @@ describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { 
     await rebooted(SMALL);
   });
 
-  it('answers an abort during a hung copy with the VM running, and leaves no copy on the hypervisor', async () => {
+  it('backs up another VM while a run`s copy hangs, then answers an abort with the VM running and no copy left', async () => {
     const { handle, result } = await runWeekly([BIG]);
     const frozen = await freezeCopy();
+    // `run vms --vm Y` while X's run is stuck: no run blocks another VM.
+    const other = await (await runWeekly([SMALL])).result();
+    assert.equal(other.vms[0]!.status, 'backed-up', JSON.stringify(other, null, 2));
+    assert.equal((await handle.describe()).status.name, 'RUNNING', 'the stuck run is still open');
+    await rebooted(SMALL);
     const answer = await handle.executeUpdate(abortUpdate, { args: ['storage maintenance'] });
     assert.deepEqual(answer.running, [BIG]);
     assert.match(await hypervisor.state(BIG), /running/);
