@@ -112,7 +112,7 @@ describe('restoring on the demo, as the README says (npm start -- --keep-running
     assert.match(out, /^== restore test /m);
     assert.match(
       out,
-      /^restore test cbtest-(web|db) set \d{8}T\d{6}Z: PASSED - running, console: cbguest: ready \(boot \d+\)$/m,
+      /^restore test cbtest-(web|db|batch) set \d{8}T\d{6}Z: PASSED - running, console: cbguest: ready \(boot \d+\)$/m,
       out,
     );
   });
