@@ -2,19 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { formatWeeklySummary } from '../../scripts/commands/run-vms';
 import type { VmResult } from '../../domain/weekly-summary';
+import { vmResult } from '../helpers/vm-result';
 
-const vm = (name: string, hypervisor: string, over: Partial<VmResult> = {}): VmResult => ({
-  vm: name,
-  hypervisor,
-  status: 'backed-up',
-  wasRunning: true,
-  runningAtEnd: true,
-  images: [],
-  stored: [],
-  steps: [],
-  deleted: [],
-  ...over,
-});
+const vm = (name: string, hypervisor: string, over: Partial<VmResult> = {}): VmResult =>
+  vmResult(name, { hypervisor, ...over });
 
 describe('run vms output', () => {
   it('names VMs hypervisor/vm once there are several hypervisors, and an unreachable one with why', () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { imageStamp, inRequestOrder, isoWeekLabel, type VmResult } from '../../domain/weekly-summary';
+import { vmResult } from '../helpers/vm-result';
 
 describe('weekly labels', () => {
   it('names ISO weeks, including the ones that straddle a year', () => {
@@ -17,17 +18,7 @@ describe('weekly labels', () => {
 });
 
 describe('the order of a run`s VMs', () => {
-  const vm = (name: string, hypervisor?: string): VmResult => ({
-    vm: name,
-    ...(hypervisor && { hypervisor }),
-    status: 'backed-up',
-    wasRunning: true,
-    runningAtEnd: true,
-    images: [],
-    stored: [],
-    steps: [],
-    deleted: [],
-  });
+  const vm = (name: string, hypervisor?: string): VmResult => vmResult(name, hypervisor ? { hypervisor } : {});
   const names = (results: VmResult[]) => results.map((r) => (r.hypervisor ? `${r.hypervisor}/${r.vm}` : r.vm));
 
   it('is the order the operator named them in, plain or hypervisor/vm, not the order the cycles ended', () => {
