@@ -4,6 +4,7 @@
 // time per machine, see scripts/sandbox/libvirt-host.ts) run one after another in one lane; every other
 // file (unit, workflow, activity tests and VM files with a hypervisor of their own, `isolated: true`) runs in
 // the other, longest first. Before, a file waiting for the hypervisor lock held a slot the others needed.
+import { Buffer } from 'node:buffer';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
