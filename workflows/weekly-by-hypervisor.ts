@@ -5,6 +5,7 @@ import {
   executeChild,
   isCancellation,
   ParentClosePolicy,
+  patched,
   setCurrentDetails,
   setHandler,
   workflowInfo,
@@ -171,7 +172,9 @@ export async function weeklyByHypervisor(input: WeeklyVmInput): Promise<WeeklySu
           try {
             done = await start();
           } catch (err) {
-            if (!(err instanceof WorkflowExecutionAlreadyStartedError) || tries >= 20) throw err;
+            // A run recorded before this failed that host there: it replays so (no marker in its history).
+            const taken = err instanceof WorkflowExecutionAlreadyStartedError;
+            if (!taken || tries >= 20 || !patched('host-run-next-suffix')) throw err;
             outcome.workflowId = nextId(host.hypervisor);
             showProgress();
           }
