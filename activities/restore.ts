@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { storeTaskQueue } from '../adapters/temporal/temporal-connection';
+import { hypervisorTaskQueues, storeTaskQueue } from '../adapters/temporal/temporal-connection';
 import { fileStamp } from '../domain/format';
 import type { RestoreNetwork } from '../domain/restore';
 import { restoreReport, type RestoreReportRequest } from '../domain/restore-report';
@@ -253,16 +253,23 @@ export function createRestoreHypervisorActivities({ config, services, now = () =
     return withHypervisor(async ({ driver }) => (await driver.state(domain)).detail);
   }
 
-  function restoreSettings() {
-    return {
-      storeTaskQueue: storeTaskQueue(config),
+  function restoreSettings(hypervisor?: string) {
+    const common = {
       heartbeatTimeoutSeconds: config.transfer.heartbeatTimeoutSeconds,
       bootTimeoutSeconds: config.restoreTest.timeoutSeconds,
     };
+    if (hypervisor === undefined) return { storeTaskQueue: storeTaskQueue(config), ...common };
+    if (!config.hypervisors.some((h) => h.name === hypervisor)) {
+      const known = config.hypervisors.map((h) => h.name).join(', ') || 'none';
+      throw refuse(`no hypervisor ${JSON.stringify(hypervisor)} in config (have: ${known})`, 'UnknownHypervisor');
+    }
+    // That hypervisor's queues: its workers' activities reach it, and push the set to it.
+    const queues = hypervisorTaskQueues(config, hypervisor);
+    return { storeTaskQueue: queues.store, taskQueue: queues.remote, ...common };
   }
 
-  async function getRestoreSettings() {
-    return restoreSettings();
+  async function getRestoreSettings(hypervisor?: string) {
+    return restoreSettings(hypervisor);
   }
 
   async function sendRestoreReport(request: RestoreReportRequest): Promise<{ subject: string; where: string }> {

@@ -18,6 +18,8 @@ export interface RestoreVmRequest {
   stop?: boolean;
   /** mode as: what happens to network interfaces (default link-down). */
   network?: RestoreNetwork;
+  /** The hypervisor the VM lives on (a name of config `hypervisors`); default: the first one. */
+  hypervisor?: string;
 }
 
 /** A stored set, as a restore reads it from the store. */

@@ -5,6 +5,8 @@ import { commonOptions, forever, long, quick, sendReportSafely } from './saga';
 
 export interface RestoreSettings {
   storeTaskQueue: string;
+  /** The VM's hypervisor's task queue (a restore with --hypervisor); absent: the run's own queue. */
+  taskQueue?: string;
   heartbeatTimeoutSeconds: number;
   bootTimeoutSeconds: number;
 }
@@ -16,7 +18,10 @@ export const { getRestoreSettings } = remoteActivities({
 
 /** The activity proxies of the restore workflows: short remote calls, long pushes, and compensations. */
 export function restoreActivities(settings: RestoreSettings, summary: string) {
-  const common = commonOptions(settings.heartbeatTimeoutSeconds, summary);
+  const common = {
+    ...commonOptions(settings.heartbeatTimeoutSeconds, summary),
+    ...(settings.taskQueue !== undefined && { taskQueue: settings.taskQueue }),
+  };
   /** A boot test's time limit (from its first attempt, see bootTestStartedAtMs) and 5 minutes to clean up. */
   const bootLimit = (settings.bootTimeoutSeconds + 300) * 1000;
   return {

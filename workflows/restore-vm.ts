@@ -59,7 +59,7 @@ export async function restoreVm(request: RestoreVmRequest): Promise<RestoreVmRes
   const step = new Stepper<RestoreStep>(progress, { what: vm });
   const undo = new Compensations();
 
-  const settings = await getRestoreSettings();
+  const settings = await (request.hypervisor ? getRestoreSettings(request.hypervisor) : getRestoreSettings());
   const { quick, storeQuick, storeLong, forever } = restoreActivities(settings, `restore ${vm}`);
 
   const readSet = async () => {

@@ -32,6 +32,7 @@ export interface RestoreOptions {
   host?: string;
   overwrite?: boolean;
   from?: string;
+  hypervisor?: string;
 }
 
 /** `restore vm <vm> --as NAME | --set STAMP --replace`: the workflow's request, checked. */
@@ -43,7 +44,7 @@ export function restoreVmRequest(vm: string | undefined, options: RestoreOptions
     if (options.as) throw new UsageError('--replace and --as exclude each other');
     if (!options.set) throw new UsageError('--replace needs --set STAMP (say which set replaces the disks)');
     if (options.start || options.keepNetwork) throw new UsageError('--start and --keep-network go with --as');
-    return { vm, mode: 'replace', stamp: options.set, stop: options.stop === true };
+    return { vm, mode: 'replace', stamp: options.set, stop: options.stop === true, ...onHypervisor(options) };
   }
   if (!options.as) throw new UsageError('restore vm needs --as NEW-NAME (or --set STAMP --replace)');
   const nameProblem = unsafeVmNameReason(options.as);
@@ -57,13 +58,28 @@ export function restoreVmRequest(vm: string | undefined, options: RestoreOptions
     ...(options.set ? { stamp: options.set } : {}),
     start: options.start === true,
     network,
+    ...onHypervisor(options),
   };
 }
 
+function onHypervisor(options: RestoreOptions): { hypervisor?: string } {
+  return options.hypervisor !== undefined ? { hypervisor: options.hypervisor } : {};
+}
+
+/** A --hypervisor the config does not name is refused before anything starts. */
+export function checkHypervisorOf(request: RestoreVmRequest, config: Config): void {
+  const names = config.hypervisors.map((h) => h.name);
+  if (request.hypervisor !== undefined && !names.includes(request.hypervisor))
+    throw new UsageError(
+      `no hypervisor ${JSON.stringify(request.hypervisor)} in config (have: ${names.join(', ') || 'none'})`,
+    );
+}
+
 export function restoreVmWorkflowId(request: RestoreVmRequest): string {
+  const vm = request.hypervisor !== undefined ? `${request.hypervisor}-${request.vm}` : request.vm;
   return request.mode === 'as'
-    ? `restore-${request.vm}-as-${request.newName}`
-    : `restore-${request.vm}-replace-${request.stamp ?? 'newest'}`;
+    ? `restore-${vm}-as-${request.newName}`
+    : `restore-${vm}-replace-${request.stamp ?? 'newest'}`;
 }
 
 /** Starts the restore (or joins the one already running with the same ID). */
@@ -188,12 +204,14 @@ export const restoreVmCommand: CliCommand = {
       .option('--start', 'start the copy (with --as)')
       .option('--keep-network', 'keep its network interfaces up (with --as; default: link down)')
       .option('--replace', 'put the set back in place of the VM`s disks (needs --set)')
-      .option('--stop', 'shut the VM down cleanly first (with --replace)'),
+      .option('--stop', 'shut the VM down cleanly first (with --replace)')
+      .option('--hypervisor <name>', 'the hypervisor the VM lives on (default: the first of the config)'),
   run: (cli, command) => {
     const request = restoreVmRequest(command.args[0], command.opts<RestoreOptions>());
-    return cli.withClient(async (client, config) =>
-      waitAndPrint(command, await startRestoreVm(client, config, request), formatRestoreVm),
-    );
+    return cli.withClient(async (client, config) => {
+      checkHypervisorOf(request, config);
+      return waitAndPrint(command, await startRestoreVm(client, config, request), formatRestoreVm);
+    });
   },
 };
 

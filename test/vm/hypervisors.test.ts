@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Config } from '../../config/schema';
 import { parseConfig } from '../../config/load';
 import { isoWeekLabel, type WeeklySummary } from '../../domain/weekly-summary';
+import { checkHypervisorOf, restoreVmRequest, startRestoreVm } from '../../scripts/commands/restore';
 import { startHypervisor, type SandboxGuest, type SandboxHypervisor } from '../../scripts/sandbox/libvirt-host';
 import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
 import type { Activities } from '../../activities';
@@ -30,6 +31,7 @@ describe('two hypervisors in one weekly run, on real libvirt', { concurrency: fa
   let secondGuest: SandboxGuest;
   let secondBoots = 1;
   let worker: { stop: () => Promise<void> } | undefined;
+  let twoHosts: Config;
   const week = () => isoWeekLabel(new Date().toISOString().slice(0, 10));
 
   const run = async (): Promise<{ id: string; summary: WeeklySummary }> => {
@@ -55,7 +57,7 @@ describe('two hypervisors in one weekly run, on real libvirt', { concurrency: fa
     await secondGuest.waitReady(1, 180_000);
 
     const [a] = vmHost.config.hypervisors;
-    const config: Config = parseConfig(
+    twoHosts = parseConfig(
       {
         ...vmHost.config,
         temporal: { ...vmHost.config.temporal, taskQueue: QUEUE },
@@ -75,7 +77,7 @@ describe('two hypervisors in one weekly run, on real libvirt', { concurrency: fa
       'two hypervisors test',
       vmHost.root,
     );
-    worker = await inProcessWorker(config);
+    worker = await inProcessWorker(twoHosts);
   });
 
   after(async () => {
@@ -116,6 +118,22 @@ describe('two hypervisors in one weekly run, on real libvirt', { concurrency: fa
     assert.match(text, new RegExp(`hypervisor hv-b: 1 VM\\(s\\), .* \\(${summary.hosts![1]!.workflowId}\\)`));
     await vmHost.rebooted(A_VM);
     await secondGuest.waitReady(++secondBoots, 180_000);
+  });
+
+  it('restores a VM of the second hypervisor there (restore vm --hypervisor), and refuses one the config does not name', async () => {
+    const copy = 'cbtest-on-b-copy';
+    const request = restoreVmRequest(B_VM, { as: copy, hypervisor: 'hv-b' });
+    const restored = await (await startRestoreVm(vmHost.client, twoHosts, request)).result();
+    assert.equal(restored.ok, true, JSON.stringify(restored, null, 2));
+    assert.match(await second.virsh('list', '--all', '--name'), new RegExp(`^${copy}$`, 'm'));
+    assert.doesNotMatch(await vmHost.hypervisor.virsh('list', '--all', '--name'), new RegExp(copy));
+    for (const { path } of restored.pushed) assert.ok(path.startsWith(join(vmHost.root, 'images-b')), path);
+    await second.virsh('undefine', '--domain', copy);
+
+    assert.throws(
+      () => checkHypervisorOf(restoreVmRequest(B_VM, { as: copy, hypervisor: 'hv-z' }), twoHosts),
+      /no hypervisor "hv-z" in config \(have: hv-a, hv-b\)/,
+    );
   });
 
   it('a hypervisor gone (its sshd stopped): the other is backed up, its VM left running and reported; the next run backs up both', async () => {

@@ -7,6 +7,8 @@ export interface CommonOptions {
   /** Milliseconds. */
   heartbeatTimeout: number;
   summary: string;
+  /** Another task queue than the run's: a hypervisor's own. */
+  taskQueue?: string;
 }
 
 export function commonOptions(heartbeatTimeoutSeconds: number, summary: string): CommonOptions {
