@@ -389,7 +389,7 @@ export function createHypervisorActivities({ config, services, temporalClient }:
   async function listHeldDown(): Promise<(HeldDownRecord & { runClosed: boolean; downSeconds: number })[]> {
     return withHypervisor(async ({ records }) => {
       const held = await records.listHeldDown();
-      setVmsHeldDown(held.length); // the guardian reads them every few minutes: the gauge stays current
+      setVmsHeldDown(held.length, services.hypervisors.hv.name); // the guardian reads them every few minutes: the gauge stays current
       return Promise.all(
         held.map(async (r) => ({
           ...r,

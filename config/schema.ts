@@ -351,7 +351,7 @@ export const configSchema = z
     supim: supimSchema.optional(),
     /** One hypervisor (earlier configs): the same as a `hypervisors` list of one named after its host. */
     hypervisor: hypervisorSchema.optional(),
-    /** The hypervisors, each backed up by its own child workflow; VM names are unique per hypervisor. */
+    /** The hypervisors, each backed up by its own child workflow; a VM name is listed on one hypervisor only. */
     hypervisors: z.array(namedHypervisorSchema).optional(),
     /** Where verified VM images are pulled to; without it, images stay on the hypervisor only. */
     store: storeSchema.optional(),
@@ -419,6 +419,22 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['hypervisors', i, 'name'], message: `${hv.name} is named twice` });
       }
       seen.add(hv.name);
+    });
+    // The store keeps a VM's sets by its name: one name on two hypervisors would mix their sets.
+    const listedOn = new Map<string, string>();
+    (config.hypervisors ?? []).forEach((hv, i) => {
+      if (hv.vms === 'all-running') return;
+      hv.vms.forEach((vm, j) => {
+        const other = listedOn.get(vm);
+        if (other !== undefined && other !== hv.name) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['hypervisors', i, 'vms', j],
+            message: `${vm} is also listed on hypervisor ${other}: VM names must differ across hypervisors (the store keeps sets by VM name)`,
+          });
+        }
+        listedOn.set(vm, hv.name);
+      });
     });
     if (!config.supim && !config.hypervisor && !config.hypervisors?.length) {
       ctx.addIssue({ code: 'custom', path: [], message: 'nothing to back up: add a supim or a hypervisor section' });

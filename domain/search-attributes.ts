@@ -10,7 +10,10 @@ export const BACKUP_JOB = defineSearchAttributeKey('BackupJob', SearchAttributeT
 export const BACKUP_PERIOD = defineSearchAttributeKey('BackupPeriod', SearchAttributeType.KEYWORD);
 export const BACKUP_RESULT = defineSearchAttributeKey('BackupResult', SearchAttributeType.KEYWORD);
 
-export const BACKUP_SEARCH_ATTRIBUTES = [BACKUP_JOB, BACKUP_PERIOD, BACKUP_RESULT] as const;
+/** On a weekly run's child run for one hypervisor (`vms-<week>-<hypervisor>-<stamp>`): the hypervisor's name. */
+export const BACKUP_HYPERVISOR = defineSearchAttributeKey('BackupHypervisor', SearchAttributeType.KEYWORD);
+
+export const BACKUP_SEARCH_ATTRIBUTES = [BACKUP_JOB, BACKUP_PERIOD, BACKUP_RESULT, BACKUP_HYPERVISOR] as const;
 
 /** incomplete: the run finished but not everything was backed up (the report says what). */
 export type BackupResult = 'running' | 'ok' | 'incomplete' | 'failed' | 'cancelled';

@@ -2,7 +2,7 @@ import { log, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Job } from '../domain/jobs';
 import type { RunOutcome } from '../domain/run-outcome';
 import { outcomeResult } from '../domain/report-trend';
-import { BACKUP_JOB, BACKUP_PERIOD, BACKUP_RESULT } from '../domain/search-attributes';
+import { BACKUP_HYPERVISOR, BACKUP_JOB, BACKUP_PERIOD, BACKUP_RESULT } from '../domain/search-attributes';
 import { remoteActivities } from './activity-proxies';
 import { failureText } from './failure-text';
 
@@ -18,15 +18,24 @@ const { registeredSearchAttributes } = remoteActivities({
 export class RunTags {
   private constructor(private readonly registered: ReadonlySet<string>) {}
 
-  static async start(job: Job): Promise<RunTags> {
+  private static async registered(): Promise<RunTags> {
     const registered = await registeredSearchAttributes().catch((err: unknown) => {
       log.warn('runs are not tagged with search attributes', { error: failureText(err) });
       return [];
     });
-    const tags = new RunTags(new Set(registered));
+    return new RunTags(new Set(registered));
+  }
+
+  static async start(job: Job): Promise<RunTags> {
+    const tags = await RunTags.registered();
     tags.set(BACKUP_JOB, job);
     tags.set(BACKUP_RESULT, 'running');
     return tags;
+  }
+
+  /** A weekly run's child run for one hypervisor: `BackupHypervisor = '<name>'` lists that host's runs. */
+  static async hostRun(hypervisor: string): Promise<void> {
+    (await RunTags.registered()).set(BACKUP_HYPERVISOR, hypervisor);
   }
 
   period(label: string): void {

@@ -1,7 +1,8 @@
-import { CancellationScope, isCancellation, setCurrentDetails, setHandler } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, patched, setCurrentDetails, setHandler } from '@temporalio/workflow';
 import { inRequestOrder, type HostSummary, type VmProgress, type VmResult } from '../domain/weekly-summary';
 import { remoteActivities } from './activity-proxies';
 import { progressQuery } from './definitions';
+import { RunTags } from './run-tags';
 import { notStarted, vmCycle } from './vm-cycle';
 
 export interface WeeklyHostInput {
@@ -49,6 +50,7 @@ export async function weeklyHostVms(input: WeeklyHostInput): Promise<HostSummary
     startToCloseTimeout: '90 seconds',
     retry: { initialInterval: '5 seconds', maximumInterval: '15 seconds', maximumAttempts: 3 },
   });
+  if (patched('host-run-search-attribute')) await RunTags.hostRun(hypervisor);
   const settings = await getWeeklySettings();
   const reach = await checkHypervisor();
   if (!reach.ok) {

@@ -63,13 +63,13 @@ export class BackupMetrics {
     this.lastSuccess = gauge('last_success_timestamp_seconds', 's', 'When the last run with result ok ended.');
     this.dailyBytes = gauge('daily_last_run_copied_bytes', 'By', 'Bytes copied by the last daily run (all its days).');
     this.dailyFiles = gauge('daily_last_run_copied_files', '', 'Files copied by the last daily run.');
-    this.vmDowntime = gauge('vm_downtime_seconds', 's', 'Downtime of the VM in the last weekly run.', 'float');
-    this.vmImageBytes = gauge('vm_image_bytes', 'By', 'Size of the VM image set taken by the last weekly run.');
-    this.vmsHeldDown = gauge('vms_held_down', '', 'VMs stopped by a run and not yet running again.');
+    this.vmDowntime = gauge('vm_downtime_seconds', 's', 'Downtime of the VM in the last weekly run (labels vm, hypervisor).', 'float');
+    this.vmImageBytes = gauge('vm_image_bytes', 'By', 'Size of the VM image set taken by the last weekly run (labels vm, hypervisor).');
+    this.vmsHeldDown = gauge('vms_held_down', '', 'VMs stopped by a run and not yet running again (label hypervisor).');
     this.imageAreaFree = gauge(
       'image_area_free_bytes',
       'By',
-      "Free bytes in the hypervisor's image area after the last weekly run.",
+      "Free bytes in the hypervisor's image area after the last weekly run (label hypervisor).",
     );
     this.storeFree = gauge(
       'store_free_bytes',
@@ -124,15 +124,22 @@ export class BackupMetrics {
     }
     const vms = outcome.summary?.vms ?? [];
     for (const v of vms) {
-      if (v.downtimeMs !== undefined) this.vmDowntime.set(v.downtimeMs / 1000, { vm: v.vm });
+      const labels = { vm: v.vm, ...onHypervisor(v.hypervisor) };
+      if (v.downtimeMs !== undefined) this.vmDowntime.set(v.downtimeMs / 1000, labels);
       if (v.images.length)
         this.vmImageBytes.set(
           v.images.reduce((s, i) => s + i.bytes, 0),
-          { vm: v.vm },
+          labels,
         );
     }
-    const free = vms.map((v) => v.imageAreaFreeAfter ?? v.imageAreaFreeBefore).filter((f) => f !== undefined);
-    if (free.length) this.imageAreaFree.set(Math.min(...free));
+    // Per hypervisor (each has its own image area); runs before several hypervisors: one, unlabelled.
+    for (const hypervisor of new Set(vms.map((v) => v.hypervisor))) {
+      const free = vms
+        .filter((v) => v.hypervisor === hypervisor)
+        .map((v) => v.imageAreaFreeAfter ?? v.imageAreaFreeBefore)
+        .filter((f) => f !== undefined);
+      if (free.length) this.imageAreaFree.set(Math.min(...free), onHypervisor(hypervisor));
+    }
   }
 
   recordSuccess(job: Job, at: Date): void {
@@ -142,8 +149,8 @@ export class BackupMetrics {
   }
 
   /** How many VMs are stopped by a run and not running again (the hypervisor's held-down records). */
-  setVmsHeldDown(count: number): void {
-    this.vmsHeldDown.set(count);
+  setVmsHeldDown(count: number, hypervisor?: string): void {
+    this.vmsHeldDown.set(count, onHypervisor(hypervisor));
   }
 
   setStoreUsage(usages: readonly StoreUsage[]): void {
@@ -198,7 +205,12 @@ export function installBackupMetrics(meter: MetricMeter): BackupMetrics {
   return installed;
 }
 
-/** For the held-down records on the hypervisor: call with the count whenever it is read or changes. */
-export function setVmsHeldDown(count: number): void {
-  backupMetrics().setVmsHeldDown(count);
+/** For the held-down records on a hypervisor: call with the count whenever it is read or changes. */
+export function setVmsHeldDown(count: number, hypervisor?: string): void {
+  backupMetrics().setVmsHeldDown(count, hypervisor);
+}
+
+/** The `hypervisor` label, where the VM's host is known. */
+function onHypervisor(hypervisor: string | undefined): { hypervisor?: string } {
+  return hypervisor !== undefined ? { hypervisor } : {};
 }

@@ -5,6 +5,7 @@ import { installBackupMetrics, setVmsHeldDown, type BackupMetrics } from '../../
 import { freePort } from '../../scripts/sandbox/processes';
 import { metricValue } from '../helpers/prometheus';
 import { sampleDaily, sampleStores, sampleWeekly } from '../helpers/report-samples';
+import { vmResult } from '../helpers/vm-result';
 
 describe('backup metrics on the Prometheus endpoint of the SDK runtime', () => {
   let url: string;
@@ -94,5 +95,22 @@ describe('backup metrics on the Prometheus endpoint of the SDK runtime', () => {
       Date.parse('2026-11-26T06:10:00Z') / 1000,
     );
     assert.equal(metricValue(body, 'cluster_backup_daily_last_run_copied_bytes'), Math.round(15.2 * 1024 ** 3));
+  });
+
+  it('labels each VM and image area with its hypervisor (runs since several hypervisors), and held-down counts per host', async () => {
+    const weekly = sampleWeekly();
+    const on = (hypervisor: string, vm: string, free: number, downtimeMs: number) =>
+      vmResult(vm, { hypervisor, downtimeMs, imageAreaFreeBefore: free + 1, imageAreaFreeAfter: free });
+    weekly.summary!.vms = [on('hv-a', 'db', 500, 1000), on('hv-a', 'web', 300, 2000), on('hv-b', 'db', 700, 3000)];
+    metrics.recordRun({ job: 'weekly', outcome: weekly }, new Date('2026-12-06T05:41:00Z'));
+    setVmsHeldDown(1, 'hv-b');
+    setVmsHeldDown(0, 'hv-a');
+    const body = await scrape();
+    assert.equal(metricValue(body, 'cluster_backup_vm_downtime_seconds', { vm: 'db', hypervisor: 'hv-a' }), 1);
+    assert.equal(metricValue(body, 'cluster_backup_vm_downtime_seconds', { vm: 'db', hypervisor: 'hv-b' }), 3);
+    assert.equal(metricValue(body, 'cluster_backup_image_area_free_bytes', { hypervisor: 'hv-a' }), 300);
+    assert.equal(metricValue(body, 'cluster_backup_image_area_free_bytes', { hypervisor: 'hv-b' }), 700);
+    assert.equal(metricValue(body, 'cluster_backup_vms_held_down', { hypervisor: 'hv-b' }), 1);
+    assert.equal(metricValue(body, 'cluster_backup_vms_held_down', { hypervisor: 'hv-a' }), 0);
   });
 });

@@ -164,7 +164,7 @@ describe('several hypervisors', () => {
     );
   });
 
-  it('names the field of a wrong list: unknown host, a name twice, both forms, a bad name', () => {
+  it('names the field of a wrong list: unknown host, a name twice, both forms, a bad name, a VM on two hosts', () => {
     const problems = (raw: Record<string, unknown>) => {
       try {
         parseConfig(base(raw), 't', '/');
@@ -196,6 +196,15 @@ describe('several hypervisors', () => {
     assert.match(
       problems({ hypervisors: [{ name: 'hv/1', host: 'a', imageArea: '/img' }] }),
       /hypervisors\.0\.name: hypervisor names are letters/,
+    );
+    assert.match(
+      problems({
+        hypervisors: [
+          { name: 'hv1', host: 'a', imageArea: '/img', vms: ['web', 'db'] },
+          { name: 'hv2', host: 'b', imageArea: '/img', vms: ['mail', 'db'] },
+        ],
+      }),
+      /hypervisors\.1\.vms\.1: db is also listed on hypervisor hv1: VM names must differ across hypervisors/,
     );
   });
 });
