@@ -198,15 +198,28 @@ export function createStoreActivities({ config, services }: StoreDeps) {
     const { retention: policy, engine } = requireSection(config.store, 'store');
     if (engine !== 'restic') return applyRetention(store(), vm, policy, stamp, policy.dryRun);
     const repo = services.resticSets();
-    const outcome = await applyRetention(repo, vm, policy, stamp, policy.dryRun);
-    if (outcome.deleted.length > 0) {
-      await repo.restic.unlockStale();
-      const before = outcome.freeBytes;
-      await repo.restic.prune();
-      outcome.freeBytes = await repo.freeBytes();
-      outcome.deleted.push(`prune returned ${Math.max(0, outcome.freeBytes - before)} bytes`);
-    }
-    return outcome;
+    // Heartbeats while restic forgets and prunes (silent for minutes on a large repository). What an earlier
+    // attempt forgot is in its heartbeats: a retry reports it, and prunes, although it finds nothing to forget.
+    const ctx = Context.current();
+    const earlier = (ctx.info.heartbeatDetails as { forgotten?: string[] } | undefined)?.forgotten ?? [];
+    let forgotten = earlier;
+    return whileHeartbeating(
+      () => ({ forgotten }),
+      async () => {
+        const outcome = await applyRetention(repo, vm, policy, stamp, policy.dryRun);
+        forgotten = [...new Set([...earlier, ...outcome.deleted])];
+        outcome.deleted = forgotten;
+        if (forgotten.length > 0) {
+          ctx.heartbeat({ forgotten });
+          await repo.restic.unlockStale();
+          const before = outcome.freeBytes;
+          await repo.restic.prune();
+          outcome.freeBytes = await repo.freeBytes();
+          outcome.deleted = [...forgotten, `prune returned ${Math.max(0, outcome.freeBytes - before)} bytes`];
+        }
+        return outcome;
+      },
+    );
   }
 
   return { storePreflight, pullImage, recordStoredSet, applyStoreRetention };
