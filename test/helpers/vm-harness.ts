@@ -39,8 +39,8 @@ export interface VmHarnessOptions {
   /** More top-level config sections (restoreTest...). */
   settings?: Record<string, unknown>;
   /**
-   * The hypervisor in a mount namespace of its own (libvirt-host.ts): no machine-wide lock, so this file runs
-   * beside the other VM files.
+   * The hypervisor in a mount namespace of its own (libvirt-host.ts; the default): no machine-wide lock, so
+   * this file runs beside the other VM files. false: on the machine's shared libvirt folders, one at a time.
    */
   isolated?: boolean;
 }
@@ -97,7 +97,7 @@ export async function startVmHarness(options: VmHarnessOptions): Promise<VmHarne
   const imageArea = join(root, 'images');
   if (options.store) await initStoreRoot(join(root, 'store')); // as `cluster-backup store init` does
   const [hypervisor, sshHost, server, smtp] = await Promise.all([
-    startHypervisor(join(root, 'libvirt'), { isolated: options.isolated ?? false }),
+    startHypervisor(join(root, 'libvirt'), { isolated: options.isolated ?? true }),
     startSshHost({ dir: join(root, 'hypervisor-ssh'), address: options.address }),
     testDevServer(),
     startSmtpServer(mkdtempSync(join(tmpdir(), `cluster-backup-${options.name}-smtp-`))),

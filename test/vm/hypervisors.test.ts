@@ -51,7 +51,6 @@ describe('two hypervisors in one weekly run, on real libvirt', { concurrency: fa
       name: 'hypervisors',
       address: '127.0.0.21',
       store: true,
-      isolated: true,
       guests: [{ name: A_VM }, { name: A_VM2 }],
       hypervisor: { vms: [A_VM, A_VM2], imaging: 'offline', shutdownTimeoutSeconds: 30, spaceMarginBytes: 1 << 20 },
     });
