@@ -51,8 +51,10 @@ const known = { ...readCosts(COSTS), ...readCosts(LOCAL_COSTS) };
 const jobs = files.map((file) => {
   const source = readFileSync(file, 'utf8');
   const vm = /startVmHarness|startHypervisor|DEMO_JS/.test(source);
-  // The demo runs its first hypervisor on the machine's shared libvirt folders; so does `isolated: false`.
-  const shared = /DEMO_JS|isolated: false/.test(source);
+  // The demo runs its first hypervisor on the machine's shared libvirt folders; so does `isolated: false`,
+  // and startHypervisor without `isolated: true` (the VM harness isolates by default).
+  const shared =
+    /DEMO_JS|isolated: false/.test(source) || (/startHypervisor\)/.test(source) && !/isolated: true/.test(source));
   return { file, key: keyOf(file), shared, cost: known[keyOf(file)] ?? DEFAULT_COST[vm ? 'vm' : 'other'] };
 });
 const queue = [...jobs].sort((a, b) => b.cost - a.cost || a.key.localeCompare(b.key));

@@ -108,7 +108,7 @@ describe('imaging on qcow2 overlays on a real libvirt + QEMU hypervisor', { conc
   before(async () => {
     root = mkdtempSync(join(tmpdir(), 'cluster-backup-ovtest-'));
     [hypervisor, sshHost] = await Promise.all([
-      startHypervisor(join(root, 'libvirt')),
+      startHypervisor(join(root, 'libvirt'), { isolated: true }),
       startSshHost({ dir: join(root, 'hypervisor-ssh'), address: '127.0.0.8' }),
     ]);
     dataDisk = join(root, 'libvirt', "data disk 'b'.raw");

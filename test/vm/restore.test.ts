@@ -102,7 +102,7 @@ describe('restore on a real libvirt + QEMU hypervisor', { concurrency: false }, 
     root = mkdtempSync(join(tmpdir(), 'cluster-backup-restore-'));
     // Each kept as soon as it runs: if another fails to start, `after` still stops what did.
     const started = await Promise.allSettled([
-      startHypervisor(join(root, 'libvirt')).then((h) => (hypervisor = h)),
+      startHypervisor(join(root, 'libvirt'), { isolated: true }).then((h) => (hypervisor = h)),
       startSshHost({ dir: join(root, 'hypervisor-ssh'), address: '127.0.0.7' }).then((h) => (sshHost = h)),
       testDevServer().then((s) => (server = s)),
       startSmtpServer(mkdtempSync(join(tmpdir(), 'cluster-backup-restore-smtp-'))).then((s) => (smtp = s)),

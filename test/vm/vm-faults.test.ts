@@ -249,11 +249,14 @@ describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { 
   });
 
   it('starts the VM after libvirtd was down for 30 s during imaging and restart; the run completes', async () => {
-    const { result } = await runWeekly([BIG]);
+    const { handle, result } = await runWeekly([BIG]);
     const frozen = await freezeCopy();
     await hypervisor.stopDaemon();
+    const downAt = Date.now();
     process.kill(frozen, 'SIGCONT'); // the copy finishes while libvirtd is away; the start must wait for it
-    await new Promise((r) => setTimeout(r, 30_000));
+    // Down for 30 s at least, and for 15 s of the start (a loaded machine may take longer over the copy).
+    await waitForStep(handle, BIG, 'starting');
+    await new Promise((r) => setTimeout(r, Math.max(15_000, 30_000 - (Date.now() - downAt))));
     await hypervisor.startDaemon();
     const summary = await result();
     assert.equal(summary.vms[0]!.status, 'backed-up', JSON.stringify(summary.vms[0], null, 2));
