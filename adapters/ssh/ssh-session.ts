@@ -6,7 +6,11 @@ import type { HostConfig } from '../../config/schema';
 import { readSecretFile, SecretFileExposedError } from '../local/secret-file';
 import { keysForHost, knownHostsName } from './known-hosts';
 import { RemoteCommandError } from './remote-command-error';
+import { startOpensshStream } from './openssh-stream';
 import { commandLine } from './shell-quote';
+
+/** Which SSH client carries bulk streams (config transfer.bulkClient). */
+export type BulkClient = 'openssh' | 'ssh2';
 
 export interface ExecResult {
   stdout: Buffer;
@@ -72,6 +76,7 @@ export class SshSession {
     readonly label: string,
     private readonly client: Client,
     private readonly sock: Socket,
+    private readonly host: HostConfig,
   ) {}
 
   static async connect(label: string, host: HostConfig): Promise<SshSession> {
@@ -139,7 +144,7 @@ export class SshSession {
       });
       client.connect({ ...config, sock });
     });
-    const session = new SshSession(where, client, sock);
+    const session = new SshSession(where, client, sock, host);
     // After 'ready', a later error (keepalive timeout, reset) ends the connection; pending calls see 'close'.
     client.on('error', () => undefined);
     return session;
@@ -182,6 +187,26 @@ export class SshSession {
     const { channel, finished } = await this.openChannel(command);
     channel.end();
     return { stdout: channel, finished };
+  }
+
+  /**
+   * Like execStream, for a bulk stream (an image, a disk): with `client: 'openssh'` the command runs over a
+   * connection of its own made by OpenSSH's `ssh` (see startOpensshStream: same key file, same known_hosts,
+   * strict host key check), which decrypts in its own process instead of on this event loop. `stop` ends it.
+   */
+  async bulkStream(
+    command: RemoteCommand,
+    client: BulkClient,
+  ): Promise<{ stdout: Readable; finished: Promise<ExecResult>; stop(): void }> {
+    if (client === 'ssh2') {
+      const { stdout, finished } = await this.execStream(command);
+      return { stdout, finished, stop: () => stdout.destroy() };
+    }
+    const stream = await startOpensshStream(this.label, this.host, toCommandLine(command));
+    countPushes(stream.stdout as unknown as Parameters<typeof countPushes>[0], (bytes) => (this.received += bytes));
+    const finished = stream.finished.then((r) => ({ ...r, stdout: Buffer.alloc(0) }));
+    finished.catch(() => undefined); // observed by the caller; never an unhandled rejection
+    return { stdout: stream.stdout, finished, stop: stream.stop };
   }
 
   /**
