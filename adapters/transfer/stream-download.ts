@@ -18,7 +18,7 @@ const WRITES_IN_FLIGHT = 8;
 export interface StreamDownloadOptions {
   /** zstd on the wire: compressed on the remote host, decompressed by the local zstd. */
   compressed: boolean;
-  /** Which SSH client carries the stream (transfer.bulkClient); default ssh2, over `ssh` itself. */
+  /** Which SSH client carries the stream (transfer.bulkClient): ssh2 (the default here) or OpenSSH's `ssh`. */
   bulkClient?: BulkClient;
   startOffset?: number;
   expectedSize: number;
