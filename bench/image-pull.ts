@@ -27,6 +27,9 @@ const RSYNC_ZSTD = 'rsync -a --compress-choice=zstd';
 interface Run {
   seconds: number;
   maxRssMiB?: number;
+  /** CPU seconds of the product's process (all its threads) and of its children (ssh, zstd). */
+  cpuSeconds?: number;
+  childCpuSeconds?: number;
 }
 
 function timed(fn: () => void): number {
@@ -151,11 +154,13 @@ async function main(): Promise<void> {
       for (const name of Object.keys(products)) {
         if (!runs[name]?.length) continue;
         const rss = Math.max(...runs[name].map((r) => r.maxRssMiB ?? 0));
+        const fastest = runs[name].find((r) => r.seconds === best(name))!;
         const against = name.includes('zstd') && kind === 'mostly-zero' ? [SFTP, RSYNC_ZSTD] : [SFTP, 'rsync -a'];
         console.log(
           `  ${name.padEnd(34)} ${mbps(best(name))} / ${mbps(worst(name))} MB/s   ` +
             `${against.map((tool) => ratios(name, tool)).join(', ')}   ` +
-            `peak RSS ${rss.toFixed(0)} MiB${rss < RSS_LIMIT_MIB ? '' : ` (over the ${RSS_LIMIT_MIB} MiB bound)`}`,
+            `peak RSS ${rss.toFixed(0)} MiB${rss < RSS_LIMIT_MIB ? '' : ` (over the ${RSS_LIMIT_MIB} MiB bound)`}, ` +
+            `CPU s (fastest run): node ${fastest.cpuSeconds?.toFixed(1)}, ssh/zstd ${fastest.childCpuSeconds?.toFixed(1)}`,
         );
       }
     }
