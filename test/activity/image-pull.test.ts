@@ -10,7 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
 import { createServices } from '../../activities/services';
-import { SshSession } from '../../adapters/ssh/ssh-session';
+import { SshSession, withSsh } from '../../adapters/ssh/ssh-session';
+import { zstdPaysFor } from '../../adapters/transfer/stream-download';
 import type { PullProgress } from '../../activities/store';
 import { parseConfig } from '../../config/load';
 import type { Config, TransferConfig } from '../../config/schema';
@@ -242,6 +243,40 @@ function pullTests(bulkClient: TransferConfig['bulkClient']): void {
     } finally {
       execFileSync('umount', [small]);
     }
+  });
+
+  it('store.compression auto: zstd on the wire for a compressible image, not for random data', async () => {
+    const stamp = '20261018T050000Z';
+    const area = join(root, 'area', 'alpha', stamp);
+    mkdirSync(area, { recursive: true });
+    const sparse = Buffer.concat([randomBytes(2 << 20), Buffer.alloc(14 << 20)]);
+    const path = join(area, 'vdc.raw');
+    writeFileSync(path, sparse);
+    const compressible = {
+      disk: 'vdc',
+      path,
+      bytes: sparse.length,
+      virtualSize: sparse.length,
+      sha256: sha256(sparse),
+    };
+    const activities = activitiesFor({
+      store: { root: join(root, 'store'), spaceMarginBytes: 0, compression: 'auto' },
+    });
+    const onWire = async (img: VmImage) => {
+      const first = proxy.downstreamBytes.length;
+      const stored = await runActivity(activities.pullImage, 'alpha', stamp, img);
+      assert.equal(sha256(readFileSync(stored.path)), img.sha256);
+      return proxy.downstreamBytes.slice(first).reduce((a, b) => a + b, 0);
+    };
+    const sparseSent = await onWire(compressible);
+    assert.ok(sparseSent < 4 << 20, `${sparseSent} bytes on the wire for ${sparse.length} mostly zero`);
+    // zstd adds little to random data on the wire: the decision itself shows that it goes without.
+    const hv = configWith().hosts.hypervisor!;
+    const decisions = await withSsh('hypervisor', hv, async (ssh) => [
+      await zstdPaysFor(ssh, image.path, image.bytes),
+      await zstdPaysFor(ssh, path, compressible.bytes),
+    ]);
+    assert.deepEqual(decisions, [false, true]);
   });
 
   it('can carry a compressible image as zstd on the wire: same bytes stored, far fewer sent, resumable', async () => {
