@@ -303,7 +303,8 @@ const transferSchema = z.strictObject({
    * openssh: OpenSSH's `ssh` (must be installed on the worker's machine), one connection per stream, with
    * the host's key file and known_hosts (strict check, no agent, no forwarding, no user ssh config); it
    * decrypts in its own process. ssh2: over the activity's ssh2 connection, on the event loop (slower).
-   * Commands, listings and SFTP always use ssh2.
+   * Commands, listings and SFTP always use ssh2. ssh2 stays the default: on a 2-core machine shared by sshd,
+   * the client and the hash, openssh did not win consistently (README, Benchmark), though its tests pass.
    */
   bulkClient: z.enum(['openssh', 'ssh2']).default('ssh2'),
   /** Bandwidth cap per file in bytes/s (like rsync --bwlimit); 0 means none. */
