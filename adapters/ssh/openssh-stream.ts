@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { HostConfig } from '../../config/schema';
-import { readSecretFile, SecretFileExposedError } from '../local/secret-file';
+import { readHostFiles } from './host-files';
 import { keysForHost, knownHostsName } from './known-hosts';
 import { RemoteCommandError, type RemoteFailureKind } from './remote-command-error';
 
@@ -68,7 +67,11 @@ export function opensshArgv(host: HostConfig, line: string): string[] {
 
 /** What OpenSSH's own messages (exit 255) say went wrong, as a failure kind. */
 export function opensshFailureKind(stderr: string): RemoteFailureKind {
-  if (/host key verification failed|remote host identification has changed|host key for .* has changed|no .* host key is known|revoked/i.test(stderr))
+  if (
+    /host key verification failed|remote host identification has changed|host key for .* has changed|no .* host key is known|revoked/i.test(
+      stderr,
+    )
+  )
     return 'host-key';
   if (/permission denied \(|too many authentication failures|bad permissions|unprotected private key/i.test(stderr))
     return 'auth';
@@ -100,18 +103,7 @@ export async function startOpensshStream(label: string, host: HostConfig, line: 
   const where = `${label} (${host.user}@${hostName})`;
   const fail = (kind: RemoteFailureKind, message: string, extra: { stderr?: string; exitCode?: number | null } = {}) =>
     new RemoteCommandError(`${where}: ${message}`, { kind, host: where, command: line, ...extra });
-  try {
-    await readSecretFile(host.privateKeyFile, 'private key file');
-  } catch (err) {
-    if (err instanceof SecretFileExposedError) throw fail('auth', err.message);
-    throw fail('auth', `cannot read private key file ${host.privateKeyFile}: ${(err as Error).message}`);
-  }
-  let knownHostsText: string;
-  try {
-    knownHostsText = await readFile(host.knownHostsFile, 'utf8');
-  } catch (err) {
-    throw fail('host-key', `cannot read known_hosts file ${host.knownHostsFile}: ${(err as Error).message}`);
-  }
+  const { knownHostsText } = await readHostFiles(host, fail);
   if (!keysForHost(knownHostsText, hostName).some((k) => !k.revoked)) {
     throw fail(
       'host-key',
@@ -142,7 +134,11 @@ export async function startOpensshStream(label: string, host: HostConfig, line: 
       const text = Buffer.concat(stderr).toString('utf8');
       if (code === 255) {
         const kind = opensshFailureKind(text);
-        const first = text.trim().split('\n').find((l) => l.trim()) ?? 'ssh exited 255';
+        const first =
+          text
+            .trim()
+            .split('\n')
+            .find((l) => l.trim()) ?? 'ssh exited 255';
         const message =
           kind === 'host-key'
             ? `HOST KEY of ${hostName} not verified against ${host.knownHostsFile} (${first}); check before updating known_hosts`

@@ -1,9 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import type { HostConfig } from '../../config/schema';
-import { readSecretFile, SecretFileExposedError } from '../local/secret-file';
+import { readHostFiles } from './host-files';
 import { keysForHost, knownHostsName } from './known-hosts';
 import { RemoteCommandError } from './remote-command-error';
 import { startOpensshStream } from './openssh-stream';
@@ -84,19 +83,7 @@ export class SshSession {
     const fail = (kind: 'auth' | 'host-key' | 'connect', message: string, cause?: Error) =>
       new RemoteCommandError(`${where}: ${message}`, { kind, host: label }, cause);
 
-    let privateKey: Buffer;
-    try {
-      privateKey = await readSecretFile(host.privateKeyFile, 'private key file');
-    } catch (err) {
-      if (err instanceof SecretFileExposedError) throw fail('auth', err.message);
-      throw fail('auth', `cannot read private key file ${host.privateKeyFile}: ${(err as Error).message}`);
-    }
-    let knownHostsText: string;
-    try {
-      knownHostsText = await readFile(host.knownHostsFile, 'utf8');
-    } catch (err) {
-      throw fail('host-key', `cannot read known_hosts file ${host.knownHostsFile}: ${(err as Error).message}`);
-    }
+    const { privateKey, knownHostsText } = await readHostFiles(host, fail);
     const hostName = knownHostsName(host.host, host.port);
     const known = keysForHost(knownHostsText, hostName);
     const trusted = known.filter((k) => !k.revoked);
