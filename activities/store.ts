@@ -5,7 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../config/schema';
 import type { VmImage } from '../domain/weekly-summary';
 import type { SshSession } from '../adapters/ssh/ssh-session';
-import { remoteHasZstd } from '../adapters/transfer/stream-download';
+import { zstdPaysFor } from '../adapters/transfer/stream-download';
 import { requireSection } from './config-section';
 import { fetchRemoteFile, type FetchRequest } from '../adapters/transfer/fetch-remote-file';
 import { whileHeartbeating } from './heartbeat';
@@ -46,10 +46,13 @@ export interface PullProgress {
 export function createStoreActivities({ config, services }: StoreDeps) {
   const mode = storeFileMode(config.permissions);
   const store = services.storeSets;
-  const wireFor = async (ssh: SshSession): Promise<FetchRequest['via']> => {
+  /** auto: zstd when the hypervisor has it and a sample of the image shrinks enough (see zstdPaysFor), said in the log. */
+  const wireFor = async (ssh: SshSession, image: VmImage): Promise<FetchRequest['via']> => {
     const { transport, compression } = requireSection(config.store, 'store');
     if (transport === 'sftp') return 'sftp';
-    const zstd = compression === 'zstd' || (compression === 'auto' && (await remoteHasZstd(ssh)));
+    if (compression !== 'auto') return compression === 'zstd' ? 'zstd' : 'stream';
+    const zstd = await zstdPaysFor(ssh, image.path, image.bytes);
+    Context.current().log.info(`${image.path}: zstd on the wire ${zstd ? 'on' : 'off'} (store.compression: auto)`);
     return zstd ? 'zstd' : 'stream';
   };
 
@@ -130,7 +133,7 @@ export function createStoreActivities({ config, services }: StoreDeps) {
         async () =>
           fetchRemoteFile({
             ssh,
-            via: await wireFor(ssh),
+            via: await wireFor(ssh, image),
             remotePath: image.path,
             localPath,
             size: image.bytes,

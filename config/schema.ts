@@ -93,7 +93,8 @@ const storeSchema = z
     transport: z.enum(['stream', 'sftp']).default('stream'),
     /**
      * zstd on the wire (compressed on the hypervisor, decompressed here; the stored image is bit-identical):
-     * worth it for mostly-empty disks and slow links. auto: when the hypervisor has zstd. Needs transport: stream.
+     * worth it for mostly-empty disks and slow links. auto: per image, when the hypervisor has zstd and a sample
+     * of 16 MiB spread over the image compresses to half or less (random data goes without). Needs transport: stream.
      */
     compression: z.enum(['none', 'zstd', 'auto']).default('none'),
     /**
@@ -297,6 +298,15 @@ const transferSchema = z.strictObject({
   chunkBytes: z.number().int().min(4096).max(261120).default(261120),
   /** Small files copied at once: they are latency-bound, not bandwidth-bound (large ones go two at a time). */
   parallelFiles: z.number().int().min(1).max(128).default(32),
+  /**
+   * The SSH client that carries bulk streams (images pulled with store.transport: stream, zstd or not).
+   * openssh: OpenSSH's `ssh` (must be installed on the worker's machine), one connection per stream, with
+   * the host's key file and known_hosts (strict check, no agent, no forwarding, no user ssh config); it
+   * decrypts in its own process. ssh2: over the activity's ssh2 connection, on the event loop (slower).
+   * Commands, listings and SFTP always use ssh2. ssh2 stays the default: on a 2-core machine shared by sshd,
+   * the client and the hash, openssh did not win consistently (README, Benchmark), though its tests pass.
+   */
+  bulkClient: z.enum(['openssh', 'ssh2']).default('ssh2'),
   /** Bandwidth cap per file in bytes/s (like rsync --bwlimit); 0 means none. */
   maxBytesPerSecond: z.number().int().min(0).default(0),
   /** A copy silent for this long is taken as dead and retried elsewhere (resuming): how fast a crash is noticed. */

@@ -1,12 +1,15 @@
-import { readFile } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import type { HostConfig } from '../../config/schema';
-import { readSecretFile, SecretFileExposedError } from '../local/secret-file';
+import { readHostFiles } from './host-files';
 import { keysForHost, knownHostsName } from './known-hosts';
 import { RemoteCommandError } from './remote-command-error';
+import { startOpensshStream } from './openssh-stream';
 import { commandLine } from './shell-quote';
+
+/** Which SSH client carries bulk streams (config transfer.bulkClient). */
+export type BulkClient = 'openssh' | 'ssh2';
 
 export interface ExecResult {
   stdout: Buffer;
@@ -72,6 +75,7 @@ export class SshSession {
     readonly label: string,
     private readonly client: Client,
     private readonly sock: Socket,
+    private readonly host: HostConfig,
   ) {}
 
   static async connect(label: string, host: HostConfig): Promise<SshSession> {
@@ -79,19 +83,7 @@ export class SshSession {
     const fail = (kind: 'auth' | 'host-key' | 'connect', message: string, cause?: Error) =>
       new RemoteCommandError(`${where}: ${message}`, { kind, host: label }, cause);
 
-    let privateKey: Buffer;
-    try {
-      privateKey = await readSecretFile(host.privateKeyFile, 'private key file');
-    } catch (err) {
-      if (err instanceof SecretFileExposedError) throw fail('auth', err.message);
-      throw fail('auth', `cannot read private key file ${host.privateKeyFile}: ${(err as Error).message}`);
-    }
-    let knownHostsText: string;
-    try {
-      knownHostsText = await readFile(host.knownHostsFile, 'utf8');
-    } catch (err) {
-      throw fail('host-key', `cannot read known_hosts file ${host.knownHostsFile}: ${(err as Error).message}`);
-    }
+    const { privateKey, knownHostsText } = await readHostFiles(host, fail);
     const hostName = knownHostsName(host.host, host.port);
     const known = keysForHost(knownHostsText, hostName);
     const trusted = known.filter((k) => !k.revoked);
@@ -139,7 +131,7 @@ export class SshSession {
       });
       client.connect({ ...config, sock });
     });
-    const session = new SshSession(where, client, sock);
+    const session = new SshSession(where, client, sock, host);
     // After 'ready', a later error (keepalive timeout, reset) ends the connection; pending calls see 'close'.
     client.on('error', () => undefined);
     return session;
@@ -182,6 +174,26 @@ export class SshSession {
     const { channel, finished } = await this.openChannel(command);
     channel.end();
     return { stdout: channel, finished };
+  }
+
+  /**
+   * Like execStream, for a bulk stream (an image, a disk): with `client: 'openssh'` the command runs over a
+   * connection of its own made by OpenSSH's `ssh` (see startOpensshStream: same key file, same known_hosts,
+   * strict host key check), which decrypts in its own process instead of on this event loop. `stop` ends it.
+   */
+  async bulkStream(
+    command: RemoteCommand,
+    client: BulkClient,
+  ): Promise<{ stdout: Readable; finished: Promise<ExecResult>; stop(): void }> {
+    if (client === 'ssh2') {
+      const { stdout, finished } = await this.execStream(command);
+      return { stdout, finished, stop: () => stdout.destroy() };
+    }
+    const stream = await startOpensshStream(this.label, this.host, toCommandLine(command));
+    countPushes(stream.stdout as unknown as Parameters<typeof countPushes>[0], (bytes) => (this.received += bytes));
+    const finished = stream.finished.then((r) => ({ ...r, stdout: Buffer.alloc(0) }));
+    finished.catch(() => undefined); // observed by the caller; never an unhandled rejection
+    return { stdout: stream.stdout, finished, stop: stream.stop };
   }
 
   /**

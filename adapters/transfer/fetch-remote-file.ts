@@ -86,6 +86,7 @@ export async function fetchRemoteFile(req: FetchRequest): Promise<FetchResult> {
         await streamDownload(req.ssh, req.remotePath, sink, {
           ...common,
           compressed: req.via === 'zstd',
+          bulkClient: req.transfer.bulkClient,
           maxBytesPerSecond: req.transfer.maxBytesPerSecond,
         });
       } else {

@@ -3,15 +3,23 @@ import type { Readable } from 'node:stream';
 import type { FileSink } from './file-sink';
 import { RemoteCommandError } from '../ssh/remote-command-error';
 import { quote } from '../ssh/shell-quote';
-import type { SshSession } from '../ssh/ssh-session';
+import type { BulkClient, SshSession } from '../ssh/ssh-session';
 import { RateCap } from './rate-cap';
 
 /** Decompressed or not, the stream goes to the sink in batches of about this size (one message, one writev). */
 const BATCH_BYTES = 1 << 20;
+/**
+ * Batches handed to the sink and not yet written: the sink's thread hashes one while the kernel writes
+ * others. A pipe from the ssh client holds only 64 KiB, so with one batch in flight the client (and the
+ * remote sender) would stop whenever the store stalls for a moment. Memory: this many x BATCH_BYTES.
+ */
+const WRITES_IN_FLIGHT = 8;
 
 export interface StreamDownloadOptions {
   /** zstd on the wire: compressed on the remote host, decompressed by the local zstd. */
   compressed: boolean;
+  /** Which SSH client carries the stream (transfer.bulkClient): ssh2 (the default here) or OpenSSH's `ssh`. */
+  bulkClient?: BulkClient;
   startOffset?: number;
   expectedSize: number;
   /** Bandwidth cap on what comes out of the stream (like rsync --bwlimit). 0: none. */
@@ -20,9 +28,35 @@ export interface StreamDownloadOptions {
   signal?: AbortSignal;
 }
 
-/** Whether the remote host can compress with zstd (the worker's machine has it: bootstrap installs it). */
-export async function remoteHasZstd(ssh: SshSession): Promise<boolean> {
-  return (await ssh.exec({ shell: 'command -v zstd >/dev/null 2>&1' })).exitCode === 0;
+/** The zstd sample: this many blocks of SAMPLE_BLOCK_BYTES, spread evenly over the file. */
+const SAMPLE_BLOCKS = 16;
+const SAMPLE_BLOCK_BYTES = 1 << 20;
+/**
+ * zstd on the wire pays when the sample shrinks to at most this share: bench/image-pull on loopback, where
+ * CPU and not the link limits, had zstd ahead on a mostly-zero image (about a tenth after zstd -1) and
+ * behind on random data (no gain, the compressor's and decompressor's CPU lost); over a slower link the
+ * gain only grows.
+ */
+const ZSTD_PAYS_BELOW = 0.5;
+
+/**
+ * Whether zstd on the wire pays for this file (store.compression: auto): the remote host compresses a sample
+ * (SAMPLE_BLOCKS MiB spread over the file) with the zstd -1 of the stream; false when it has no zstd (the
+ * worker's machine has it: bootstrap installs it).
+ */
+export async function zstdPaysFor(ssh: SshSession, path: string, size: number): Promise<boolean> {
+  const blocks = Math.ceil(size / SAMPLE_BLOCK_BYTES);
+  if (blocks === 0) return false;
+  const picked = [
+    ...new Set(Array.from({ length: SAMPLE_BLOCKS }, (_, i) => Math.floor((i * blocks) / SAMPLE_BLOCKS))),
+  ];
+  const sampled = picked.reduce((sum, b) => sum + Math.min(SAMPLE_BLOCK_BYTES, size - b * SAMPLE_BLOCK_BYTES), 0);
+  const reads = picked.map((b) => `dd if=${quote(path)} bs=${SAMPLE_BLOCK_BYTES} skip=${b} count=1 2>/dev/null`);
+  const result = await ssh.exec({
+    shell: `command -v zstd >/dev/null 2>&1 || exit 3; { ${reads.join('; ')}; } | zstd -q -1 -c | wc -c`,
+  });
+  const compressed = Number(result.stdout.toString().trim());
+  return result.exitCode === 0 && compressed > 0 && compressed <= ZSTD_PAYS_BELOW * sampled;
 }
 
 /** The remote side: the file from `start` on, read by the program that sends it (no pipe copy when it can). */
@@ -46,7 +80,7 @@ export async function streamDownload(
 ): Promise<void> {
   const start = options.startOffset ?? 0;
   const command = remoteCommand(remotePath, start, options.compressed);
-  const { stdout: remote, finished } = await ssh.execStream({ shell: command });
+  const { stdout: remote, finished, stop } = await ssh.bulkStream({ shell: command }, options.bulkClient ?? 'ssh2');
   const fail = (message: string, cause?: Error) =>
     new RemoteCommandError(
       `${ssh.label}: ${remotePath}: ${message}`,
@@ -68,6 +102,7 @@ export async function streamDownload(
   }
   const source: Readable = decompressor?.stdout ?? remote;
   const onAbort = () => {
+    stop();
     remote.destroy();
     decompressor?.kill('SIGKILL');
   };
@@ -78,25 +113,31 @@ export async function streamDownload(
   let written = start;
   let batch: Buffer[] = [];
   let batchFrom = start;
-  let inFlight: Promise<void> = Promise.resolve();
+  // Batches written (and hashed) in file order; a later one may start before an earlier one is done.
+  let tail: Promise<void> = Promise.resolve();
+  const inFlight: Promise<void>[] = [];
   let localFailure: Error | undefined;
-  // One batch is written while the next one fills; not reading meanwhile holds the remote back (SSH window).
+  // Up to WRITES_IN_FLIGHT batches are written while the next one fills: the sender is held back (SSH window,
+  // or the pipe from the ssh client) only when the store falls that far behind.
   const handOver = async () => {
     const [pieces, from, to] = [batch, batchFrom, received];
     batch = [];
     batchFrom = received;
-    await inFlight;
-    inFlight = sink.write(pieces, from).then(
+    while (inFlight.length >= WRITES_IN_FLIGHT) await inFlight.shift();
+    const write = sink.write(pieces, from);
+    const done = Promise.all([tail, write]).then(
       () => {
         written = to;
         options.onProgress?.(written, options.expectedSize);
       },
       (err: Error) => {
-        localFailure = err; // the store's own error (ENOSPC...), not the link's: passed on as it is
-        throw err;
+        localFailure ??= err; // the store's own error (ENOSPC...), not the link's: passed on as it is
+        throw localFailure;
       },
     );
-    inFlight.catch(() => undefined); // its error is thrown where it is awaited next
+    done.catch(() => undefined); // its error is thrown where it is awaited next
+    tail = done;
+    inFlight.push(done);
   };
   try {
     for await (const chunk of source) {
@@ -110,9 +151,10 @@ export async function streamDownload(
       await cap.hold(received - start);
     }
     if (batch.length > 0) await handOver();
-    await inFlight;
+    await tail;
   } catch (err) {
     onAbort();
+    await Promise.allSettled(inFlight); // the file is not closed under a write still running
     if (options.signal?.aborted) throw fail('cancelled');
     throw err instanceof RemoteCommandError || err === localFailure ? err : fail('stream broke', err as Error);
   } finally {

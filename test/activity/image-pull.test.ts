@@ -10,10 +10,11 @@ import { after, before, describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
 import { createServices } from '../../activities/services';
-import { SshSession } from '../../adapters/ssh/ssh-session';
+import { SshSession, withSsh } from '../../adapters/ssh/ssh-session';
+import { zstdPaysFor } from '../../adapters/transfer/stream-download';
 import type { PullProgress } from '../../activities/store';
 import { parseConfig } from '../../config/load';
-import type { Config } from '../../config/schema';
+import type { Config, TransferConfig } from '../../config/schema';
 import type { VmImage } from '../../domain/weekly-summary';
 import { startSshHost, type SandboxSshHost } from '../../scripts/sandbox/sshd-host';
 import { PROJECT_ROOT } from '../../scripts/sandbox/paths';
@@ -26,7 +27,8 @@ const STAMP = '20261129T050000Z';
 const SIZE = 48 * 1024 * 1024;
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
-describe('pulling verified images into the store, through a proxy that can kill the link', () => {
+/** The pull tests, for one bulk client (transfer.bulkClient): each client passes all of them. */
+function pullTests(bulkClient: TransferConfig['bulkClient']): void {
   let root: string;
   let host: SandboxSshHost;
   let proxy: TcpProxy;
@@ -34,8 +36,11 @@ describe('pulling verified images into the store, through a proxy that can kill 
   let image: VmImage;
   let content: Buffer;
 
-  const activitiesFor = (overrides: Record<string, unknown> = {}) => {
-    const c = parseConfig({ ...config, ...overrides }, 'test', root);
+  /** The config with `overrides` (their transfer section merged into the base one, which names the client). */
+  const configWith = (overrides: { transfer?: Partial<TransferConfig>; [section: string]: unknown } = {}) =>
+    parseConfig({ ...config, ...overrides, transfer: { ...config.transfer, ...overrides.transfer } }, 'test', root);
+  const activitiesFor = (overrides: Parameters<typeof configWith>[0] = {}) => {
+    const c = configWith(overrides);
     return createActivities({
       config: c,
       services: createServices({ config: c, openSsh: (key) => SshSession.connect(key, c.hosts[key]!) }),
@@ -44,7 +49,7 @@ describe('pulling verified images into the store, through a proxy that can kill 
 
   before(async () => {
     root = mkdtempSync(join(tmpdir(), 'cluster-backup-pull-'));
-    host = await startSshHost({ dir: join(root, 'ssh'), address: '127.0.0.6' });
+    host = await startSshHost({ dir: join(root, 'ssh'), address: '127.0.0.23' });
     proxy = await startTcpProxy(host.config.host, host.config.port);
     const knownHostsFile = join(root, 'proxy_known_hosts');
     writeFileSync(knownHostsFile, `[127.0.0.1]:${proxy.port} ${host.hostPublicKey}\n`);
@@ -59,6 +64,7 @@ describe('pulling verified images into the store, through a proxy that can kill 
         hosts: { hypervisor: { ...host.config, host: '127.0.0.1', port: proxy.port, knownHostsFile } },
         hypervisor: { host: 'hypervisor', imageArea: area },
         store: { root: join(root, 'store'), spaceMarginBytes: 0 },
+        transfer: { bulkClient },
       },
       'test',
       root,
@@ -73,7 +79,10 @@ describe('pulling verified images into the store, through a proxy that can kill 
 
   it('stores a byte-identical copy whose hash equals the hypervisor`s, and a manifest a human can check', async () => {
     const activities = activitiesFor();
+    const connections = proxy.downstreamBytes.length;
     const stored = await runActivity(activities.pullImage, 'alpha', STAMP, image);
+    // ssh2 carries the image over the activity's connection; openssh opens one of its own for it.
+    assert.equal(proxy.downstreamBytes.length - connections, bulkClient === 'openssh' ? 2 : 1);
     assert.equal(stored.path, join(root, 'store', 'alpha', STAMP, 'vda.qcow2'));
     assert.equal(sha256(readFileSync(stored.path)), image.sha256);
     const manifestPath = await runActivity(activities.recordStoredSet, 'alpha', STAMP, [stored], [image]);
@@ -122,7 +131,6 @@ describe('pulling verified images into the store, through a proxy that can kill 
         transfer: { maxBytesPerSecond: 24 << 20 },
         store: { ...config.store, transport },
       });
-      const first = proxy.downstreamBytes.length;
       proxy.stallNextAfter(16 << 20);
       const heartbeats: PullProgress[] = [];
       const env = new MockActivityEnvironment();
@@ -134,10 +142,11 @@ describe('pulling verified images into the store, through a proxy that can kill 
       const last = heartbeats.at(-1)!;
       assert.ok(last.offset > 0 && last.offset < SIZE, `resume offset ${last.offset}`);
 
+      const first = proxy.downstreamBytes.length; // the stalled connection forwards nothing more
       const retry = new MockActivityEnvironment({ heartbeatDetails: last });
       const stored = await runIn(retry, activities.pullImage, 'alpha', stamp, image);
       assert.equal(sha256(readFileSync(stored.path)), image.sha256);
-      const resent = proxy.downstreamBytes.slice(first + 1).reduce((a, b) => a + b, 0);
+      const resent = proxy.downstreamBytes.slice(first).reduce((a, b) => a + b, 0);
       assert.ok(
         resent < SIZE - last.offset + (1 << 20),
         `second attempt moved ${resent} bytes, resumed at ${last.offset} of ${SIZE}`,
@@ -145,6 +154,17 @@ describe('pulling verified images into the store, through a proxy that can kill 
       assert.equal(existsSync(`${stored.path}.cluster-backup-partial`), false);
     });
   }
+
+  it('holds transfer.maxBytesPerSecond on the stream', async () => {
+    const rate = 24 << 20;
+    const activities = activitiesFor({ transfer: { maxBytesPerSecond: rate } });
+    const started = Date.now();
+    const stored = await runActivity(activities.pullImage, 'alpha', '20261117T050000Z', image);
+    const took = Date.now() - started;
+    assert.equal(sha256(readFileSync(stored.path)), image.sha256);
+    // A lower bound only: uncapped, the same pull takes a fraction of this.
+    assert.ok(took >= 0.9 * (SIZE / rate) * 1000, `${SIZE} bytes at most ${rate} B/s in ${took} ms`);
+  });
 
   it('refuses, before any shutdown, a week whose images the store cannot hold', async () => {
     const activities = activitiesFor({
@@ -159,10 +179,7 @@ describe('pulling verified images into the store, through a proxy that can kill 
 
   it('resumes a pull after its worker process was killed with SIGKILL, without fetching the prefix again', async () => {
     const stamp = '20261108T050000Z';
-    const file = writeConfigFile(
-      root,
-      parseConfig({ ...config, transfer: { maxBytesPerSecond: 16 << 20 } }, 'test', root),
-    );
+    const file = writeConfigFile(root, configWith({ transfer: { maxBytesPerSecond: 16 << 20 } }));
     const child = spawn(
       process.execPath,
       [join(PROJECT_ROOT, 'dist', 'test', 'helpers', 'pull-in-child.js'), file, JSON.stringify(image), stamp],
@@ -228,6 +245,40 @@ describe('pulling verified images into the store, through a proxy that can kill 
     }
   });
 
+  it('store.compression auto: zstd on the wire for a compressible image, not for random data', async () => {
+    const stamp = '20261018T050000Z';
+    const area = join(root, 'area', 'alpha', stamp);
+    mkdirSync(area, { recursive: true });
+    const sparse = Buffer.concat([randomBytes(2 << 20), Buffer.alloc(14 << 20)]);
+    const path = join(area, 'vdc.raw');
+    writeFileSync(path, sparse);
+    const compressible = {
+      disk: 'vdc',
+      path,
+      bytes: sparse.length,
+      virtualSize: sparse.length,
+      sha256: sha256(sparse),
+    };
+    const activities = activitiesFor({
+      store: { root: join(root, 'store'), spaceMarginBytes: 0, compression: 'auto' },
+    });
+    const onWire = async (img: VmImage) => {
+      const first = proxy.downstreamBytes.length;
+      const stored = await runActivity(activities.pullImage, 'alpha', stamp, img);
+      assert.equal(sha256(readFileSync(stored.path)), img.sha256);
+      return proxy.downstreamBytes.slice(first).reduce((a, b) => a + b, 0);
+    };
+    const sparseSent = await onWire(compressible);
+    assert.ok(sparseSent < 4 << 20, `${sparseSent} bytes on the wire for ${sparse.length} mostly zero`);
+    // zstd adds little to random data on the wire: the decision itself shows that it goes without.
+    const hv = configWith().hosts.hypervisor!;
+    const decisions = await withSsh('hypervisor', hv, async (ssh) => [
+      await zstdPaysFor(ssh, image.path, image.bytes),
+      await zstdPaysFor(ssh, path, compressible.bytes),
+    ]);
+    assert.deepEqual(decisions, [false, true]);
+  });
+
   it('can carry a compressible image as zstd on the wire: same bytes stored, far fewer sent, resumable', async () => {
     const area = join(root, 'area', 'alpha', '20261025T050000Z');
     mkdirSync(area, { recursive: true });
@@ -268,4 +319,10 @@ describe('pulling verified images into the store, through a proxy that can kill 
     const resent = proxy.downstreamBytes.slice(again).reduce((a, b) => a + b, 0);
     assert.ok(resent < 2 << 20, `resumed in the zeros, yet ${resent} bytes were sent`);
   });
-});
+}
+
+// ssh2 over the activity's own connection; openssh over a connection of its own, through the same proxy.
+for (const bulkClient of ['ssh2', 'openssh'] as const) {
+  describe(`pulling verified images into the store (bulk client ${bulkClient}), through a proxy that can kill the link`, () =>
+    pullTests(bulkClient));
+}

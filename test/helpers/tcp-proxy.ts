@@ -4,9 +4,13 @@ export interface TcpProxy {
   port: number;
   /** Bytes sent from the server to the client, per connection, in order of connection. */
   downstreamBytes: number[];
-  /** The next connection goes silent (nothing forwarded either way, nothing closed) after this many bytes downstream. */
+  /**
+   * The next connection to send this many bytes downstream goes silent (nothing forwarded either way, nothing
+   * closed). The first to get that far, not the next one opened: a bulk stream over a connection of its own
+   * (transfer.bulkClient openssh) opens after its control connection and carries all the data.
+   */
   stallNextAfter(bytes: number): void;
-  /** The next connection gets one byte inverted downstream, at this offset of what the server sends. */
+  /** The next connection to reach this offset of what the server sends gets that byte inverted. */
   flipNextAt(offset: number): void;
   stop(): Promise<void>;
 }
@@ -20,10 +24,6 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
 
   const server = createServer((client) => {
     const index = downstreamBytes.push(0) - 1;
-    const limit = stallAt;
-    const flip = flipAt;
-    stallAt = undefined;
-    flipAt = undefined;
     let stalled = false;
     const upstream = connect({ host: targetHost, port: targetPort });
     for (const s of [client, upstream]) {
@@ -41,9 +41,15 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     upstream.on('data', (chunk: Buffer) => {
       if (stalled) return;
       const at = downstreamBytes[index]!;
-      if (flip !== undefined && flip >= at && flip < at + chunk.length) chunk[flip - at]! ^= 0xff;
+      if (flipAt !== undefined && flipAt >= at && flipAt < at + chunk.length) {
+        chunk[flipAt - at]! ^= 0xff;
+        flipAt = undefined;
+      }
       downstreamBytes[index]! += chunk.length;
-      if (limit !== undefined && downstreamBytes[index]! >= limit) stalled = true;
+      if (stallAt !== undefined && downstreamBytes[index]! >= stallAt) {
+        stalled = true;
+        stallAt = undefined;
+      }
       client.write(chunk);
     });
   });
