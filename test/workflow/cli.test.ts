@@ -264,8 +264,8 @@ describe('cluster-backup CLI against a dev server: --json everywhere, words and 
       'register',
     );
     assert.deepEqual(
-      registered.value.map((r) => r.change),
-      ['already registered', 'already registered', 'already registered'],
+      registered.value.map((r) => [r.name, r.change]),
+      ['BackupJob', 'BackupPeriod', 'BackupResult', 'BackupHypervisor'].map((name) => [name, 'already registered']),
     );
     const verify = await json<{ ok: boolean; checks: unknown[] }>('--config', file, 'store', 'verify');
     assert.deepEqual([verify.code, verify.value], [0, { ok: true, checks: [] }]);
