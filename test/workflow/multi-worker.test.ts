@@ -93,11 +93,13 @@ describe('several workers on several machines', { concurrency: false }, () => {
       'BackupJob: registered',
       'BackupPeriod: registered',
       'BackupResult: registered',
+      'BackupHypervisor: registered',
     ]);
     assert.deepEqual((await cli('search-attributes', 'register')).stdout.trim().split('\n'), [
       'BackupJob: already registered',
       'BackupPeriod: already registered',
       'BackupResult: already registered',
+      'BackupHypervisor: already registered',
     ]);
     const handle = await startDaily(client, backupHost, '2026-03-02');
     const summary = await handle.result();
