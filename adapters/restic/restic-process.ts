@@ -21,8 +21,7 @@ export function resticLocation(options: ResticEnv): string {
   const auth = options.httpAuth;
   if (!auth) return options.repository;
   const m = /^(rest:https?:\/\/)(.*)$/.exec(options.repository);
-  if (!m)
-    throw new AdapterError('HTTP auth is for REST repositories only', 'refused', 'ResticArgumentError');
+  if (!m) throw new AdapterError('HTTP auth is for REST repositories only', 'refused', 'ResticArgumentError');
   let password: string;
   try {
     password = readSecretFileSync(auth.passwordFile, 'REST server password file').toString('utf8').split(/\r?\n/)[0]!;
