@@ -60,7 +60,6 @@ export const STORE_ACTIVITIES = [
   'storeFrozenDisk',
   'recordResticSet',
   'discardResticPartials',
-  'offsiteRepositories',
   'copyToOffsite',
   ...RESTORE_STORE_ACTIVITIES,
 ] as const satisfies readonly (keyof Activities)[];

@@ -1,7 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/schema';
-import type { OffsiteOutcome, OffsiteRequest } from '../domain/offsite';
+import type { OffsiteOutcome, OffsiteRequest, OffsiteSettings } from '../domain/offsite';
+import { storeTaskQueue } from '../adapters/temporal/temporal-connection';
 import { applyFileMode, storeFileMode } from '../adapters/local/file-mode';
 import { copySnapshots, offsiteEnvOf, watchReachable, type CopyProgress } from '../adapters/restic/offsite';
 import { Restic } from '../adapters/restic/restic';
@@ -32,9 +33,16 @@ interface OffsiteHeartbeat extends Partial<CopyProgress> {
  * is its own activity call, so one that is down delays none of the others.
  */
 export function createOffsiteActivities({ config, now = () => new Date() }: OffsiteDeps) {
-  /** The configured off-site repositories' names (none: nothing to copy). */
-  async function offsiteRepositories(): Promise<string[]> {
-    return Object.keys(config.offsite).sort();
+  /**
+   * What a run needs to copy off-site (main task queue: reads config only): the configured repositories'
+   * names (none: nothing to copy) and where the copies run. Names only, never a location's credentials.
+   */
+  async function getOffsiteSettings(): Promise<OffsiteSettings> {
+    return {
+      repositories: Object.keys(config.offsite).sort(),
+      storeTaskQueue: storeTaskQueue(config),
+      heartbeatTimeoutSeconds: config.transfer.heartbeatTimeoutSeconds,
+    };
   }
 
   /**
@@ -103,5 +111,5 @@ export function createOffsiteActivities({ config, now = () => new Date() }: Offs
     );
   }
 
-  return { offsiteRepositories, copyToOffsite };
+  return { getOffsiteSettings, copyToOffsite };
 }

@@ -31,6 +31,7 @@ const LOCAL_PATH_FIELDS = [
   'temporal.tls.keyFile',
   'temporal.apiKeyFile',
   'offsite.*.passwordFile',
+  'offsite.*.httpPasswordFile',
 ].map((field) => field.split('.'));
 
 function resolveAt(value: unknown, path: string[], baseDir: string): unknown {

@@ -337,22 +337,46 @@ const offsiteRepository = z
  * --append-only`), so the backup host can add snapshots there and never remove or rewrite them. Its own
  * password; retention runs on the off-site host with its own credentials, never from here.
  */
-const offsiteSchema = z.strictObject({
-  repository: offsiteRepository,
-  /** The off-site repository's password, one line; refused when group or others may read it. */
-  passwordFile: absolutePath,
-  /** Upload cap for `restic copy` (bytes/s, sent as --limit-upload KiB/s); unset: transfer.maxBytesPerSecond. */
-  maxBytesPerSecond: z.number().int().min(0).optional(),
-  /** The watchdog alerts when this repository's newest copy is older than this. */
-  maxAgeHours: z
-    .number()
-    .positive()
-    .default(24 * 8),
-  /** Each copy is followed by `restic check` reading subset n/N of the data there (rotating). */
-  verifySubsets: z.number().int().min(1).max(256, 'restic 0.14 splits the packs into at most 256 subsets').default(12),
-  /** A REST server that accepts no connection for this long during a copy makes the copy "behind" (stopped). */
-  unreachableSeconds: z.number().int().min(1).max(3600).default(120),
-});
+const offsiteSchema = z
+  .strictObject({
+    repository: offsiteRepository,
+    /** The off-site repository's password, one line; refused when group or others may read it. */
+    passwordFile: absolutePath,
+    /**
+     * HTTP basic auth of the REST server (rclone serve restic --htpasswd): the user, and a file holding its
+     * password (mode 0600, like every secret here). restic 0.14 takes them only in the URL: they are put there
+     * in restic's environment when it starts, never in config, argv or a message.
+     */
+    httpUser: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ., _ and - only')
+      .optional(),
+    httpPasswordFile: absolutePath.optional(),
+    /** Upload cap for `restic copy` (bytes/s, sent as --limit-upload KiB/s); unset: transfer.maxBytesPerSecond. */
+    maxBytesPerSecond: z.number().int().min(0).optional(),
+    /** The watchdog alerts when this repository's newest copy is older than this. */
+    maxAgeHours: z
+      .number()
+      .positive()
+      .default(24 * 8),
+    /** Each copy is followed by `restic check` reading subset n/N of the data there (rotating). */
+    verifySubsets: z
+      .number()
+      .int()
+      .min(1)
+      .max(256, 'restic 0.14 splits the packs into at most 256 subsets')
+      .default(12),
+    /** A REST server that accepts no connection for this long during a copy makes the copy "behind" (stopped). */
+    unreachableSeconds: z.number().int().min(1).max(3600).default(120),
+  })
+  .refine((o) => (o.httpUser === undefined) === (o.httpPasswordFile === undefined), {
+    message: 'give httpUser and httpPasswordFile together, or neither',
+    path: ['httpPasswordFile'],
+  })
+  .refine((o) => !o.httpUser || o.repository.startsWith('rest:'), {
+    message: 'HTTP auth is for REST repositories only',
+    path: ['httpUser'],
+  });
 
 export const configSchema = z
   .strictObject({

@@ -1,6 +1,7 @@
 /** The daily run's email report: one row per julian day, the notes, the last runs, the store. */
 import { dailyRunOk, resticNote, type DailySummary, type DayResult } from './daily-summary';
 import { formatBytes } from './format';
+import { offsiteNotes, offsiteSubjectNote } from './offsite';
 import { barChart, rowsTable, toneOf, type Tone } from './report-html';
 import {
   assemble,
@@ -34,7 +35,8 @@ export function dailyReport(
   else if (outcome.state === 'failed') subject = `${PREFIX} FAILED daily ${runLabel}: ${outcome.error}`;
   else if (!ok)
     subject = `${PREFIX} FAILED daily ${runLabel}: ${failed.map((d) => `${d.day.label} ${problem(d)}`).join('; ')}`;
-  else subject = `${PREFIX} OK daily ${runLabel} (${done}/${days.length} days${notYet ? `, ${notYet} not yet` : ''})`;
+  else
+    subject = `${PREFIX} OK daily ${runLabel} (${done}/${days.length} days${notYet ? `, ${notYet} not yet` : ''})${offsiteSubjectNote(summary?.offsite)}`;
 
   const headers = ['julian day', 'date', 'status', 'files copied', 'bytes', 'duration'];
   const rows = days.map((d) => [
@@ -71,6 +73,7 @@ export function dailyReport(
         .filter((d) => d.skippedCount)
         .map((d) => `${d.day.label}: ${d.skippedCount} symlink(s)/special file(s) not followed`),
     ].map((text) => ({ text, tone: 'warn' as Tone })),
+    ...offsiteNotes(summary?.offsite, formatBytes),
   ];
   const intro = [
     outcome.state === 'completed'

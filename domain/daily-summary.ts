@@ -1,3 +1,4 @@
+import type { OffsiteOutcome } from './offsite';
 /** What one daily run found and did, per julian day. Returned by the workflow; the email report renders it. */
 import type { CalendarDay } from './julian-day';
 import { renderPathTemplate } from './path-template';
@@ -53,8 +54,10 @@ export interface DailySummary {
   runDate: string;
   timeZone: string;
   days: DayResult[];
-  /** True when every day whose data exists is fully backed up. */
+  /** True when every day whose data exists is fully backed up (off-site copies aside). */
   ok: boolean;
+  /** offsite configured: the days' copies to each off-site repository (absent in older runs and without offsite). */
+  offsite?: OffsiteOutcome[];
   startedAt: string;
   finishedAt: string;
 }

@@ -32,6 +32,13 @@ export interface OffsiteOutcome {
   seconds?: number;
 }
 
+/** What a run needs to copy off-site: the repositories' names and the store task queue that copies. */
+export interface OffsiteSettings {
+  repositories: string[];
+  storeTaskQueue: string;
+  heartbeatTimeoutSeconds: number;
+}
+
 /** What a run asks to copy off-site: the snapshots of its sets or days, as restic tag groups (AND within). */
 export interface OffsiteRequest {
   /** For messages and heartbeats: "day 2026-331", "week 2026-W48". */
@@ -61,4 +68,25 @@ export function offsiteLine(o: OffsiteOutcome, formatBytes: (n: number) => strin
   if (o.check?.broken.length) parts.push(`breaks ${o.check.broken.join(', ')}`);
   if (o.reason) parts.push(o.reason);
   return parts.join('; ');
+}
+
+/** The report's notes on the off-site copies: one per repository, toned by how it went. */
+export function offsiteNotes(
+  outcomes: readonly OffsiteOutcome[] | undefined,
+  formatBytes: (n: number) => string,
+): { text: string; tone: 'good' | 'warn' | 'bad' }[] {
+  return (outcomes ?? []).map((o) => ({
+    text: offsiteLine(o, formatBytes),
+    tone: o.status === 'copied' ? 'good' : o.status === 'behind' ? 'warn' : 'bad',
+  }));
+}
+
+/**
+ * What an OK run's subject adds when an off-site copy did not get everything or found damage there: the
+ * local backup stands (the run stays OK), and the subject says which copy is behind.
+ */
+export function offsiteSubjectNote(outcomes: readonly OffsiteOutcome[] | undefined): string {
+  const late = (outcomes ?? []).filter((o) => o.status !== 'copied');
+  if (!late.length) return '';
+  return `; off-site ${late.map((o) => `${o.repository} ${o.status === 'behind' ? 'BEHIND' : 'DAMAGED'}`).join(', ')}`;
 }

@@ -1,5 +1,6 @@
 /** The weekly run's email report: one card per VM, its steps and space, the last weeks, boot tests, the store. */
 import { formatBytes, formatDuration } from './format';
+import { offsiteNotes, offsiteSubjectNote } from './offsite';
 import { barChart, card, escapeHtml, facts, toneOf, type Tone } from './report-html';
 import {
   assemble,
@@ -94,7 +95,8 @@ export function weeklyReport(
     subject = `${PREFIX} SKIPPED weekly ${runLabel}: ${summary.alreadyRunning} was already running`;
   else if (!ok)
     subject = `${PREFIX} FAILED weekly ${runLabel}: ${firstProblem}${problems.length > 1 ? ` (+${problems.length - 1} more)` : ''}`;
-  else subject = `${PREFIX} OK weekly ${runLabel} (${vms.length}/${vms.length} VMs)`;
+  else
+    subject = `${PREFIX} OK weekly ${runLabel} (${vms.length}/${vms.length} VMs)${offsiteSubjectNote(summary?.offsite)}`;
 
   /** store.engine restic: what the set added to the repository, of its raw bytes (the rest deduplicated). */
   const repositoryAdded = (v: VmResult): [string, string][] => {
@@ -173,6 +175,7 @@ export function weeklyReport(
         tone: toneOf(v.status),
         inTable: true,
       })),
+    ...offsiteNotes(summary?.offsite, formatBytes),
   ];
   const intro = [
     outcome.state === 'completed'

@@ -1,3 +1,4 @@
+import type { OffsiteOutcome } from './offsite';
 /** What one weekly VM run did, per VM. Returned by the workflow, shown by queries, rendered by reports. */
 import { getISOWeek, getISOWeekYear } from 'date-fns';
 
@@ -121,6 +122,8 @@ export interface WeeklySummary {
   alreadyRunning?: string;
   /** Per hypervisor (runs since several hypervisors): its child run and how it went. */
   hosts?: HostOutcome[];
+  /** offsite configured: the verified sets' copies to each off-site repository (never part of ok). */
+  offsite?: OffsiteOutcome[];
   startedAt: string;
   finishedAt: string;
 }

@@ -10,8 +10,10 @@ import {
 } from '../domain/daily-summary';
 import { formatWallClock } from '../domain/format';
 import { calendarDay, isoDateInZone, julianDaysEndingOn } from '../domain/julian-day';
+import { dailyOffsiteRequest } from '../domain/offsite';
 import { remoteActivities, storeActivities } from './activity-proxies';
 import { failureText } from './failure-text';
+import { copyOffsite } from './offsite-copy';
 import { reportedRun } from './reported-run';
 
 export interface DailySupimInput {
@@ -93,12 +95,19 @@ export async function dailySupimBackup(input: DailySupimInput = {}): Promise<Dai
         results.push({ ...blankDayResult(day, settings, 'failed'), reason: failureText(err) });
       }
     }
+    // The days now in the repository (new or already there) go off-site; a copy behind never fails the run.
+    const inRepository = results.filter((r) => r.restic?.status === 'stored' || r.restic?.status === 'unchanged');
+    const offsite =
+      inRepository.length && patched('offsite-copy-daily')
+        ? await copyOffsite(dailyOffsiteRequest(inRepository.map((r) => r.day.label)))
+        : [];
     setCurrentDetails(`done: ${results.map((r) => `${r.day.label} ${r.status}`).join(', ')}`);
     return {
       runDate,
       timeZone: settings.timeZone,
       days: results,
       ok: dailyRunOk(results),
+      ...(offsite.length ? { offsite } : {}),
       startedAt,
       finishedAt: new Date().toISOString(),
     };

@@ -21,9 +21,11 @@ import {
   type VmResult,
   type WeeklySummary,
 } from '../domain/weekly-summary';
+import { weeklyOffsiteRequest, type OffsiteOutcome } from '../domain/offsite';
 import { remoteActivities } from './activity-proxies';
 import { progressQuery } from './definitions';
 import { failureText } from './failure-text';
+import { copyOffsite } from './offsite-copy';
 import { reportedRun } from './reported-run';
 import { AbortHandler } from './saga';
 import { notStarted } from './vm-cycle';
@@ -90,6 +92,7 @@ export async function weeklyByHypervisor(input: WeeklyVmInput): Promise<WeeklySu
   const results: VmResult[] = [];
   const hosts: HostOutcome[] = [];
   let hostOrder: string[] = [];
+  let offsite: OffsiteOutcome[] = [];
   const children = new CancellationScope();
   // The VMs running again, as `hypervisor/vm` once there are several hypervisors.
   const abort = new AbortHandler(children, () =>
@@ -120,6 +123,7 @@ export async function weeklyByHypervisor(input: WeeklyVmInput): Promise<WeeklySu
     hosts: [...hosts],
     ok: !abort.reason && weeklyRunOk(results) && hosts.every((h) => !h.unreachable && !h.error),
     ...(abort.reason ? { aborted: abort.reason } : {}),
+    ...(offsite.length ? { offsite } : {}),
     startedAt,
     finishedAt: new Date().toISOString(),
   });
@@ -137,6 +141,10 @@ export async function weeklyByHypervisor(input: WeeklyVmInput): Promise<WeeklySu
     if (!abort.reason && CancellationScope.current().consideredCancelled) {
       throw new CancelledFailure('weekly VM backup cancelled; the VMs it had stopped were started again');
     }
+    // The verified sets go off-site (store.engine restic); a copy behind never fails the run.
+    const verified = results.filter((r) => r.status === 'backed-up' && r.stored.length).map((r) => r.vm);
+    if (!abort.reason && verified.length && patched('offsite-copy-weekly'))
+      offsite = await copyOffsite(weeklyOffsiteRequest(stamp, [...new Set(verified)].sort()));
     return summary();
   });
 

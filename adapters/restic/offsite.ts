@@ -26,7 +26,14 @@ export function offsiteEnvOf(config: Config, name: string): OffsiteEnv {
       'refused',
       'OffsiteNotConfigured',
     );
-  return { name, repository: entry.repository, passwordFile: entry.passwordFile };
+  return {
+    name,
+    repository: entry.repository,
+    passwordFile: entry.passwordFile,
+    ...(entry.httpUser && entry.httpPasswordFile
+      ? { httpAuth: { user: entry.httpUser, passwordFile: entry.httpPasswordFile } }
+      : {}),
+  };
 }
 
 /** The environment that names `from` as the source repository of a copy (or of copied chunker parameters). */

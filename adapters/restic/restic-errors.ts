@@ -14,7 +14,7 @@ export const RESTIC_ERROR_TYPES: Record<ResticFailure, string> = {
 
 /** Classifies restic's stderr; a lock held by another run is the only one worth retrying. */
 export function classifyResticStderr(stderr: string): ResticFailure {
-  if (/wrong password or no key found/i.test(stderr)) return 'wrong-password';
+  if (/wrong password or no key found|unexpected HTTP response \(401\)/i.test(stderr)) return 'wrong-password';
   if (/unable to create lock|repository is already locked/i.test(stderr)) return 'locked';
   // A REST or SFTP repository whose server does not answer (before "Is there a repository" is printed too).
   if (

@@ -1,4 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { AdapterError } from '../adapter-error';
+import { readSecretFileSync, SecretFileExposedError } from '../local/secret-file';
 import { resticError } from './restic-errors';
 
 /** How restic is started: the repository and password file go in the environment, never in argv. */
@@ -7,6 +9,32 @@ export interface ResticEnv {
   passwordFile: string;
   cacheDir?: string;
   env?: Record<string, string>;
+  /** HTTP basic auth of a REST repository: its password goes into RESTIC_REPOSITORY only (restic prints it as ***). */
+  httpAuth?: { user: string; passwordFile: string };
+}
+
+/**
+ * The location restic is given: `repository` with the REST server's user and password put in, read from
+ * its secret file (refused when others may read it). Only restic's environment ever holds it.
+ */
+export function resticLocation(options: ResticEnv): string {
+  const auth = options.httpAuth;
+  if (!auth) return options.repository;
+  const m = /^(rest:https?:\/\/)(.*)$/.exec(options.repository);
+  if (!m) throw new AdapterError('HTTP auth is for REST repositories only', 'refused', 'ResticArgumentError');
+  let password: string;
+  try {
+    password = readSecretFileSync(auth.passwordFile, 'REST server password file').toString('utf8').split(/\r?\n/)[0]!;
+  } catch (error) {
+    const exposed = error instanceof SecretFileExposedError;
+    throw new AdapterError(
+      exposed ? error.message : `REST server password file ${auth.passwordFile} cannot be read`,
+      exposed ? 'auth' : 'permanent',
+      exposed ? 'ResticPasswordFileExposedError' : 'ResticPasswordFileError',
+      { cause: error },
+    );
+  }
+  return `${m[1]}${encodeURIComponent(auth.user)}:${encodeURIComponent(password)}@${m[2]}`;
 }
 
 /** The bytes of stderr kept to explain a failure. */
@@ -37,7 +65,7 @@ export function startRestic(options: ResticEnv, args: string[]): ChildProcessWit
   const env: NodeJS.ProcessEnv = {
     ...inherited,
     ...options.env,
-    RESTIC_REPOSITORY: options.repository,
+    RESTIC_REPOSITORY: resticLocation(options),
     RESTIC_PASSWORD_FILE: options.passwordFile,
   };
   delete env.RESTIC_PASSWORD;

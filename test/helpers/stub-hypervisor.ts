@@ -4,6 +4,7 @@ import type { RemoteActivities, StoreActivities } from '../../activities';
 import type { Preflight, PreparedDisk } from '../../domain/vm-contracts';
 import type { HeldDownRecord, RunRef } from '../../adapters/hypervisor/vm-records';
 import type { OverlaysLeft } from '../../domain/guardian';
+import type { OffsiteOutcome } from '../../domain/offsite';
 import type { VmImage, WeeklySettings } from '../../domain/weekly-summary';
 import { RESTORE_STORE_ACTIVITIES } from '../../activities/restore';
 
@@ -57,6 +58,8 @@ export class StubHypervisor {
   /** Each activity's start-to-close timeout, as the workflow set it. */
   readonly timeouts: Record<string, number> = {};
   readonly awaitedSeconds: number[] = [];
+  /** Off-site repositories (none by default), each a copy that returns an outcome or throws, per attempt. */
+  offsite: Record<string, (attempt: number) => Promise<OffsiteOutcome>> = {};
 
   constructor(readonly settings: WeeklySettings) {}
 
@@ -114,6 +117,11 @@ export class StubHypervisor {
         return this.unreachable ? { ok: false, reason: this.unreachable } : { ok: true };
       },
       getWeeklySettings: async () => this.settings,
+      getOffsiteSettings: async () => ({
+        repositories: Object.keys(this.offsite),
+        storeTaskQueue: this.settings.storeTaskQueue,
+        heartbeatTimeoutSeconds: 10,
+      }),
       resolveVms: async (requested) => (requested?.length ? requested : [...this.vms.keys()]),
       lockVm: async (vm) => {
         await this.fault('lockVm', vm);
@@ -248,9 +256,11 @@ export class StubHypervisor {
       storeSupimDayInRestic: async () => {
         throw ApplicationFailure.nonRetryable('not in these tests');
       },
-      offsiteRepositories: async () => [],
-      copyToOffsite: async () => {
-        throw ApplicationFailure.nonRetryable('not in these tests');
+      copyToOffsite: async (name, request) => {
+        this.calls.push(`copyToOffsite ${name} ${request.tagGroups.map((g) => g.join('+')).join(' ')}`);
+        const copy = this.offsite[name];
+        if (!copy) throw ApplicationFailure.nonRetryable(`no off-site repository ${name} in this stub`);
+        return copy(Context.current().info.attempt);
       },
       storePreflight: async (vm) => {
         await this.fault('storePreflight', vm);

@@ -7,12 +7,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { RemoteActivities, StoreActivities } from '../../activities';
 import type { ReportRequest } from '../../domain/report';
 import type { VmPolicy, VmResult, VmStep, WeeklySettings, WeeklySummary } from '../../domain/weekly-summary';
 import type { GuardianSummary } from '../../domain/guardian';
+import { weeklyReport } from '../../domain/weekly-report';
 import { TEMPORAL_TEST_SERVER } from '../../scripts/sandbox/paths';
 import type { remoteActivities } from '../../workflows/activity-proxies';
 import { abortUpdate } from '../../workflows/definitions';
@@ -673,6 +675,54 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
       });
     }
   }
+
+  it('weekly: the verified sets go to every off-site repository; one behind leaves the run OK and says so', async () => {
+    fresh().addVm('db').addVm('web');
+    const copied = { repository: 'far', status: 'copied' as const, saved: 4, skipped: 0, bytesAdded: 1024 };
+    stub.offsite = {
+      far: async () => copied,
+      // Refused for good (the daily test shows the tries of a server that is down): reported behind at once.
+      near: async () => {
+        throw ApplicationFailure.nonRetryable(
+          'restic copy: unexpected HTTP response (401)',
+          'ResticWrongPasswordError',
+        );
+      },
+    };
+    const summary = await weekly(['db', 'web']);
+    assert.equal(summary.ok, true, JSON.stringify(summary.vms.map((v) => [v.vm, v.status, v.reason])));
+    assert.deepEqual(
+      stub.calls.filter((c) => c.startsWith('copyToOffsite far')),
+      [`copyToOffsite far vm=db+set=${summary.stamp} vm=web+set=${summary.stamp}`],
+    );
+    assert.equal(stub.calls.filter((c) => c.startsWith('copyToOffsite near')).length, 1, 'not retried');
+    assert.deepEqual(
+      summary.offsite?.map((o) => [o.repository, o.status]),
+      [
+        ['far', 'copied'],
+        ['near', 'behind'],
+      ],
+    );
+    assert.match(summary.offsite![1]!.reason!, /HTTP response \(401\)/);
+    const report = weeklyReport(
+      { state: 'completed', summary },
+      { namespace: 'default', workflowId: 'w', runId: 'r' },
+      summary.week,
+    );
+    assert.match(report.subject, /^\S+ OK weekly .*; off-site near BEHIND$/);
+    assert.match(report.text, /off-site near: behind; .*HTTP response \(401\)/);
+    assert.match(report.text, /off-site far: copied; 4 snapshot\(s\) copied, 0 already there; 1\.0 KiB added there/);
+  });
+
+  it('weekly: no off-site repository, no copy; a run with no verified set copies nothing', async () => {
+    fresh().addVm('db');
+    assert.equal((await weekly()).offsite, undefined);
+    fresh().addVm('db', 'missing');
+    stub.offsite = { far: async () => assert.fail('nothing to copy') };
+    const summary = await weekly();
+    assert.equal(summary.offsite, undefined);
+    assert.ok(!stub.calls.some((c) => c.startsWith('copyToOffsite')));
+  });
 
   it('guardian: merges the overlays of a VM whose run is gone, not of one a live run holds', async () => {
     fresh().addVm('db').addVm('web');
