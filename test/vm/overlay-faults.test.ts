@@ -312,9 +312,12 @@ describe('imaging: overlay, faults in the weekly workflow on real libvirt', { co
       const { result, pid } = await startRun();
       await mergeUnderWay();
       await hypervisor.stopDaemon();
-      await sleep(3000);
-      assert.equal(qemuPid(VM), pid, 'the guest runs on without libvirtd');
-      await hypervisor.startDaemon();
+      try {
+        await sleep(3000);
+        assert.equal(qemuPid(VM), pid, 'the guest runs on without libvirtd');
+      } finally {
+        await hypervisor.startDaemon();
+      }
       assertBackedUp(await result());
       await stopWriter();
       await assertWhole(pid);

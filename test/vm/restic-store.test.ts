@@ -253,8 +253,7 @@ describe(
     it('libvirtd stopped and started again mid-stream: the stream goes on, the merge waits for it', async () => {
       await faultMidStream(async () => {
         await vmHost.hypervisor.stopDaemon();
-        await new Promise((r) => setTimeout(r, 5000));
-        await vmHost.hypervisor.startDaemon();
+        await new Promise((r) => setTimeout(r, 5000)).finally(() => vmHost.hypervisor.startDaemon());
       });
     });
   },

@@ -66,11 +66,15 @@ describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { 
       }
     });
   };
-  /** Waits for the imaging copy to start and freezes it (as a hung storage would). */
+  /**
+   * Waits for the imaging copy of BIG's block device (its last and largest disk) to start and freezes it (as a
+   * hung storage would). Not the small first disk: the next disk's imaging asks libvirt first, which a test
+   * that stops libvirtd during the frozen copy must not depend on.
+   */
   const freezeCopy = async (): Promise<number> => {
     const deadline = Date.now() + 120_000;
     while (Date.now() < deadline) {
-      const [pid] = copiesRunning();
+      const [pid] = copiesRunning().filter((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(loopDevice));
       if (pid) {
         process.kill(pid, 'SIGSTOP');
         return pid;
@@ -252,12 +256,15 @@ describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { 
     const { handle, result } = await runWeekly([BIG]);
     const frozen = await freezeCopy();
     await hypervisor.stopDaemon();
-    const downAt = Date.now();
-    process.kill(frozen, 'SIGCONT'); // the copy finishes while libvirtd is away; the start must wait for it
-    // Down for 30 s at least, and for 15 s of the start (a loaded machine may take longer over the copy).
-    await waitForStep(handle, BIG, 'starting');
-    await new Promise((r) => setTimeout(r, Math.max(15_000, 30_000 - (Date.now() - downAt))));
-    await hypervisor.startDaemon();
+    try {
+      const downAt = Date.now();
+      process.kill(frozen, 'SIGCONT'); // the copy finishes while libvirtd is away; the start must wait for it
+      // Down for 30 s at least, and for 15 s of the start (a loaded machine may take longer over the copy).
+      await waitForStep(handle, BIG, 'starting');
+      await new Promise((r) => setTimeout(r, Math.max(15_000, 30_000 - (Date.now() - downAt))));
+    } finally {
+      await hypervisor.startDaemon(); // a failure here must not leave the later tests without libvirtd
+    }
     const summary = await result();
     assert.equal(summary.vms[0]!.status, 'backed-up', JSON.stringify(summary.vms[0], null, 2));
     const starting = summary.vms[0]!.steps.find((s) => s.step === 'starting')!;
@@ -270,8 +277,7 @@ describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { 
     const { handle, result } = await runWeekly([SMALL]);
     await waitForStep(handle, SMALL, 'stopping');
     await hypervisor.stopDaemon();
-    await new Promise((r) => setTimeout(r, 30_000));
-    await hypervisor.startDaemon();
+    await new Promise((r) => setTimeout(r, 30_000)).finally(() => hypervisor.startDaemon());
     const summary = await result();
     assert.equal(summary.vms[0]!.status, 'backed-up', JSON.stringify(summary.vms[0], null, 2));
     assert.ok(summary.vms[0]!.steps.find((s) => s.step === 'stopping')!.ms > 20_000, 'the stop waited for libvirtd');
