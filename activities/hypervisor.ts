@@ -194,7 +194,11 @@ export function createHypervisorActivities({ config, services, temporalClient }:
       const unsupported = disks.map(unsupportedDiskReason).filter(Boolean);
       if (unsupported.length > 0) return { ...result, reason: `${unsupported.join('; ')}: VM left as it was` };
       result.disks = await Promise.all(disks.map(async (d) => ({ ...d, ...(await imaging.diskInfo(d)) })));
-      result.requiredBytes = result.disks.reduce((sum, d) => sum + d.allocatedBytes, 0) + hv.spaceMarginBytes;
+      // Streamed from the shut-off VM into the repository, its disks never land in the image area.
+      const streamed = config.store?.engine === 'restic' && services.vmPolicy(hv.host, vm).streamWhileDown;
+      result.requiredBytes = streamed
+        ? 0
+        : result.disks.reduce((sum, d) => sum + d.allocatedBytes, 0) + hv.spaceMarginBytes;
       const room = await makeRoom(sets, vm, stamp, result.requiredBytes);
       result.deleted = room.deleted;
       result.freeBytes = room.freeBytes;

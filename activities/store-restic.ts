@@ -31,19 +31,30 @@ export function createResticStoreActivities({ config, services }: { config: Conf
    * forgotten first, and the packs it uploaded are reused (restic deduplicates them), so only what was
    * never indexed goes again. A hash that differs, or a disk that changed meanwhile, stores nothing.
    */
-  async function storeFrozenDisk(vm: string, stamp: string, disk: PreparedDisk, image?: VmImage): Promise<ResticImage> {
+  async function storeFrozenDisk(
+    vm: string,
+    stamp: string,
+    disk: PreparedDisk,
+    from?: VmImage | 'shut-off',
+  ): Promise<ResticImage> {
+    const image = typeof from === 'object' ? from : undefined;
     await requireStoreRoot(requireSection(config.store, 'store').root);
     const repo = sets();
     await repo.restic.unlockStale(); // a killed attempt's lock: removed only if its process is gone
     await repo.restic.forgetSnapshots((await repo.diskSnapshots(vm, stamp, disk.target)).map((s) => s.id));
     const progress: StoringProgress = { vm, disk: disk.target, step: 'storing', bytesDone: 0, bytes: disk.virtualSize };
     return services.hypervisors.heartbeating(
-      async ({ overlays, ssh }) => {
+      async ({ overlays, ssh, driver }) => {
         // An image the offline sequence made and verified in the image area, or the VM's frozen disk itself.
         const source = image
           ? { source: image.path, format: image.format ?? 'qcow2', type: 'file' }
           : { source: disk.source, format: disk.format, type: disk.type };
-        if (!image) {
+        if (from === 'shut-off') {
+          // streamWhileDown: the disk itself, read while the guest cannot write it.
+          const { state, detail } = await driver.state(vm);
+          if (state !== 'shut-off')
+            throw ApplicationFailure.nonRetryable(`${vm} is ${detail}, not shut off: not storing`, 'VmNotShutOff');
+        } else if (!image) {
           const { active, disks } = await overlays.onOverlays(vm);
           if (active && !disks.some((d) => d.base === disk.source))
             throw ApplicationFailure.nonRetryable(

@@ -17,6 +17,7 @@ export function resolveVmPolicy(hv: HypervisorConfig, vm: string): VmSettings {
     forceOff: own.forceOff ?? hv.forceOff,
     maxDowntimeSeconds: own.maxDowntimeSeconds ?? hv.maxDowntimeSeconds,
     imaging: own.imaging ?? hv.imaging,
+    streamWhileDown: own.streamWhileDown ?? hv.streamWhileDown,
     overlayReserveBytes: own.overlayReserveBytes ?? hv.overlayReserveBytes,
     overlayMergeTimeoutSeconds: hv.overlayMergeTimeoutSeconds,
     ...(hv.overlayMergeBandwidthMiBps !== undefined
@@ -27,6 +28,7 @@ export function resolveVmPolicy(hv: HypervisorConfig, vm: string): VmSettings {
 
 /** The part of a VM's settings the weekly workflow gets (WeeklySettings.policy). */
 export function weeklyPolicy(settings: VmSettings): VmPolicy {
-  const { shutdownTimeoutSeconds, forceOff, maxDowntimeSeconds, imaging } = settings;
-  return { shutdownTimeoutSeconds, forceOff, maxDowntimeSeconds, imaging };
+  const { shutdownTimeoutSeconds, forceOff, maxDowntimeSeconds, imaging, streamWhileDown } = settings;
+  // Only when set: the policies of runs from before the option stay as they were.
+  return { shutdownTimeoutSeconds, forceOff, maxDowntimeSeconds, imaging, ...(streamWhileDown ? { streamWhileDown } : {}) };
 }

@@ -27,6 +27,11 @@ const vmPolicy = {
    * is off, it starts at once, the frozen disks are copied while it runs and the overlays merged back live.
    */
   imaging: z.enum(['offline', 'overlay']),
+  /**
+   * offline with store.engine restic: each disk streamed from the shut-off VM straight into the repository
+   * (no image-area copy, no space needed there); the VM stays down for the stream, not for a local copy.
+   */
+  streamWhileDown: z.boolean(),
   /** Free space kept for the overlays' growth (the guest's writes during the copy) on each disk's filesystem. */
   overlayReserveBytes: z.number().int().min(0),
 };
@@ -47,6 +52,7 @@ const hypervisorFields = {
   /** A copy or check on the hypervisor that reads nothing for this long is taken as hung and stopped. */
   stallSeconds: z.number().int().min(5).max(3600).default(120),
   imaging: vmPolicy.imaging.default('overlay'),
+  streamWhileDown: vmPolicy.streamWhileDown.default(false),
   overlayReserveBytes: vmPolicy.overlayReserveBytes.default(1024 ** 3),
   /** A live merge of one disk's overlay taking longer is aborted (the VM runs on, on its overlay) and retried. */
   overlayMergeTimeoutSeconds: z.number().int().min(10).default(3600),
@@ -77,3 +83,22 @@ const hypervisorName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/i, 'hypervis
 /** The single `hypervisor:` section of earlier configs: a list of one, named after its host. */
 export const hypervisorSchema = z.strictObject(hypervisorFields);
 export const namedHypervisorSchema = z.strictObject({ name: hypervisorName, ...hypervisorFields });
+
+type StreamingSection = { streamWhileDown: boolean; perVm: Record<string, { streamWhileDown?: boolean }> };
+
+/** The config paths that turn streamWhileDown on (it needs store.engine restic). */
+export function streamWhileDownFields(
+  single: StreamingSection | undefined,
+  list: StreamingSection[] | undefined,
+): (string | number)[][] {
+  const sections: [StreamingSection, (string | number)[]][] = [
+    ...(single ? [[single, ['hypervisor']] as [StreamingSection, string[]]] : []),
+    ...(list ?? []).map((hv, i): [StreamingSection, (string | number)[]] => [hv, ['hypervisors', i]]),
+  ];
+  return sections.flatMap(([hv, at]) => [
+    ...(hv.streamWhileDown ? [[...at, 'streamWhileDown']] : []),
+    ...Object.entries(hv.perVm)
+      .filter(([, own]) => own.streamWhileDown)
+      .map(([vm]) => [...at, 'perVm', vm, 'streamWhileDown']),
+  ]);
+}

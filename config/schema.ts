@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { checkPathTemplate } from '../domain/path-template';
 import { isValidTimeZone } from '../domain/julian-day';
-import { hypervisorSchema, namedHypervisorSchema } from './hypervisor-schema';
+import { hypervisorSchema, namedHypervisorSchema, streamWhileDownFields } from './hypervisor-schema';
 import { offsiteSchema } from './offsite-schema';
 import { absolutePath } from './paths';
 
@@ -364,6 +364,15 @@ export const configSchema = z
         path: ['offsite'],
         message: 'off-site copies are restic copies: they need store.engine: restic (with store.restic)',
       });
+    }
+    if (config.store?.engine !== 'restic') {
+      for (const path of streamWhileDownFields(config.hypervisor, config.hypervisors)) {
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          message: 'streams the disks into a restic repository: it needs store.engine: restic',
+        });
+      }
     }
     const hostRefs: [string | undefined, (string | number)[]][] = [
       [config.supim?.host, ['supim', 'host']],

@@ -178,6 +178,8 @@ export interface VmPolicy {
   maxDowntimeSeconds: number;
   /** offline: down while imaged; overlay: down for shutdown and boot only (absent: offline). */
   imaging?: 'offline' | 'overlay';
+  /** offline, store.engine restic: the disks streamed into the repository while the VM is off (absent: false). */
+  streamWhileDown?: boolean;
 }
 
 export function policyFor(settings: WeeklySettings, vm: string): VmPolicy {

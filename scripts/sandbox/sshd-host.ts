@@ -21,6 +21,8 @@ export interface SshHostOptions {
   port?: number;
   /** Remote login; a non-root user is created when missing (needs root). */
   user?: string;
+  /** Environment of every session (sshd's SetEnv), e.g. a PATH whose first folder wraps a program to watch it. */
+  env?: Record<string, string>;
 }
 
 function ensureKey(path: string): void {
@@ -82,6 +84,10 @@ export async function startSshHost(options: SshHostOptions): Promise<SandboxSshH
       'MaxSessions 64',
       'MaxStartups 64',
       'Subsystem sftp /usr/lib/openssh/sftp-server',
+      ...Object.entries(options.env ?? {}).map(([name, value]) => {
+        if (!/^[A-Z_][A-Z0-9_]*$/.test(name) || /[\s"]/.test(value)) throw new Error(`bad SetEnv ${name}=${value}`);
+        return `SetEnv ${name}=${value}`;
+      }),
       '',
     ].join('\n'),
   );

@@ -266,8 +266,10 @@ export class StubHypervisor {
         await this.fault('storePreflight', vm);
         return { ok: true, freeBytes: 10, requiredBytes: 1, deleted: [] };
       },
-      storeFrozenDisk: async (vm, _stamp, disk) => {
+      storeFrozenDisk: async (vm, _stamp, disk, from) => {
         await this.fault('storeFrozenDisk', vm);
+        if (from === 'shut-off' && this.vm(vm).state !== 'shut-off')
+          throw ApplicationFailure.nonRetryable(`${vm} is not shut off`);
         const [bytes, sha256] = [disk.virtualSize, 'b'.repeat(64)];
         const image = {
           disk: disk.target,

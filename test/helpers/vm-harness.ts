@@ -43,6 +43,8 @@ export interface VmHarnessOptions {
    * this file runs beside the other VM files. false: on the machine's shared libvirt folders, one at a time.
    */
   isolated?: boolean;
+  /** The environment of the hypervisor's SSH sessions (sshd-host.ts `env`). */
+  sshEnv?: Record<string, string>;
 }
 
 /**
@@ -98,7 +100,7 @@ export async function startVmHarness(options: VmHarnessOptions): Promise<VmHarne
   if (options.store) await initStoreRoot(join(root, 'store')); // as `cluster-backup store init` does
   const [hypervisor, sshHost, server, smtp] = await Promise.all([
     startHypervisor(join(root, 'libvirt'), { isolated: options.isolated ?? true }),
-    startSshHost({ dir: join(root, 'hypervisor-ssh'), address: options.address }),
+    startSshHost({ dir: join(root, 'hypervisor-ssh'), address: options.address, env: options.sshEnv }),
     testDevServer(),
     startSmtpServer(mkdtempSync(join(tmpdir(), `cluster-backup-${options.name}-smtp-`))),
   ]);

@@ -299,6 +299,37 @@ describe('VM saga: every exit path, on the time-skipping test server', () => {
     assert.ok(!stub.calls.includes('pullImage db'));
   });
 
+  it('store.engine restic, offline, streamWhileDown: each disk streamed from the shut-off VM, then it starts; no image-area copy', async () => {
+    fresh({ storeEngine: 'restic', defaultPolicy: { ...OFFLINE, streamWhileDown: true } }).addVm('db');
+    const { vms, ok } = await weekly();
+    assert.equal(ok, true, JSON.stringify(vms[0]));
+    assert.deepEqual(storeCalls(), ['storeFrozenDisk db', 'ensureRunning db', 'recordResticSet db']);
+    const steps = vms[0]!.steps.map((s) => s.step);
+    assert.deepEqual(steps.slice(steps.indexOf('stopping'), steps.indexOf('recording') + 1), [
+      'stopping',
+      'storing',
+      'starting',
+      'recording',
+    ]);
+    assert.equal(vms[0]!.images.length, 1, 'the stored disks are the images');
+    assert.equal(stateOf(), 'running');
+  });
+
+  it('store.engine restic, streamWhileDown: the downtime budget runs out mid-stream: the snapshots forgotten, the VM started', async () => {
+    // 63 s budget, 60 s kept for the boot: 3 s for the stream, which hangs.
+    fresh({ storeEngine: 'restic', defaultPolicy: { ...OFFLINE, streamWhileDown: true, maxDowntimeSeconds: 63 } }).addVm(
+      'db',
+    );
+    stub.faults.storeFrozenDisk = () => 'hang';
+    const { vms } = await weekly();
+    assert.equal(vms[0]!.status, 'failed');
+    assert.equal(vms[0]!.failedStep, 'storing');
+    assert.match(vms[0]!.reason!, /downtime budget of 63\.0 s reached/);
+    assert.ok(stub.calls.includes('discardResticPartials db'), 'what was stored of the set is forgotten');
+    assert.ok(!stub.calls.includes('recordResticSet db'));
+    assert.equal(stateOf(), 'running');
+  });
+
   it('overlay: a disk overlays cannot cover: imaged offline instead, the reason noted', async () => {
     fresh().addVm('db');
     // The stub's activities with an overlay preflight that finds a disk overlays cannot cover.

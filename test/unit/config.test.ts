@@ -206,6 +206,14 @@ describe('several hypervisors', () => {
       }),
       /hypervisors\.1\.vms\.1: db is also listed on hypervisor hv1: VM names must differ across hypervisors/,
     );
+    assert.match(
+      problems({ hypervisors: [{ name: 'hv1', host: 'a', imageArea: '/img', perVm: { db: { streamWhileDown: true } } }] }),
+      /hypervisors\.0\.perVm\.db\.streamWhileDown: streams the disks into a restic repository: it needs store\.engine: restic/,
+    );
+    assert.match(
+      problems({ hypervisor: { host: 'a', imageArea: '/img', imaging: 'offline', streamWhileDown: true } }),
+      /hypervisor\.streamWhileDown: streams the disks/,
+    );
   });
 });
 

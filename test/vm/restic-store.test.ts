@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,6 +12,7 @@ import type { ResticImage, WeeklySummary } from '../../domain/weekly-summary';
 import { stopProcess } from '../../scripts/sandbox/processes';
 import { guestWrite, qemuPid } from '../helpers/guest-disk';
 import { spawnWorker, writeConfigFile } from '../helpers/worker-process';
+import { readMeter, type ReadMeter } from '../helpers/read-meter';
 import { quietWorkerLogs } from '../helpers/temporal';
 import { startVmHarness, type VmHarness } from '../helpers/vm-harness';
 
@@ -69,6 +70,7 @@ describe(
     let vmHost: VmHarness;
     let dataDir: string;
     let repo: ResticImageSets;
+    let qemuNbdReads: ReadMeter;
     const summaries: WeeklySummary[] = [];
 
     /** The set is recorded, each disk in exactly one snapshot, whose bytes hash as the record says. */
@@ -83,8 +85,8 @@ describe(
 
     const locks = () => join(resticOptions(vmHost.config).repository, 'locks');
 
-    const weekly = async () => {
-      const { result } = await vmHost.runWeekly([VM]);
+    const weekly = async (taskQueue?: string) => {
+      const { result } = await vmHost.runWeekly([VM], taskQueue);
       const summary = await result();
       summaries.push(summary);
       const vm = summary.vms.find((v) => v.vm === VM)!;
@@ -98,7 +100,10 @@ describe(
       const dataDisk = join(dataDir, 'data.raw');
       // Random data the store cannot compress: what it adds is what deduplication saved, nothing else.
       execFileSync('sh', ['-c', `head -c ${DATA_MiB * MiB} /dev/urandom > "$1"`, 'sh', dataDisk]);
+      // What the hypervisor's qemu-nbd reads of each frozen disk (nbdcopy reads file disks through it).
+      qemuNbdReads = readMeter(join(dataDir, 'meter'), 'qemu-nbd');
       vmHost = await startVmHarness({
+        sshEnv: qemuNbdReads.env,
         name: 'restic-store',
         address: '127.0.0.13',
         store: 'restic',
@@ -128,7 +133,20 @@ describe(
     });
 
     it('stores each disk once, hashes equal end to end, the record last, and no image-area copy', async () => {
+      const sources = (await vmHost.hypervisor.virsh('domblklist', '--domain', VM, '--details'))
+        .split('\n')
+        .map((line) => line.trim().split(/\s+/))
+        .filter((cols) => cols[1] === 'disk')
+        .map((cols) => cols[3]!);
+      const allocated = sources.reduce((sum, path) => sum + statSync(path).blocks * 512, 0);
+      qemuNbdReads.reset();
       const { vm, stamp } = await weekly();
+      // Each frozen disk read once, on the hypervisor: what qemu-nbd read is about what the disks hold.
+      const reads = qemuNbdReads.reads();
+      const read = reads.reduce((sum, r) => sum + r.bytes, 0);
+      console.log(`read on the hypervisor: ${read} bytes of ${allocated} allocated (${(read / allocated).toFixed(3)}x)`);
+      assert.deepEqual(reads.map((r) => r.lastArgument).sort(), [...sources].sort(), 'one read of each disk');
+      assert.ok(read <= 1.05 * allocated, `read ${read} bytes, ${(read / allocated).toFixed(3)}x allocated`);
       assert.equal(await vmHost.hypervisor.state(VM), 'running');
       assert.ok(vm.steps.some((s) => s.step === 'storing') && vm.steps.some((s) => s.step === 'recording'));
       assert.ok(!vm.steps.some((s) => s.step === 'imaging-frozen' || s.step === 'pulling'), 'no image-area copy step');
@@ -158,13 +176,32 @@ describe(
       assert.equal((await repo.restic.check()).ok, true);
     });
 
-    it('a second backup after the guest rewrote 4 MiB of its data disk adds about that, and retention prunes the first', async () => {
+    it('a second backup (offline, streamed while down) after the guest rewrote 4 MiB adds about that, and retention prunes the first', async () => {
       const first = summaries[0]!;
       // 4 MiB of fresh random-looking data at two places: restic chunks around them, the rest deduplicates.
       await guestWrite(vmHost.hypervisor, VM, 'vdb', randomBytes(1)[0]! | 1, 8, 2);
       await guestWrite(vmHost.hypervisor, VM, 'vdb', randomBytes(1)[0]! | 1, 60, 2);
       const before = await repo.restic.stats('raw-data');
-      const { vm, stamp } = await weekly();
+      // This one with imaging offline and streamWhileDown: the disks go from the shut-off VM into the repository.
+      const hv = vmHost.config.hypervisors[0]!;
+      const configFile = writeConfigFile(vmHost.root, {
+        ...vmHost.config,
+        temporal: { ...vmHost.config.temporal, taskQueue: 'restic-down' },
+        hypervisors: [{ ...hv, perVm: { [VM]: { imaging: 'offline', streamWhileDown: true } } }],
+      });
+      const worker = spawnWorker(configFile, join(vmHost.root, 'worker-down.log'));
+      qemuNbdReads.reset();
+      const { vm, stamp } = await weekly('restic-down').finally(() => stopProcess(worker));
+      const steps = vm.steps.map((s) => s.step);
+      assert.deepEqual(
+        steps.filter((s) => ['stopping', 'overlays', 'imaging', 'storing', 'starting', 'recording'].includes(s)),
+        ['stopping', 'storing', 'starting', 'recording'],
+        steps.join(' '),
+      );
+      assert.ok(vm.downtimeMs! > vm.steps.find((s) => s.step === 'storing')!.ms, 'down while it streamed');
+      assert.equal(qemuNbdReads.reads().length, 2, 'each disk read once, from the shut-off VM');
+      const setDir = join(vmHost.imageArea, VM, stamp);
+      assert.ok(!existsSync(setDir) || readdirSync(setDir).length === 0, `nothing imaged into ${setDir}`);
       const added = (vm.stored as ResticImage[]).reduce((sum, s) => sum + s.dataAdded, 0);
       const raw = vm.stored.reduce((sum, s) => sum + s.bytes, 0);
       console.log(
