@@ -324,7 +324,14 @@ describe('never leave a VM down: faults on a real libvirt + QEMU hypervisor', { 
       const { handle } = await runWeekly([vm]);
       await waitForStep(handle, vm, step);
       if (step === 'imaging') await freezeCopy();
-      else await new Promise((r) => setTimeout(r, 300)); // the shutdown request has gone out
+      else {
+        // The shutdown request has gone out once its held-down record is written (a loaded machine takes a while).
+        const deadline = Date.now() + 60_000;
+        while ((await heldDownVms(config)).length === 0 && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        await new Promise((r) => setTimeout(r, 300));
+      }
       // The VM's cycle lives in the host run: terminated with the weekly run, nothing of it runs on.
       const [hostRun] = await vmHost.terminateRun(handle, 'operator pressed terminate');
 
