@@ -1,8 +1,11 @@
 // Runs every compiled test file with node's test runner. Optional filter: `npm test -- <substring>`.
 //
-// Two files at a time (a project machine has two cores), scheduled here, longest first, so that both lanes
-// end together: each free lane takes the longest file left. The VM files are the long ones; each starts a
-// libvirtd of its own (test/helpers/vm-harness.ts: isolated in a mount namespace), so two run side by side.
+// Three files at a time, scheduled here, longest first, so that the lanes end together: each free lane takes
+// the longest file left that may start. At most two heavy files at once (a project machine has two cores):
+// the VM files, and files that say `test-runner: heavy` (another emulated machine, such as libguestfs's
+// appliance). The VM files are the long ones, mostly waiting on emulated guests and on outages the tests
+// make; each starts a libvirtd of its own (test/helpers/vm-harness.ts: isolated in a mount namespace), so two
+// run side by side, while the third lane runs the light files (time-skipping, unit) beside them.
 // The files that start the machine's shared sandbox hypervisor (the demo, or `isolated: false`) take the
 // machine-wide lock of scripts/sandbox/libvirt-host.ts: never two of them at once, or one lane would wait.
 // Costs (seconds per file) come from test/costs.json (measured; `--record-costs` rewrites it after a run)
@@ -21,7 +24,8 @@ const { endRecordedProcesses } = require('../dist/scripts/sandbox/processes.js')
 const ROOT = 'dist/test';
 const COSTS = 'test/costs.json';
 const LOCAL_COSTS = '.data/test-costs.json';
-const LANES = Number(process.env.CLUSTER_BACKUP_TEST_LANES ?? 2);
+const LANES = Number(process.env.CLUSTER_BACKUP_TEST_LANES ?? 3);
+const HEAVY_LANES = Math.min(LANES, 2);
 /** A file not measured yet: a VM file costs minutes, another seconds. */
 const DEFAULT_COST = { vm: 240, other: 20 };
 
@@ -51,31 +55,37 @@ const known = { ...readCosts(COSTS), ...readCosts(LOCAL_COSTS) };
 const jobs = files.map((file) => {
   const source = readFileSync(file, 'utf8');
   const vm = /startVmHarness|startHypervisor|DEMO_JS/.test(source);
+  const heavy = vm || /test-runner: heavy/.test(source);
   // The demo runs its first hypervisor on the machine's shared libvirt folders; so does `isolated: false`,
   // and startHypervisor without `isolated: true` (the VM harness isolates by default).
   const shared =
     /DEMO_JS|isolated: false/.test(source) || (/startHypervisor\)/.test(source) && !/isolated: true/.test(source));
-  return { file, key: keyOf(file), shared, cost: known[keyOf(file)] ?? DEFAULT_COST[vm ? 'vm' : 'other'] };
+  return { file, key: keyOf(file), shared, heavy, cost: known[keyOf(file)] ?? DEFAULT_COST[vm ? 'vm' : 'other'] };
 });
 const queue = [...jobs].sort((a, b) => b.cost - a.cost || a.key.localeCompare(b.key));
 
 const pidDir = mkdtempSync(join(tmpdir(), 'cluster-backup-pids-'));
 const running = new Set();
 let sharedBusy = false;
+let heavyRunning = 0;
 let stopping = false;
 const results = [];
 const started = Date.now();
 const seconds = (ms) => (ms / 1000).toFixed(1);
 
-/** The longest file left that may start now (a shared-hypervisor file only while no other one runs). */
+/**
+ * The longest file left that may start now: a shared-hypervisor file only while no other one runs, a heavy
+ * one only while fewer than HEAVY_LANES do.
+ */
 function next() {
-  const at = queue.findIndex((j) => !j.shared || !sharedBusy);
+  const at = queue.findIndex((j) => (!j.shared || !sharedBusy) && (!j.heavy || heavyRunning < HEAVY_LANES));
   return at >= 0 ? queue.splice(at, 1)[0] : undefined;
 }
 
 function runFile(job, lane) {
   return new Promise((resolve) => {
     if (job.shared) sharedBusy = true;
+    if (job.heavy) heavyRunning++;
     const t0 = Date.now();
     console.log(`▷ ${job.key} (lane ${lane}, at ${seconds(t0 - started)} s)`);
     const child = spawn(process.execPath, ['--test', '--test-reporter=spec', '--test-timeout=900000', job.file], {
@@ -89,6 +99,7 @@ function runFile(job, lane) {
     child.on('close', (code, signal) => {
       running.delete(child);
       if (job.shared) sharedBusy = false;
+      if (job.heavy) heavyRunning--;
       const ms = Date.now() - t0;
       const text = Buffer.concat(out).toString('utf8');
       const count = (name) => Number(new RegExp(`^ℹ ${name} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
@@ -105,7 +116,7 @@ async function lane(n) {
   while (!stopping && queue.length > 0) {
     const job = next();
     if (job) await runFile(job, n);
-    else await sleep(200); // only shared-hypervisor files left, and one runs
+    else await sleep(200); // only files left that wait for a shared-hypervisor or heavy file to end
   }
 }
 
