@@ -17,7 +17,7 @@ export interface BrokenSet {
 
 export interface DamagedPack {
   pack: string;
-  /** The sets whose data is in the pack; empty when it holds no file data (a tree pack) or no snapshot uses it. */
+  /** The sets whose data or trees are in the pack; empty when no snapshot uses it. */
   sets: BrokenSet[];
 }
 
@@ -52,18 +52,36 @@ export async function checkRepository(restic: Restic, scope: CheckScope): Promis
   const err = resticError('check', run.code, run.signal, run.stderr);
   if (err.type !== 'ResticError') throw err;
   const damaged: DamagedPack[] = [];
-  for (const pack of damagedPacks(output)) {
-    damaged.push({ pack, sets: damaged.length < MAP_AT_MOST ? await setsInPack(restic, pack, snapshots) : [] });
+  // A tree the structure check could not load is in a pack this subset may not read: named by its pack too.
+  const trees = [...output.matchAll(/^error for tree ([0-9a-f]{8,64}):/gm)].map((m) => m[1]!);
+  let blobs: Promise<IndexedBlob[]> | undefined;
+  const index = () => (blobs ??= indexedBlobs(restic)); // read once, only if needed
+  const treePacks = trees.length ? packsOfBlobs(await index(), trees) : [];
+  for (const pack of new Set([...damagedPacks(output), ...treePacks])) {
+    const sets = damaged.length < MAP_AT_MOST ? await setsInPack(restic, pack, snapshots, index) : [];
+    damaged.push({ pack, sets });
   }
   return { ok: false, scope, ...counts, damaged, outputTail: tail(output) };
 }
 
-/** The sets whose files have blobs in the pack: `restic find --pack <id> --json` (restic 0.14's own mapping). */
-export async function setsInPack(restic: Restic, pack: string, snapshots: readonly Snapshot[]): Promise<BrokenSet[]> {
+/**
+ * The sets a damaged pack breaks: those whose files have data blobs in it (`restic find --pack <id> --json`,
+ * restic 0.14's own mapping, which skips trees), and those whose trees are in it: a snapshot whose root tree
+ * it holds, or one with a folder tree it holds (`restic find --tree`).
+ */
+export async function setsInPack(
+  restic: Restic,
+  pack: string,
+  snapshots: readonly Snapshot[],
+  index: () => Promise<IndexedBlob[]> = () => indexedBlobs(restic),
+): Promise<BrokenSet[]> {
   if (!/^[0-9a-f]{64}$/.test(pack)) return [];
-  const run = await runRestic(restic.env, ['find', '--pack', pack, '--json']);
-  if (run.code !== 0) throw resticError('find', run.code, run.signal, run.stderr);
-  const ids = new Set(findResults(run.stdout).map((r) => r.snapshot));
+  const ids = new Set(await findSnapshots(restic, ['--pack', pack]));
+  const trees = (await index()).filter((b) => b.pack === pack && b.type === 'tree').map((b) => b.id);
+  if (trees.length) {
+    for (const s of snapshots) if (s.tree && trees.includes(s.tree)) ids.add(s.id);
+    for (const id of await findSnapshots(restic, ['--tree', ...trees])) ids.add(id);
+  }
   const sets = new Map<string, BrokenSet>();
   for (const snapshot of snapshots) {
     if (!ids.has(snapshot.id)) continue;
@@ -76,6 +94,38 @@ export async function setsInPack(restic: Restic, pack: string, snapshots: readon
   return [...sets.values()].sort((a, b) =>
     `${a.vm}/${a.stamp}/${a.disk}`.localeCompare(`${b.vm}/${b.stamp}/${b.disk}`),
   );
+}
+
+async function findSnapshots(restic: Restic, args: string[]): Promise<string[]> {
+  const run = await runRestic(restic.env, ['find', ...args, '--json']);
+  if (run.code !== 0) throw resticError('find', run.code, run.signal, run.stderr);
+  return findResults(run.stdout).map((r) => r.snapshot);
+}
+
+interface IndexedBlob {
+  id: string;
+  type: string;
+  pack: string;
+}
+
+/** Every blob the repository's index knows, with its pack (`restic list index`, `restic cat index <id>`). */
+async function indexedBlobs(restic: Restic): Promise<IndexedBlob[]> {
+  const list = await runRestic(restic.env, ['list', 'index']);
+  if (list.code !== 0) throw resticError('list', list.code, list.signal, list.stderr);
+  const blobs: IndexedBlob[] = [];
+  for (const index of list.stdout.split('\n').filter((l) => /^[0-9a-f]{64}$/.test(l))) {
+    const run = await runRestic(restic.env, ['cat', 'index', index]);
+    if (run.code !== 0) throw resticError('cat', run.code, run.signal, run.stderr);
+    const { packs } = JSON.parse(run.stdout) as { packs?: { id: string; blobs?: { id: string; type: string }[] }[] };
+    for (const pack of packs ?? [])
+      for (const b of pack.blobs ?? []) blobs.push({ id: b.id, type: b.type, pack: pack.id });
+  }
+  return blobs;
+}
+
+/** The packs holding these blobs (full ids or the short prefixes restic prints). */
+function packsOfBlobs(blobs: readonly IndexedBlob[], ids: readonly string[]): string[] {
+  return [...new Set(blobs.filter((b) => ids.some((id) => b.id.startsWith(id))).map((b) => b.pack))];
 }
 
 /** The objects of `restic find --json`: one JSON array (or one per line, per snapshot). */

@@ -33,6 +33,8 @@ export interface Snapshot {
   tags: string[];
   paths: string[];
   hostname?: string;
+  /** Its root tree (the blob id). */
+  tree?: string;
 }
 
 /** One group of `restic forget --json`. */
@@ -98,5 +100,6 @@ export function parseSnapshots(stdout: string): Snapshot[] {
     tags: s.tags ?? [],
     paths: s.paths ?? [],
     ...(s.hostname === undefined ? {} : { hostname: s.hostname }),
+    ...(s.tree === undefined ? {} : { tree: s.tree }),
   }));
 }

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { resticOptions } from '../../activities/services';
 import { ResticImageSets } from '../../adapters/image-sets/restic-image-sets';
 import { listPackFiles, subsetOfPack } from '../../adapters/restic/repository-packs';
+import { checkRepository } from '../../adapters/restic/repository-verify';
 import { repositoryNumbers } from '../../adapters/restic/repository-stats';
 import { Restic } from '../../adapters/restic/restic';
 import { verifyRotating } from '../../adapters/restic/rotating-verify';
@@ -250,5 +251,45 @@ describe('store verify and the repository numbers on a restic repository (real r
       assert.match(text.stdout, new RegExp(`breaks ${vm}/${stamp} ${disk} `));
     }
     assert.doesNotMatch(text.stdout + text.stderr, /a restic test password/);
+  });
+
+  it('a damaged tree pack: the structure check finds it whatever subset is read, naming the sets whose trees it holds', async () => {
+    const brokenBefore = disksThatFailToDump();
+    const run = (...args: string[]) => {
+      const r = spawnSync('restic', ['--no-cache', ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, RESTIC_REPOSITORY: repository, RESTIC_PASSWORD_FILE: passwordFile },
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout;
+    };
+    // The pack holding the root tree of a disk snapshot that still dumps (found without the product's code).
+    const [key, { snapshot }] = [...disks].find(([k]) => !brokenBefore.includes(k))!;
+    const tree = (JSON.parse(run('snapshots', '--json', snapshot)) as { tree: string }[])[0]!.tree;
+    const packs = run('list', 'index')
+      .split('\n')
+      .filter(Boolean)
+      .flatMap(
+        (index) =>
+          (JSON.parse(run('cat', 'index', index)) as { packs: { id: string; blobs: { id: string }[] }[] }).packs,
+      );
+    const victim = packs.find((p) => p.blobs.some((b) => b.id === tree))!.id;
+    const path = join(repository, 'data', victim.slice(0, 2), victim);
+    chmodSync(path, 0o600);
+    const file = await open(path, 'r+');
+    await file.write(randomBytes(64), 0, 64, 40);
+    await file.close();
+    const brokenAfter = disksThatFailToDump();
+    assert.ok(brokenAfter.includes(key), `${key} no longer dumps`);
+
+    // A subset that does not hold the tree pack: the structure check alone finds the damage.
+    const other = (subsetOfPack(victim, N) % N) + 1;
+    const check = await checkRepository(restic, { subset: other, of: N });
+    assert.equal(check.ok, false);
+    const found = check.damaged.find((d) => d.pack === victim);
+    assert.ok(found, `the tree pack is named: ${JSON.stringify(check.damaged.map((d) => d.pack))}`);
+    const named = found.sets.filter((s) => s.disk !== 'manifest').map((s) => `${s.vm}/${s.stamp}/${s.disk}`);
+    for (const k of brokenAfter.filter((k) => !brokenBefore.includes(k))) assert.ok(named.includes(k), `${k} named`);
+    for (const k of named) assert.ok(brokenAfter.includes(k), `${k} is really broken`);
   });
 });
