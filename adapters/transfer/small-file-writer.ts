@@ -7,6 +7,11 @@ export type WriterReply = { kind: 'done'; sha256?: string } | { kind: 'error'; m
 
 /** Bytes handed to the threads and not yet written: how far reading may run ahead of the disk. */
 const MAX_BYTES_IN_FLIGHT = 32 << 20;
+/**
+ * Files handed to the threads and not yet written: each costs more than its bytes (a buffer of its own, a
+ * message, a promise), and 32 MiB of 1 KiB files would be 32,000 of them queued.
+ */
+const MAX_FILES_IN_FLIGHT = 1024;
 
 interface Queued {
   size: number;
@@ -76,7 +81,8 @@ export class SmallFileWriter {
     pieces: readonly Buffer[],
     file: { mode: StoreFileMode; mtime: number; hashing: boolean },
   ): Promise<{ written: Promise<string | undefined> }> {
-    while (this.bytesInFlight > MAX_BYTES_IN_FLIGHT && !this.broken) await this.oldestAnswer();
+    while ((this.bytesInFlight > MAX_BYTES_IN_FLIGHT || this.filesInFlight() >= MAX_FILES_IN_FLIGHT) && !this.broken)
+      await this.oldestAnswer();
     if (this.broken) throw this.broken;
     // A copy in memory of its own (never Node's shared small-buffer pool), moved to the thread.
     const data = Buffer.allocUnsafeSlow(pieces.reduce((sum, p) => sum + p.length, 0));
@@ -102,6 +108,10 @@ export class SmallFileWriter {
     for (const lane of this.lanes) while (lane.queue.length > 0 && !this.broken) await lane.queue.at(-1)!.answered;
     this.breakWith(new Error('the file writer is closed'));
     await Promise.all(this.lanes.map((lane) => lane.terminate()));
+  }
+
+  private filesInFlight(): number {
+    return this.lanes.reduce((sum, lane) => sum + lane.queue.length, 0);
   }
 
   private oldestAnswer(): Promise<unknown> {
