@@ -1,3 +1,4 @@
+import { SHA256_FUNCTION } from '../ssh/remote-hash';
 import type { ImageFormat } from '../../domain/image-set';
 import { PARTIAL_SUFFIX } from '../image-sets/image-sets';
 import { RemoteCommandError } from '../ssh/remote-command-error';
@@ -123,7 +124,7 @@ export class DiskImaging {
         pidFile: `${path}.verify.pid`,
         timeoutSeconds: limits.timeoutSeconds,
         label: `verifying ${path}`,
-        script: `${check}stat -c '%s %b' ${quote(path)} && sha256sum < ${quote(path)} | cut -c1-64`,
+        script: `${SHA256_FUNCTION}; ${check}stat -c '%s %b' ${quote(path)} && cb_sha256 < ${quote(path)}`,
       },
       limits,
     );

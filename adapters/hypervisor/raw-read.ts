@@ -1,3 +1,4 @@
+import { SHA256_FUNCTION } from '../ssh/remote-hash';
 import type { Readable } from 'node:stream';
 import type { VmDisk } from './driver';
 import { RemoteCommandError } from '../ssh/remote-command-error';
@@ -10,13 +11,13 @@ export interface RawRead {
   finished: Promise<{ sha256: string }>;
 }
 
-const HASH_LINE = /^([0-9a-f]{64}) {2}-$/m;
+const HASH_LINE = /^([0-9a-f]{64})$/m;
 
 /**
  * The remote pipeline. A file disk (qcow2 or raw) goes through qemu-nbd (read-only) and nbdcopy, which
  * knows the image's extents: holes and unallocated clusters are never read from the disk, and reach the
  * stream as zeros (what a raw image holds there; the store deduplicates them). A raw block device is read
- * by cat. `tee` hands every byte to sha256sum too, whose line goes to stderr; pipefail makes any failing
+ * by cat. `tee` hands every byte to the hash (remote-hash.ts) too, whose line goes to stderr; pipefail makes any failing
  * part fail the whole, and `wait` lets the hash line out before the exit.
  */
 export function rawReadLine(disk: Pick<VmDisk, 'source' | 'format' | 'type'>): string {
@@ -25,7 +26,7 @@ export function rawReadLine(disk: Pick<VmDisk, 'source' | 'format' | 'type'>): s
     disk.type === 'block' && disk.format === 'raw'
       ? `cat -- ${quote(disk.source)}`
       : `nbdcopy -- [ qemu-nbd -r -f ${disk.format} -- ${quote(disk.source)} ] -`;
-  const script = `set -o pipefail; ${reader} | tee >(sha256sum >&2); rc=$?; wait $!; exit $rc`;
+  const script = `set -o pipefail; ${SHA256_FUNCTION}; ${reader} | tee >(cb_sha256 >&2); rc=$?; wait $!; exit $rc`;
   return `exec bash -c ${quote(script)}`;
 }
 

@@ -1,3 +1,4 @@
+import { SHA256_FUNCTION } from './remote-hash';
 import { RemoteCommandError } from './remote-command-error';
 import { quote } from './shell-quote';
 import type { SshSession } from './ssh-session';
@@ -203,7 +204,7 @@ export async function remoteSha256(ssh: SshSession, paths: readonly string[], si
   const BATCH = 200; // stay far below the remote ARG_MAX
   for (let i = 0; i < paths.length; i += BATCH) {
     const batch = paths.slice(i, i + BATCH);
-    const script = `for f in "$@"; do sha256sum < "$f" | cut -c1-64 || exit 1; done`;
+    const script = `${SHA256_FUNCTION}; for f in "$@"; do cb_sha256 < "$f" || exit 1; done`;
     const out = await ssh.run({ shell: `sh -c ${quote(script)} sh ${batch.map(quote).join(' ')}` }, { signal });
     const lines = out.toString('utf8').split('\n').filter(Boolean);
     if (lines.length !== batch.length || lines.some((l) => !/^[0-9a-f]{64}$/.test(l))) {

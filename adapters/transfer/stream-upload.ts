@@ -1,3 +1,4 @@
+import { SHA256_FUNCTION } from '../ssh/remote-hash';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { posix } from 'node:path';
@@ -85,7 +86,10 @@ async function remoteSize(ssh: SshSession, path: string, signal?: AbortSignal): 
 
 /** SHA-256 of a remote file, computed on the remote host (after flushing it). */
 export async function remoteFileSha256(ssh: SshSession, path: string, signal?: AbortSignal): Promise<string> {
-  const out = await ssh.run({ shell: `sync ${quote(path)} && sha256sum < ${quote(path)} | cut -c1-64` }, { signal });
+  const out = await ssh.run(
+    { shell: `${SHA256_FUNCTION}; sync ${quote(path)} && cb_sha256 < ${quote(path)}` },
+    { signal },
+  );
   const sha256 = out.toString('utf8').trim();
   if (!/^[0-9a-f]{64}$/.test(sha256)) {
     throw new RemoteCommandError(`${ssh.label}: no SHA-256 for ${path}`, { kind: 'command', host: ssh.label });
@@ -166,7 +170,8 @@ export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
   try {
     for await (const chunk of source) {
       const bytes = chunk as Buffer;
-      if (sent + bytes.length > req.size) throw fail(`the ${req.source ? 'source stream' : 'local file'} grew past ${req.size} bytes`);
+      if (sent + bytes.length > req.size)
+        throw fail(`the ${req.source ? 'source stream' : 'local file'} grew past ${req.size} bytes`);
       if (!stdin.write(bytes)) {
         await new Promise<void>((resolve, reject) => {
           const done = (err?: Error) => {
