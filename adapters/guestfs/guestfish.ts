@@ -1,4 +1,8 @@
 import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AdapterError } from '../adapter-error';
 import { applianceEnv } from './appliance-env';
 
@@ -82,6 +86,46 @@ function run(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise
   });
 }
 
+/**
+ * `guestfish --listen`: prints GUESTFISH_PID and forks the server, which keeps the parent's stdout and stderr
+ * open for as long as it runs. They go to private files (a pipe would never close, and closing it would
+ * break the server's writes); the parent's exit says the server is listening.
+ */
+async function startListener(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; stdout: string; stderr: string; dir: string; errFile: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'cluster-backup-guestfish-'));
+  const outFile = join(dir, 'stdout');
+  const errFile = join(dir, 'stderr');
+  const out = openSync(outFile, 'w', 0o600);
+  const err = openSync(errFile, 'w', 0o600);
+  try {
+    const code = await new Promise<number | null>((resolvePromise, reject) => {
+      const child = spawn('guestfish', args, { env, stdio: ['ignore', out, err] });
+      child.on('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          e.code === 'ENOENT'
+            ? new GuestfishError(
+                'guestfish is not installed (Debian: apt-get install libguestfs-tools)',
+                'permanent',
+                'GuestfishMissing',
+                { cause: e },
+              )
+            : e,
+        ),
+      );
+      child.on('exit', (c) => resolvePromise(c));
+    });
+    const stderr = await readFile(errFile, 'utf8');
+    if (code !== 0) await rm(dir, { recursive: true, force: true });
+    return { code, stdout: await readFile(outFile, 'utf8').catch(() => ''), stderr, dir, errFile };
+  } finally {
+    closeSync(out);
+    closeSync(err);
+  }
+}
+
 /** libguestfs' own message, without its prefix and the noise around it. */
 function reason(stderr: string): string {
   const lines = stderr
@@ -93,21 +137,37 @@ function reason(stderr: string): string {
 
 export class GuestfishSession {
   private closed = false;
+  /** How much of the server's stderr was read: what a command adds past it is that command's. */
+  private errRead = 0;
 
   private constructor(
     readonly pid: number,
     private readonly env: NodeJS.ProcessEnv,
+    /** The server's private folder (0700) holding its stdout and stderr files, removed by close(). */
+    private readonly dir: string,
+    private readonly errFile: string,
   ) {}
+
+  /** What the server printed on stderr since the last look (a command's error is printed by the server). */
+  private async newStderr(): Promise<string> {
+    const all = await readFile(this.errFile).catch(() => Buffer.alloc(0));
+    const fresh = all.subarray(this.errRead).toString('utf8');
+    this.errRead = all.length;
+    return fresh;
+  }
 
   /** Boots one read-only appliance with these disks (in this order: /dev/sda, /dev/sdb, ...). */
   static async open(images: readonly GuestImage[], env: NodeJS.ProcessEnv = applianceEnv()): Promise<GuestfishSession> {
     const args = ['--ro', '--listen'];
     for (const image of images) args.push(`--format=${image.format}`, '-a', image.path);
-    const started = await run(args, env, 30_000);
-    const pid = /GUESTFISH_PID=(\d+)/.exec(started.stdout.toString('utf8'))?.[1];
-    if (started.code !== 0 || !pid)
+    const started = await startListener(args, env);
+    const pid = /GUESTFISH_PID=(\d+)/.exec(started.stdout)?.[1];
+    if (started.code !== 0 || !pid) {
+      await rm(started.dir, { recursive: true, force: true });
       throw new GuestfishError(`guestfish did not start: ${reason(started.stderr)}`, 'permanent', 'GuestfishStart');
-    const session = new GuestfishSession(Number(pid), env);
+    }
+    const session = new GuestfishSession(Number(pid), env, started.dir, started.errFile);
+    session.errRead = Buffer.byteLength(started.stderr);
     try {
       await session.command(['run'], LAUNCH_TIMEOUT_MS);
     } catch (err) {
@@ -126,12 +186,13 @@ export class GuestfishSession {
   private async command(words: string[], timeoutMs = COMMAND_TIMEOUT_MS): Promise<Buffer> {
     if (this.closed) throw new GuestfishError('the guestfish session is closed', 'permanent');
     // `--` ends guestfish's own options: a word after it is never taken for one. The leading "-" keeps the
-    // server up when the command fails (else it exits on the first error); the failure is then only in
-    // stderr, as "libguestfs: error: ..." (the client's exit status stays 0).
+    // server up when the command fails (else it exits on the first error); the failure is then only in the
+    // server's stderr, as "libguestfs: error: ..." (the client's exit status stays 0).
     const [verb, ...args] = words;
     const ran = await run([`--remote=${this.pid}`, '--', `-${verb}`, ...args], this.env, timeoutMs);
-    if (ran.code !== 0 || /^libguestfs: error: /m.test(ran.stderr)) {
-      const why = reason(ran.stderr);
+    const serverSaid = await this.newStderr();
+    if (ran.code !== 0 || /^libguestfs: error: /m.test(ran.stderr) || /^libguestfs: error: /m.test(serverSaid)) {
+      const why = reason(`${ran.stderr}\n${serverSaid}`);
       const missing = /No such file or directory|not found/.test(why);
       throw new GuestfishError(
         `guestfish ${verb}: ${why}`,
@@ -240,6 +301,7 @@ export class GuestfishSession {
         // already gone
       }
     }
+    await rm(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -3,7 +3,15 @@ import { chmod, lstat, mkdir, mkdtemp, readFile, rm, utimes } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, resolve } from 'node:path';
 import { resticOptions } from '../../activities/services';
-import { GuestfishSession, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type GuestStat } from '../../adapters/guestfs/guestfish';
+import {
+  GuestfishError,
+  GuestfishSession,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  type GuestStat,
+} from '../../adapters/guestfs/guestfish';
 import { mountGuest, type GuestLayout } from '../../adapters/guestfs/guest-view';
 import {
   filesSetImages,
@@ -75,7 +83,12 @@ export async function withGuest<T>(
         session,
         images.disks.map((d) => d.disk),
         selection.fs,
-      );
+      ).catch((err: unknown) => {
+        // --fs naming nothing, or several filesystems and no --fs: the command line must say more (exit 2).
+        if (err instanceof GuestfishError && (err.type === 'NoSuchFilesystem' || err.type === 'WhichFilesystem'))
+          throw new UsageError(err.message);
+        throw err;
+      });
       return await use(session, layout, images);
     } finally {
       await session.close();
