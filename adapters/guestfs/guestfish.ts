@@ -317,15 +317,69 @@ function localPath(path: string): string {
   return path;
 }
 
-/** `guestmount --ro`: a read-only FUSE view of the guest's filesystems (restore mount). */
-export function guestmountArgs(
+/**
+ * `guestmount --ro`: a read-only FUSE view of the guest's filesystems at `target` (restore mount). guestmount
+ * boots its own appliance, mounts, and then forks into the background (it serves the mount until
+ * `guestunmount`); without `allow_other` only this user can see into the mount. Its stderr goes to a
+ * private file (a pipe would stay open with the background process).
+ */
+export async function guestmount(
   images: readonly GuestImage[],
   mounts: readonly { device: string; mountpoint: string }[],
   target: string,
-): string[] {
-  const args = ['--ro', '-o', 'allow_root'];
+  pidFile: string,
+  env: NodeJS.ProcessEnv = applianceEnv(),
+): Promise<void> {
+  const args = ['--ro', '--pid-file', localPath(pidFile)];
   for (const image of images) args.push(`--format=${image.format}`, '-a', image.path);
   for (const m of mounts) args.push('-m', `${m.device}:${m.mountpoint}`);
   args.push('--', localPath(target));
-  return args;
+  const dir = await mkdtemp(join(tmpdir(), 'cluster-backup-guestmount-'));
+  const errFile = join(dir, 'stderr');
+  const err = openSync(errFile, 'w', 0o600);
+  try {
+    const code = await new Promise<number | null>((resolvePromise, reject) => {
+      const child = spawn('guestmount', args, { env, stdio: ['ignore', 'ignore', err], timeout: LAUNCH_TIMEOUT_MS });
+      child.on('error', reject);
+      child.on('exit', (c) => resolvePromise(c));
+    });
+    if (code !== 0)
+      throw new GuestfishError(
+        `guestmount ${target}: ${reason(await readFile(errFile, 'utf8'))}`,
+        'permanent',
+        'GuestmountError',
+      );
+  } finally {
+    closeSync(err);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Whether a FUSE filesystem is mounted at `target` (as /proc/self/mounts says; its octal escapes undone). */
+export async function fuseMountedAt(target: string): Promise<boolean> {
+  const mounts = await readFile('/proc/self/mounts', 'utf8').catch(() => '');
+  return mounts.split('\n').some((line) => {
+    const [, where, type] = line.split(' ');
+    if (!where || !type?.startsWith('fuse')) return false;
+    return where.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === target;
+  });
+}
+
+/** `guestunmount`: ends a guestmount (it waits until the FUSE process is gone, retrying while busy). */
+export async function guestunmount(target: string): Promise<void> {
+  const ran = await new Promise<{ code: number | null; stderr: string }>((resolvePromise, reject) => {
+    const child = spawn('guestunmount', ['--retry=5', '--', localPath(target)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code, stderr }));
+  });
+  if (ran.code !== 0)
+    throw new GuestfishError(
+      `guestunmount ${target}: ${ran.stderr.trim() || `exit ${ran.code}`}`,
+      ran.code === 3 ? 'refused' : 'permanent',
+      ran.code === 3 ? 'NotMounted' : ran.code === 2 ? 'MountBusy' : 'GuestunmountError',
+    );
 }

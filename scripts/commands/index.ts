@@ -4,7 +4,7 @@ import { configCheckCommand } from './config-check';
 import { offsiteInitCommand } from './offsite';
 import { runDailyCommand } from './run-daily';
 import { restoreDayCommand, restoreTestCommand, restoreVmCommand } from './restore';
-import { restoreFileCommand, restoreLsCommand } from './restore-file';
+import { restoreFileCommand, restoreLsCommand, restoreMountCommand, restoreUmountCommand } from './restore-file';
 import { runVmsCommand } from './run-vms';
 import { schedulesApplyCommand } from './schedules-apply';
 import { schedulesListCommand } from './schedules-list';
@@ -36,6 +36,8 @@ export const COMMANDS: readonly CliCommand[] = [
   restoreTestCommand,
   restoreFileCommand,
   restoreLsCommand,
+  restoreMountCommand,
+  restoreUmountCommand,
   storeVerifyCommand,
   storeRetentionCommand,
   offsiteInitCommand,

@@ -9,6 +9,7 @@ import {
   type GuestListing,
   type GuestSelection,
 } from './file-restore';
+import { mountSet, unmountSet } from './file-restore-mount';
 
 interface FileOptions {
   set?: string;
@@ -122,5 +123,38 @@ export const restoreLsCommand: CliCommand = {
       if (err instanceof FileRestoreRefused) return refused(command, err);
       throw err;
     }
+  },
+};
+
+export const restoreMountCommand: CliCommand = {
+  name: ['restore', 'mount'],
+  summary:
+    'mount a stored image set read-only (guestmount --ro, only this user sees into it) on an empty folder, to ' +
+    'look around and copy by hand; end it with restore umount',
+  define: (command) =>
+    guestOptions(jsonOption(command))
+      .argument('<vm>', 'the VM whose stored set is mounted')
+      .argument('<mountpoint>', 'an empty folder on this machine'),
+  async run(cli, command) {
+    const [vm, mountpoint] = command.processedArgs as [string, string];
+    const record = await mountSet(cli.config(), selection(vm, command.opts<FileOptions>()), mountpoint);
+    output(command, record, () => [
+      `restore mount ${record.vm} set ${record.stamp} -> ${record.mountpoint}: mounted read-only`,
+      ...record.mounted.map((m) => `  ${m.device} on ${m.mountpoint}`),
+      `  end it with: cluster-backup restore umount ${record.mountpoint}`,
+    ]);
+    return EXIT.ok;
+  },
+};
+
+export const restoreUmountCommand: CliCommand = {
+  name: ['restore', 'umount'],
+  summary: 'unmount what restore mount mounted, and delete the temporary images it used (restic dumps)',
+  define: (command) => jsonOption(command).argument('<mountpoint>', 'the folder restore mount mounted'),
+  async run(cli, command) {
+    const [mountpoint] = command.processedArgs as [string];
+    const record = await unmountSet(cli.config(), mountpoint);
+    output(command, record, () => `restore umount ${record.mountpoint}: unmounted`);
+    return EXIT.ok;
   },
 };

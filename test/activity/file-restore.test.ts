@@ -337,4 +337,41 @@ describe('restore file and restore ls: files out of a stored image set (libguest
     const check = await resticSets.checkSet(VM, STAMP);
     assert.equal(check.state, 'ok', check.problems.join('; '));
   });
+
+  it('restore mount: a read-only view of the set (files and restic engines), gone after restore umount', async () => {
+    for (const [config, engine] of [
+      [filesConfig, 'files'],
+      [resticConfig, 'restic'],
+    ] as const) {
+      const mnt = join(root, `mnt-${engine}`);
+      mkdirSync(mnt, { mode: 0o700 });
+      const mounted = await cli(config, ['restore', 'mount', VM, mnt]);
+      assert.equal(mounted.code, 0, `${engine}: ${mounted.stderr}`);
+      assert.match(mounted.stdout, new RegExp(`restore mount ${VM} set ${STAMP} -> ${mnt}: mounted read-only`));
+      try {
+        assert.deepEqual(readFileSync(join(mnt, 'data', 'a.txt')), readFileSync(join(src, 'data', 'a.txt')));
+        assert.deepEqual(readFileSync(join(mnt, 'data', NEWLINE)), readFileSync(join(src, 'data', NEWLINE)));
+        assert.throws(() => writeFileSync(join(mnt, 'data', 'a.txt'), 'changed'), /EROFS|EACCES|EPERM/);
+        assert.throws(() => writeFileSync(join(mnt, 'new-file'), 'x'), /EROFS|EACCES|EPERM/);
+        if (engine === 'restic')
+          assert.equal(readdirSync(join(resticStore, DUMP_FOLDER)).length, 2, 'a dump + mounts/');
+      } finally {
+        const unmounted = await cli(config, ['restore', 'umount', mnt]);
+        assert.equal(unmounted.code, 0, `${engine}: ${unmounted.stderr}`);
+      }
+      assert.deepEqual(readdirSync(mnt), [], `${engine}: unmounted`);
+      const again = await cli(config, ['restore', 'umount', mnt]);
+      assert.equal(again.code, 2, 'not mounted: a usage error');
+      assert.match(again.stderr, /is not mounted/);
+    }
+    await assertSetUnchanged();
+    assert.deepEqual(readdirSync(join(resticStore, DUMP_FOLDER, 'mounts')), [], 'no mount record left');
+    assert.deepEqual(
+      readdirSync(join(resticStore, DUMP_FOLDER)).filter((n) => n !== 'mounts'),
+      [],
+      'the restic dump was deleted after umount',
+    );
+    const check = await resticSets.checkSet(VM, STAMP);
+    assert.equal(check.state, 'ok', check.problems.join('; '));
+  });
 });
