@@ -67,5 +67,10 @@ export async function mountGuest(
 }
 
 function describe(filesystems: readonly { device: string; type: string }[]): string {
-  return filesystems.map((f) => `${f.device} ${f.type}`).join(', ') || 'none';
+  return (
+    [...filesystems]
+      .sort((a, b) => a.device.localeCompare(b.device))
+      .map((f) => `${f.device} ${f.type}`)
+      .join(', ') || 'none'
+  );
 }

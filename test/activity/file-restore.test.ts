@@ -35,6 +35,8 @@ import { runActivity } from '../helpers/sandbox';
 const execFileAsync = promisify(execFile);
 const VM = 'cbtest-files';
 const STAMP = '20261206T050000Z';
+/** An older set with two disks: the ext4 one and an XFS one without a partition table. */
+const OLDER = '20261129T050000Z';
 const MiB = 1 << 20;
 
 /** Hostile names, as bytes where they are not UTF-8. */
@@ -96,6 +98,30 @@ function makeDisk(path: string, src: string): void {
   assert.equal(mkfs.status, 0, mkfs.stderr?.toString());
 }
 
+/** A whole-disk XFS filesystem (no partition table) holding two files, made with mkfs.xfs -p (a proto file). */
+function makeXfsDisk(path: string, dir: string): boolean {
+  if (spawnSync('mkfs.xfs', ['-V']).status !== 0) return false;
+  const proto = join(dir, 'xfs.proto');
+  writeFileSync(
+    proto,
+    [
+      '/dev/null',
+      '0 0',
+      'd--755 0 0',
+      `notes.txt ---640 0 0 ${join(dir, 'xfs-notes')}`,
+      'sub d--750 0 0',
+      `deep.bin ---600 0 0 ${join(dir, 'xfs-deep')}`,
+      '$',
+      '$',
+      '',
+    ].join('\n'),
+  );
+  spawnSync('truncate', ['-s', '320M', path]);
+  const mkfs = spawnSync('mkfs.xfs', ['-q', '-p', proto, path]);
+  assert.equal(mkfs.status, 0, mkfs.stderr?.toString());
+  return true;
+}
+
 async function cli(configFile: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await execFileAsync(process.execPath, [CLI_JS, '--config', configFile, ...args], {
@@ -140,6 +166,7 @@ describe('restore file and restore ls: files out of a stored image set (libguest
   let imageSha = '';
   let imageMtime = 0;
   let resticSets: ResticImageSets;
+  let hasXfs = false;
 
   before(async () => {
     makeSourceTree(src);
@@ -163,6 +190,27 @@ describe('restore file and restore ls: files out of a stored image set (libguest
     const stored = { disk: 'vdb', path: image, bytes, virtualSize: bytes, sha256: imageSha, format: 'raw' as const };
     await runActivity(recordStoredSet, VM, STAMP, [stored], [stored]);
     imageMtime = statSync(image).mtimeMs;
+    // The older set: vdb as above, vdc an XFS disk.
+    writeFileSync(join(root, 'xfs-notes'), 'xfs notes\n');
+    writeFileSync(join(root, 'xfs-deep'), randomBytes(70_000));
+    const older = join(filesStore, VM, OLDER);
+    mkdirSync(older, { recursive: true, mode: 0o700 });
+    spawnSync('cp', ['--sparse=always', disk, join(older, 'vdb.raw')]);
+    hasXfs = makeXfsDisk(join(older, 'vdc.raw'), root);
+    const xfsImages = hasXfs
+      ? [
+          {
+            disk: 'vdc',
+            path: join(older, 'vdc.raw'),
+            bytes: statSync(join(older, 'vdc.raw')).size,
+            virtualSize: statSync(join(older, 'vdc.raw')).size,
+            sha256: await sha256File(join(older, 'vdc.raw')),
+            format: 'raw' as const,
+          },
+        ]
+      : [];
+    const olderImages = [{ ...stored, path: join(older, 'vdb.raw') }, ...xfsImages];
+    await runActivity(recordStoredSet, VM, OLDER, olderImages, olderImages);
     // restic engine: the disk streamed into the repository as the weekly run does, then the set's record.
     const passwordFile = join(root, 'restic.key');
     writeFileSync(passwordFile, 'correct horse battery staple\n', { mode: 0o600 });
@@ -313,7 +361,7 @@ describe('restore file and restore ls: files out of a stored image set (libguest
     assert.equal(noSet.code, 2);
     assert.match(
       noSet.stderr,
-      /no verified set 20990101T000000Z of "cbtest-files" in the store \(have: 20261206T050000Z\)/,
+      /no verified set 20990101T000000Z of "cbtest-files" in the store \(have: 20261129T050000Z, 20261206T050000Z\)/,
     );
     const noDisk = await cli(filesConfig, ['restore', 'ls', VM, '--disk', 'vdz']);
     assert.equal(noDisk.code, 2);
@@ -373,5 +421,36 @@ describe('restore file and restore ls: files out of a stored image set (libguest
     );
     const check = await resticSets.checkSet(VM, STAMP);
     assert.equal(check.state, 'ok', check.problems.join('; '));
+  });
+
+  it('an older set with an ext4 and an XFS disk: --disk picks one; without it, two filesystems need --fs', async (t) => {
+    if (!hasXfs) return t.skip('mkfs.xfs is not installed (bootstrap installs xfsprogs)');
+    const to = join(root, 'out-xfs');
+    const run = await cli(filesConfig, [
+      'restore',
+      'file',
+      VM,
+      '--set',
+      OLDER,
+      '--disk',
+      'vdc',
+      '/notes.txt',
+      '/sub',
+      '--to',
+      to,
+    ]);
+    assert.equal(run.code, 0, `${run.stdout}${run.stderr}`);
+    assert.match(run.stdout, new RegExp(`restore file ${VM} set ${OLDER} -> ${to}: OK`));
+    assert.deepEqual(readFileSync(join(to, 'notes.txt')), readFileSync(join(root, 'xfs-notes')));
+    assert.equal(lstatSync(join(to, 'notes.txt')).mode & 0o7777, 0o640);
+    assert.deepEqual(readFileSync(join(to, 'sub', 'deep.bin')), readFileSync(join(root, 'xfs-deep')));
+    assert.equal(lstatSync(join(to, 'sub', 'deep.bin')).mode & 0o7777, 0o600);
+    assert.equal(lstatSync(join(to, 'sub')).mode & 0o7777, 0o750);
+    const both = await cli(filesConfig, ['restore', 'ls', VM, '--set', OLDER]);
+    assert.equal(both.code, 2, both.stderr);
+    assert.match(
+      both.stderr,
+      /2 filesystems and 0 operating systems .*name one with --fs \(\/dev\/sda1 ext4, \/dev\/sdb xfs\)/,
+    );
   });
 });
