@@ -4,6 +4,7 @@ import { configCheckCommand } from './config-check';
 import { offsiteInitCommand } from './offsite';
 import { runDailyCommand } from './run-daily';
 import { restoreDayCommand, restoreTestCommand, restoreVmCommand } from './restore';
+import { restoreFileCommand, restoreLsCommand, restoreMountCommand, restoreUmountCommand } from './restore-file';
 import { runVmsCommand } from './run-vms';
 import { schedulesApplyCommand } from './schedules-apply';
 import { schedulesListCommand } from './schedules-list';
@@ -33,6 +34,10 @@ export const COMMANDS: readonly CliCommand[] = [
   restoreVmCommand,
   restoreDayCommand,
   restoreTestCommand,
+  restoreFileCommand,
+  restoreLsCommand,
+  restoreMountCommand,
+  restoreUmountCommand,
   storeVerifyCommand,
   storeRetentionCommand,
   offsiteInitCommand,

@@ -41,7 +41,8 @@ export async function registerSearchAttributes(client: Client): Promise<{ name: 
 export const searchAttributesRegisterCommand: CliCommand = {
   name: ['search-attributes', 'register'],
   groupSummary: 'the search attributes that tag runs (BackupJob, BackupPeriod, BackupResult, BackupHypervisor)',
-  summary: 'register BackupJob, BackupPeriod, BackupResult, BackupHypervisor in the namespace (once per cluster; idempotent)',
+  summary:
+    'register BackupJob, BackupPeriod, BackupResult, BackupHypervisor in the namespace (once per cluster; idempotent)',
   define: jsonOption,
   run: (cli, command) =>
     cli.withClient(async (client) => {
