@@ -1,3 +1,4 @@
+// test-runner: heavy (each test boots libguestfs's appliance, an emulated machine)
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
