@@ -17,6 +17,14 @@ export interface OffsiteDeps {
   now?: () => Date;
 }
 
+/**
+ * The upload cap of copies to off-site repository `name` (bytes/s; 0: none): its own maxBytesPerSecond when
+ * set (0 there lifts the cap for this repository alone), else transfer.maxBytesPerSecond.
+ */
+export function offsiteUploadLimit(config: Config, name: string): number {
+  return config.offsite[name]?.maxBytesPerSecond ?? config.transfer.maxBytesPerSecond;
+}
+
 /** Where the rotating check of off-site repository `name` keeps its state: beside the primary, in the store. */
 export function offsiteStateFolder(storeRoot: string, name: string): string {
   return join(storeRoot, '.offsite', name);
@@ -63,6 +71,9 @@ export function createOffsiteActivities({ config, now = () => new Date() }: Offs
     return whileHeartbeating(
       () => beat,
       async (signal) => {
+        // A copy killed earlier (worker gone, server down while it ran) leaves its lock there: restic removes
+        // stale locks only (a live process's lock stays); append-only servers let locks be deleted.
+        await offsite.unlockStale();
         const before = await offsite.stats('raw-data');
         beat.phase = 'copying';
         const stop = new AbortController();
@@ -71,7 +82,7 @@ export function createOffsiteActivities({ config, now = () => new Date() }: Offs
         try {
           copied = await copySnapshots(dest, from, {
             tagGroups: request.tagGroups,
-            maxBytesPerSecond: entry.maxBytesPerSecond ?? config.transfer.maxBytesPerSecond,
+            maxBytesPerSecond: offsiteUploadLimit(config, name),
             onProgress: (p) => Object.assign(beat, p),
             signal: AbortSignal.any([signal, stop.signal]),
           });
@@ -90,7 +101,14 @@ export function createOffsiteActivities({ config, now = () => new Date() }: Offs
         const check = await checkRepository(offsite, { subset, of: entry.verifySubsets });
         const packs = check.damaged.map((d) => d.pack);
         await writeVerifyState(folder, afterSubset(state, subset, at, check.ok, packs), mode);
-        const broken = [...new Set(check.damaged.flatMap((d) => d.sets.map((s) => `${s.vm}/${s.stamp}/${s.disk}`)))];
+        const broken = [
+          ...new Set(
+            check.damaged.flatMap((d) => [
+              ...d.sets.map((s) => `${s.vm}/${s.stamp}/${s.disk}`),
+              ...(d.days ?? []).map((day) => `day ${day}`),
+            ]),
+          ),
+        ];
         return {
           repository: name,
           status: check.ok ? 'copied' : 'damaged',

@@ -19,6 +19,10 @@ export interface DamagedPack {
   pack: string;
   /** The sets whose data is in the pack; empty when it holds no file data (a tree pack) or no snapshot uses it. */
   sets: BrokenSet[];
+  /** The SUPIM days (yyyy-ddd, tag day=) whose snapshots hold data of the pack. */
+  days?: string[];
+  /** Why the pack could not be mapped to what it breaks (restic find could not read it), when so. */
+  unmapped?: string;
 }
 
 export interface RepositoryCheck {
@@ -53,29 +57,58 @@ export async function checkRepository(restic: Restic, scope: CheckScope): Promis
   if (err.type !== 'ResticError') throw err;
   const damaged: DamagedPack[] = [];
   for (const pack of damagedPacks(output)) {
-    damaged.push({ pack, sets: damaged.length < MAP_AT_MOST ? await setsInPack(restic, pack, snapshots) : [] });
+    damaged.push(
+      damaged.length < MAP_AT_MOST ? { pack, ...(await usersOfPack(restic, pack, snapshots)) } : { pack, sets: [] },
+    );
   }
   return { ok: false, scope, ...counts, damaged, outputTail: tail(output) };
 }
 
 /** The sets whose files have blobs in the pack: `restic find --pack <id> --json` (restic 0.14's own mapping). */
 export async function setsInPack(restic: Restic, pack: string, snapshots: readonly Snapshot[]): Promise<BrokenSet[]> {
-  if (!/^[0-9a-f]{64}$/.test(pack)) return [];
+  return (await usersOfPack(restic, pack, snapshots)).sets;
+}
+
+/**
+ * The sets and SUPIM days whose files have blobs in the pack (`restic find --pack <id> --json`). A pack
+ * restic cannot read (its header damaged too) is named unmapped rather than failing the check's verdict;
+ * a wrong password or a server gone is thrown.
+ */
+export async function usersOfPack(
+  restic: Restic,
+  pack: string,
+  snapshots: readonly Snapshot[],
+): Promise<Pick<DamagedPack, 'sets' | 'days' | 'unmapped'>> {
+  if (!/^[0-9a-f]{64}$/.test(pack)) return { sets: [] };
   const run = await runRestic(restic.env, ['find', '--pack', pack, '--json']);
-  if (run.code !== 0) throw resticError('find', run.code, run.signal, run.stderr);
+  if (run.code !== 0) {
+    const err = resticError('find', run.code, run.signal, run.stderr);
+    if (err.type !== 'ResticError') throw err;
+    return { sets: [], unmapped: firstLine(run.stderr) };
+  }
   const ids = new Set(findResults(run.stdout).map((r) => r.snapshot));
   const sets = new Map<string, BrokenSet>();
+  const days = new Set<string>();
   for (const snapshot of snapshots) {
     if (!ids.has(snapshot.id)) continue;
+    const day = tag(snapshot, 'day');
+    if (day) days.add(day);
     const vm = tag(snapshot, 'vm');
     const stamp = tag(snapshot, 'set');
     if (!vm || !stamp) continue;
     const disk = snapshot.tags.includes('record') ? 'manifest' : (tag(snapshot, 'disk') ?? '?');
     sets.set(`${vm}/${stamp}/${disk}`, { vm, stamp, disk, snapshot: snapshot.id });
   }
-  return [...sets.values()].sort((a, b) =>
-    `${a.vm}/${a.stamp}/${a.disk}`.localeCompare(`${b.vm}/${b.stamp}/${b.disk}`),
-  );
+  return {
+    sets: [...sets.values()].sort((a, b) =>
+      `${a.vm}/${a.stamp}/${a.disk}`.localeCompare(`${b.vm}/${b.stamp}/${b.disk}`),
+    ),
+    ...(days.size ? { days: [...days].sort() } : {}),
+  };
+}
+
+function firstLine(text: string): string {
+  return text.trim().split('\n')[0]?.slice(0, 200) ?? '';
 }
 
 /** The objects of `restic find --json`: one JSON array (or one per line, per snapshot). */
