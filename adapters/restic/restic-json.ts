@@ -33,6 +33,8 @@ export interface Snapshot {
   tags: string[];
   paths: string[];
   hostname?: string;
+  /** A snapshot made by `restic copy`: the id of the snapshot it is a copy of (in the source repository). */
+  original?: string;
 }
 
 /** One group of `restic forget --json`. */
@@ -98,5 +100,6 @@ export function parseSnapshots(stdout: string): Snapshot[] {
     tags: s.tags ?? [],
     paths: s.paths ?? [],
     ...(s.hostname === undefined ? {} : { hostname: s.hostname }),
+    ...(typeof s.original === 'string' ? { original: s.original } : {}),
   }));
 }

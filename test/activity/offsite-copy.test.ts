@@ -8,9 +8,13 @@ import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createOffsiteActivities } from '../../activities/offsite';
+import { stageDaySnapshot } from '../../activities/restic-day-stage';
+import { createRestoreStoreActivities } from '../../activities/restore-store';
 import { createServices, resticOptions } from '../../activities/services';
 import { dayTags } from '../../activities/supim-restic';
 import { newManifest } from '../../adapters/image-sets/manifest';
+import { ResticImageSets } from '../../adapters/image-sets/restic-image-sets';
+import { resticImageFrom } from '../../adapters/image-sets/restic-restore-source';
 import { initStoreRoot } from '../../adapters/local/store-root';
 import { initOffsite, offsiteEnvOf } from '../../adapters/restic/offsite';
 import { Restic } from '../../adapters/restic/restic';
@@ -250,5 +254,40 @@ describe('off-site copy to an append-only REST server (real restic + rclone)', (
       outcome.check!.broken.every((b) => b.startsWith(`${VM}/${STAMP}/`) || /^day 2026-3(39|40)$/.test(b)),
       JSON.stringify(outcome.check),
     );
+  });
+
+  it('(e) restores read the off-site repository when named: a set and a day the primary lost are found there', async () => {
+    const services = createServices({ config, openSsh: () => Promise.reject(new Error('no SSH here')) });
+    const { readStoredSet } = createRestoreStoreActivities({ config, services });
+    const lost = (await primary.snapshots())
+      .filter((s) => s.tags.includes(`set=${STAMP}`) || s.tags.includes('day=2026-339'))
+      .map((s) => s.id);
+    assert.equal(lost.length, 3);
+    await primary.forgetSnapshots(lost);
+    await assert.rejects(runIn(new MockActivityEnvironment(), readStoredSet, VM, undefined), /no .*set|NoSuchSet/i);
+    const set = await runIn(new MockActivityEnvironment(), readStoredSet, VM, undefined, 'far');
+    assert.equal(set.stamp, STAMP);
+    assert.deepEqual(
+      set.images.map((i) => [i.disk, i.bytes]),
+      [['vda', 3 * MiB]],
+    );
+    // The record names the primary's disk snapshot; off-site the copy has its own id (restic copy's `original`).
+    const copyId = set.images[0]!.restic!.snapshot;
+    assert.ok(!lost.includes(copyId), 'the off-site copy of the disk snapshot is read, by its own id');
+    let dumped = 0;
+    for await (const chunk of resticImageFrom(new ResticImageSets(offsite), VM, set.images[0]!, MiB))
+      dumped += (chunk as Buffer).length;
+    assert.equal(dumped, 2 * MiB); // from the resume point on
+    await assert.rejects(
+      runIn(new MockActivityEnvironment(), readStoredSet, VM, undefined, 'nowhere'),
+      /no off-site repository "nowhere"/,
+    );
+    await assert.rejects(stageDaySnapshot(config, '2026-339'), /no snapshot tagged day=2026-339/);
+    const staged = await stageDaySnapshot(config, '2026-339', undefined, offsiteEnvOf(config, 'far'));
+    try {
+      assert.equal(statSync(staged.dir).size, 2 * MiB);
+    } finally {
+      await staged.remove();
+    }
   });
 });
