@@ -1,7 +1,13 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/schema';
-import type { OffsiteOutcome, OffsiteRequest, OffsiteSettings } from '../domain/offsite';
+import {
+  offsiteFreshness,
+  type OffsiteFreshness,
+  type OffsiteOutcome,
+  type OffsiteRequest,
+  type OffsiteSettings,
+} from '../domain/offsite';
 import { storeTaskQueue } from '../adapters/temporal/temporal-connection';
 import { applyFileMode, storeFileMode } from '../adapters/local/file-mode';
 import { copySnapshots, offsiteEnvOf, watchReachable, type CopyProgress } from '../adapters/restic/offsite';
@@ -129,5 +135,30 @@ export function createOffsiteActivities({ config, now = () => new Date() }: Offs
     );
   }
 
-  return { getOffsiteSettings, copyToOffsite };
+  /**
+   * The watchdog's look at every off-site repository (store task queue: the password files are here): its
+   * newest snapshot's age against maxAgeHours. One that cannot be read is stale, with the reason.
+   */
+  async function checkOffsiteFreshness(): Promise<OffsiteFreshness[]> {
+    const out: OffsiteFreshness[] = [];
+    for (const name of Object.keys(config.offsite).sort()) {
+      const maxAgeHours = config.offsite[name]!.maxAgeHours;
+      try {
+        const snapshots = await new Restic(offsiteEnvOf(config, name)).snapshots();
+        out.push(
+          offsiteFreshness(
+            name,
+            snapshots.map((s) => s.time),
+            maxAgeHours,
+            now(),
+          ),
+        );
+      } catch (err) {
+        out.push({ repository: name, maxAgeHours, stale: true, reason: (err as Error).message.slice(0, 300) });
+      }
+    }
+    return out;
+  }
+
+  return { getOffsiteSettings, copyToOffsite, checkOffsiteFreshness };
 }

@@ -290,4 +290,19 @@ describe('off-site copy to an append-only REST server (real restic + rclone)', (
       await staged.remove();
     }
   });
+
+  it('(f) the watchdog reads how fresh the off-site repository is: fresh now, stale 200 h later, stale when unreadable', async () => {
+    const at = (ms: number) => createOffsiteActivities({ config, now: () => new Date(Date.now() + ms) });
+    const [now] = await runIn(new MockActivityEnvironment(), at(0).checkOffsiteFreshness);
+    assert.deepEqual([now!.repository, now!.stale, now!.maxAgeHours], ['far', false, 192]);
+    assert.ok(now!.ageHours! < 1, JSON.stringify(now));
+    const [later] = await runIn(new MockActivityEnvironment(), at(200 * 3_600_000).checkOffsiteFreshness);
+    assert.equal(later!.stale, true);
+    await server.stop();
+    const [down] = await runIn(new MockActivityEnvironment(), at(0).checkOffsiteFreshness);
+    console.log(`server down: ${JSON.stringify(down)}`);
+    assert.equal(down!.stale, true);
+    assert.match(down!.reason!, /connection refused/);
+    assert.ok(!down!.reason!.includes(await readFile(server.auth!.passwordFile, 'utf8').then((p) => p.trim())));
+  });
 });
