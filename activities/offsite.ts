@@ -31,6 +31,31 @@ export function offsiteUploadLimit(config: Config, name: string): number {
   return config.offsite[name]?.maxBytesPerSecond ?? config.transfer.maxBytesPerSecond;
 }
 
+/**
+ * Every off-site repository's newest snapshot, its age against maxAgeHours (the watchdog, `status`). One that
+ * cannot be read is stale, with restic's message (it prints a REST password as ***).
+ */
+export async function readOffsiteFreshness(config: Config, now: Date): Promise<OffsiteFreshness[]> {
+  const out: OffsiteFreshness[] = [];
+  for (const name of Object.keys(config.offsite).sort()) {
+    const maxAgeHours = config.offsite[name]!.maxAgeHours;
+    try {
+      const snapshots = await new Restic(offsiteEnvOf(config, name)).snapshots();
+      out.push(
+        offsiteFreshness(
+          name,
+          snapshots.map((s) => s.time),
+          maxAgeHours,
+          now,
+        ),
+      );
+    } catch (err) {
+      out.push({ repository: name, maxAgeHours, stale: true, reason: (err as Error).message.slice(0, 300) });
+    }
+  }
+  return out;
+}
+
 /** Where the rotating check of off-site repository `name` keeps its state: beside the primary, in the store. */
 export function offsiteStateFolder(storeRoot: string, name: string): string {
   return join(storeRoot, '.offsite', name);
@@ -135,29 +160,9 @@ export function createOffsiteActivities({ config, now = () => new Date() }: Offs
     );
   }
 
-  /**
-   * The watchdog's look at every off-site repository (store task queue: the password files are here): its
-   * newest snapshot's age against maxAgeHours. One that cannot be read is stale, with the reason.
-   */
+  /** The watchdog's look at every off-site repository (store task queue: the password files are here). */
   async function checkOffsiteFreshness(): Promise<OffsiteFreshness[]> {
-    const out: OffsiteFreshness[] = [];
-    for (const name of Object.keys(config.offsite).sort()) {
-      const maxAgeHours = config.offsite[name]!.maxAgeHours;
-      try {
-        const snapshots = await new Restic(offsiteEnvOf(config, name)).snapshots();
-        out.push(
-          offsiteFreshness(
-            name,
-            snapshots.map((s) => s.time),
-            maxAgeHours,
-            now(),
-          ),
-        );
-      } catch (err) {
-        out.push({ repository: name, maxAgeHours, stale: true, reason: (err as Error).message.slice(0, 300) });
-      }
-    }
-    return out;
+    return readOffsiteFreshness(config, now());
   }
 
   return { getOffsiteSettings, copyToOffsite, checkOffsiteFreshness };

@@ -124,3 +124,12 @@ export function offsiteStaleLines(stale: readonly OffsiteFreshness[]): string[] 
       : `off-site ${f.repository}: ${f.reason ?? 'no copy'} (allowed ${f.maxAgeHours} h)`,
   );
 }
+
+/** `status`: one line per off-site repository (newest copy there, its age, late or not). */
+export function offsiteStatusLines(all: readonly OffsiteFreshness[]): string[] {
+  return all.map((f) =>
+    f.newest
+      ? `off-site ${f.repository}: newest copy ${f.newest.slice(0, 16).replace('T', ' ')} UTC, ${f.ageHours!.toFixed(1)} h ago${f.stale ? ` - LATE (allowed ${f.maxAgeHours} h)` : ''}`
+      : `off-site ${f.repository}: ${f.reason?.split('\n')[0] ?? 'no copy'} - LATE`,
+  );
+}

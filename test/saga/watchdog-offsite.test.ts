@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { offsiteFreshness, offsiteStaleLines, type OffsiteFreshness } from '../../domain/offsite';
+import { offsiteFreshness, offsiteStaleLines, offsiteStatusLines, type OffsiteFreshness } from '../../domain/offsite';
 import { TEMPORAL_TEST_SERVER } from '../../scripts/sandbox/paths';
 import { quietWorkerLogs, stubActivityWorkers } from '../helpers/temporal';
 
@@ -93,6 +93,11 @@ describe('watchdog: off-site copies that stopped arriving (time-skipping test se
     assert.deepEqual(offsiteStaleLines([late, none]), [
       'off-site far: newest copy 2026-12-06T23:00:00.000Z (25.0 h ago, allowed 24 h)',
       'off-site far: no snapshot there yet (allowed 24 h)',
+    ]);
+    assert.deepEqual(offsiteStatusLines([fresh, late, none]), [
+      'off-site far: newest copy 2026-12-07 12:00 UTC, 12.0 h ago',
+      'off-site far: newest copy 2026-12-06 23:00 UTC, 25.0 h ago - LATE (allowed 24 h)',
+      'off-site far: no snapshot there yet - LATE',
     ]);
   });
 });
