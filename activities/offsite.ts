@@ -2,7 +2,6 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/schema';
 import {
-  offsiteFreshness,
   type OffsiteFreshness,
   type OffsiteOutcome,
   type OffsiteRequest,
@@ -12,6 +11,7 @@ import { storeTaskQueue } from '../adapters/temporal/temporal-connection';
 import { applyFileMode, storeFileMode } from '../adapters/local/file-mode';
 import { copySnapshots, offsiteEnvOf, watchReachable, type CopyProgress } from '../adapters/restic/offsite';
 import { Restic } from '../adapters/restic/restic';
+import { readOffsiteFreshness } from '../adapters/restic/offsite-freshness';
 import { checkRepository } from '../adapters/restic/repository-verify';
 import { afterSubset, readVerifyState, writeVerifyState } from '../adapters/restic/verify-state';
 import { requireSection } from './config-section';
@@ -29,31 +29,6 @@ export interface OffsiteDeps {
  */
 export function offsiteUploadLimit(config: Config, name: string): number {
   return config.offsite[name]?.maxBytesPerSecond ?? config.transfer.maxBytesPerSecond;
-}
-
-/**
- * Every off-site repository's newest snapshot, its age against maxAgeHours (the watchdog, `status`). One that
- * cannot be read is stale, with restic's message (it prints a REST password as ***).
- */
-export async function readOffsiteFreshness(config: Config, now: Date): Promise<OffsiteFreshness[]> {
-  const out: OffsiteFreshness[] = [];
-  for (const name of Object.keys(config.offsite).sort()) {
-    const maxAgeHours = config.offsite[name]!.maxAgeHours;
-    try {
-      const snapshots = await new Restic(offsiteEnvOf(config, name)).snapshots();
-      out.push(
-        offsiteFreshness(
-          name,
-          snapshots.map((s) => s.time),
-          maxAgeHours,
-          now,
-        ),
-      );
-    } catch (err) {
-      out.push({ repository: name, maxAgeHours, stale: true, reason: (err as Error).message.slice(0, 300) });
-    }
-  }
-  return out;
 }
 
 /** Where the rotating check of off-site repository `name` keeps its state: beside the primary, in the store. */

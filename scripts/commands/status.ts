@@ -8,7 +8,7 @@ import { EXIT, jsonOption, output, type CliCommand } from './command-kit';
 import { restoreTestLines } from '../../domain/restore';
 import { describeHeldDown, heldDownVms } from './held-down';
 import { readRestoreTestLog } from './restore';
-import { readOffsiteFreshness } from '../../activities/offsite';
+import { readOffsiteFreshness } from '../../adapters/restic/offsite-freshness';
 import { offsiteStatusLines } from '../../domain/offsite';
 import { describeRepositoryStatus, resticRepositoryStatus } from './repository-status';
 
