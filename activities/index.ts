@@ -61,6 +61,7 @@ export const STORE_ACTIVITIES = [
   'recordResticSet',
   'discardResticPartials',
   'copyToOffsite',
+  'checkOffsiteFreshness',
   ...RESTORE_STORE_ACTIVITIES,
 ] as const satisfies readonly (keyof Activities)[];
 

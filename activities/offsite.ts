@@ -1,11 +1,17 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/schema';
-import type { OffsiteOutcome, OffsiteRequest, OffsiteSettings } from '../domain/offsite';
+import {
+  type OffsiteFreshness,
+  type OffsiteOutcome,
+  type OffsiteRequest,
+  type OffsiteSettings,
+} from '../domain/offsite';
 import { storeTaskQueue } from '../adapters/temporal/temporal-connection';
 import { applyFileMode, storeFileMode } from '../adapters/local/file-mode';
 import { copySnapshots, offsiteEnvOf, watchReachable, type CopyProgress } from '../adapters/restic/offsite';
 import { Restic } from '../adapters/restic/restic';
+import { readOffsiteFreshness } from '../adapters/restic/offsite-freshness';
 import { checkRepository } from '../adapters/restic/repository-verify';
 import { afterSubset, readVerifyState, writeVerifyState } from '../adapters/restic/verify-state';
 import { requireSection } from './config-section';
@@ -15,6 +21,14 @@ import { resticOptions } from './services';
 export interface OffsiteDeps {
   config: Config;
   now?: () => Date;
+}
+
+/**
+ * The upload cap of copies to off-site repository `name` (bytes/s; 0: none): its own maxBytesPerSecond when
+ * set (0 there lifts the cap for this repository alone), else transfer.maxBytesPerSecond.
+ */
+export function offsiteUploadLimit(config: Config, name: string): number {
+  return config.offsite[name]?.maxBytesPerSecond ?? config.transfer.maxBytesPerSecond;
 }
 
 /** Where the rotating check of off-site repository `name` keeps its state: beside the primary, in the store. */
@@ -63,6 +77,9 @@ export function createOffsiteActivities({ config, now = () => new Date() }: Offs
     return whileHeartbeating(
       () => beat,
       async (signal) => {
+        // A copy killed earlier (worker gone, server down while it ran) leaves its lock there: restic removes
+        // stale locks only (a live process's lock stays); append-only servers let locks be deleted.
+        await offsite.unlockStale();
         const before = await offsite.stats('raw-data');
         beat.phase = 'copying';
         const stop = new AbortController();
@@ -71,7 +88,7 @@ export function createOffsiteActivities({ config, now = () => new Date() }: Offs
         try {
           copied = await copySnapshots(dest, from, {
             tagGroups: request.tagGroups,
-            maxBytesPerSecond: entry.maxBytesPerSecond ?? config.transfer.maxBytesPerSecond,
+            maxBytesPerSecond: offsiteUploadLimit(config, name),
             onProgress: (p) => Object.assign(beat, p),
             signal: AbortSignal.any([signal, stop.signal]),
           });
@@ -90,7 +107,14 @@ export function createOffsiteActivities({ config, now = () => new Date() }: Offs
         const check = await checkRepository(offsite, { subset, of: entry.verifySubsets });
         const packs = check.damaged.map((d) => d.pack);
         await writeVerifyState(folder, afterSubset(state, subset, at, check.ok, packs), mode);
-        const broken = [...new Set(check.damaged.flatMap((d) => d.sets.map((s) => `${s.vm}/${s.stamp}/${s.disk}`)))];
+        const broken = [
+          ...new Set(
+            check.damaged.flatMap((d) => [
+              ...d.sets.map((s) => `${s.vm}/${s.stamp}/${s.disk}`),
+              ...(d.days ?? []).map((day) => `day ${day}`),
+            ]),
+          ),
+        ];
         return {
           repository: name,
           status: check.ok ? 'copied' : 'damaged',
@@ -111,5 +135,10 @@ export function createOffsiteActivities({ config, now = () => new Date() }: Offs
     );
   }
 
-  return { getOffsiteSettings, copyToOffsite };
+  /** The watchdog's look at every off-site repository (store task queue: the password files are here). */
+  async function checkOffsiteFreshness(): Promise<OffsiteFreshness[]> {
+    return readOffsiteFreshness(config, now());
+  }
+
+  return { getOffsiteSettings, copyToOffsite, checkOffsiteFreshness };
 }

@@ -6,6 +6,7 @@ import { makeFolders, storeFileMode } from '../adapters/local/file-mode';
 import { requireStoreRoot } from '../adapters/local/store-root';
 import { Restic } from '../adapters/restic/restic';
 import { restoreSnapshot } from '../adapters/restic/restic-paths';
+import type { ResticEnv } from '../adapters/restic/restic-process';
 import { requireSection } from './config-section';
 import { refuse } from './failures';
 import { resticOptions } from './services';
@@ -22,11 +23,16 @@ export interface StagedDay {
 
 /**
  * The newest snapshot tagged day=<label>, restored (restic checks each file it writes against the
- * repository) into <store.root>/.restic-restore/<label>-<uuid>/ (folders in config.permissions modes).
+ * repository; the primary, or `from`: an off-site one) into <store.root>/.restic-restore/<label>-<uuid>/ (folders in config.permissions modes).
  */
-export async function stageDaySnapshot(config: Config, label: string, signal?: AbortSignal): Promise<StagedDay> {
+export async function stageDaySnapshot(
+  config: Config,
+  label: string,
+  signal?: AbortSignal,
+  from: ResticEnv = resticOptions(config),
+): Promise<StagedDay> {
   const store = requireSection(config.store, 'store');
-  const restic = new Restic(resticOptions(config));
+  const restic = new Restic(from);
   const newest = (await restic.snapshots({ tags: [`day=${label}`] })).at(-1);
   if (!newest)
     throw refuse(`the restic repository ${restic.repository} has no snapshot tagged day=${label}`, 'NoSuchDay');

@@ -15,6 +15,7 @@ import { removeEmptyPartialDir, uploadFile } from '../adapters/transfer/stream-u
 import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
 import { stageDaySnapshot } from './restic-day-stage';
+import { offsiteEnvOf } from '../adapters/restic/offsite';
 
 export interface DayRestoreDeps {
   config: Config;
@@ -69,19 +70,25 @@ export function createDayRestoreActivities({ config, openSsh, now = () => new Da
     const engine = config.store?.engine ?? 'files';
     if (request.from === 'restic' && engine !== 'restic')
       throw refuse('--from restic: store.engine is not restic, there is no repository', 'NotConfigured');
-    let listed = request.from === 'restic' ? undefined : await listLocalFiles(plain);
+    // Off-site (its name only; location and password from config): that repository's newest snapshot.
+    const offsite = request.offsite !== undefined ? offsiteEnvOf(config, request.offsite) : undefined;
+    let listed = request.from === 'restic' || offsite ? undefined : await listLocalFiles(plain);
     // The repository, when asked or when the plain folder is gone: its newest snapshot of the day, staged.
     const staged =
-      listed === undefined && request.from !== 'store' && engine === 'restic'
+      listed === undefined && request.from !== 'store' && (engine === 'restic' || offsite)
         ? // Heartbeats go on while restic restores; what an earlier attempt pushed stays in them.
           await whileHeartbeating(
             () => Context.current().info.heartbeatDetails ?? { done: [], bytesDone: 0 },
-            (signal) => stageDaySnapshot(config, day.label, signal),
+            (signal) => stageDaySnapshot(config, day.label, signal, offsite),
           )
         : undefined;
     try {
       if (staged) {
-        [result.from, result.snapshot] = [`restic snapshot ${staged.snapshot} of ${staged.folder}`, staged.snapshot];
+        const where = offsite ? ` (off-site ${offsite.name})` : '';
+        [result.from, result.snapshot] = [
+          `restic snapshot ${staged.snapshot} of ${staged.folder}${where}`,
+          staged.snapshot,
+        ];
         listed = await listLocalFiles(staged.dir);
         if (listed === undefined)
           throw refuse(`snapshot ${staged.snapshot} holds no folder ${staged.folder}`, 'NoSuchDay');

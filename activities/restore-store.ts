@@ -23,6 +23,9 @@ import {
   resticVms,
   ResticSetProblem,
 } from '../adapters/image-sets/restic-restore-source';
+import { ResticImageSets } from '../adapters/image-sets/restic-image-sets';
+import { offsiteEnvOf } from '../adapters/restic/offsite';
+import { Restic } from '../adapters/restic/restic';
 import { refuse } from './failures';
 import { whileHeartbeating } from './heartbeat';
 import { createDayRestoreActivities } from './restore-day';
@@ -52,10 +55,18 @@ export interface RestoreDeps {
 export function createRestoreStoreActivities({ config, services, now = () => new Date() }: RestoreDeps) {
   const store = services.storeSets;
   const onRestic = () => config.store?.engine === 'restic';
+  const offsiteSets = new Map<string, ResticImageSets>();
+  /** The primary repository's sets, or those of off-site repository `offsite` (its name; refused when unknown). */
+  const resticSetsOf = (offsite?: string): ResticImageSets => {
+    if (offsite === undefined) return services.resticSets();
+    let sets = offsiteSets.get(offsite);
+    if (!sets) offsiteSets.set(offsite, (sets = new ResticImageSets(new Restic(offsiteEnvOf(config, offsite)))));
+    return sets;
+  };
 
-  /** store.engine restic: the set's record from the repository, each disk snapshot present with its size. */
-  async function readResticSet(vm: string, stamp?: string): Promise<StoredSetForRestore> {
-    const { stamp: chosen, manifest } = await resticSetForRestore(services.resticSets(), vm, stamp).catch(
+  /** restic: the set's record from the repository (or off-site one), each disk snapshot present with its size. */
+  async function readResticSet(vm: string, stamp?: string, offsite?: string): Promise<StoredSetForRestore> {
+    const { stamp: chosen, manifest } = await resticSetForRestore(resticSetsOf(offsite), vm, stamp).catch(
       (err: unknown) => {
         if (err instanceof ResticSetProblem)
           throw refuse(err.message, err.kind === 'missing' ? 'NoSuchSet' : 'DamagedSet');
@@ -72,9 +83,12 @@ export function createRestoreStoreActivities({ config, services, now = () => new
     };
   }
 
-  /** The set a restore uses: the given stamp, or the newest verified one; every image present, right size. */
-  async function readStoredSet(vm: string, stamp?: string): Promise<StoredSetForRestore> {
-    if (onRestic()) return readResticSet(vm, stamp);
+  /**
+   * The set a restore uses: the given stamp, or the newest verified one; every image present, right size.
+   * `offsite`: read from that off-site repository (a key of config `offsite`) instead of the store.
+   */
+  async function readStoredSet(vm: string, stamp?: string, offsite?: string): Promise<StoredSetForRestore> {
+    if (onRestic() || offsite !== undefined) return readResticSet(vm, stamp, offsite);
     const images = store();
     const verified = (await images.listSets(vm)).filter((s) => s.verified);
     const chosen = stamp ?? verified.at(-1)?.stamp;
@@ -118,11 +132,15 @@ export function createRestoreStoreActivities({ config, services, now = () => new
     stamp: string,
     image: ManifestImage,
     target: RestoreTarget,
+    offsite?: string,
   ): Promise<PushedImage> {
     const hv = services.hypervisors.hv;
-    // store.engine restic (the image names its snapshot): `restic dump` streamed, from the resume point on.
+    // restic (the image names its snapshot): `restic dump` streamed, from the resume point on; from the
+    // off-site repository `offsite` when named.
+    if (offsite !== undefined && !image.restic)
+      throw refuse(`${vm}/${stamp}/${image.disk}: the record names no snapshot to read off-site`, 'DamagedSet');
     const source = image.restic
-      ? { source: (start: number) => resticImageFrom(services.resticSets(), vm, image, start) }
+      ? { source: (start: number) => resticImageFrom(resticSetsOf(offsite), vm, image, start) }
       : { localPath: join(store().setDir(vm, stamp), image.file) };
     const previous = Context.current().info.heartbeatDetails as PushProgress | undefined;
     const arrival = arrivalPath(target);

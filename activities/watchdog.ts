@@ -5,6 +5,7 @@ import { fileStamp } from '../domain/format';
 import { JOB_WORKFLOW_TYPE, type Job, type LastSuccess } from '../domain/jobs';
 import type { Report } from '../domain/report';
 import { escapeHtml } from '../domain/report';
+import { offsiteStaleLines, type OffsiteFreshness } from '../domain/offsite';
 import type { Delivery } from '../adapters/mail/mailer';
 import type { Services } from './services';
 import { missingDependency } from './failures';
@@ -96,6 +97,19 @@ export function createWatchdogActivities({ config, services, temporalClient, now
     return mailer.deliver(report, `${fileStamp(now())}-watchdog-daily-no-data`);
   }
 
+  /** Mails that off-site copies stopped arriving (or a repository there cannot be read). */
+  async function sendOffsiteAlert(stale: OffsiteFreshness[]): Promise<Delivery> {
+    const subject = `[cluster-backup] ALERT off-site copies late: ${stale.map((f) => f.repository).join(', ')}`;
+    const text = [
+      ...offsiteStaleLines(stale),
+      '',
+      'The local backups may be fine: the copies to these repositories did not get there (see the runs',
+      "reports' off-site lines: behind, damaged). Check the off-site server and the link to it.",
+    ].join('\n');
+    const report: Report = { job: 'daily', ok: false, subject, text, html: `<pre>${escapeHtml(text)}</pre>` };
+    return mailer.deliver(report, `${fileStamp(now())}-watchdog-offsite`);
+  }
+
   /** Mails the job's recipients that backups silently stopped. */
   async function sendStaleAlert(stale: LastSuccess): Promise<Delivery> {
     const since = stale.at
@@ -111,5 +125,5 @@ export function createWatchdogActivities({ config, services, temporalClient, now
     return mailer.deliver(report, `${fileStamp(now())}-watchdog-${stale.job}`);
   }
 
-  return { lastSuccess, sendStaleAlert, dailyDataDrought, sendNoDataAlert };
+  return { lastSuccess, sendStaleAlert, dailyDataDrought, sendNoDataAlert, sendOffsiteAlert };
 }

@@ -90,3 +90,46 @@ export function offsiteSubjectNote(outcomes: readonly OffsiteOutcome[] | undefin
   if (!late.length) return '';
   return `; off-site ${late.map((o) => `${o.repository} ${o.status === 'behind' ? 'BEHIND' : 'DAMAGED'}`).join(', ')}`;
 }
+
+/** How fresh an off-site repository is (the watchdog, `status`): its newest snapshot and the allowed age. */
+export interface OffsiteFreshness {
+  repository: string;
+  /** The newest snapshot's time there (ISO), when it has any and could be read. */
+  newest?: string;
+  ageHours?: number;
+  maxAgeHours: number;
+  /** Older than maxAgeHours, empty, or not readable (then `reason`). */
+  stale: boolean;
+  reason?: string;
+}
+
+/** The freshness of one repository from its snapshots' times (none: stale). */
+export function offsiteFreshness(
+  repository: string,
+  times: readonly string[],
+  maxAgeHours: number,
+  now: Date,
+): OffsiteFreshness {
+  const newestMs = Math.max(...times.map((t) => Date.parse(t)).filter((n) => !Number.isNaN(n)));
+  if (!Number.isFinite(newestMs)) return { repository, maxAgeHours, stale: true, reason: 'no snapshot there yet' };
+  const ageHours = (now.getTime() - newestMs) / 3_600_000;
+  return { repository, newest: new Date(newestMs).toISOString(), ageHours, maxAgeHours, stale: ageHours > maxAgeHours };
+}
+
+/** The watchdog's alert text: one line per stale repository. */
+export function offsiteStaleLines(stale: readonly OffsiteFreshness[]): string[] {
+  return stale.map((f) =>
+    f.newest
+      ? `off-site ${f.repository}: newest copy ${f.newest} (${f.ageHours!.toFixed(1)} h ago, allowed ${f.maxAgeHours} h)`
+      : `off-site ${f.repository}: ${f.reason ?? 'no copy'} (allowed ${f.maxAgeHours} h)`,
+  );
+}
+
+/** `status`: one line per off-site repository (newest copy there, its age, late or not). */
+export function offsiteStatusLines(all: readonly OffsiteFreshness[]): string[] {
+  return all.map((f) =>
+    f.newest
+      ? `off-site ${f.repository}: newest copy ${f.newest.slice(0, 16).replace('T', ' ')} UTC, ${f.ageHours!.toFixed(1)} h ago${f.stale ? ` - LATE (allowed ${f.maxAgeHours} h)` : ''}`
+      : `off-site ${f.repository}: ${f.reason?.split('\n')[0] ?? 'no copy'} - LATE`,
+  );
+}

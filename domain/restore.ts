@@ -20,6 +20,8 @@ export interface RestoreVmRequest {
   network?: RestoreNetwork;
   /** The hypervisor the VM lives on (a name of config `hypervisors`); default: the first one. */
   hypervisor?: string;
+  /** Read the set from this off-site repository (a key of config `offsite`) instead of the primary store. */
+  offsite?: string;
 }
 
 /** A stored set, as a restore reads it from the store. */
@@ -103,6 +105,8 @@ export interface DayRestoreRequest {
    * Default: the plain folder, or with store.engine restic the snapshot when the folder is missing.
    */
   from?: 'store' | 'restic';
+  /** The day's newest snapshot in this off-site repository (a key of config `offsite`), not the store. */
+  offsite?: string;
 }
 
 export interface DayRestoreResult {
@@ -165,6 +169,8 @@ export interface RestoreTestResult {
   bootSeconds?: number;
   /** A failed test: the last lines the guest printed on its console (see consoleLines), to tell a dead guest from a wrong pattern. */
   console?: string[];
+  /** The set was read from this off-site repository (a key of config `offsite`), not the primary store. */
+  offsite?: string;
 }
 
 export interface RestoreTestSummary {

@@ -4,10 +4,13 @@ import type { RestoreTestResult, RestoreTestSummary } from '../domain/restore';
 import { imageStamp } from '../domain/weekly-summary';
 import { failureText } from './failure-text';
 import { getRestoreSettings, reportRestore, restoreActivities } from './restore-activities';
+import { fromOffsite } from './restore-from';
 
 export interface RestoreTestInput {
   /** Test this VM's newest set; default: the VM whose last test is the oldest (never tested first). */
   vm?: string;
+  /** Boot the set from this off-site repository (a key of config `offsite`) instead of the primary store. */
+  offsite?: string;
 }
 
 /**
@@ -30,8 +33,15 @@ export async function restoreTest(input: RestoreTestInput = {}): Promise<Restore
       return summary;
     }
     const { quick, storeQuick, storeLong, boot, forever } = restoreActivities(settings, `restore test ${vm}`);
-    const set = await storeQuick.readStoredSet(vm);
-    const result: RestoreTestResult = { vm, stamp: set.stamp, passed: false, detail: '', testedAt: startedAt };
+    const set = await storeQuick.readStoredSet(vm, undefined, ...fromOffsite(input.offsite));
+    const result: RestoreTestResult = {
+      vm,
+      stamp: set.stamp,
+      passed: false,
+      detail: '',
+      testedAt: startedAt,
+      ...(input.offsite ? { offsite: input.offsite } : {}),
+    };
     let plan: RestorePlan | undefined;
     try {
       if (!set.domainXml) throw new Error(`set ${set.stamp} has no saved domain definition to boot`);
@@ -40,7 +50,7 @@ export async function restoreTest(input: RestoreTestInput = {}): Promise<Restore
       setCurrentDetails(`${vm}/${set.stamp}: pushing`);
       for (const image of set.images) {
         const target = planned.targets.find((t) => t.disk === image.disk)!;
-        await storeLong.pushImage(vm, set.stamp, image, target);
+        await storeLong.pushImage(vm, set.stamp, image, target, ...fromOffsite(input.offsite));
       }
       setCurrentDetails(`${vm}/${set.stamp}: booting`);
       const probe = await boot.bootTest(set.domainXml, planned);

@@ -20,6 +20,7 @@ import { failureText } from './failure-text';
 import { restoreProgressQuery } from './restore-definitions';
 import { getRestoreSettings, reportRestore, restoreActivities } from './restore-activities';
 import { AbortHandler, Compensations, Stepper } from './saga';
+import { fromOffsite } from './restore-from';
 
 /** How long a VM replaced with --stop may stay down after its shutdown (swap, start). */
 const DOWNTIME_BUDGET_SECONDS = 600;
@@ -63,7 +64,9 @@ export async function restoreVm(request: RestoreVmRequest): Promise<RestoreVmRes
   const { quick, storeQuick, storeLong, forever } = restoreActivities(settings, `restore ${vm}`);
 
   const readSet = async () => {
-    const set = await step.run('reading-set', () => storeQuick.readStoredSet(vm, request.stamp));
+    const set = await step.run('reading-set', () =>
+      storeQuick.readStoredSet(vm, request.stamp, ...fromOffsite(request.offsite)),
+    );
     result.stamp = progress.stamp = set.stamp;
     if (mode === 'as' && !set.domainXml) {
       throw ApplicationFailure.nonRetryable(
@@ -97,7 +100,13 @@ export async function restoreVm(request: RestoreVmRequest): Promise<RestoreVmRes
       const summary = { summary: `restore ${vm}: push ${image.disk}, ${formatBytes(image.bytes)}` };
       result.pushed.push(
         await step.run('pushing', () =>
-          storeLong.pushImage.executeWithOptions(summary, [vm, set.stamp, image, target]),
+          storeLong.pushImage.executeWithOptions(summary, [
+            vm,
+            set.stamp,
+            image,
+            target,
+            ...fromOffsite(request.offsite),
+          ]),
         ),
       );
     }

@@ -1,11 +1,12 @@
 import { patched } from '@temporalio/workflow';
 import type { Job, LastSuccess } from '../domain/jobs';
-import { remoteActivities } from './activity-proxies';
+import { remoteActivities, storeActivities } from './activity-proxies';
 
-const { lastSuccess, sendStaleAlert, dailyDataDrought, sendNoDataAlert } = remoteActivities({
-  startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '10 seconds', maximumInterval: '5 minutes', maximumAttempts: 5 },
-});
+const { lastSuccess, sendStaleAlert, dailyDataDrought, sendNoDataAlert, getOffsiteSettings, sendOffsiteAlert } =
+  remoteActivities({
+    startToCloseTimeout: '5 minutes',
+    retry: { initialInterval: '10 seconds', maximumInterval: '5 minutes', maximumAttempts: 5 },
+  });
 
 /** The dead-man's switch: a backup that silently stopped running is the worst failure, so say it loudly. */
 export async function backupWatchdog(input: { jobs: Job[] }): Promise<LastSuccess[]> {
@@ -18,6 +19,18 @@ export async function backupWatchdog(input: { jobs: Job[] }): Promise<LastSucces
     if (job === 'daily' && patched('daily-data-drought')) {
       const drought = await dailyDataDrought();
       if (drought.problem) await sendNoDataAlert(drought);
+    }
+  }
+  // Off-site copies that stopped arriving: each run reports "behind" and stays OK, so this says it loudly.
+  if (patched('watchdog-offsite')) {
+    const settings = await getOffsiteSettings();
+    if (settings.repositories.length) {
+      const { checkOffsiteFreshness } = storeActivities(settings.storeTaskQueue, {
+        startToCloseTimeout: '10 minutes',
+        retry: { initialInterval: '10 seconds', maximumInterval: '2 minutes', maximumAttempts: 3 },
+      });
+      const stale = (await checkOffsiteFreshness()).filter((f) => f.stale);
+      if (stale.length) await sendOffsiteAlert(stale);
     }
   }
   return checks;

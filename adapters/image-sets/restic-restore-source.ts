@@ -17,6 +17,8 @@ export class ResticSetProblem extends Error {
  * The set a restore reads from a restic repository (store.engine restic): the given stamp, or the newest
  * recorded (verified) one. Its record must name, for every image, a disk snapshot that is still in the
  * repository with that set's tags and the record's size; else nothing is restored (ResticSetProblem).
+ * In a repository the set was copied to (`restic copy`: off-site), the disk snapshot has an id of its own and
+ * names the record's as its `original`: the manifest returned names that copy's id, which is what is dumped.
  */
 export async function resticSetForRestore(
   sets: ResticImageSets,
@@ -35,13 +37,13 @@ export async function resticSetForRestore(
   }
   const manifest = await sets.readManifest(vm, chosen);
   if (!manifest) throw new ResticSetProblem(`${vm}/${chosen} has no record in ${sets.where}`, 'missing');
+  const images = [];
   for (const image of manifest.images) {
     if (!image.restic)
       throw new ResticSetProblem(`${vm}/${chosen}/${image.disk}: the record names no restic snapshot`, 'damaged');
     const snapshot = image.restic.snapshot;
-    const found = (await sets.diskSnapshots(vm, chosen, image.disk)).find(
-      (s) => s.id.startsWith(snapshot) || snapshot.startsWith(s.id),
-    );
+    const same = (id: string | undefined) => id !== undefined && (id.startsWith(snapshot) || snapshot.startsWith(id));
+    const found = (await sets.diskSnapshots(vm, chosen, image.disk)).find((s) => same(s.id) || same(s.original));
     if (!found)
       throw new ResticSetProblem(
         `${vm}/${chosen}/${image.disk}: snapshot ${snapshot.slice(0, 8)} is not in ${sets.where}`,
@@ -53,8 +55,9 @@ export async function resticSetForRestore(
         `${vm}/${chosen}/${image.disk}: snapshot ${snapshot.slice(0, 8)} holds ${bytes} bytes, the record says ${image.bytes}`,
         'damaged',
       );
+    images.push(same(found.id) ? image : { ...image, restic: { ...image.restic, snapshot: found.id } });
   }
-  return { stamp: chosen, manifest };
+  return { stamp: chosen, manifest: { ...manifest, images } };
 }
 
 /**

@@ -17,6 +17,8 @@ import type { WeeklySummary } from '../../domain/weekly-summary';
 import { measureStores } from '../image-sets/store-usage';
 import { repositoryNumbers, type RepositoryNumbers } from '../restic/repository-stats';
 import { Restic } from '../restic/restic';
+import { readOffsiteFreshness } from '../restic/offsite-freshness';
+import type { OffsiteFreshness } from '../../domain/offsite';
 import { resticEnvOf } from '../restic/restic-config';
 import { pastRuns } from '../temporal/past-runs';
 
@@ -45,6 +47,8 @@ export class BackupMetrics {
     'stored' | 'packs' | 'restore' | 'dedup' | 'lastCheck' | 'lastCheckOk' | 'coverage',
     MetricGauge
   >;
+  private readonly offsiteNewest: MetricGauge;
+  private readonly offsiteReadable: MetricGauge;
   /** When the restic numbers were last collected (two restic stats runs: not every minute). */
   private repoReadAt = 0;
   /** Epoch ms of what the gauges show, per job: an older run read later never overwrites a newer one. */
@@ -63,8 +67,17 @@ export class BackupMetrics {
     this.lastSuccess = gauge('last_success_timestamp_seconds', 's', 'When the last run with result ok ended.');
     this.dailyBytes = gauge('daily_last_run_copied_bytes', 'By', 'Bytes copied by the last daily run (all its days).');
     this.dailyFiles = gauge('daily_last_run_copied_files', '', 'Files copied by the last daily run.');
-    this.vmDowntime = gauge('vm_downtime_seconds', 's', 'Downtime of the VM in the last weekly run (labels vm, hypervisor).', 'float');
-    this.vmImageBytes = gauge('vm_image_bytes', 'By', 'Size of the VM image set taken by the last weekly run (labels vm, hypervisor).');
+    this.vmDowntime = gauge(
+      'vm_downtime_seconds',
+      's',
+      'Downtime of the VM in the last weekly run (labels vm, hypervisor).',
+      'float',
+    );
+    this.vmImageBytes = gauge(
+      'vm_image_bytes',
+      'By',
+      'Size of the VM image set taken by the last weekly run (labels vm, hypervisor).',
+    );
     this.vmsHeldDown = gauge('vms_held_down', '', 'VMs stopped by a run and not yet running again (label hypervisor).');
     this.imageAreaFree = gauge(
       'image_area_free_bytes',
@@ -77,6 +90,16 @@ export class BackupMetrics {
       'Free bytes of the backup store file system (store: daily, images).',
     );
     this.storeSize = gauge('store_size_bytes', 'By', 'Size of the backup store file system (store: daily, images).');
+    this.offsiteNewest = gauge(
+      'offsite_newest_snapshot_timestamp_seconds',
+      's',
+      'The newest snapshot in the off-site repository (label offsite); its lag is time() minus this.',
+    );
+    this.offsiteReadable = gauge(
+      'offsite_readable',
+      '',
+      '1 if the off-site repository could be read (label offsite), 0 if not.',
+    );
     this.repo = {
       stored: gauge('restic_stored_bytes', 'By', 'restic stats --mode raw-data: the stored (deduplicated) bytes.'),
       packs: gauge('restic_pack_bytes', 'By', "The restic repository's pack files on disk."),
@@ -103,6 +126,13 @@ export class BackupMetrics {
     if (last) {
       this.repo.lastCheck.set(Math.floor(Date.parse(last.at) / 1000));
       this.repo.lastCheckOk.set(last.ok ? 1 : 0);
+    }
+  }
+
+  setOffsiteFreshness(all: readonly OffsiteFreshness[]): void {
+    for (const f of all) {
+      this.offsiteReadable.set(f.reason && !f.newest ? 0 : 1, { offsite: f.repository });
+      if (f.newest) this.offsiteNewest.set(Math.floor(Date.parse(f.newest) / 1000), { offsite: f.repository });
     }
   }
 
@@ -189,6 +219,7 @@ export class BackupMetrics {
     this.repoReadAt = Date.now();
     const numbers = await repositoryNumbers(new Restic(env), config.store.root, config.store.restic.verifySubsets);
     this.setRepositoryNumbers(numbers);
+    if (Object.keys(config.offsite).length) this.setOffsiteFreshness(await readOffsiteFreshness(config, new Date()));
   }
 }
 

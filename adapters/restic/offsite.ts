@@ -121,7 +121,7 @@ export function parseCopyOutput(text: string): CopyResult {
 /**
  * `restic copy` from `from` into `dest` of the given snapshots: resumable by nature (a snapshot already
  * there is skipped, a pack already there is not sent again). The signal interrupts restic (SIGINT: it
- * removes its lock) and this throws; a server that cannot be reached is a transient ResticUnreachableError.
+ * removes its lock; killed when that takes more than 5 s) and this throws; a server that cannot be reached is a transient ResticUnreachableError.
  */
 export async function copySnapshots(dest: ResticEnv, from: ResticEnv, request: CopyRequest): Promise<CopyResult> {
   const args = copyArgs(request);
@@ -133,9 +133,13 @@ export async function copySnapshots(dest: ResticEnv, from: ResticEnv, request: C
   const err = tailCollector();
   let out = '';
   let aborted = false;
+  let killTimer: NodeJS.Timeout | undefined;
   const onAbort = () => {
     aborted = true;
     child.kill('SIGINT');
+    // On SIGINT restic removes its lock there, retrying for minutes when the server is gone: it is killed
+    // after a grace, and the lock it leaves is stale (the next copy's `restic unlock` removes it).
+    killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
   };
   child.stdin.on('error', () => {});
   child.stdin.end();
@@ -163,9 +167,13 @@ export async function copySnapshots(dest: ResticEnv, from: ResticEnv, request: C
     if (code !== 0) throw resticError('copy', code, signal, err.text());
     return parseCopyOutput(out);
   } finally {
+    clearTimeout(killTimer);
     request.signal?.removeEventListener('abort', onAbort);
   }
 }
+
+/** How long a stopped copy may take to remove its lock before it is killed. */
+const KILL_GRACE_MS = 5000;
 
 function signalReason(signal?: AbortSignal): string {
   const reason: unknown = signal?.reason;

@@ -19,6 +19,10 @@ export interface DamagedPack {
   pack: string;
   /** The sets whose data or trees are in the pack; empty when no snapshot uses it. */
   sets: BrokenSet[];
+  /** The SUPIM days (yyyy-ddd, tag day=) whose snapshots hold data of the pack. */
+  days?: string[];
+  /** Why the pack could not be mapped to what it breaks (restic find could not read it), when so. */
+  unmapped?: string;
 }
 
 export interface RepositoryCheck {
@@ -58,48 +62,71 @@ export async function checkRepository(restic: Restic, scope: CheckScope): Promis
   const index = () => (blobs ??= indexedBlobs(restic)); // read once, only if needed
   const treePacks = trees.length ? packsOfBlobs(await index(), trees) : [];
   for (const pack of new Set([...damagedPacks(output), ...treePacks])) {
-    const sets = damaged.length < MAP_AT_MOST ? await setsInPack(restic, pack, snapshots, index) : [];
-    damaged.push({ pack, sets });
+    damaged.push(
+      damaged.length < MAP_AT_MOST
+        ? { pack, ...(await usersOfPack(restic, pack, snapshots, index)) }
+        : { pack, sets: [] },
+    );
   }
   return { ok: false, scope, ...counts, damaged, outputTail: tail(output) };
 }
 
+/** The sets a damaged pack breaks (see usersOfPack). */
+export async function setsInPack(restic: Restic, pack: string, snapshots: readonly Snapshot[]): Promise<BrokenSet[]> {
+  return (await usersOfPack(restic, pack, snapshots)).sets;
+}
+
 /**
- * The sets a damaged pack breaks: those whose files have data blobs in it (`restic find --pack <id> --json`,
- * restic 0.14's own mapping, which skips trees), and those whose trees are in it: a snapshot whose root tree
- * it holds, or one with a folder tree it holds (`restic find --tree`).
+ * The sets and SUPIM days a damaged pack breaks: those whose files have data blobs in it (`restic find --pack
+ * <id> --json`, restic 0.14's own mapping, which skips trees), and those whose trees are in it: a snapshot
+ * whose root tree it holds, or one with a folder tree it holds (`restic find --tree`). A pack restic cannot
+ * read (its header damaged too) is named unmapped rather than failing the check's verdict; a wrong password
+ * or a server gone is thrown.
  */
-export async function setsInPack(
+export async function usersOfPack(
   restic: Restic,
   pack: string,
   snapshots: readonly Snapshot[],
   index: () => Promise<IndexedBlob[]> = () => indexedBlobs(restic),
-): Promise<BrokenSet[]> {
-  if (!/^[0-9a-f]{64}$/.test(pack)) return [];
-  const ids = new Set(await findSnapshots(restic, ['--pack', pack]));
+): Promise<Pick<DamagedPack, 'sets' | 'days' | 'unmapped'>> {
+  if (!/^[0-9a-f]{64}$/.test(pack)) return { sets: [] };
+  const run = await runRestic(restic.env, ['find', '--pack', pack, '--json']);
+  if (run.code !== 0) {
+    const err = resticError('find', run.code, run.signal, run.stderr);
+    if (err.type !== 'ResticError') throw err;
+    return { sets: [], unmapped: firstLine(run.stderr) };
+  }
+  const ids = new Set(findResults(run.stdout).map((r) => r.snapshot));
   const trees = (await index()).filter((b) => b.pack === pack && b.type === 'tree').map((b) => b.id);
   if (trees.length) {
     for (const s of snapshots) if (s.tree && trees.includes(s.tree)) ids.add(s.id);
-    for (const id of await findSnapshots(restic, ['--tree', ...trees])) ids.add(id);
+    const run = await runRestic(restic.env, ['find', '--tree', ...trees, '--json']);
+    if (run.code === 0) for (const r of findResults(run.stdout)) ids.add(r.snapshot);
+    else if (resticError('find', run.code, run.signal, run.stderr).type !== 'ResticError')
+      throw resticError('find', run.code, run.signal, run.stderr);
   }
   const sets = new Map<string, BrokenSet>();
+  const days = new Set<string>();
   for (const snapshot of snapshots) {
     if (!ids.has(snapshot.id)) continue;
+    const day = tag(snapshot, 'day');
+    if (day) days.add(day);
     const vm = tag(snapshot, 'vm');
     const stamp = tag(snapshot, 'set');
     if (!vm || !stamp) continue;
     const disk = snapshot.tags.includes('record') ? 'manifest' : (tag(snapshot, 'disk') ?? '?');
     sets.set(`${vm}/${stamp}/${disk}`, { vm, stamp, disk, snapshot: snapshot.id });
   }
-  return [...sets.values()].sort((a, b) =>
-    `${a.vm}/${a.stamp}/${a.disk}`.localeCompare(`${b.vm}/${b.stamp}/${b.disk}`),
-  );
+  return {
+    sets: [...sets.values()].sort((a, b) =>
+      `${a.vm}/${a.stamp}/${a.disk}`.localeCompare(`${b.vm}/${b.stamp}/${b.disk}`),
+    ),
+    ...(days.size ? { days: [...days].sort() } : {}),
+  };
 }
 
-async function findSnapshots(restic: Restic, args: string[]): Promise<string[]> {
-  const run = await runRestic(restic.env, ['find', ...args, '--json']);
-  if (run.code !== 0) throw resticError('find', run.code, run.signal, run.stderr);
-  return findResults(run.stdout).map((r) => r.snapshot);
+function firstLine(text: string): string {
+  return text.trim().split('\n')[0]?.slice(0, 200) ?? '';
 }
 
 interface IndexedBlob {

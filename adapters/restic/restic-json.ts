@@ -35,6 +35,8 @@ export interface Snapshot {
   hostname?: string;
   /** Its root tree (the blob id). */
   tree?: string;
+  /** A snapshot made by `restic copy`: the id of the snapshot it is a copy of (in the source repository). */
+  original?: string;
 }
 
 /** One group of `restic forget --json`. */
@@ -100,6 +102,7 @@ export function parseSnapshots(stdout: string): Snapshot[] {
     tags: s.tags ?? [],
     paths: s.paths ?? [],
     ...(s.hostname === undefined ? {} : { hostname: s.hostname }),
-    ...(s.tree === undefined ? {} : { tree: s.tree }),
+    ...(typeof s.tree === 'string' ? { tree: s.tree } : {}),
+    ...(typeof s.original === 'string' ? { original: s.original } : {}),
   }));
 }

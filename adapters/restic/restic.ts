@@ -250,8 +250,8 @@ export class Restic {
   }
 
   /** Removes data no snapshot uses any more. */
-  async prune(): Promise<string> {
-    return (await this.run(['prune'])).stdout;
+  async prune(signal?: AbortSignal): Promise<string> {
+    return (await this.run(['prune'], signal)).stdout;
   }
 
   async stats(mode: 'raw-data' | 'restore-size'): Promise<RepositoryStats> {
@@ -266,11 +266,12 @@ export class Restic {
 
 /**
  * The pack ids restic 0.14's check names as damaged: "Pack ID does not match, want <id>, got <hash>"
- * (the want is the pack's name), and "pack <id>: ..." lines.
+ * (the want is the pack's name), and "pack <id>: ..." lines (but for an unreferenced pack's hint).
  */
 export function damagedPacks(output: string): string[] {
   const ids = new Set<string>();
   for (const m of output.matchAll(/Pack ID does not match, want ([0-9a-f]{64})/g)) ids.add(m[1]!);
-  for (const m of output.matchAll(/\bpack ([0-9a-f]{64})\b/gi)) ids.add(m[1]!);
+  // "pack <id>: not referenced in any index" is a leftover (a copy or backup killed mid-way), not damage.
+  for (const m of output.matchAll(/\bpack ([0-9a-f]{64})\b(?!: not referenced in any index)/gi)) ids.add(m[1]!);
   return [...ids];
 }

@@ -16,6 +16,7 @@ import {
 import { unsafeVmNameReason } from '../../domain/vm-names';
 import type { restoreDay, restoreTest, restoreVm } from '../../workflows';
 import { jsonOption, UsageError, type CliCommand } from './command-kit';
+import { checkOffsiteOf, FROM_OFFSITE_HELP, offsiteOf } from './restore-from';
 import { waitAndPrint } from './run-daily';
 
 export const RESTORE_TEST_SCHEDULE_ID = 'cluster-backup-restore-test';
@@ -62,8 +63,11 @@ export function restoreVmRequest(vm: string | undefined, options: RestoreOptions
   };
 }
 
-function onHypervisor(options: RestoreOptions): { hypervisor?: string } {
-  return options.hypervisor !== undefined ? { hypervisor: options.hypervisor } : {};
+function onHypervisor(options: RestoreOptions): { hypervisor?: string; offsite?: string } {
+  return {
+    ...(options.hypervisor !== undefined ? { hypervisor: options.hypervisor } : {}),
+    ...offsiteOf(options.from),
+  };
 }
 
 /** A --hypervisor the config does not name is refused before anything starts. */
@@ -93,11 +97,12 @@ export function startRestoreVm(client: Client, config: Config, request: RestoreV
   });
 }
 
-/** `--from store|restic`, checked. */
-export function dayRestoreSource(from: string): 'store' | 'restic' {
+/** `restore day --from store|restic|offsite:<name>`, checked: the request's fields. */
+export function dayRestoreSource(from: string): { from?: 'store' | 'restic'; offsite?: string } {
+  if (from.startsWith('offsite:')) return offsiteOf(from);
   if (from !== 'store' && from !== 'restic')
-    throw new UsageError(`--from is store or restic, not ${JSON.stringify(from)}`);
-  return from;
+    throw new UsageError(`--from is store, restic or offsite:<name>, not ${JSON.stringify(from)}`);
+  return { from };
 }
 
 export function startRestoreDay(client: Client, config: Config, day: string, options: RestoreOptions) {
@@ -106,8 +111,9 @@ export function startRestoreDay(client: Client, config: Config, day: string, opt
     ...(options.to ? { to: options.to } : {}),
     ...(options.host ? { host: options.host } : {}),
     overwrite: options.overwrite === true,
-    ...(options.from ? { from: dayRestoreSource(options.from) } : {}),
+    ...(options.from ? dayRestoreSource(options.from) : {}),
   };
+  checkOffsiteOf(request, config);
   return client.workflow.start<typeof restoreDay>('restoreDay', {
     taskQueue: config.temporal.taskQueue,
     workflowId: `restore-day-${day}`,
@@ -117,11 +123,13 @@ export function startRestoreDay(client: Client, config: Config, day: string, opt
   });
 }
 
-export function startRestoreTest(client: Client, config: Config, vm?: string, workflowId?: string) {
+export function startRestoreTest(client: Client, config: Config, vm?: string, workflowId?: string, offsite?: string) {
+  const input = { ...(vm ? { vm } : {}), ...(offsite !== undefined ? { offsite } : {}) };
+  checkOffsiteOf(input, config);
   return client.workflow.start<typeof restoreTest>('restoreTest', {
     taskQueue: config.temporal.taskQueue,
-    workflowId: workflowId ?? `restore-test-${vm ?? 'next'}`,
-    args: [vm ? { vm } : {}],
+    workflowId: workflowId ?? `restore-test-${vm ?? 'next'}${offsite !== undefined ? `-offsite-${offsite}` : ''}`,
+    args: [input],
     workflowIdConflictPolicy: 'USE_EXISTING',
     workflowIdReusePolicy: 'ALLOW_DUPLICATE',
   });
@@ -205,11 +213,13 @@ export const restoreVmCommand: CliCommand = {
       .option('--keep-network', 'keep its network interfaces up (with --as; default: link down)')
       .option('--replace', 'put the set back in place of the VM`s disks (needs --set)')
       .option('--stop', 'shut the VM down cleanly first (with --replace)')
-      .option('--hypervisor <name>', 'the hypervisor the VM lives on (default: the first of the config)'),
+      .option('--hypervisor <name>', 'the hypervisor the VM lives on (default: the first of the config)')
+      .option('--from <offsite:name>', FROM_OFFSITE_HELP),
   run: (cli, command) => {
     const request = restoreVmRequest(command.args[0], command.opts<RestoreOptions>());
     return cli.withClient(async (client, config) => {
       checkHypervisorOf(request, config);
+      checkOffsiteOf(request, config);
       return waitAndPrint(command, await startRestoreVm(client, config, request), formatRestoreVm);
     });
   },
@@ -227,9 +237,9 @@ export const restoreDayCommand: CliCommand = {
       .option('--host <key>', 'another host of the config (default: supim.host)')
       .option('--overwrite', 'replace files that exist there')
       .option(
-        '--from <store|restic>',
+        '--from <store|restic|offsite:name>',
         'store: the plain day folder; restic: the day`s newest snapshot (store.engine restic; the default ' +
-          'there when the plain folder is missing)',
+          'there when the plain folder is missing); offsite:NAME: the day`s newest snapshot in that off-site repository',
       ),
   run: (cli, command) => {
     const day = command.args[0] ?? '';
@@ -251,9 +261,16 @@ export const restoreTestCommand: CliCommand = {
   summary:
     'boot the newest stored set of a VM (default: the one tested longest ago) as a throw-away domain without ' +
     'network; passes when the guest shows life; everything it made is removed',
-  define: (command) => jsonOption(command).argument('[vm]', 'the VM to test'),
-  run: (cli, command) =>
-    cli.withClient(async (client, config) =>
-      waitAndPrint(command, await startRestoreTest(client, config, command.args[0]), formatRestoreTest),
-    ),
+  define: (command) =>
+    jsonOption(command).argument('[vm]', 'the VM to test').option('--from <offsite:name>', FROM_OFFSITE_HELP),
+  run: (cli, command) => {
+    const { offsite } = offsiteOf(command.opts<RestoreOptions>().from);
+    return cli.withClient(async (client, config) =>
+      waitAndPrint(
+        command,
+        await startRestoreTest(client, config, command.args[0], undefined, offsite),
+        formatRestoreTest,
+      ),
+    );
+  },
 };

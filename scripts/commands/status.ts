@@ -8,6 +8,8 @@ import { EXIT, jsonOption, output, type CliCommand } from './command-kit';
 import { restoreTestLines } from '../../domain/restore';
 import { describeHeldDown, heldDownVms } from './held-down';
 import { readRestoreTestLog } from './restore';
+import { readOffsiteFreshness } from '../../adapters/restic/offsite-freshness';
+import { offsiteStatusLines } from '../../domain/offsite';
 import { describeRepositoryStatus, resticRepositoryStatus } from './repository-status';
 
 const JOB_TYPES = [...Object.entries(JOB_WORKFLOW_TYPE), ['watchdog', 'backupWatchdog']] as const;
@@ -124,7 +126,8 @@ export const statusCommand: CliCommand = {
       const heldDown = await heldDownVms(config);
       const restoreTests = await readRestoreTestLog(config);
       const repository = await resticRepositoryStatus(config);
-      output(command, { jobs, heldDown, restoreTests, ...(repository ? { repository } : {}) }, () => [
+      const offsite = await readOffsiteFreshness(config, new Date());
+      output(command, { jobs, heldDown, restoreTests, ...(repository ? { repository } : {}), offsite }, () => [
         ...formatStatus(jobs),
         '',
         `VMs held down now: ${heldDown.length === 0 ? 'none' : ''}`,
@@ -132,6 +135,7 @@ export const statusCommand: CliCommand = {
         '',
         ...(restoreTestLines(restoreTests).length ? restoreTestLines(restoreTests) : ['restore test: none yet']),
         ...(repository ? ['', ...describeRepositoryStatus(repository)] : []),
+        ...(offsite.length ? ['', ...offsiteStatusLines(offsite)] : []),
       ]);
       return EXIT.ok;
     }),

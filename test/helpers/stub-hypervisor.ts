@@ -4,7 +4,7 @@ import type { RemoteActivities, StoreActivities } from '../../activities';
 import type { Preflight, PreparedDisk } from '../../domain/vm-contracts';
 import type { HeldDownRecord, RunRef } from '../../adapters/hypervisor/vm-records';
 import type { OverlaysLeft } from '../../domain/guardian';
-import type { OffsiteOutcome } from '../../domain/offsite';
+import type { OffsiteFreshness, OffsiteOutcome } from '../../domain/offsite';
 import type { VmImage, WeeklySettings } from '../../domain/weekly-summary';
 import { RESTORE_STORE_ACTIVITIES } from '../../activities/restore';
 
@@ -60,6 +60,8 @@ export class StubHypervisor {
   readonly awaitedSeconds: number[] = [];
   /** Off-site repositories (none by default), each a copy that returns an outcome or throws, per attempt. */
   offsite: Record<string, (attempt: number) => Promise<OffsiteOutcome>> = {};
+  /** What the watchdog's look at the off-site repositories finds. */
+  offsiteFreshness: OffsiteFreshness[] = [];
 
   constructor(readonly settings: WeeklySettings) {}
 
@@ -255,6 +257,10 @@ export class StubHypervisor {
       },
       storeSupimDayInRestic: async () => {
         throw ApplicationFailure.nonRetryable('not in these tests');
+      },
+      checkOffsiteFreshness: async () => {
+        this.calls.push('checkOffsiteFreshness');
+        return this.offsiteFreshness;
       },
       copyToOffsite: async (name, request) => {
         this.calls.push(`copyToOffsite ${name} ${request.tagGroups.map((g) => g.join('+')).join(' ')}`);

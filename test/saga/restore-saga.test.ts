@@ -33,6 +33,8 @@ class StubVm {
   state: 'running' | 'shut-off' = 'running';
   files = new Map<string, string>([['/vm/db.qcow2', 'original']]);
   calls: string[] = [];
+  /** The store activities' arguments, in call order: [name, ...args]. */
+  storeArgs: unknown[][] = [];
   failOn = new Map<string, number>();
   /** Holds the push until released (to abort mid-push). */
   pushGate?: Promise<void>;
@@ -128,8 +130,12 @@ class StubVm {
       sendRestoreReport: async () => ({ subject: 'x', where: 'nowhere' }),
     };
     const store = {
-      readStoredSet: async () => ({ vm: 'db', stamp: '20261127T000000Z', images: [IMAGE], domainXml: '<domain/>' }),
-      pushImage: async () => {
+      readStoredSet: async (...args: unknown[]) => {
+        this.storeArgs.push(['readStoredSet', ...args]);
+        return { vm: 'db', stamp: '20261127T000000Z', images: [IMAGE], domainXml: '<domain/>' };
+      },
+      pushImage: async (...args: unknown[]) => {
+        this.storeArgs.push(['pushImage', ...args]);
         this.fault('pushImage');
         await this.pushGate;
         this.files.set('/vm/db.qcow2.restored-S', 'restored');
@@ -208,6 +214,27 @@ describe('restore vm --replace: every exit path puts the original disk back', ()
     assert.ok(!vm.calls.includes('lockVm'), 'a restore beside the VM does not lock it');
     assert.ok(!vm.calls.includes('requestShutdown'));
     assert.equal(vm.state, 'running');
+  });
+
+  it('--from offsite:far: the set read and pushed from that off-site repository (its name only); else no extra argument', async () => {
+    vm = new StubVm();
+    const result = await restore({ mode: 'as', newName: 'db-restored', stop: undefined, offsite: 'far' });
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.deepEqual(
+      vm.storeArgs.map((a) => [a[0], a.at(-1)]),
+      [
+        ['readStoredSet', 'far'],
+        ['pushImage', 'far'],
+      ],
+    );
+    assert.deepEqual(vm.storeArgs[0], ['readStoredSet', 'db', '20261127T000000Z', 'far']);
+    vm = new StubVm();
+    await restore({ mode: 'as', newName: 'db-restored', stop: undefined });
+    assert.deepEqual(
+      vm.storeArgs.map((a) => a.length),
+      [3, 5],
+      'from the store: the activities get the arguments they always had',
+    );
   });
 
   it('replaces the disk of a running VM: stopped, swapped, started on the restored disk', async () => {

@@ -52,6 +52,24 @@ describe('backup metrics on the Prometheus endpoint of the SDK runtime', () => {
     );
   });
 
+  it('shows each off-site repository: its newest snapshot, and whether it could be read', async () => {
+    metrics.setOffsiteFreshness([
+      { repository: 'far', newest: '2026-12-07T05:41:00.000Z', ageHours: 3, maxAgeHours: 192, stale: false },
+      { repository: 'down', maxAgeHours: 192, stale: true, reason: 'connection refused' },
+    ]);
+    const body = await scrape();
+    assert.equal(
+      metricValue(body, 'cluster_backup_offsite_newest_snapshot_timestamp_seconds', { offsite: 'far' }),
+      Date.parse('2026-12-07T05:41:00Z') / 1000,
+    );
+    assert.equal(metricValue(body, 'cluster_backup_offsite_readable', { offsite: 'far' }), 1);
+    assert.equal(metricValue(body, 'cluster_backup_offsite_readable', { offsite: 'down' }), 0);
+    assert.equal(
+      metricValue(body, 'cluster_backup_offsite_newest_snapshot_timestamp_seconds', { offsite: 'down' }),
+      undefined,
+    );
+  });
+
   it('shows the last weekly run per VM, the image area, the store and the VMs held down', async () => {
     const reportedAt = new Date('2026-11-29T05:41:00Z');
     metrics.recordRun({ job: 'weekly', outcome: sampleWeekly() }, reportedAt);

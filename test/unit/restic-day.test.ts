@@ -61,7 +61,9 @@ describe('SUPIM days in restic: notes, the run verdict, arguments', () => {
     assert.throws(() => checkLocalPath('path', '-r/x'), /not an absolute path/);
     assert.throws(() => checkLocalPath('path', 'backup/2026'), /not an absolute path/);
     assert.throws(() => checkLocalPath('path', '/backup/20\n26'), /newline/);
-    assert.equal(dayRestoreSource('restic'), 'restic');
-    assert.throws(() => dayRestoreSource('s3'), /--from is store or restic/);
+    assert.deepEqual(dayRestoreSource('restic'), { from: 'restic' });
+    assert.deepEqual(dayRestoreSource('offsite:far'), { offsite: 'far' });
+    assert.throws(() => dayRestoreSource('s3'), /--from is store, restic or offsite:<name>/);
+    assert.throws(() => dayRestoreSource('offsite:../x'), /--from is offsite:<name>/);
   });
 });

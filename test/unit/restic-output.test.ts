@@ -89,6 +89,10 @@ describe('restic JSON output', () => {
   it("names the damaged pack from check's output (the want, not the hash got)", () => {
     assert.deepEqual(damagedPacks(CHECK_DAMAGED), ['6ba0619768c25f2788ec8d59b0fc16bff1a367043cc0f9f743002f0e4aa66941']);
     assert.deepEqual(damagedPacks('no errors were found\n'), []);
+    // restic 0.14's hint on a leftover file (a copy killed mid-way) is not damage.
+    const leftover = `pack ${'7d'.repeat(32)}: not referenced in any index\n1 additional files were found in the repo\n`;
+    assert.deepEqual(damagedPacks(leftover), []);
+    assert.deepEqual(damagedPacks(`${leftover}pack ${'ab'.repeat(32)}: does not exist\n`), ['ab'.repeat(32)]);
   });
 });
 

@@ -5,6 +5,8 @@ import { bootProbeXml, restoredDomainXml, RestoreXmlError } from '../../adapters
 import { isoDateOfDayLabel, nextVmToTest, type RestoreVmResult } from '../../domain/restore';
 import { restoreReport } from '../../domain/restore-report';
 import { formatRestoreVm, restoreVmRequest as restoreVmRequestOk } from '../../scripts/commands/restore';
+import type { Config } from '../../config/schema';
+import { checkOffsiteOf } from '../../scripts/commands/restore-from';
 
 const SAVED = `<domain type='kvm'>
   <name>db &amp; "primary"</name>
@@ -324,6 +326,21 @@ describe('restore helpers', () => {
     assert.throws(() => isoDateOfDayLabel('2025-366'), /no day 366/);
     assert.throws(() => isoDateOfDayLabel('2025-000'), /no day/);
     assert.throws(() => isoDateOfDayLabel('2025-1'), /YYYY-DDD/);
+  });
+
+  it('restore vm --from offsite:<name>: the name in the request, nothing else; anything else refused', () => {
+    assert.equal(restoreVmRequestOk('db', { as: 'db-copy', from: 'offsite:far' }).offsite, 'far');
+    assert.equal(restoreVmRequestOk('db', { replace: true, set: 'S', from: 'offsite:far' }).offsite, 'far');
+    assert.equal('offsite' in restoreVmRequestOk('db', { as: 'db-copy' }), false);
+    assert.throws(() => restoreVmRequestOk('db', { as: 'db-copy', from: 'restic' }), /--from is offsite:<name>/);
+    assert.throws(() => restoreVmRequestOk('db', { as: 'db-copy', from: 'offsite:a/b' }), /--from is offsite:<name>/);
+    const config = { offsite: { far: {} } } as unknown as Config;
+    checkOffsiteOf({ offsite: 'far' }, config);
+    checkOffsiteOf({}, config);
+    assert.throws(
+      () => checkOffsiteOf({ offsite: 'near' }, config),
+      /no off-site repository "near" in config \(have: far\)/,
+    );
   });
 
   it('checks restore vm options: --as needs a safe new name, --replace a set', () => {
