@@ -70,20 +70,16 @@ function run(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise
     child.stderr.on('data', (c: Buffer) => {
       if (err.length < 64 * 1024) err += c.toString('utf8');
     });
-    child.on('error', (e: NodeJS.ErrnoException) =>
-      reject(
-        e.code === 'ENOENT'
-          ? new GuestfishError(
-              'guestfish is not installed (Debian: apt-get install libguestfs-tools)',
-              'permanent',
-              'GuestfishMissing',
-              { cause: e },
-            )
-          : e,
-      ),
-    );
+    child.on('error', (e: NodeJS.ErrnoException) => reject(spawnFailure(e)));
     child.on('close', (code) => resolvePromise({ code, stdout: Buffer.concat(out), stderr: err }));
   });
+}
+
+/** guestfish could not be started: not installed is named as such (and is not retried). */
+function spawnFailure(e: NodeJS.ErrnoException): Error {
+  if (e.code !== 'ENOENT') return e;
+  const message = 'guestfish is not installed (Debian: apt-get install libguestfs-tools)';
+  return new GuestfishError(message, 'permanent', 'GuestfishMissing', { cause: e });
 }
 
 /**
@@ -103,18 +99,7 @@ async function startListener(
   try {
     const code = await new Promise<number | null>((resolvePromise, reject) => {
       const child = spawn('guestfish', args, { env, stdio: ['ignore', out, err] });
-      child.on('error', (e: NodeJS.ErrnoException) =>
-        reject(
-          e.code === 'ENOENT'
-            ? new GuestfishError(
-                'guestfish is not installed (Debian: apt-get install libguestfs-tools)',
-                'permanent',
-                'GuestfishMissing',
-                { cause: e },
-              )
-            : e,
-        ),
-      );
+      child.on('error', (e: NodeJS.ErrnoException) => reject(spawnFailure(e)));
       child.on('exit', (c) => resolvePromise(c));
     });
     const stderr = await readFile(errFile, 'utf8');

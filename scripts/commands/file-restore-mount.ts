@@ -14,6 +14,7 @@ import { DUMP_FOLDER } from '../../adapters/image-sets/set-images';
 import type { Config } from '../../config/schema';
 import { UsageError } from './command-kit';
 import { openSetImages, type GuestSelection } from './file-restore';
+import { processAlive } from '../../adapters/local/process-alive';
 
 /**
  * `restore mount` / `restore umount`: a read-only view of a stored set (guestmount --ro) until it is
@@ -98,19 +99,10 @@ export async function unmountSet(config: Config, target: string): Promise<MountR
     if (!record) throw new UsageError(`${mountpoint} is not mounted (by restore mount or anything else)`);
     // Unmounted by hand (fusermount -u): what the mount held is still removed below.
   } else await guestunmount(mountpoint);
-  if (record?.pid) for (let i = 0; i < 100 && alive(record.pid); i++) await sleep(100);
+  if (record?.pid) for (let i = 0; i < 100 && processAlive(record.pid); i++) await sleep(100);
   const dumps = join(config.store!.root, DUMP_FOLDER) + '/';
   for (const file of record?.temporary ?? [])
     if (resolve(file).startsWith(dumps)) await rm(resolve(file, '..'), { recursive: true, force: true });
   await rm(path, { force: true });
   return record ?? { mountpoint };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

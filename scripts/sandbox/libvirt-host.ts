@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { recordOwnedFolder, startChild, stopProcess } from './processes';
 import { GUEST_DIR, PROJECT_ROOT } from './paths';
+import { processAlive } from '../../adapters/local/process-alive';
 
 const run = promisify(execFile);
 
@@ -83,15 +84,6 @@ async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: numbe
 
 const MACHINE_LOCK = join(tmpdir(), 'cluster-backup-sandbox-hypervisor.lock');
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * libvirtd's state folders are global and a new sandbox removes stale guests: two sandboxes at once (two test
  * files, two checkouts) would destroy each other's guests. A folder created atomically is the lock; its owner
@@ -107,7 +99,7 @@ async function lockMachineWide(timeoutMs = 60 * 60_000): Promise<() => void> {
         return true;
       } catch {
         const pid = Number(existsSync(owner) ? readFileSync(owner, 'utf8') : NaN);
-        if (Number.isInteger(pid) && !alive(pid)) rmSync(MACHINE_LOCK, { recursive: true, force: true });
+        if (Number.isInteger(pid) && !processAlive(pid)) rmSync(MACHINE_LOCK, { recursive: true, force: true });
         return false;
       }
     },
