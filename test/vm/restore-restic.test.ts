@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { resticOptions } from '../../activities/services';
@@ -9,7 +10,9 @@ import { domainSummary } from '../../adapters/hypervisor/restore-xml';
 import { ResticImageSets } from '../../adapters/image-sets/restic-image-sets';
 import type { SetManifest } from '../../adapters/image-sets/manifest';
 import { Restic } from '../../adapters/restic/restic';
+import { initOffsites } from '../../scripts/commands/offsite';
 import { startRestoreTest, startRestoreVm } from '../../scripts/commands/restore';
+import { startRcloneRest, type SandboxRcloneRest } from '../../scripts/sandbox/rclone-rest';
 import { quietWorkerLogs } from '../helpers/temporal';
 import { startVmHarness, type VmHarness } from '../helpers/vm-harness';
 
@@ -43,23 +46,45 @@ describe('restore from a restic repository (real libvirt + QEMU + restic)', { co
   let stamp: string;
   let manifest: SetManifest;
   let boots = 1;
+  /** The off-site server (append-only rclone REST): the weekly run copies the set there. */
+  let offsite: SandboxRcloneRest;
+  const offsiteDir = mkdtempSync(join(tmpdir(), 'cluster-backup-restore-offsite-'));
   const booted = () => vmHost.guests[VM]!.waitReady(++boots, 180_000);
   const domainXml = (name: string) => vmHost.hypervisor.virsh('dumpxml', '--inactive', '--domain', name);
 
   before(async () => {
+    offsite = await startRcloneRest({ dir: join(offsiteDir, 'server'), address: '127.0.0.29' });
+    const farKey = join(offsiteDir, 'far.key');
+    writeFileSync(farKey, 'the off-site repository password\n', { mode: 0o600 });
     vmHost = await startVmHarness({
       name: 'restore-restic',
       address: '127.0.0.14',
       store: 'restic',
       guests: [{ name: VM }],
       hypervisor: { vms: [VM], imaging: 'overlay', spaceMarginBytes: 1 << 20, keepImages: 1 },
-      settings: { restoreTest: { pattern: 'cbguest: ready', timeoutSeconds: 60, memoryMiB: 128 } },
+      settings: {
+        restoreTest: { pattern: 'cbguest: ready', timeoutSeconds: 60, memoryMiB: 128 },
+        offsite: {
+          far: {
+            repository: `${offsite.url}far/`,
+            passwordFile: farKey,
+            httpUser: offsite.auth!.user,
+            httpPasswordFile: offsite.auth!.passwordFile,
+          },
+        },
+      },
     });
+    await initOffsites(vmHost.config, [], () => undefined); // as `cluster-backup offsite init` does
     repo = new ResticImageSets(new Restic(resticOptions(vmHost.config)));
     const { result } = await vmHost.runWeekly([VM]);
     const summary = await result();
     const vm = summary.vms.find((v) => v.vm === VM)!;
     assert.equal(vm.status, 'backed-up', `${vm.reason ?? ''} (${vm.failedStep ?? ''})`);
+    assert.deepEqual(
+      summary.offsite?.map((o) => [o.repository, o.status]),
+      [['far', 'copied']],
+      JSON.stringify(summary.offsite),
+    );
     await vmHost.rebooted(VM);
     boots = 2;
     stamp = summary.stamp;
@@ -72,6 +97,37 @@ describe('restore from a restic repository (real libvirt + QEMU + restic)', { co
 
   after(async () => {
     await vmHost?.stop();
+    await offsite?.stop();
+    rmSync(offsiteDir, { recursive: true, force: true });
+  });
+
+  it('restore vm --as --from offsite:far with the primary repository gone: the disks have the set`s SHA-256 and it boots', async () => {
+    const primary = resticOptions(vmHost.config).repository;
+    renameSync(primary, `${primary}.gone`); // a fire in the backup room: only the off-site copy is left
+    const name = 'cbtest-rrestic-far';
+    try {
+      const request = { vm: VM, mode: 'as' as const, newName: name, offsite: 'far' };
+      const result = await (await startRestoreVm(vmHost.client, vmHost.config, request)).result();
+      assert.equal(result.ok, true, JSON.stringify(result, null, 2));
+      assert.equal(result.stamp, stamp);
+      const copy = domainSummary(await domainXml(name));
+      assert.equal(copy.disks.length, manifest.images.length);
+      for (const disk of copy.disks) {
+        const image = manifest.images.find((i) => i.disk === disk.target)!;
+        assert.equal(sha256(disk.path), image.sha256, `${disk.target}: the set's bytes, from off-site`);
+      }
+      await vmHost.hypervisor.virsh('start', '--domain', name);
+      const consoles = join(vmHost.imageArea, name, `restored-${stamp}`);
+      const ready = () =>
+        execFileSync('sh', ['-c', 'cat "$1"/console-* 2>/dev/null || true', 'sh', consoles]).toString();
+      const deadline = Date.now() + 180_000;
+      while (!/cbguest: ready/.test(ready()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+      assert.match(ready(), /cbguest: ready/, 'the copy restored from off-site booted');
+      await vmHost.hypervisor.virsh('destroy', '--domain', name);
+      await vmHost.hypervisor.virsh('undefine', '--domain', name);
+    } finally {
+      renameSync(`${primary}.gone`, primary);
+    }
   });
 
   it('restore vm --as: a new domain from the repository, raw disks with the set`s SHA-256, and it boots', async () => {
