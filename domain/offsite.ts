@@ -101,6 +101,8 @@ export interface OffsiteFreshness {
   /** Older than maxAgeHours, empty, or not readable (then `reason`). */
   stale: boolean;
   reason?: string;
+  /** Behind the primary (when both could be read). */
+  lag?: OffsiteLag;
 }
 
 /** The freshness of one repository from its snapshots' times (none: stale). */
@@ -127,9 +129,83 @@ export function offsiteStaleLines(stale: readonly OffsiteFreshness[]): string[] 
 
 /** `status`: one line per off-site repository (newest copy there, its age, late or not). */
 export function offsiteStatusLines(all: readonly OffsiteFreshness[]): string[] {
-  return all.map((f) =>
+  return all.flatMap((f) => [
     f.newest
       ? `off-site ${f.repository}: newest copy ${f.newest.slice(0, 16).replace('T', ' ')} UTC, ${f.ageHours!.toFixed(1)} h ago${f.stale ? ` - LATE (allowed ${f.maxAgeHours} h)` : ''}`
       : `off-site ${f.repository}: ${f.reason?.split('\n')[0] ?? 'no copy'} - LATE`,
-  );
+    ...(f.lag ? lagLines(f.lag) : []),
+  ]);
+}
+
+function lagLines(lag: OffsiteLag): string[] {
+  const behind = lag.behindSets.length + lag.behindDays.length;
+  const newest = Object.entries(lag.newestSets)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([vm, stamp]) => `${vm} ${stamp}`);
+  return [
+    behind
+      ? `  behind the primary: ${lag.behindSets.length} set(s), ${lag.behindDays.length} day(s), the oldest waiting ${lag.lagHours.toFixed(1)} h` +
+        ` (${[...lag.behindSets, ...lag.behindDays].slice(0, 5).join(', ')}${behind > 5 ? ', ...' : ''})`
+      : '  behind the primary: nothing',
+    `  newest there: ${[...newest, ...(lag.newestDay ? [`day ${lag.newestDay}`] : [])].join(', ') || 'no set or day'}`,
+  ];
+}
+
+/** What an off-site lag is read from: a snapshot's id, time and tags, and for a copy the id it was copied from. */
+export interface SnapshotFacts {
+  id: string;
+  time: string;
+  tags: readonly string[];
+  original?: string;
+}
+
+/** How far an off-site repository is behind the primary, and what it holds newest per VM and for the days. */
+export interface OffsiteLag {
+  /** Sets (vm/stamp) recorded in the primary after that VM's newest set there, not copied yet. */
+  behindSets: string[];
+  /** SUPIM days (yyyy-ddd) in the primary after the newest day there, not copied yet. */
+  behindDays: string[];
+  /** How long the oldest of those has waited (0: nothing behind). */
+  lagHours: number;
+  /** Per VM, the newest set there (its stamp). */
+  newestSets: Record<string, string>;
+  newestDay?: string;
+}
+
+const tagOf = (s: SnapshotFacts, key: string) => s.tags.find((t) => t.startsWith(`${key}=`))?.slice(key.length + 1);
+
+/**
+ * The lag of an off-site repository from both repositories' snapshots. A primary snapshot is there when a
+ * snapshot there names it as its `original` (restic copy) or has its id. Only what is newer than the newest
+ * copy of the same VM (or of the days) counts: older ones may be gone there by the off-site host's retention.
+ */
+export function offsiteLag(primary: readonly SnapshotFacts[], there: readonly SnapshotFacts[], now: Date): OffsiteLag {
+  const copied = new Set(there.flatMap((s) => [s.id, ...(s.original ? [s.original] : [])]));
+  const newestSets: Record<string, string> = {};
+  let newestDay: string | undefined;
+  for (const s of there) {
+    const vm = tagOf(s, 'vm');
+    const stamp = tagOf(s, 'set');
+    if (vm && stamp && s.tags.includes('record') && stamp > (newestSets[vm] ?? '')) newestSets[vm] = stamp;
+    const day = tagOf(s, 'day');
+    if (day && day > (newestDay ?? '')) newestDay = day;
+  }
+  const behind: { name: string; kind: 'set' | 'day'; time: string }[] = [];
+  for (const s of primary) {
+    if (copied.has(s.id)) continue;
+    const vm = tagOf(s, 'vm');
+    const stamp = tagOf(s, 'set');
+    const day = tagOf(s, 'day');
+    if (vm && stamp && s.tags.includes('record') && stamp > (newestSets[vm] ?? ''))
+      behind.push({ name: `${vm}/${stamp}`, kind: 'set', time: s.time });
+    else if (day && day > (newestDay ?? '')) behind.push({ name: day, kind: 'day', time: s.time });
+  }
+  const oldest = Math.min(...behind.map((b) => Date.parse(b.time)).filter((t) => !Number.isNaN(t)));
+  return {
+    behindSets: [...new Set(behind.filter((b) => b.kind === 'set').map((b) => b.name))].sort(),
+    behindDays: [...new Set(behind.filter((b) => b.kind === 'day').map((b) => b.name))].sort(),
+    lagHours: Number.isFinite(oldest) ? Math.max(0, (now.getTime() - oldest) / 3_600_000) : 0,
+    newestSets,
+    ...(newestDay ? { newestDay } : {}),
+  };
 }

@@ -49,6 +49,8 @@ export class BackupMetrics {
   >;
   private readonly offsiteNewest: MetricGauge;
   private readonly offsiteReadable: MetricGauge;
+  private readonly offsiteBehind: MetricGauge;
+  private readonly offsiteLag: MetricGauge;
   /** When the restic numbers were last collected (two restic stats runs: not every minute). */
   private repoReadAt = 0;
   /** Epoch ms of what the gauges show, per job: an older run read later never overwrites a newer one. */
@@ -100,6 +102,16 @@ export class BackupMetrics {
       '',
       '1 if the off-site repository could be read (label offsite), 0 if not.',
     );
+    this.offsiteBehind = gauge(
+      'offsite_behind',
+      '',
+      'Sets and SUPIM days (label kind: set, day) in the primary repository not yet copied off-site (label offsite).',
+    );
+    this.offsiteLag = gauge(
+      'offsite_lag_seconds',
+      's',
+      'How long the oldest snapshot not yet copied off-site (label offsite) has waited; 0 when none.',
+    );
     this.repo = {
       stored: gauge('restic_stored_bytes', 'By', 'restic stats --mode raw-data: the stored (deduplicated) bytes.'),
       packs: gauge('restic_pack_bytes', 'By', "The restic repository's pack files on disk."),
@@ -133,6 +145,11 @@ export class BackupMetrics {
     for (const f of all) {
       this.offsiteReadable.set(f.reason && !f.newest ? 0 : 1, { offsite: f.repository });
       if (f.newest) this.offsiteNewest.set(Math.floor(Date.parse(f.newest) / 1000), { offsite: f.repository });
+      if (f.lag) {
+        this.offsiteBehind.set(f.lag.behindSets.length, { offsite: f.repository, kind: 'set' });
+        this.offsiteBehind.set(f.lag.behindDays.length, { offsite: f.repository, kind: 'day' });
+        this.offsiteLag.set(Math.round(f.lag.lagHours * 3600), { offsite: f.repository });
+      }
     }
   }
 

@@ -1,7 +1,9 @@
 import type { Config } from '../../config/schema';
-import { offsiteFreshness, type OffsiteFreshness } from '../../domain/offsite';
+import { offsiteFreshness, offsiteLag, type OffsiteFreshness } from '../../domain/offsite';
 import { offsiteEnvOf } from './offsite';
 import { Restic } from './restic';
+import { resticEnvOf } from './restic-config';
+import type { Snapshot } from './restic-json';
 
 /**
  * Every off-site repository's newest snapshot, its age against maxAgeHours (the watchdog, `status`, the
@@ -9,18 +11,22 @@ import { Restic } from './restic';
  */
 export async function readOffsiteFreshness(config: Config, now: Date): Promise<OffsiteFreshness[]> {
   const out: OffsiteFreshness[] = [];
+  // The primary's snapshots once, for every repository's lag (none when it cannot be read: no lag shown).
+  const primaryEnv = resticEnvOf(config.store);
+  let primary: Snapshot[] | undefined;
+  if (primaryEnv && Object.keys(config.offsite).length)
+    primary = await new Restic(primaryEnv).snapshots().catch(() => undefined);
   for (const name of Object.keys(config.offsite).sort()) {
     const maxAgeHours = config.offsite[name]!.maxAgeHours;
     try {
       const snapshots = await new Restic(offsiteEnvOf(config, name)).snapshots();
-      out.push(
-        offsiteFreshness(
-          name,
-          snapshots.map((s) => s.time),
-          maxAgeHours,
-          now,
-        ),
+      const freshness = offsiteFreshness(
+        name,
+        snapshots.map((s) => s.time),
+        maxAgeHours,
+        now,
       );
+      out.push(primary ? { ...freshness, lag: offsiteLag(primary, snapshots, now) } : freshness);
     } catch (err) {
       out.push({ repository: name, maxAgeHours, stale: true, reason: (err as Error).message.slice(0, 300) });
     }

@@ -293,9 +293,14 @@ describe('off-site copy to an append-only REST server (real restic + rclone)', (
 
   it('(f) the watchdog reads how fresh the off-site repository is: fresh now, stale 200 h later, stale when unreadable', async () => {
     const at = (ms: number) => createOffsiteActivities({ config, now: () => new Date(Date.now() + ms) });
+    await storeDay('2026-341', MiB); // in the primary, not copied yet: the lag
     const [now] = await runIn(new MockActivityEnvironment(), at(0).checkOffsiteFreshness);
     assert.deepEqual([now!.repository, now!.stale, now!.maxAgeHours], ['far', false, 192]);
     assert.ok(now!.ageHours! < 1, JSON.stringify(now));
+    console.log(`lag: ${JSON.stringify(now!.lag)}`);
+    assert.deepEqual([now!.lag?.behindDays, now!.lag?.behindSets, now!.lag?.newestDay], [['2026-341'], [], '2026-340']);
+    assert.equal(now!.lag?.newestSets[VM], STAMP);
+    assert.ok(now!.lag!.lagHours < 0.5, JSON.stringify(now!.lag));
     const [later] = await runIn(new MockActivityEnvironment(), at(200 * 3_600_000).checkOffsiteFreshness);
     assert.equal(later!.stale, true);
     await server.stop();

@@ -54,7 +54,14 @@ describe('backup metrics on the Prometheus endpoint of the SDK runtime', () => {
 
   it('shows each off-site repository: its newest snapshot, and whether it could be read', async () => {
     metrics.setOffsiteFreshness([
-      { repository: 'far', newest: '2026-12-07T05:41:00.000Z', ageHours: 3, maxAgeHours: 192, stale: false },
+      {
+        repository: 'far',
+        newest: '2026-12-07T05:41:00.000Z',
+        ageHours: 3,
+        maxAgeHours: 192,
+        stale: false,
+        lag: { behindSets: ['db/20261207T050000Z'], behindDays: [], lagHours: 2.5, newestSets: {} },
+      },
       { repository: 'down', maxAgeHours: 192, stale: true, reason: 'connection refused' },
     ]);
     const body = await scrape();
@@ -64,6 +71,9 @@ describe('backup metrics on the Prometheus endpoint of the SDK runtime', () => {
     );
     assert.equal(metricValue(body, 'cluster_backup_offsite_readable', { offsite: 'far' }), 1);
     assert.equal(metricValue(body, 'cluster_backup_offsite_readable', { offsite: 'down' }), 0);
+    assert.equal(metricValue(body, 'cluster_backup_offsite_behind', { offsite: 'far', kind: 'set' }), 1);
+    assert.equal(metricValue(body, 'cluster_backup_offsite_behind', { offsite: 'far', kind: 'day' }), 0);
+    assert.equal(metricValue(body, 'cluster_backup_offsite_lag_seconds', { offsite: 'far' }), 9000);
     assert.equal(
       metricValue(body, 'cluster_backup_offsite_newest_snapshot_timestamp_seconds', { offsite: 'down' }),
       undefined,
