@@ -1,5 +1,4 @@
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Config } from '../config/schema';
 import {
   type OffsiteFreshness,
@@ -13,6 +12,7 @@ import { copySnapshots, offsiteEnvOf, watchReachable, type CopyProgress } from '
 import { Restic } from '../adapters/restic/restic';
 import { readOffsiteFreshness } from '../adapters/restic/offsite-freshness';
 import { checkRepository } from '../adapters/restic/repository-verify';
+import { offsiteStateFolder } from '../adapters/restic/offsite-freshness';
 import { afterSubset, readVerifyState, writeVerifyState } from '../adapters/restic/verify-state';
 import { requireSection } from './config-section';
 import { whileHeartbeating } from './heartbeat';
@@ -29,11 +29,6 @@ export interface OffsiteDeps {
  */
 export function offsiteUploadLimit(config: Config, name: string): number {
   return config.offsite[name]?.maxBytesPerSecond ?? config.transfer.maxBytesPerSecond;
-}
-
-/** Where the rotating check of off-site repository `name` keeps its state: beside the primary, in the store. */
-export function offsiteStateFolder(storeRoot: string, name: string): string {
-  return join(storeRoot, '.offsite', name);
 }
 
 interface OffsiteHeartbeat extends Partial<CopyProgress> {

@@ -103,6 +103,8 @@ export interface OffsiteFreshness {
   reason?: string;
   /** Behind the primary (when both could be read). */
   lag?: OffsiteLag;
+  /** The last `restic check` there (after a copy): when, what it read, whether it passed, damaged packs. */
+  lastCheck?: { at: string; what: string; ok: boolean; damagedPacks: string[] };
 }
 
 /** The freshness of one repository from its snapshots' times (none: stale). */
@@ -134,6 +136,11 @@ export function offsiteStatusLines(all: readonly OffsiteFreshness[]): string[] {
       ? `off-site ${f.repository}: newest copy ${f.newest.slice(0, 16).replace('T', ' ')} UTC, ${f.ageHours!.toFixed(1)} h ago${f.stale ? ` - LATE (allowed ${f.maxAgeHours} h)` : ''}`
       : `off-site ${f.repository}: ${f.reason?.split('\n')[0] ?? 'no copy'} - LATE`,
     ...(f.lag ? lagLines(f.lag) : []),
+    ...(f.lastCheck
+      ? [
+          `  last check there: ${f.lastCheck.at.slice(0, 16).replace('T', ' ')} UTC, ${f.lastCheck.what}: ${f.lastCheck.ok ? 'ok' : `DAMAGED (${f.lastCheck.damagedPacks.length} pack(s))`}`,
+        ]
+      : []),
   ]);
 }
 

@@ -51,6 +51,8 @@ export class BackupMetrics {
   private readonly offsiteReadable: MetricGauge;
   private readonly offsiteBehind: MetricGauge;
   private readonly offsiteLag: MetricGauge;
+  private readonly offsiteCheckOk: MetricGauge;
+  private readonly offsiteCheckAt: MetricGauge;
   /** When the restic numbers were last collected (two restic stats runs: not every minute). */
   private repoReadAt = 0;
   /** Epoch ms of what the gauges show, per job: an older run read later never overwrites a newer one. */
@@ -112,6 +114,16 @@ export class BackupMetrics {
       's',
       'How long the oldest snapshot not yet copied off-site (label offsite) has waited; 0 when none.',
     );
+    this.offsiteCheckOk = gauge(
+      'offsite_last_check_ok',
+      '',
+      '1 if the last restic check in the off-site repository (label offsite, after a copy) passed, 0 if it found damage.',
+    );
+    this.offsiteCheckAt = gauge(
+      'offsite_last_check_timestamp_seconds',
+      's',
+      'When the last restic check in the off-site repository (label offsite) began.',
+    );
     this.repo = {
       stored: gauge('restic_stored_bytes', 'By', 'restic stats --mode raw-data: the stored (deduplicated) bytes.'),
       packs: gauge('restic_pack_bytes', 'By', "The restic repository's pack files on disk."),
@@ -149,6 +161,10 @@ export class BackupMetrics {
         this.offsiteBehind.set(f.lag.behindSets.length, { offsite: f.repository, kind: 'set' });
         this.offsiteBehind.set(f.lag.behindDays.length, { offsite: f.repository, kind: 'day' });
         this.offsiteLag.set(Math.round(f.lag.lagHours * 3600), { offsite: f.repository });
+      }
+      if (f.lastCheck) {
+        this.offsiteCheckOk.set(f.lastCheck.ok ? 1 : 0, { offsite: f.repository });
+        this.offsiteCheckAt.set(Math.floor(Date.parse(f.lastCheck.at) / 1000), { offsite: f.repository });
       }
     }
   }

@@ -1,9 +1,16 @@
+import { join } from 'node:path';
 import type { Config } from '../../config/schema';
 import { offsiteFreshness, offsiteLag, type OffsiteFreshness } from '../../domain/offsite';
 import { offsiteEnvOf } from './offsite';
 import { Restic } from './restic';
 import { resticEnvOf } from './restic-config';
 import type { Snapshot } from './restic-json';
+import { readVerifyState } from './verify-state';
+
+/** Where the rotating check of off-site repository `name` keeps its state: beside the primary, in the store. */
+export function offsiteStateFolder(storeRoot: string, name: string): string {
+  return join(storeRoot, '.offsite', name);
+}
 
 /**
  * Every off-site repository's newest snapshot, its age against maxAgeHours (the watchdog, `status`, the
@@ -26,7 +33,17 @@ export async function readOffsiteFreshness(config: Config, now: Date): Promise<O
         maxAgeHours,
         now,
       );
-      out.push(primary ? { ...freshness, lag: offsiteLag(primary, snapshots, now) } : freshness);
+      // The last check there (the copy activity's, after each copy), from its state beside the primary.
+      const state = config.store
+        ? await readVerifyState(offsiteStateFolder(config.store.root, name), config.offsite[name]!.verifySubsets).catch(
+            () => undefined,
+          )
+        : undefined;
+      out.push({
+        ...freshness,
+        ...(primary ? { lag: offsiteLag(primary, snapshots, now) } : {}),
+        ...(state?.lastCheck ? { lastCheck: state.lastCheck } : {}),
+      });
     } catch (err) {
       out.push({ repository: name, maxAgeHours, stale: true, reason: (err as Error).message.slice(0, 300) });
     }

@@ -301,6 +301,9 @@ describe('off-site copy to an append-only REST server (real restic + rclone)', (
     assert.deepEqual([now!.lag?.behindDays, now!.lag?.behindSets, now!.lag?.newestDay], [['2026-341'], [], '2026-340']);
     assert.equal(now!.lag?.newestSets[VM], STAMP);
     assert.ok(now!.lag!.lagHours < 0.5, JSON.stringify(now!.lag));
+    // The last check there is the one after (d)'s copy, which found the damaged pack.
+    assert.equal(now!.lastCheck?.ok, false, JSON.stringify(now!.lastCheck));
+    assert.ok(now!.lastCheck!.damagedPacks.length >= 1);
     const [later] = await runIn(new MockActivityEnvironment(), at(200 * 3_600_000).checkOffsiteFreshness);
     assert.equal(later!.stale, true);
     await server.stop();

@@ -61,6 +61,7 @@ describe('backup metrics on the Prometheus endpoint of the SDK runtime', () => {
         maxAgeHours: 192,
         stale: false,
         lag: { behindSets: ['db/20261207T050000Z'], behindDays: [], lagHours: 2.5, newestSets: {} },
+        lastCheck: { at: '2026-12-07T06:00:00.000Z', what: 'structure + subset 1/12', ok: false, damagedPacks: ['ab'] },
       },
       { repository: 'down', maxAgeHours: 192, stale: true, reason: 'connection refused' },
     ]);
@@ -74,6 +75,11 @@ describe('backup metrics on the Prometheus endpoint of the SDK runtime', () => {
     assert.equal(metricValue(body, 'cluster_backup_offsite_behind', { offsite: 'far', kind: 'set' }), 1);
     assert.equal(metricValue(body, 'cluster_backup_offsite_behind', { offsite: 'far', kind: 'day' }), 0);
     assert.equal(metricValue(body, 'cluster_backup_offsite_lag_seconds', { offsite: 'far' }), 9000);
+    assert.equal(metricValue(body, 'cluster_backup_offsite_last_check_ok', { offsite: 'far' }), 0);
+    assert.equal(
+      metricValue(body, 'cluster_backup_offsite_last_check_timestamp_seconds', { offsite: 'far' }),
+      Date.parse('2026-12-07T06:00:00Z') / 1000,
+    );
     assert.equal(
       metricValue(body, 'cluster_backup_offsite_newest_snapshot_timestamp_seconds', { offsite: 'down' }),
       undefined,

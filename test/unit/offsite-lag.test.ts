@@ -34,9 +34,19 @@ describe('how far an off-site repository is behind the primary', () => {
     assert.equal(lag.lagHours, 54.5); // db's second set, recorded 2026-12-06 05:30
     assert.deepEqual(lag.newestSets, { db: '20261129T050000Z' });
     assert.equal(lag.newestDay, '2026-340');
+    const lastCheck = { at: '2026-12-06T03:20:00.000Z', what: 'structure + subset 3/12', ok: true, damagedPacks: [] };
     const lines = offsiteStatusLines([
-      { repository: 'far', newest: '2026-12-06T03:10:00.000Z', ageHours: 56.8, maxAgeHours: 192, stale: false, lag },
+      {
+        repository: 'far',
+        newest: '2026-12-06T03:10:00.000Z',
+        ageHours: 56.8,
+        maxAgeHours: 192,
+        stale: false,
+        lag,
+        lastCheck,
+      },
     ]);
+    assert.equal(lines[3], '  last check there: 2026-12-06 03:20 UTC, structure + subset 3/12: ok');
     assert.match(lines[1]!, /behind the primary: 2 set\(s\), 2 day\(s\), the oldest waiting 54\.5 h/);
     assert.match(lines[2]!, /newest there: db 20261129T050000Z, day 2026-340/);
   });
