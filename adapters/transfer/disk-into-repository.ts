@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
 import { startRawRead } from '../hypervisor/raw-read';
 import type { VmDisk } from '../hypervisor/driver';
 import type { ResticImageSets } from '../image-sets/restic-image-sets';
 import type { BackupResult } from '../restic/restic';
 import type { SshSession } from '../ssh/ssh-session';
+import { hashingTap } from '../local/hashing-tap';
 
 export interface DiskIntoRepository {
   stored: BackupResult;
@@ -28,15 +27,8 @@ export async function diskIntoRepository(
   options: { onProgress?: (bytesDone: number) => void; signal?: AbortSignal } = {},
 ): Promise<DiskIntoRepository> {
   const read = await startRawRead(ssh, source);
-  const arrival = createHash('sha256');
-  let arrivedBytes = 0;
-  const hashing = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      arrival.update(chunk);
-      arrivedBytes += chunk.length;
-      done(null, chunk);
-    },
-  });
+  const arrival = hashingTap();
+  const hashing = arrival.stream;
   read.stdout.on('error', (error) => hashing.destroy(error));
   read.stdout.pipe(hashing);
   const remote = read.finished.catch((error: Error) => {
@@ -57,5 +49,5 @@ export async function diskIntoRepository(
     await repo.restic.forgetSnapshots([stored.snapshotId]);
     throw error;
   });
-  return { stored, sourceSha256: sha256, arrivedSha256: arrival.digest('hex'), arrivedBytes };
+  return { stored, sourceSha256: sha256, arrivedSha256: arrival.sha256(), arrivedBytes: arrival.bytes() };
 }
