@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { Config } from '../config/schema';
@@ -12,6 +11,7 @@ import {
 import { arrivalPath, type PushProgress, type RestoreTarget } from '../domain/restore-plan';
 import { requireStoreRoot } from '../adapters/local/store-root';
 import { readRestoreTestLog, recordRestoreTestResult } from '../adapters/image-sets/restore-test-log';
+import { checkImageFile, StoredSetProblem, verifiedFilesSet } from '../adapters/image-sets/set-images';
 import { MANIFEST, ManifestError, type ManifestImage } from '../adapters/image-sets/manifest';
 import { PASSABLE_UMASK } from '../adapters/ssh/remote-modes';
 import { QemuImg } from '../adapters/hypervisor/qemu-img';
@@ -89,31 +89,16 @@ export function createRestoreStoreActivities({ config, services, now = () => new
    */
   async function readStoredSet(vm: string, stamp?: string, offsite?: string): Promise<StoredSetForRestore> {
     if (onRestic() || offsite !== undefined) return readResticSet(vm, stamp, offsite);
-    const images = store();
-    const verified = (await images.listSets(vm)).filter((s) => s.verified);
-    const chosen = stamp ?? verified.at(-1)?.stamp;
-    if (!chosen) throw refuse(`the store ${images.root} holds no verified set of ${JSON.stringify(vm)}`, 'NoSuchSet');
-    if (!verified.some((s) => s.stamp === chosen)) {
-      const have = verified.map((s) => s.stamp).join(', ') || 'none';
-      throw refuse(`no verified set ${chosen} of ${JSON.stringify(vm)} in the store (have: ${have})`, 'NoSuchSet');
-    }
-    const dir = images.setDir(vm, chosen);
-    const manifest = await images.readManifest(vm, chosen).catch((err: unknown) => {
-      if (err instanceof ManifestError) throw refuse(`${vm}/${chosen}/${MANIFEST} ${err.message}`, 'DamagedSet');
+    let found: Awaited<ReturnType<typeof verifiedFilesSet>>;
+    try {
+      found = await verifiedFilesSet(store(), vm, stamp);
+      for (const image of found.manifest.images) await checkImageFile(found.dir, `${vm}/${found.stamp}`, image);
+    } catch (err) {
+      if (err instanceof StoredSetProblem)
+        throw refuse(err.message, err.kind === 'missing' ? 'NoSuchSet' : 'DamagedSet');
       throw err;
-    });
-    if (!manifest) throw refuse(`${vm}/${chosen} has no manifest`, 'NoSuchSet');
-    for (const image of manifest.images) {
-      const size = await stat(join(dir, image.file)).then(
-        (s) => s.size,
-        () => -1,
-      );
-      if (size !== image.bytes)
-        throw refuse(
-          `${vm}/${chosen}/${image.file}: ${size < 0 ? 'missing' : `${size} bytes`}, the manifest says ${image.bytes}`,
-          'DamagedSet',
-        );
     }
+    const { stamp: chosen, manifest } = found;
     return {
       vm,
       stamp: chosen,

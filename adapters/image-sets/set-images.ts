@@ -1,14 +1,14 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
 import type { GuestImage } from '../guestfs/guestfish';
 import type { LocalImageSets } from './local-image-sets';
 import { ManifestError, MANIFEST, type ManifestImage } from './manifest';
 import type { ResticImageSets } from './restic-image-sets';
 import { resticSetForRestore, ResticSetProblem } from './restic-restore-source';
+import { hashingTap } from '../local/hashing-tap';
 
 /** A set that cannot be read for a file restore: `missing` (no such verified set or disk) or `damaged`. */
 export class StoredSetProblem extends Error {
@@ -53,6 +53,20 @@ export async function filesSetImages(
   stamp?: string,
   disk?: string,
 ): Promise<SetImages> {
+  const { stamp: chosen, manifest, dir } = await verifiedFilesSet(store, vm, stamp);
+  const disks = [];
+  for (const image of chooseDisks(manifest.images, `${vm}/${chosen}`, disk)) {
+    await checkImageFile(dir, `${vm}/${chosen}`, image);
+    disks.push({ disk: image.disk, path: join(dir, image.file), format: image.format, sha256: image.sha256 });
+  }
+  return { vm, stamp: chosen, disks, release: async () => undefined };
+}
+
+/**
+ * A verified set of the files engine (the given stamp, or the newest verified one) and its manifest; no
+ * such set, or a manifest missing or unreadable, is a StoredSetProblem. Shared by file restore and restore vm.
+ */
+export async function verifiedFilesSet(store: LocalImageSets, vm: string, stamp?: string) {
   const verified = (await store.listSets(vm)).filter((s) => s.verified);
   const chosen = stamp ?? verified.at(-1)?.stamp;
   if (!chosen)
@@ -70,22 +84,20 @@ export async function filesSetImages(
     throw err;
   });
   if (!manifest) throw new StoredSetProblem(`${vm}/${chosen} has no manifest`, 'missing');
-  const dir = store.setDir(vm, chosen);
-  const disks = [];
-  for (const image of chooseDisks(manifest.images, `${vm}/${chosen}`, disk)) {
-    const path = join(dir, image.file);
-    const size = await stat(path).then(
-      (s) => s.size,
-      () => -1,
+  return { stamp: chosen, manifest, dir: store.setDir(vm, chosen) };
+}
+
+/** An image file of a set must be there with the manifest's size (`where`: vm/stamp, for the message). */
+export async function checkImageFile(dir: string, where: string, image: ManifestImage): Promise<void> {
+  const size = await stat(join(dir, image.file)).then(
+    (s) => s.size,
+    () => -1,
+  );
+  if (size !== image.bytes)
+    throw new StoredSetProblem(
+      `${where}/${image.file}: ${size < 0 ? 'missing' : `${size} bytes`}, the manifest says ${image.bytes}`,
+      'damaged',
     );
-    if (size !== image.bytes)
-      throw new StoredSetProblem(
-        `${vm}/${chosen}/${image.file}: ${size < 0 ? 'missing' : `${size} bytes`}, the manifest says ${image.bytes}`,
-        'damaged',
-      );
-    disks.push({ disk: image.disk, path, format: image.format, sha256: image.sha256 });
-  }
-  return { vm, stamp: chosen, disks, release: async () => undefined };
 }
 
 /**
@@ -116,21 +128,13 @@ export async function resticSetImages(
     const disks = [];
     for (const image of chosen) {
       const path = join(dir, `${image.disk}.raw`);
-      const hash = createHash('sha256');
-      let bytes = 0;
-      const tap = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          hash.update(chunk);
-          bytes += chunk.length;
-          done(null, chunk);
-        },
-      });
+      const tap = hashingTap();
       await pipeline(
         sets.diskStream(vm, image.restic!.snapshot, image.disk),
-        tap,
+        tap.stream,
         createWriteStream(path, { mode: 0o600, flags: 'wx' }),
       );
-      const sha256 = hash.digest('hex');
+      const [bytes, sha256] = [tap.bytes(), tap.sha256()];
       if (bytes !== image.bytes || sha256 !== image.sha256)
         throw new StoredSetProblem(
           `${vm}/${found.stamp}/${image.disk}: restic dump gave ${bytes} bytes with SHA-256 ${sha256.slice(0, 16)}…, the record says ${image.bytes} bytes, ${image.sha256.slice(0, 16)}…`,
