@@ -24,7 +24,7 @@ export interface BackupWorker {
  */
 export async function createWorker(
   config: Config,
-  options: { wrapActivities?: (activities: Activities) => Activities } = {},
+  options: { wrapActivities?: (activities: Activities, hypervisor?: string) => Activities } = {},
 ): Promise<BackupWorker> {
   const { namespace, ...connectionOptions } = temporalConnection(config);
   let clientConnection: Promise<Client> | undefined;
@@ -42,7 +42,7 @@ export async function createWorker(
   const activitiesFor = (hypervisor?: string) => {
     const services = createServices({ config, openSsh, ...(hypervisor !== undefined && { hypervisor }) });
     const built = createActivities({ config, temporalClient, services });
-    return splitByTaskQueue(options.wrapActivities ? options.wrapActivities(built) : built);
+    return splitByTaskQueue(options.wrapActivities ? options.wrapActivities(built, hypervisor) : built);
   };
   const { store, remote } = activitiesFor();
   const connection = await NativeConnection.connect(connectionOptions);

@@ -214,18 +214,28 @@ describe('off-site copy to an append-only REST server (real restic + rclone)', (
     const first = copy('days', ['2026-340']);
     const port = server.port;
     const pid = server.process.pid!;
-    await new Promise((r) => setTimeout(r, 2500));
+    // Stopped once restic copy is sending (after the unlock and the size measure, slow on a loaded machine).
+    const copying = (b: unknown) => (b as { phase?: string }).phase === 'copying';
+    for (let waited = 0; !first.beats.some(copying); waited += 100) {
+      assert.ok(waited < 60_000, `no heartbeat in phase "copying" within 60 s: ${JSON.stringify(first.beats)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 1500));
     await server.stop(); // by its PID
-    assert.equal(statSync(`/proc/${pid}`, { throwIfNoEntry: false }), undefined);
-    await assert.rejects(first.run, (err: Error & { type?: string; kind?: string }) => {
-      console.log(`stopped mid-copy after ${Date.now() - started} ms: ${err.type} (${err.kind}): ${err.message}`);
-      assert.equal(err.type, 'ResticCopyStoppedError');
-      assert.equal(err.kind, 'transient'); // the workflow's bounded retry, then the outcome "behind"
-      assert.match(err.message, /accepted no connection for 2 s/);
-      return true;
-    });
+    try {
+      assert.equal(statSync(`/proc/${pid}`, { throwIfNoEntry: false }), undefined);
+      await assert.rejects(first.run, (err: Error & { type?: string; kind?: string }) => {
+        console.log(`stopped mid-copy after ${Date.now() - started} ms: ${err.type} (${err.kind}): ${err.message}`);
+        assert.equal(err.type, 'ResticCopyStoppedError');
+        assert.equal(err.kind, 'transient'); // the workflow's bounded retry, then the outcome "behind"
+        assert.match(err.message, /accepted no connection for 2 s/);
+        return true;
+      });
+    } finally {
+      // The later cases need the server whatever happened here.
+      server = await startRcloneRest({ dir: serverDir, address: '127.0.0.27', port });
+    }
     const locksLeft = files('locks').length;
-    server = await startRcloneRest({ dir: serverDir, address: '127.0.0.27', port });
     config = build(server);
     config.offsite.far!.maxBytesPerSecond = 0;
     offsite = new Restic(offsiteEnvOf(config, 'far'));
