@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Config, SupimConfig } from '../config/schema';
+import type { Config } from '../config/schema';
 import { calendarDay } from '../domain/julian-day';
-import { renderPathTemplate, templateRoot } from '../domain/path-template';
+import { renderPathTemplate } from '../domain/path-template';
+import { remoteTarget, restoreRootOf, restoreRoots } from '../config/restore-roots';
 import { blankDayRestore, isoDateOfDayLabel, type DayRestoreRequest, type DayRestoreResult } from '../domain/restore';
 import { hashFile } from '../adapters/local/hash-file';
 import { LocalTree } from '../adapters/local/local-tree';
@@ -49,10 +50,9 @@ export function createDayRestoreActivities({ config, openSsh, now = () => new Da
     if (!config.hosts[hostKey])
       throw refuse(`no host ${JSON.stringify(hostKey)} in the config's hosts`, 'NotConfigured');
     const asked = request.to ?? renderPathTemplate(supim.sourceTemplate, day);
-    if (!asked.startsWith('/') || /[\0\n\r]/.test(asked))
-      throw refuse(`--to must be an absolute path: ${JSON.stringify(asked)}`, 'BadRequest');
-    const to = posix.normalize(asked).replace(/(.)\/+$/, '$1');
-    const root = restoreRootOf(to, restoreRoots(config, supim, hostKey));
+    const to = remoteTarget(asked);
+    if (to === undefined) throw refuse(`--to must be an absolute path: ${JSON.stringify(asked)}`, 'BadRequest');
+    const root = restoreRootOf(to, restoreRoots(config, hostKey));
     if (!root.ok)
       throw refuse(
         `refusing to restore to ${to} on ${hostKey}: ${root.why} (hosts.${hostKey}.restoreRoots)`,
@@ -180,22 +180,6 @@ export function createDayRestoreActivities({ config, openSsh, now = () => new Da
   }
 
   return { restoreSupimDay };
-}
-
-/** The folders `restore day` may write to on a host (see hosts.<key>.restoreRoots). */
-export function restoreRoots(config: Config, supim: SupimConfig, hostKey: string): string[] {
-  const configured = config.hosts[hostKey]?.restoreRoots;
-  if (configured) return configured.map((r) => posix.normalize(r).replace(/(.)\/+$/, '$1'));
-  return hostKey === supim.host ? [templateRoot(supim.sourceTemplate)] : [];
-}
-
-/** The restore root a normalized absolute path lies in (at or below), or why it lies in none. */
-export function restoreRootOf(to: string, roots: string[]): { ok: true; root: string } | { ok: false; why: string } {
-  if (roots.length === 0) return { ok: false, why: 'the host has no restore roots' };
-  const root = roots.find((r) => to === r || to.startsWith(r === '/' ? '/' : `${r}/`));
-  return root !== undefined
-    ? { ok: true, root }
-    : { ok: false, why: `the path is outside its restore roots ${roots.join(', ')}` };
 }
 
 /**

@@ -19,8 +19,8 @@ const hostSchema = z.strictObject({
   keepaliveCountMax: z.number().int().min(1).default(3),
   connectTimeoutSeconds: z.number().positive().default(20),
   /**
-   * Folders `restore day` may write to on this host (`--to` at or below one of them). Default: the supim
-   * host gets the fixed part of supim.sourceTemplate, every other host none (day restores there refused).
+   * Folders `restore day` and `restore file --host` may write to on this host (`--to` at or below one of
+   * them). Default: the supim host gets the fixed part of supim.sourceTemplate, every other host none.
    */
   restoreRoots: z
     .array(absolutePath.refine((p) => !p.split('/').includes('..'), 'must not contain .. segments'))

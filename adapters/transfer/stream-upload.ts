@@ -40,6 +40,8 @@ export interface UploadRequest {
   resumeFrom?: number;
   /** Remote mtime (seconds) for the copy, so a later daily run sees it as unchanged. */
   mtime?: number;
+  /** Permission bits the file gets (on the partial, before it takes its name); default: the umask's. */
+  mode?: number;
   /** 0 or absent: no cap. */
   maxBytesPerSecond?: number;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
@@ -210,8 +212,9 @@ export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
     );
   }
   const touch = req.mtime !== undefined ? `touch -d @${Math.floor(req.mtime)} ${quote(partial)} && ` : '';
+  const chmod = req.mode !== undefined ? `chmod ${(req.mode & 0o777).toString(8)} ${quote(partial)} && ` : '';
   // -T: a folder (or a symlink to one) under the final name is not moved into.
-  await ssh.run({ shell: `${touch}mv -fT ${quote(partial)} ${quote(req.remotePath)}` }, { signal });
+  await ssh.run({ shell: `${chmod}${touch}mv -fT ${quote(partial)} ${quote(req.remotePath)}` }, { signal });
   return { bytesTransferred: req.size - resumedAt, resumedAt, sha256, alreadyThere: false };
 }
 
@@ -220,7 +223,7 @@ export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
  * on the way (a RemoteCommandError of kind unsafe-remote-data: a retry would not change it); without a root,
  * `mkdir -p`.
  */
-async function makeFolders(
+export async function makeFolders(
   ssh: SshSession,
   dir: string,
   root: string | undefined,

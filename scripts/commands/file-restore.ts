@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, mkdtemp, readFile, rm, utimes } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, posix, resolve } from 'node:path';
+import { join, posix } from 'node:path';
 import { resticOptions } from '../../activities/services';
 import {
   GuestfishError,
@@ -22,7 +22,9 @@ import {
 import { LocalImageSets } from '../../adapters/image-sets/local-image-sets';
 import { ResticImageSets } from '../../adapters/image-sets/restic-image-sets';
 import { Restic } from '../../adapters/restic/restic';
-import { checkStaged, conflicts, moveStaged, showName, type StagedCheck } from '../../adapters/local/staged-tree';
+import { checkStaged, showName, type StagedCheck } from '../../adapters/local/staged-tree';
+import { localDestination, type RestoreDestination } from './file-restore-destination';
+import { hostDestination } from './file-restore-host';
 import { extractTar } from '../../adapters/local/tar-extract';
 import type { Config } from '../../config/schema';
 import { unsafeVmNameReason } from '../../domain/vm-names';
@@ -123,6 +125,8 @@ export interface FileRestoreRequest extends GuestSelection {
   paths: string[];
   to: string;
   overwrite: boolean;
+  /** A host of the config (`--host`): `to` is a path there, at or below one of its restore roots. */
+  host?: string;
 }
 
 /** Guest paths from the command line: absolute, normalized (`..` cannot climb above the guest's /). */
@@ -139,31 +143,32 @@ const kindOf = (st: GuestStat) => st.mode & S_IFMT;
 
 /**
  * `restore file`: each guest path copied (a file with its mode and times, a folder as its whole tree) into a
- * private staging folder beside DIR, every staged entry checked, and only then moved into DIR. A path that is
- * not in the guest, or a destination file that exists (without --overwrite), refuses the whole request
- * before anything is written into DIR.
+ * private staging folder, every staged entry checked, and only then put into DIR (on this machine, or on a
+ * host over SSH). A path that is not in the guest, or a destination file that exists (without --overwrite),
+ * refuses the whole request before anything is written into DIR.
  */
 export async function restoreFiles(config: Config, request: FileRestoreRequest): Promise<FileRestoreResult> {
   const paths = guestPaths(request.paths);
-  const to = resolve(request.to);
-  const toStat = await lstat(to).catch(() => undefined);
-  if (toStat && !toStat.isDirectory()) throw new UsageError(`--to ${to} is there and is not a folder`);
-  const parentStat = await lstat(dirname(to)).catch(() => undefined);
-  if (!parentStat?.isDirectory()) throw new UsageError(`--to ${to}: its parent folder ${dirname(to)} does not exist`);
-  // Known before the appliance boots: a file of the same name already in DIR.
-  if (!request.overwrite && toStat) {
-    const there: string[] = [];
-    for (const p of paths) {
-      const name = posix.basename(p);
-      if (!name) continue;
-      const st = await lstat(join(to, name)).catch(() => undefined);
-      if (st && !st.isDirectory()) there.push(join(to, name));
-    }
-    if (there.length)
-      throw new FileRestoreRefused(
-        'exists in the destination (give --overwrite to replace)',
-        there.map((t) => showName(t)),
-      );
+  const destination =
+    request.host !== undefined
+      ? await hostDestination(config, request.host, request.to)
+      : await localDestination(request.to);
+  try {
+    return await restoreInto(config, request, paths, destination);
+  } finally {
+    destination.close();
+  }
+}
+
+async function restoreInto(
+  config: Config,
+  request: FileRestoreRequest,
+  paths: string[],
+  destination: RestoreDestination,
+): Promise<FileRestoreResult> {
+  if (!request.overwrite) {
+    const there = await destination.existing(paths.map((p) => posix.basename(p)));
+    if (there.length) throw new FileRestoreRefused('exists in the destination (give --overwrite to replace)', there);
   }
   return withGuest(config, request, async (session, layout, images) => {
     const stats: GuestStat[] = [];
@@ -178,8 +183,8 @@ export async function restoreFiles(config: Config, request: FileRestoreRequest):
       else stats.push(st);
     }
     if (missing.length) throw new FileRestoreRefused('nothing restored', missing);
-    // The staging folder: private (mkdtemp: 0700), beside DIR so that moving into DIR is a rename.
-    const staging = await mkdtemp(join(dirname(to), '.cluster-backup-restore-'));
+    // The staging folder: private (mkdtemp: 0700).
+    const staging = await mkdtemp(join(destination.stagingParent, '.cluster-backup-restore-'));
     try {
       const staged: { path: string; top: string; check: StagedCheck; kind: 'file' | 'folder'; name: string }[] = [];
       for (const [i, p] of paths.entries()) {
@@ -191,7 +196,6 @@ export async function restoreFiles(config: Config, request: FileRestoreRequest):
         if (kindOf(st) === S_IFREG) {
           await session.download(p, top);
           await chmod(top, st.mode & 0o777 & ~0o6000);
-          await utimes(top, st.atimeSec + st.atimeNsec / 1e9, st.mtimeSec + st.mtimeNsec / 1e9);
         } else {
           const tar = join(staging, `${i}.tar`);
           await mkdir(top, { mode: 0o700 });
@@ -199,8 +203,8 @@ export async function restoreFiles(config: Config, request: FileRestoreRequest):
           await extractTar(tar, top);
           await rm(tar, { force: true });
           await chmod(top, st.mode & 0o777);
-          await utimes(top, st.atimeSec + st.atimeNsec / 1e9, st.mtimeSec + st.mtimeNsec / 1e9);
         }
+        await utimes(top, st.atimeSec + st.atimeNsec / 1e9, st.mtimeSec + st.mtimeNsec / 1e9);
         staged.push({
           path: p,
           top,
@@ -209,17 +213,16 @@ export async function restoreFiles(config: Config, request: FileRestoreRequest):
           name,
         });
       }
-      const destOf = (s: (typeof staged)[number]) => (s.name ? join(to, s.name) : to);
-      if (!request.overwrite) {
-        const there = (await Promise.all(staged.map((s) => conflicts(s.check.entries, destOf(s))))).flat();
-        if (there.length)
-          throw new FileRestoreRefused('exists in the destination (give --overwrite to replace)', there);
-      }
-      if (!toStat) await mkdir(to, { mode: 0o700 });
+      const problems = (
+        await Promise.all(staged.map((s) => destination.conflicts(s.check.entries, destination.destOf(s.name))))
+      ).flat();
+      if (problems.length && !request.overwrite)
+        throw new FileRestoreRefused('exists in the destination (give --overwrite to replace)', problems);
+      await destination.prepare();
       const result: FileRestoreResult = {
         vm: images.vm,
         stamp: images.stamp,
-        to,
+        to: destination.shown,
         ok: true,
         restored: [],
         overwritten: [],
@@ -228,7 +231,7 @@ export async function restoreFiles(config: Config, request: FileRestoreRequest):
         mounted: layout.mounted,
       };
       for (const s of staged) {
-        const moved = await moveStaged(s.check.entries, s.top, destOf(s), request.overwrite);
+        const moved = await destination.put(s.check.entries, s.top, destination.destOf(s.name), request.overwrite);
         result.restored.push({
           path: s.path,
           kind: s.kind,
@@ -236,7 +239,9 @@ export async function restoreFiles(config: Config, request: FileRestoreRequest):
           bytes: s.check.entries.reduce((n, e) => n + e.bytes, 0),
         });
         result.overwritten.push(...moved.overwritten);
-        result.refused.push(...s.check.refused.map((r) => ({ ...r, name: `${s.path}: ${r.name}` })));
+        result.refused.push(
+          ...[...s.check.refused, ...(moved.refused ?? [])].map((r) => ({ ...r, name: `${s.path}: ${r.name}` })),
+        );
         result.bitsDropped.push(...s.check.bitsDropped);
       }
       result.ok = result.refused.length === 0;

@@ -16,6 +16,7 @@ interface FileOptions {
   disk?: string;
   fs?: string;
   to?: string;
+  host?: string;
   overwrite?: boolean;
   json?: boolean;
 }
@@ -77,13 +78,18 @@ export function formatListing(l: GuestListing): string[] {
 export const restoreFileCommand: CliCommand = {
   name: ['restore', 'file'],
   summary:
-    'copy files or folders out of a stored image set into a folder on this machine (modes and times kept, ' +
+    'copy files or folders out of a stored image set into a folder on this machine or, with --host, on a host ' +
+    'over SSH (modes and times kept, ' +
     'an existing file never replaced without --overwrite), read-only through libguestfs, without Temporal',
   define: (command) =>
     guestOptions(jsonOption(command))
       .argument('<vm>', 'the VM whose stored set is read')
       .argument('<path...>', 'files or folders in the guest, absolute (e.g. /etc/hosts /home/alice)')
-      .requiredOption('--to <dir>', 'the folder on this machine they are copied into (created 0700 if missing)')
+      .requiredOption('--to <dir>', 'the folder they are copied into (created 0700 if missing)')
+      .option(
+        '--host <key>',
+        'put them on this host of the config over SSH instead (--to a path there, at or below its restoreRoots)',
+      )
       .option('--overwrite', 'replace files that exist in --to (listed as overwritten)'),
   async run(cli, command) {
     const [vm, paths] = command.processedArgs as [string, string[]];
@@ -93,6 +99,7 @@ export const restoreFileCommand: CliCommand = {
         ...selection(vm, options),
         paths,
         to: options.to!,
+        ...(options.host !== undefined && { host: options.host }),
         overwrite: options.overwrite === true,
       });
       output(command, result, () => formatFileRestore(result));

@@ -1,18 +1,30 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { resticOptions } from '../../activities/services';
 import { domainSummary } from '../../adapters/hypervisor/restore-xml';
 import { ResticImageSets } from '../../adapters/image-sets/restic-image-sets';
+import { DUMP_FOLDER } from '../../adapters/image-sets/set-images';
 import type { SetManifest } from '../../adapters/image-sets/manifest';
 import { Restic } from '../../adapters/restic/restic';
 import { initOffsites } from '../../scripts/commands/offsite';
 import { startRestoreTest, startRestoreVm } from '../../scripts/commands/restore';
 import { startRcloneRest, type SandboxRcloneRest } from '../../scripts/sandbox/rclone-rest';
+import { assertRestored, cli, makeDisk, makeSourceTree, TOP_FILE } from '../helpers/guest-files';
 import { quietWorkerLogs } from '../helpers/temporal';
 import { startVmHarness, type VmHarness } from '../helpers/vm-harness';
 
@@ -50,17 +62,29 @@ describe('restore from a restic repository (real libvirt + QEMU + restic)', { co
   let offsite: SandboxRcloneRest;
   const offsiteDir = mkdtempSync(join(tmpdir(), 'cluster-backup-restore-offsite-'));
   const booted = () => vmHost.guests[VM]!.waitReady(++boots, 180_000);
+  const guestSrc = join(offsiteDir, 'guest-src');
+  const dataDisk = join(offsiteDir, "data 'disk'.raw");
   const domainXml = (name: string) => vmHost.hypervisor.virsh('dumpxml', '--inactive', '--domain', name);
 
   before(async () => {
     offsite = await startRcloneRest({ dir: join(offsiteDir, 'server'), address: '127.0.0.29' });
     const farKey = join(offsiteDir, 'far.key');
     writeFileSync(farKey, 'the off-site repository password\n', { mode: 0o600 });
+    // A data disk with a partitioned ext4 filesystem of hostile names: file restore reads it from the week's set.
+    makeSourceTree(guestSrc);
+    makeDisk(dataDisk, guestSrc);
     vmHost = await startVmHarness({
       name: 'restore-restic',
       address: '127.0.0.14',
       store: 'restic',
-      guests: [{ name: VM }],
+      guests: [
+        {
+          name: VM,
+          extraDisks: [
+            `<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${dataDisk.replace(/'/g, '&apos;')}'/><target dev='vdb' bus='virtio'/></disk>`,
+          ],
+        },
+      ],
       hypervisor: { vms: [VM], imaging: 'overlay', spaceMarginBytes: 1 << 20, keepImages: 1 },
       settings: {
         restoreTest: { pattern: 'cbguest: ready', timeoutSeconds: 60, memoryMiB: 128 },
@@ -164,6 +188,81 @@ describe('restore from a restic repository (real libvirt + QEMU + restic)', { co
     assert.equal(passed.result?.stamp, stamp);
     assert.match(passed.result?.detail ?? '', /cbguest: ready/);
     assert.doesNotMatch(await vmHost.hypervisor.virsh('list', '--all', '--name'), /cluster-backup-probe/);
+  });
+
+  it('restore file and ls out of the weekly run`s set: hostile names here and put back on a host over SSH; the set unchanged', async () => {
+    const putBack = join(offsiteDir, 'put-back');
+    mkdirSync(putBack, { mode: 0o700 });
+    const configFile = join(offsiteDir, 'cli.json');
+    const hypervisorHost = { ...vmHost.config.hosts.hypervisor!, restoreRoots: [putBack] };
+    writeFileSync(configFile, JSON.stringify({ ...vmHost.config, hosts: { hypervisor: hypervisorHost } }), {
+      mode: 0o600,
+    });
+    type Result = { ok: boolean; stamp: string; to: string; refused: { name: string; why: string }[] };
+    const refusedNames = (r: Result) => r.refused.map((x) => x.name).sort();
+    const refusedHere = ['/data: a-fifo', '/data: absolute-link', '/data: sub/climbs-out'];
+
+    const to = join(offsiteDir, 'restored');
+    const here = await cli(configFile, ['restore', 'file', VM, '/data', `/${TOP_FILE}`, '--to', to, '--json']);
+    assert.equal(here.code, 1, `NOT COMPLETE (three entries refused): ${here.stdout}${here.stderr}`);
+    const result = JSON.parse(here.stdout) as Result;
+    assert.equal(result.stamp, stamp);
+    assert.deepEqual(refusedNames(result), refusedHere);
+    assertRestored(guestSrc, to);
+    const top = join(to, TOP_FILE);
+    assert.deepEqual(readFileSync(top), readFileSync(join(guestSrc, TOP_FILE)));
+    assert.equal(lstatSync(top).mode & 0o7777, 0o604);
+    assert.equal(Math.floor(lstatSync(top).mtimeMs / 1000), 1_600_000_100);
+
+    const ls = await cli(configFile, ['restore', 'ls', VM, '--disk', 'vdb', '/data']);
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.match(ls.stdout, /filesystem \/dev\/sda1: ext4/);
+    assert.match(ls.stdout, /file\s+0640\s+6 {2}2020-01-02T03:04:05.000Z {2}a\.txt/);
+    assert.match(ls.stdout, /new\\nline/);
+    assert.match(ls.stdout, /bad\\xff\.txt/);
+
+    // Put back on the hypervisor's sshd (its host key verified), below its restore root.
+    const remote = join(putBack, 'home', 'alice');
+    const args = ['restore', 'file', VM, '/data', `/${TOP_FILE}`, '--host', 'hypervisor', '--to', remote, '--json'];
+    const onHost = await cli(configFile, args);
+    assert.equal(onHost.code, 1, `${onHost.stdout}${onHost.stderr}`);
+    const hostResult = JSON.parse(onHost.stdout) as Result;
+    assert.equal(hostResult.to, `hypervisor:${remote}`);
+    assert.deepEqual(refusedNames(hostResult), [...refusedHere, '/data: bad\\xff.txt'].sort());
+    assert.match(hostResult.refused.find((r) => r.name.includes('xff'))!.why, /not UTF-8/);
+    assertRestored(guestSrc, remote, { latin1: false });
+    assert.deepEqual(readFileSync(join(remote, TOP_FILE)), readFileSync(join(guestSrc, TOP_FILE)));
+    assert.equal(lstatSync(join(remote, TOP_FILE)).mode & 0o7777, 0o604);
+    assert.deepEqual(readdirSync(putBack), ['home'], 'no partial folder left in the restore root');
+    assert.equal(existsSync('pwned') || existsSync(join(remote, 'pwned')), false, 'no name ran as a command');
+
+    // Refused before the appliance boots, nothing written: outside the restore roots, a file that is there.
+    const outside = await cli(configFile, [...args.slice(0, -3), '--to', join(offsiteDir, 'elsewhere')]);
+    assert.equal(outside.code, 2, outside.stdout);
+    assert.match(outside.stderr, /outside its restore roots/);
+    assert.equal(existsSync(join(offsiteDir, 'elsewhere')), false);
+    const before = readFileSync(join(remote, TOP_FILE));
+    const twice = await cli(configFile, [
+      'restore',
+      'file',
+      VM,
+      `/${TOP_FILE}`,
+      '--host',
+      'hypervisor',
+      '--to',
+      remote,
+    ]);
+    assert.equal(twice.code, 1, twice.stderr);
+    assert.match(twice.stdout, /NOT RESTORED - exists in the destination \(give --overwrite to replace\)/);
+    assert.deepEqual(readFileSync(join(remote, TOP_FILE)), before);
+
+    // The set: its restic dumps deleted, its snapshots whole, its record as it was.
+    const dumps = join(vmHost.config.store!.root, DUMP_FOLDER);
+    assert.deepEqual(readdirSync(dumps), [], 'the dumps were deleted');
+    assert.equal(lstatSync(dumps).mode & 0o777, 0o700);
+    assert.deepEqual(await repo.readManifest(VM, stamp), manifest);
+    const check = await repo.checkSet(VM, stamp);
+    assert.equal(check.state, 'ok', check.problems.join('; '));
   });
 
   it('restore vm --replace: the qcow2 disk gets the set`s bytes (converted), the old file kept, and it boots', async () => {
