@@ -50,6 +50,11 @@ export const offsiteSchema = z
       .default(12),
     /** A REST server that accepts no connection for this long during a copy makes the copy "behind" (stopped). */
     unreachableSeconds: z.number().int().min(1).max(3600).default(120),
+    /**
+     * Reading this repository's snapshots (`status`, the watchdog, the metrics) gives up after this long: a
+     * server that takes connections and never answers is reported unreadable, not waited on.
+     */
+    answerSeconds: z.number().int().min(1).max(3600).default(60),
   })
   .refine((o) => (o.httpUser === undefined) === (o.httpPasswordFile === undefined), {
     message: 'give httpUser and httpPasswordFile together, or neither',

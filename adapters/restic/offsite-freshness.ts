@@ -14,7 +14,9 @@ export function offsiteStateFolder(storeRoot: string, name: string): string {
 
 /**
  * Every off-site repository's newest snapshot, its age against maxAgeHours (the watchdog, `status`, the
- * metrics). One that cannot be read is stale, with restic's message (it prints a REST password as ***).
+ * metrics). One that cannot be read is stale, with restic's message (it prints a REST password as ***); one
+ * that does not answer within its answerSeconds is stale too (read without a lock, so the stopped reader
+ * leaves none there).
  */
 export async function readOffsiteFreshness(config: Config, now: Date): Promise<OffsiteFreshness[]> {
   const out: OffsiteFreshness[] = [];
@@ -25,8 +27,10 @@ export async function readOffsiteFreshness(config: Config, now: Date): Promise<O
     primary = await new Restic(primaryEnv).snapshots().catch(() => undefined);
   for (const name of Object.keys(config.offsite).sort()) {
     const maxAgeHours = config.offsite[name]!.maxAgeHours;
+    const answerSeconds = config.offsite[name]!.answerSeconds;
+    const signal = AbortSignal.timeout(answerSeconds * 1000);
     try {
-      const snapshots = await new Restic(offsiteEnvOf(config, name)).snapshots();
+      const snapshots = await new Restic(offsiteEnvOf(config, name)).snapshots({ noLock: true, signal });
       const freshness = offsiteFreshness(
         name,
         snapshots.map((s) => s.time),
@@ -45,7 +49,10 @@ export async function readOffsiteFreshness(config: Config, now: Date): Promise<O
         ...(state?.lastCheck ? { lastCheck: state.lastCheck } : {}),
       });
     } catch (err) {
-      out.push({ repository: name, maxAgeHours, stale: true, reason: (err as Error).message.slice(0, 300) });
+      const reason = signal.aborted
+        ? `the server gave no answer within ${answerSeconds} s (offsite.${name}.answerSeconds)`
+        : (err as Error).message.slice(0, 300);
+      out.push({ repository: name, maxAgeHours, stale: true, reason });
     }
   }
   return out;

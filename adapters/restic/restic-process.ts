@@ -103,10 +103,16 @@ export function runRestic(options: ResticEnv, args: string[], signal?: AbortSign
     child.stderr.on('data', (chunk: Buffer) => err.add(chunk));
     child.stdin.on('error', () => {}); // restic may exit before reading stdin
     child.stdin.end();
-    const abort = () => child.kill('SIGINT');
+    let killTimer: NodeJS.Timeout | undefined;
+    const abort = () => {
+      child.kill('SIGINT');
+      // restic waiting on a server that never answers may not stop on SIGINT alone.
+      killTimer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    };
     signal?.addEventListener('abort', abort, { once: true });
     child.on('error', reject);
     child.on('close', (code, sig) => {
+      clearTimeout(killTimer);
       signal?.removeEventListener('abort', abort);
       resolve({ code, signal: sig, stdout: Buffer.concat(out).toString('utf8'), stderr: err.text() });
     });

@@ -176,9 +176,13 @@ export class Restic {
   }
 
   /** The snapshots, optionally only those carrying every given tag. */
-  async snapshots(filter: { tags?: string[] } = {}): Promise<Snapshot[]> {
+  /** The snapshots (with `noLock`, read without taking a lock: a reader that is stopped leaves none). */
+  async snapshots(filter: { tags?: string[]; noLock?: boolean; signal?: AbortSignal } = {}): Promise<Snapshot[]> {
     const tags = filter.tags?.length ? ['--tag', filter.tags.map(checkTag).join(',')] : [];
-    const run = await this.run(['snapshots', '--json', ...tags]);
+    const run = await this.run(
+      [...(filter.noLock ? ['--no-lock'] : []), 'snapshots', '--json', ...tags],
+      filter.signal,
+    );
     return parseSnapshots(run.stdout);
   }
 
