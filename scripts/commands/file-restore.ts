@@ -213,11 +213,13 @@ async function restoreInto(
           name,
         });
       }
-      const problems = (
-        await Promise.all(staged.map((s) => destination.conflicts(s.check.entries, destination.destOf(s.name))))
-      ).flat();
-      if (problems.length && !request.overwrite)
-        throw new FileRestoreRefused('exists in the destination (give --overwrite to replace)', problems);
+      if (!request.overwrite) {
+        const there = (
+          await Promise.all(staged.map((s) => destination.conflicts(s.check.entries, destination.destOf(s.name))))
+        ).flat();
+        if (there.length)
+          throw new FileRestoreRefused('exists in the destination (give --overwrite to replace)', there);
+      }
       await destination.prepare();
       const result: FileRestoreResult = {
         vm: images.vm,
