@@ -89,7 +89,8 @@ export async function uploadStagedTree(
   for (const e of entries) {
     const path = remoteName(req.dest, e.rel)!;
     const shown = showName(path);
-    if (there.has(shown)) {
+    // A folder merges into one there; a symlink or file where it goes is refused by makeFolders.
+    if (e.kind !== 'dir' && there.has(shown)) {
       if (!req.overwrite) throw new Error(`${shown} exists on ${ssh.label} (give --overwrite to replace it)`);
       overwritten.push(shown);
     }
