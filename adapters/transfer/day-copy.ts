@@ -55,6 +55,12 @@ export interface DayCopyOptions {
   source: string;
   /** The day's folder in the store. */
   local: LocalTree;
+  /**
+   * Files to copy that the day's folder held (in another version) when it was compared with the listing: the
+   * only ones a copy can replace (under the day's lock no other run writes there), so the only ones whose
+   * stored copy is looked at again before its replacement gets its name (see keepLongerBackup).
+   */
+  stored: ReadonlySet<string>;
   supim: SupimConfig;
   transfer: TransferConfig;
   /** Filled in as the copy goes. */
@@ -101,6 +107,7 @@ export class DayCopy {
   private readonly ssh: SshSession;
   private readonly source: string;
   private readonly local: LocalTree;
+  private readonly stored: ReadonlySet<string>;
   private readonly supim: SupimConfig;
   private readonly transfer: TransferConfig;
   private readonly result: DayResult;
@@ -116,6 +123,7 @@ export class DayCopy {
       ssh: this.ssh,
       source: this.source,
       local: this.local,
+      stored: this.stored,
       supim: this.supim,
       transfer: this.transfer,
       result: this.result,
@@ -234,15 +242,17 @@ export class DayCopy {
       }
       try {
         const localPath = this.local.pathOf(s.file.path); // its folder was made and checked by prepareParent
-        const keptAside = await keepLongerBackup({
-          localPath,
-          relativePath: s.file.path,
-          sourceSize: s.file.size,
-          destinationRoot: this.supim.destinationRoot,
-          day: this.result.day.label,
-          now: this.now(),
-          mode: this.mode,
-        });
+        const keptAside = this.stored.has(s.file.path)
+          ? await keepLongerBackup({
+              localPath,
+              relativePath: s.file.path,
+              sourceSize: s.file.size,
+              destinationRoot: this.supim.destinationRoot,
+              day: this.result.day.label,
+              now: this.now(),
+              mode: this.mode,
+            })
+          : undefined;
         if (keptAside) this.result.superseded.push(keptAside);
         if (!s.mtimeSet) utimesSync(partial, s.file.mtime, s.file.mtime);
         renameSync(partial, localPath);
