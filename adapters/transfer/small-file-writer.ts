@@ -13,10 +13,12 @@ export type WriterReplies = WriterReply[];
 /** Bytes handed to the threads and not yet written: how far reading may run ahead of the disk. */
 const MAX_BYTES_IN_FLIGHT = 32 << 20;
 /**
- * Files handed to the threads and not yet written: each costs more than its bytes (a buffer of its own, a
- * message, a promise), and 32 MiB of 1 KiB files would be 32,000 of them queued.
+ * Files handed to the threads and not yet written: each costs more than its bytes (its promises, its entry in
+ * a batch), and 32 MiB of 1 KiB files would be 32,000 of them queued. Batched, 256 keep four lanes busy as
+ * well as 1,024 did; what waits in flight outlives the young generation and is garbage of the old one
+ * (measured, 100,000 x 1 KiB on /dev/shm: peak RSS 262-297 MiB at 256, 336-362 MiB at 1,024, same time).
  */
-const MAX_FILES_IN_FLIGHT = 1024;
+const MAX_FILES_IN_FLIGHT = 256;
 /**
  * Bytes gathered into one message to a thread: the files queued on a lane in one turn of the event loop
  * (those of a chunk of the stream) travel together, in one buffer: a message, an allocation and a reply per
