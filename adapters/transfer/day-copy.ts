@@ -30,6 +30,8 @@ const LARGE_FILE_LANES = 2;
  * rsync on disk, 2 lanes 1.10-1.16x, 1 lane 0.93x, in alternating runs of bench/daily-copy.ts).
  */
 const WRITER_LANES = 4;
+/** Superseded copies named in a day's result (which goes into the workflow's history); the rest are counted. */
+const MAX_SUPERSEDED_LISTED = 20;
 /** Names handed to one remote tar, in bytes of command line: far below any ARG_MAX or SSH request limit. */
 const TAR_BATCH_ARGS = 64 << 10;
 /**
@@ -253,7 +255,7 @@ export class DayCopy {
               mode: this.mode,
             })
           : undefined;
-        if (keptAside) this.result.superseded.push(keptAside);
+        if (keptAside) this.noteSuperseded(keptAside);
         if (!s.mtimeSet) utimesSync(partial, s.file.mtime, s.file.mtime);
         renameSync(partial, localPath);
       } catch (err) {
@@ -284,6 +286,13 @@ export class DayCopy {
     // A streamed file that was not committed is streamed again next time; what a retry resumes is kept.
     await this.staging?.remove(resumed);
     return outcome;
+  }
+
+  /** Names a copy kept under `.superseded/` in the result, a bounded few of them; counts them all. */
+  private noteSuperseded(line: string): void {
+    const { result } = this;
+    result.supersededCount = (result.supersededCount ?? result.superseded.length) + 1;
+    if (result.superseded.length < MAX_SUPERSEDED_LISTED) result.superseded.push(line);
   }
 
   /** Where a staged file waits for its real name. */
@@ -328,7 +337,9 @@ export class DayCopy {
     const localPath = await this.local.prepareParent(file.path);
     const before = this.resumable.get(file.path);
     const resumeFrom = before && before.size === file.size && before.mtime === file.mtime ? before.offset : 0;
-    // The slot stays until commit: a crash before the rename resumes from the whole partial file.
+    // A large file's slot stays until commit: a crash before the rename resumes from the whole partial file.
+    // A small one's goes once it is fetched (fetching it again costs one round trip): the heartbeats, sent
+    // every second, do not grow with a day's files when they go one by one (a refused tar stream).
     const slot = { path: file.path, size: file.size, mtime: file.mtime, offset: resumeFrom };
     this.progress.inFlight.push(slot);
     const fetched = await fetchRemoteFile({
@@ -350,6 +361,7 @@ export class DayCopy {
       },
     });
     this.progress.filesDone += 1;
+    if (file.size <= this.smallFileBytes) this.progress.inFlight.splice(this.progress.inFlight.indexOf(slot), 1);
     const { partial, sha256, bytesTransferred } = fetched;
     this.staged.push({ file, partial, sha256, bytesTransferred });
   }
