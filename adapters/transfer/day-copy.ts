@@ -34,6 +34,8 @@ const WRITER_LANES = 4;
 const MAX_SUPERSEDED_LISTED = 20;
 /** Names handed to one remote tar, in bytes of command line: far below any ARG_MAX or SSH request limit. */
 const TAR_BATCH_ARGS = 64 << 10;
+/** Tar commands streaming at once: two, so that one starts while the other streams. */
+const TAR_STREAMS = 2;
 /**
  * A file written under a name not its own, waiting for its real name. Held for every file of a day until the
  * commit: no path strings (its real name is the listing's path under the day, a streamed file's staging name
@@ -379,18 +381,35 @@ export class DayCopy {
     const writer = new SmallFileWriter(this.stagingArea.lanes);
     this.streamCap = new RateCap(this.transfer.maxBytesPerSecond);
     this.streamedBytes = 0;
+    // Each batch is a command of its own: the next one starts while one streams, so the host never waits
+    // for a command to start (TAR_STREAMS at once); the one that lists the folder after it waits for all others.
+    const running = new Set<Promise<void>>();
+    let failure: unknown;
+    const run = (batch: RemoteEntry[], listAfter: boolean) => {
+      const settled: Promise<void> = this.tarBatch(writer, batch, listAfter)
+        .then(
+          (missed) => void left.push(...missed),
+          (err: unknown) => void (failure ??= err),
+        )
+        .then(() => void running.delete(settled));
+      running.add(settled);
+    };
     try {
-      for (let start = 0; start < files.length && !this.signal.aborted;) {
+      for (let start = 0; start < files.length && !this.signal.aborted && failure === undefined;) {
         const batch: RemoteEntry[] = [];
         for (let bytes = 0; start < files.length && bytes < TAR_BATCH_ARGS; start++) {
           batch.push(files[start]!);
           bytes += Buffer.byteLength(files[start]!.path) + 8;
         }
-        left.push(...(await this.tarBatch(writer, batch, listAfterLast && start >= files.length)));
+        const listAfter = listAfterLast && start >= files.length;
+        while (running.size >= (listAfter ? 1 : TAR_STREAMS)) await Promise.race(running);
+        if (failure === undefined) run(batch, listAfter);
       }
     } finally {
+      await Promise.all(running);
       await writer.close();
     }
+    if (failure !== undefined) throw failure;
     return left;
   }
 
