@@ -152,13 +152,14 @@ export function createSupimActivities({
           if (notReady) return finish('not-yet', notReady);
 
           const local = new LocalTree(result.destination, mode);
-          const changed = filesToCopy(files, local);
+          const { files: changed, stored } = filesToCopy(files, local);
           if (changed.length === 0) return finish('complete');
 
           const copy = new DayCopy({
             ssh,
             source: result.source,
             local,
+            stored,
             supim,
             transfer,
             result,

@@ -70,6 +70,9 @@ export function dailyReport(
     ...[
       ...days.flatMap((d) => d.superseded.map((s) => `${d.day.label}: kept the longer old copy of ${s}`)),
       ...days
+        .filter((d) => (d.supersededCount ?? 0) > d.superseded.length)
+        .map((d) => `${d.day.label}: kept the longer old copies of ${d.supersededCount! - d.superseded.length} more file(s)`),
+      ...days
         .filter((d) => d.skippedCount)
         .map((d) => `${d.day.label}: ${d.skippedCount} symlink(s)/special file(s) not followed`),
     ].map((text) => ({ text, tone: 'warn' as Tone })),

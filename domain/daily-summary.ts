@@ -28,8 +28,10 @@ export interface DayResult {
   /** Files that could not be copied (at most a few), each with why; every other file of the day was. */
   failedFiles?: { path: string; reason: string }[];
   failedCount?: number;
-  /** Backup copies that a shorter source file would have replaced; kept under `.superseded/`. */
+  /** Backup copies that a shorter source file would have replaced; kept under `.superseded/` (at most a few). */
   superseded: string[];
+  /** How many copies were kept under `.superseded/` in all (`superseded` names the first few). */
+  supersededCount?: number;
   verifiedBy: 'size' | 'sha256';
   durationMs: number;
   /** store.engine restic: what became of the day's snapshot in the repository (absent: not tried). */

@@ -64,7 +64,7 @@ export class TreeListingParser {
   push(chunk: Buffer): this {
     let start = 0;
     for (let nul = chunk.indexOf(0); nul !== -1; nul = chunk.indexOf(0, start)) {
-      this.field(chunk.subarray(start, nul));
+      this.field(chunk, start, nul);
       start = nul + 1;
     }
     if (start < chunk.length) this.keep(chunk.subarray(start));
@@ -72,7 +72,7 @@ export class TreeListingParser {
   }
 
   end(): { remoteNow: number; entries: RemoteEntry[] } {
-    if (this.pendingBytes > 0) this.field(Buffer.alloc(0)); // a last field without its NUL
+    if (this.pendingBytes > 0) this.field(Buffer.alloc(0), 0, 0); // a last field without its NUL
     if (this.remoteNow === undefined || !Number.isFinite(this.remoteNow)) throw this.refuse('no remote clock reading');
     if (this.record.length !== 0) throw this.refuse(`malformed output (${this.fields} fields)`);
     return { remoteNow: this.remoteNow, entries: this.entries };
@@ -85,13 +85,23 @@ export class TreeListingParser {
     this.pending.push(piece);
   }
 
-  private field(last: Buffer): void {
-    this.keep(last);
-    this.listedBytes += this.pendingBytes;
+  /** A field ends at `end` of `chunk` (from `start`, after what is pending from earlier chunks). */
+  private field(chunk: Buffer, start: number, end: number): void {
+    let text: string;
+    if (this.pendingBytes === 0) {
+      // The common case, a field within one chunk: decoded in place, no buffer made for it.
+      if (end - start > MAX_FIELD_BYTES)
+        throw this.refuse(`a field longer than ${MAX_FIELD_BYTES} bytes (the most a path takes)`);
+      this.listedBytes += end - start;
+      text = chunk.toString('utf8', start, end);
+    } else {
+      this.keep(chunk.subarray(start, end));
+      this.listedBytes += this.pendingBytes;
+      text = Buffer.concat(this.pending).toString('utf8');
+    }
     if (this.listedBytes > MAX_LISTING_BYTES)
       throw this.refuse(`more than ${MAX_LISTING_BYTES >> 20} MiB of listing (the most kept in memory)`);
-    const text = Buffer.concat(this.pending).toString('utf8');
-    [this.pending, this.pendingBytes] = [[], 0];
+    if (this.pendingBytes > 0) [this.pending, this.pendingBytes] = [[], 0];
     this.fields += 1;
     if (this.remoteNow === undefined) {
       this.remoteNow = Number(text);

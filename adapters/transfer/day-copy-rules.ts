@@ -53,9 +53,18 @@ export function notReadyReason(files: RemoteEntry[], remoteNow: number, supim: S
   return undefined;
 }
 
-/** The files of a listing that the backup lacks or holds in another version (size or mtime differ). */
-export function filesToCopy(files: RemoteEntry[], local: LocalTree): RemoteEntry[] {
-  return files.filter((file) => !sameFile(localFileState(local.pathOf(file.path)), file));
+/**
+ * The files of a listing that the backup lacks or holds in another version (size or mtime differ), and the
+ * paths of those it holds in another version (only those can replace a stored copy: see keepLongerBackup).
+ */
+export function filesToCopy(files: RemoteEntry[], local: LocalTree): { files: RemoteEntry[]; stored: Set<string> } {
+  const stored = new Set<string>();
+  const changed = files.filter((file) => {
+    const state = localFileState(local.pathOf(file.path));
+    if (state && !sameFile(state, file)) stored.add(file.path);
+    return !sameFile(state, file);
+  });
+  return { files: changed, stored };
 }
 
 /** Whether an error about one file is for good (so: name the file, keep the day) rather than worth a retry. */

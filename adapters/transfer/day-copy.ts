@@ -30,12 +30,21 @@ const LARGE_FILE_LANES = 2;
  * rsync on disk, 2 lanes 1.10-1.16x, 1 lane 0.93x, in alternating runs of bench/daily-copy.ts).
  */
 const WRITER_LANES = 4;
+/** Superseded copies named in a day's result (which goes into the workflow's history); the rest are counted. */
+const MAX_SUPERSEDED_LISTED = 20;
 /** Names handed to one remote tar, in bytes of command line: far below any ARG_MAX or SSH request limit. */
 const TAR_BATCH_ARGS = 64 << 10;
+/** Tar commands streaming at once: two, so that one starts while the other streams. */
+const TAR_STREAMS = 2;
+/**
+ * A file written under a name not its own, waiting for its real name. Held for every file of a day until the
+ * commit: no path strings (its real name is the listing's path under the day, a streamed file's staging name
+ * its number), so 100,000 files cost little more than their listing.
+ */
 interface Staged {
   file: RemoteEntry;
-  localPath: string;
-  partial: string;
+  /** A streamed file's number in the staging folder (see DayStaging.pathFor), or a fetched file's partial file. */
+  partial: number | string;
   sha256?: string;
   /** The partial file already has the source's mtime. */
   mtimeSet?: boolean;
@@ -50,6 +59,12 @@ export interface DayCopyOptions {
   source: string;
   /** The day's folder in the store. */
   local: LocalTree;
+  /**
+   * Files to copy that the day's folder held (in another version) when it was compared with the listing: the
+   * only ones a copy can replace (under the day's lock no other run writes there), so the only ones whose
+   * stored copy is looked at again before its replacement gets its name (see keepLongerBackup).
+   */
+  stored: ReadonlySet<string>;
   supim: SupimConfig;
   transfer: TransferConfig;
   /** Filled in as the copy goes. */
@@ -82,8 +97,8 @@ export class DayCopy {
   private listingAfterStream?: RemoteEntry[];
   /** Some file was read over SFTP (after any tar stream's listing). */
   private readOneByOne = false;
-  /** Every file a copy was tried for, as listed before: what a fresh listing is compared with. */
-  private readonly listed = new Map<string, RemoteEntry>();
+  /** The files stage() was asked for, as listed before: what a fresh listing is compared with. */
+  private files: readonly RemoteEntry[] = [];
   private readonly resumable: Map<string, DayCopyProgress['inFlight'][number]>;
   /** Where files are written before they get their real names (set up by stage()). */
   private staging?: DayStaging;
@@ -96,6 +111,7 @@ export class DayCopy {
   private readonly ssh: SshSession;
   private readonly source: string;
   private readonly local: LocalTree;
+  private readonly stored: ReadonlySet<string>;
   private readonly supim: SupimConfig;
   private readonly transfer: TransferConfig;
   private readonly result: DayResult;
@@ -111,6 +127,7 @@ export class DayCopy {
       ssh: this.ssh,
       source: this.source,
       local: this.local,
+      stored: this.stored,
       supim: this.supim,
       transfer: this.transfer,
       result: this.result,
@@ -141,13 +158,15 @@ export class DayCopy {
    */
   async stage(files: RemoteEntry[], relist: () => Promise<RemoteEntry[]>): Promise<RemoteEntry[]> {
     this.progress.phase = 'copying';
+    this.files = files;
     this.progress.filesToCopy = files.length;
     this.progress.bytesToCopy = files.reduce((sum, f) => sum + f.size, 0);
     await makeFolders(this.result.destination, this.mode);
     // Small files are latency-bound: streamed together. Large ones fill a whole read pipeline each: a couple
     // at once, which bounds memory at about LARGE_FILE_LANES x pipeline.
     const small = files.filter((f) => f.size <= this.smallFileBytes && !this.resumable.has(f.path));
-    const large = files.filter((f) => !small.includes(f));
+    const streamed = new Set(small);
+    const large = files.filter((f) => !streamed.has(f));
     const { destinationRoot } = this.supim;
     const lanes = small.length > 0 ? WRITER_LANES : 0;
     this.staging = await this.localStep(() =>
@@ -191,10 +210,12 @@ export class DayCopy {
     this.progress.phase = 'verifying';
     const paths = this.staged.map((s) => `${this.source}/${s.file.path}`);
     const remote = await remoteSha256(this.ssh, paths, this.signal);
-    const mismatched = this.staged.filter((s, i) => remote[i] !== s.sha256);
+    const mismatched = new Set(this.staged.filter((s, i) => remote[i] !== s.sha256));
+    if (mismatched.size === 0) return;
+    const kept = this.staged.filter((s) => !mismatched.has(s));
+    this.staged.splice(0, this.staged.length, ...kept);
     for (const s of mismatched) {
-      this.staged.splice(this.staged.indexOf(s), 1);
-      await rm(s.partial, { force: true });
+      await rm(this.partialPathOf(s), { force: true });
       this.problems.set(s.file.path, new Error('SHA-256 differs between the compute host and the copy'));
     }
   }
@@ -217,24 +238,28 @@ export class DayCopy {
     const outcome: DayCopyOutcome = { committed: 0, bytesTransferred: 0, changed: [], failed: [], retryable: [] };
     // Synchronous renames, as rsync does them: microseconds each, no trip through the thread pool.
     for (const s of this.staged) {
+      const partial = this.partialPathOf(s);
       if (!unchanged(s.file)) {
-        rmSync(s.partial, { force: true });
+        rmSync(partial, { force: true });
         outcome.changed.push(s.file.path);
         continue;
       }
       try {
-        const keptAside = await keepLongerBackup({
-          localPath: s.localPath,
-          relativePath: s.file.path,
-          sourceSize: s.file.size,
-          destinationRoot: this.supim.destinationRoot,
-          day: this.result.day.label,
-          now: this.now(),
-          mode: this.mode,
-        });
-        if (keptAside) this.result.superseded.push(keptAside);
-        if (!s.mtimeSet) utimesSync(s.partial, s.file.mtime, s.file.mtime);
-        renameSync(s.partial, s.localPath);
+        const localPath = this.local.pathOf(s.file.path); // its folder was made and checked by prepareParent
+        const keptAside = this.stored.has(s.file.path)
+          ? await keepLongerBackup({
+              localPath,
+              relativePath: s.file.path,
+              sourceSize: s.file.size,
+              destinationRoot: this.supim.destinationRoot,
+              day: this.result.day.label,
+              now: this.now(),
+              mode: this.mode,
+            })
+          : undefined;
+        if (keptAside) this.noteSuperseded(keptAside);
+        if (!s.mtimeSet) utimesSync(partial, s.file.mtime, s.file.mtime);
+        renameSync(partial, localPath);
       } catch (err) {
         this.problems.set(s.file.path, err); // e.g. a folder where the file should go
         continue;
@@ -242,8 +267,11 @@ export class DayCopy {
       outcome.committed += 1;
       outcome.bytesTransferred += s.bytesTransferred;
     }
+    // Every file that went wrong was one stage() was asked for; looked up among those alone.
+    const listedOf = new Map<string, RemoteEntry>();
+    if (this.problems.size > 0) for (const f of this.files) if (this.problems.has(f.path)) listedOf.set(f.path, f);
     for (const [path, error] of this.problems) {
-      const listed = this.listed.get(path);
+      const listed = listedOf.get(path);
       const reason = permanentReason(error);
       if (listed && unchanged(listed) && !reason) {
         outcome.retryable.push({ path, reason: (error as Error).message }); // its partial file is resumed
@@ -262,6 +290,18 @@ export class DayCopy {
     return outcome;
   }
 
+  /** Names a copy kept under `.superseded/` in the result, a bounded few of them; counts them all. */
+  private noteSuperseded(line: string): void {
+    const { result } = this;
+    result.supersededCount = (result.supersededCount ?? result.superseded.length) + 1;
+    if (result.superseded.length < MAX_SUPERSEDED_LISTED) result.superseded.push(line);
+  }
+
+  /** Where a staged file waits for its real name. */
+  private partialPathOf(s: Staged): string {
+    return typeof s.partial === 'string' ? s.partial : this.stagingArea.pathFor(s.partial % this.stagingArea.lanes, s.partial);
+  }
+
   /** Removes what a failed copy left in its partial file (nothing a later attempt resumes). */
   private async dropPartial(path: string): Promise<void> {
     if (this.staging) await rm(this.staging.resumePathFor(path), { force: true });
@@ -274,7 +314,6 @@ export class DayCopy {
 
   /** Runs one file's copy; its failure is kept for commit() to judge, unless the whole activity is cancelled. */
   private async isolated<T>(file: RemoteEntry, work: () => Promise<T>): Promise<T | undefined> {
-    this.listed.set(file.path, file);
     try {
       return await work();
     } catch (err) {
@@ -300,7 +339,9 @@ export class DayCopy {
     const localPath = await this.local.prepareParent(file.path);
     const before = this.resumable.get(file.path);
     const resumeFrom = before && before.size === file.size && before.mtime === file.mtime ? before.offset : 0;
-    // The slot stays until commit: a crash before the rename resumes from the whole partial file.
+    // A large file's slot stays until commit: a crash before the rename resumes from the whole partial file.
+    // A small one's goes once it is fetched (fetching it again costs one round trip): the heartbeats, sent
+    // every second, do not grow with a day's files when they go one by one (a refused tar stream).
     const slot = { path: file.path, size: file.size, mtime: file.mtime, offset: resumeFrom };
     this.progress.inFlight.push(slot);
     const fetched = await fetchRemoteFile({
@@ -322,8 +363,9 @@ export class DayCopy {
       },
     });
     this.progress.filesDone += 1;
+    if (file.size <= this.smallFileBytes) this.progress.inFlight.splice(this.progress.inFlight.indexOf(slot), 1);
     const { partial, sha256, bytesTransferred } = fetched;
-    this.staged.push({ file, localPath, partial, sha256, bytesTransferred });
+    this.staged.push({ file, partial, sha256, bytesTransferred });
   }
 
   /**
@@ -339,18 +381,35 @@ export class DayCopy {
     const writer = new SmallFileWriter(this.stagingArea.lanes);
     this.streamCap = new RateCap(this.transfer.maxBytesPerSecond);
     this.streamedBytes = 0;
+    // Each batch is a command of its own: the next one starts while one streams, so the host never waits
+    // for a command to start (TAR_STREAMS at once); the one that lists the folder after it waits for all others.
+    const running = new Set<Promise<void>>();
+    let failure: unknown;
+    const run = (batch: RemoteEntry[], listAfter: boolean) => {
+      const settled: Promise<void> = this.tarBatch(writer, batch, listAfter)
+        .then(
+          (missed) => void left.push(...missed),
+          (err: unknown) => void (failure ??= err),
+        )
+        .then(() => void running.delete(settled));
+      running.add(settled);
+    };
     try {
-      for (let start = 0; start < files.length && !this.signal.aborted;) {
+      for (let start = 0; start < files.length && !this.signal.aborted && failure === undefined;) {
         const batch: RemoteEntry[] = [];
         for (let bytes = 0; start < files.length && bytes < TAR_BATCH_ARGS; start++) {
           batch.push(files[start]!);
           bytes += Buffer.byteLength(files[start]!.path) + 8;
         }
-        left.push(...(await this.tarBatch(writer, batch, listAfterLast && start >= files.length)));
+        const listAfter = listAfterLast && start >= files.length;
+        while (running.size >= (listAfter ? 1 : TAR_STREAMS)) await Promise.race(running);
+        if (failure === undefined) run(batch, listAfter);
       }
     } finally {
+      await Promise.all(running);
       await writer.close();
     }
+    if (failure !== undefined) throw failure;
     return left;
   }
 
@@ -380,8 +439,9 @@ export class DayCopy {
       ...(listing ? { trailer: (chunk: Buffer) => void listing.push(chunk) } : {}),
     });
     let ended = false;
-    // Written by the writer's threads while the stream goes on; each settles into staged or problems.
-    const written: Promise<unknown>[] = [];
+    // Written by the writer's threads while the stream goes on; each settles into staged or problems. Only
+    // those not settled yet are held (as many as the writer takes in flight, not a batch's thousands).
+    const written = new Set<Promise<unknown>>();
     try {
       for (let next = await entries.next(); ; next = await entries.next()) {
         if (next.done) {
@@ -392,7 +452,6 @@ export class DayCopy {
         const file = wanted.get(entry.name.replace(/^\.\//, ''));
         if (file && entry.type === 'file' && entry.size !== file.size) {
           wanted.delete(file.path); // it changed since it was listed: the fresh listing will say so
-          this.listed.set(file.path, file);
           this.problems.set(file.path, new Error(`size changed since it was listed (${file.size} -> ${entry.size})`));
           continue;
         }
@@ -402,7 +461,12 @@ export class DayCopy {
         }
         wanted.delete(file.path);
         const queued = await this.isolated(file, () => this.queueSmall(writer, file, entry.data));
-        if (queued) written.push(this.isolated(file, () => queued.staged));
+        if (queued) {
+          const settled = this.isolated(file, () => queued.staged);
+          written.add(settled);
+          const drop = () => written.delete(settled);
+          settled.then(drop, drop);
+        }
         this.streamedBytes += entry.size;
         await this.streamCap.hold(this.streamedBytes, this.signal);
         this.signal.throwIfAborted(); // what the stream had buffered is not written after a cancel
@@ -411,7 +475,7 @@ export class DayCopy {
       if (this.signal.aborted) throw err;
       refused = true; // a malformed or broken stream; a cut link shows again in the next listing
     } finally {
-      await Promise.allSettled(written);
+      await Promise.allSettled([...written]);
       this.signal.removeEventListener('abort', onAbort);
       if (refused) stdout.destroy();
     }
@@ -428,7 +492,7 @@ export class DayCopy {
     file: RemoteEntry,
     data: Buffer[],
   ): Promise<{ staged: Promise<void> }> {
-    const localPath = await this.local.prepareParent(file.path);
+    await this.local.prepareParent(file.path);
     const n = this.streamed++;
     const lane = n % writer.laneCount;
     const partial = this.stagingArea.pathFor(lane, n);
@@ -437,7 +501,7 @@ export class DayCopy {
     const staged = written.then((sha256) => {
       this.progress.filesDone += 1;
       this.progress.bytesDone += file.size;
-      this.unflushed.push({ file, localPath, partial, sha256, mtimeSet: true, bytesTransferred: file.size });
+      this.unflushed.push({ file, partial: n, sha256, mtimeSet: true, bytesTransferred: file.size });
     });
     staged.catch(() => undefined); // judged by isolated() in tarBatch
     return { staged };

@@ -33,13 +33,15 @@ export async function supimSandbox(
     under?: string;
     /** More config sections (e.g. a store with engine restic), merged at the top level. */
     extra?: Record<string, unknown>;
+    /** The compute host's loopback address (default: one of its own per sandbox, from the process id). */
+    address?: string;
   } = {},
 ): Promise<SupimSandbox> {
   const root = mkdtempSync(join(options.under ?? tmpdir(), 'cluster-backup-test-'));
   chmodSync(root, 0o755); // a non-root remote user must be able to read the source tree
   const compute = await startSshHost({
     dir: join(root, 'compute-ssh'),
-    address: `127.0.0.${nextAddress++}`,
+    address: options.address ?? `127.0.0.${nextAddress++}`,
     user: options.user,
   });
   const sourceTemplate = join(root, 'source', '{yyyy}', '{ddd}');
