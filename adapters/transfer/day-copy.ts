@@ -4,20 +4,15 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { SupimConfig, TransferConfig } from '../../config/schema';
 import type { DayResult } from '../../domain/daily-summary';
-import {
-  remoteSha256,
-  entriesFromListing,
-  treeListingScript,
-  TreeListingParser,
-  type RemoteEntry,
-} from '../ssh/remote-tree';
-import { quote } from '../ssh/shell-quote';
+import { remoteSha256, entriesFromListing, TreeListingParser, type RemoteEntry } from '../ssh/remote-tree';
 import type { SshSession } from '../ssh/ssh-session';
 import { fetchRemoteFile } from './fetch-remote-file';
 import { makeFolders, type StoreFileMode } from '../local/file-mode';
 import type { LocalTree } from '../local/local-tree';
 import { permanentReason, type DayCopyOutcome, type DayCopyProgress } from './day-copy-rules';
 import { tarEntries } from './tar-entries';
+import type { DayCopyOptions, Staged } from './day-copy-options';
+import { BoundedTasks, TAR_STREAMS, tarBatchCommand, tarBatches } from './tar-batches';
 import { DayStaging } from '../local/day-staging';
 import { SmallFileWriter } from './small-file-writer';
 import { RateCap } from './rate-cap';
@@ -32,54 +27,6 @@ const LARGE_FILE_LANES = 2;
 const WRITER_LANES = 4;
 /** Superseded copies named in a day's result (which goes into the workflow's history); the rest are counted. */
 const MAX_SUPERSEDED_LISTED = 20;
-/** Names handed to one remote tar, in bytes of command line: far below any ARG_MAX or SSH request limit. */
-const TAR_BATCH_ARGS = 64 << 10;
-/** Tar commands streaming at once: two, so that one starts while the other streams. */
-const TAR_STREAMS = 2;
-/**
- * A file written under a name not its own, waiting for its real name. Held for every file of a day until the
- * commit: no path strings (its real name is the listing's path under the day, a streamed file's staging name
- * its number), so 100,000 files cost little more than their listing.
- */
-interface Staged {
-  file: RemoteEntry;
-  /** A streamed file's number in the staging folder (see DayStaging.pathFor), or a fetched file's partial file. */
-  partial: number | string;
-  sha256?: string;
-  /** The partial file already has the source's mtime. */
-  mtimeSet?: boolean;
-  /** Bytes fetched for it by this attempt (a resumed file: less than its size). */
-  bytesTransferred: number;
-}
-
-/** What one day's copy works with. */
-export interface DayCopyOptions {
-  ssh: SshSession;
-  /** The day's folder on the compute host. */
-  source: string;
-  /** The day's folder in the store. */
-  local: LocalTree;
-  /**
-   * Files to copy that the day's folder held (in another version) when it was compared with the listing: the
-   * only ones a copy can replace (under the day's lock no other run writes there), so the only ones whose
-   * stored copy is looked at again before its replacement gets its name (see keepLongerBackup).
-   */
-  stored: ReadonlySet<string>;
-  supim: SupimConfig;
-  transfer: TransferConfig;
-  /** Filled in as the copy goes. */
-  result: DayResult;
-  /** Reported in heartbeats; a retry resumes from it. */
-  progress: DayCopyProgress;
-  now: () => Date;
-  signal: AbortSignal;
-  mode: StoreFileMode;
-  /** Flushes the store's file system (see syncFileSystem). */
-  flushStore: (path: string) => Promise<void>;
-  /** Runs a step that only waits on the store's disk (a stall watch does not count its time). */
-  localStep: <T>(step: () => Promise<T>) => Promise<T>;
-}
-
 /**
  * Copies one day's changed files, each isolated from the others: every file is written under a name that is
  * not its own and flushed; the source is listed again; only then do the files that did not change meanwhile
@@ -299,7 +246,9 @@ export class DayCopy {
 
   /** Where a staged file waits for its real name. */
   private partialPathOf(s: Staged): string {
-    return typeof s.partial === 'string' ? s.partial : this.stagingArea.pathFor(s.partial % this.stagingArea.lanes, s.partial);
+    return typeof s.partial === 'string'
+      ? s.partial
+      : this.stagingArea.pathFor(s.partial % this.stagingArea.lanes, s.partial);
   }
 
   /** Removes what a failed copy left in its partial file (nothing a later attempt resumes). */
@@ -383,51 +332,28 @@ export class DayCopy {
     this.streamedBytes = 0;
     // Each batch is a command of its own: the next one starts while one streams, so the host never waits
     // for a command to start (TAR_STREAMS at once); the one that lists the folder after it waits for all others.
-    const running = new Set<Promise<void>>();
-    let failure: unknown;
-    const run = (batch: RemoteEntry[], listAfter: boolean) => {
-      const settled: Promise<void> = this.tarBatch(writer, batch, listAfter)
-        .then(
-          (missed) => void left.push(...missed),
-          (err: unknown) => void (failure ??= err),
-        )
-        .then(() => void running.delete(settled));
-      running.add(settled);
-    };
+    const tasks = new BoundedTasks();
+    const batches = tarBatches(files);
     try {
-      for (let start = 0; start < files.length && !this.signal.aborted && failure === undefined;) {
-        const batch: RemoteEntry[] = [];
-        for (let bytes = 0; start < files.length && bytes < TAR_BATCH_ARGS; start++) {
-          batch.push(files[start]!);
-          bytes += Buffer.byteLength(files[start]!.path) + 8;
-        }
-        const listAfter = listAfterLast && start >= files.length;
-        while (running.size >= (listAfter ? 1 : TAR_STREAMS)) await Promise.race(running);
-        if (failure === undefined) run(batch, listAfter);
+      for (const [i, batch] of batches.entries()) {
+        if (this.signal.aborted || tasks.failure !== undefined) break;
+        const listAfter = listAfterLast && i === batches.length - 1;
+        await tasks.start(listAfter ? 1 : TAR_STREAMS, async () => {
+          left.push(...(await this.tarBatch(writer, batch, listAfter)));
+        });
       }
     } finally {
-      await Promise.all(running);
+      await tasks.settle();
       await writer.close();
     }
-    if (failure !== undefined) throw failure;
+    if (tasks.failure !== undefined) throw tasks.failure;
     return left;
   }
 
-  /**
-   * One `tar cf -` of a batch of names. With `listAfter`, the same command then lists the folder (the
-   * listing follows the archive in the stream): the re-check after the copy costs no round trip.
-   */
+  /** One batch's tar stream (tarBatchCommand), its files handed to the writer; returns those it did not hold. */
   private async tarBatch(writer: SmallFileWriter, batch: RemoteEntry[], listAfter: boolean): Promise<RemoteEntry[]> {
     const wanted = new Map(batch.map((f) => [f.path, f]));
-    // --hard-dereference: a hard link comes as its data, not as a link entry; ./ keeps a leading dash a name;
-    // -b 128: 64 KiB writes (-b 1, one write per 512 bytes, took half the remote CPU); the zero padding after
-    // the end-of-archive blocks is skipped before the listing that follows.
-    const tar =
-      'tar --format=gnu --hard-dereference --no-recursion -b 128 -cf - -- ' +
-      batch.map((f) => quote(`./${f.path}`)).join(' ');
-    const command = listAfter
-      ? `cd ${quote(this.source)} || exit 1; ${tar}; ${treeListingScript(this.source)}`
-      : `cd ${quote(this.source)} && exec ${tar}`;
+    const command = tarBatchCommand(this.source, batch, listAfter);
     const { stdout, finished } = await this.ssh.execStream({ shell: command });
     const onAbort = () => stdout.destroy();
     this.signal.addEventListener('abort', onAbort, { once: true });
