@@ -4,7 +4,7 @@ import { AdapterError } from '../adapter-error';
 import { checkSnapshotId, checkTag } from './restic-args';
 import { resticError } from './restic-errors';
 import { checkPasswordFile } from './restic-paths';
-import { runRestic, startRestic, tailCollector, type ResticEnv } from './restic-process';
+import { interruptRestic, runRestic, startRestic, tailCollector, type ResticEnv } from './restic-process';
 
 /**
  * Off-site copies (3-2-1): a second restic repository, usually behind `rclone serve restic --append-only`,
@@ -136,10 +136,7 @@ export async function copySnapshots(dest: ResticEnv, from: ResticEnv, request: C
   let killTimer: NodeJS.Timeout | undefined;
   const onAbort = () => {
     aborted = true;
-    child.kill('SIGINT');
-    // On SIGINT restic removes its lock there, retrying for minutes when the server is gone: it is killed
-    // after a grace, and the lock it leaves is stale (the next copy's `restic unlock` removes it).
-    killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+    killTimer = interruptRestic(child); // its lock there is stale if it is killed: the next copy removes it
   };
   child.stdin.on('error', () => {});
   child.stdin.end();
@@ -171,9 +168,6 @@ export async function copySnapshots(dest: ResticEnv, from: ResticEnv, request: C
     request.signal?.removeEventListener('abort', onAbort);
   }
 }
-
-/** How long a stopped copy may take to remove its lock before it is killed. */
-const KILL_GRACE_MS = 5000;
 
 function signalReason(signal?: AbortSignal): string {
   const reason: unknown = signal?.reason;

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { AdapterError } from '../adapter-error';
 import { readSecretFileSync, SecretFileExposedError } from '../local/secret-file';
 import { resticError } from './restic-errors';
@@ -93,6 +93,19 @@ export interface ResticRun {
   stderr: string;
 }
 
+/** How long an interrupted restic may take to remove its lock (retrying a server that is gone) before it is killed. */
+const KILL_GRACE_MS = 5000;
+
+/**
+ * Stops a restic: SIGINT (it cancels and removes its lock), then SIGKILL after KILL_GRACE_MS (a restic waiting
+ * on a server that never answers may not stop on SIGINT alone; the lock it leaves is stale, and the next
+ * `restic unlock` removes it). Returns the kill timer, for the caller to clear once restic has ended.
+ */
+export function interruptRestic(child: ChildProcess): NodeJS.Timeout {
+  child.kill('SIGINT');
+  return setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+}
+
 /** Runs restic to its end, with stdin closed; the output as text. Never throws on an exit code. */
 export function runRestic(options: ResticEnv, args: string[], signal?: AbortSignal): Promise<ResticRun> {
   return new Promise((resolve, reject) => {
@@ -104,11 +117,7 @@ export function runRestic(options: ResticEnv, args: string[], signal?: AbortSign
     child.stdin.on('error', () => {}); // restic may exit before reading stdin
     child.stdin.end();
     let killTimer: NodeJS.Timeout | undefined;
-    const abort = () => {
-      child.kill('SIGINT');
-      // restic waiting on a server that never answers may not stop on SIGINT alone.
-      killTimer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    };
+    const abort = () => (killTimer = interruptRestic(child));
     signal?.addEventListener('abort', abort, { once: true });
     child.on('error', reject);
     child.on('close', (code, sig) => {

@@ -40,13 +40,36 @@ export function unsendableNames(entries: readonly StagedEntry[], dest: string): 
   return entries.filter((e) => remoteName(dest, e.rel) === undefined).map((e) => showName(e.rel));
 }
 
-const EXISTS_SCRIPT =
-  `xargs -0 sh -c 'for p; do if [ -L "$p" ]; then echo l; elif [ -d "$p" ]; then echo d; ` +
-  `elif [ -e "$p" ]; then echo f; else echo -; fi; done' sh`;
+/** What a path is on a host, as lstat sees it (a symlink is not followed). */
+export type RemoteKind = 'symlink' | 'dir' | 'other' | 'absent';
+
+const KINDS_SCRIPT =
+  `xargs -0 sh -c 'for p; do if [ -L "$p" ]; then echo symlink; elif [ -d "$p" ]; then echo dir; ` +
+  `elif [ -e "$p" ]; then echo other; else echo absent; fi; done' sh`;
+
+/** What each path is on the host, in order; the paths go on stdin (NUL-separated), never on a command line. */
+export async function remoteKinds(
+  ssh: SshSession,
+  paths: readonly string[],
+  signal?: AbortSignal,
+): Promise<RemoteKind[]> {
+  if (paths.length === 0) return [];
+  const out = await ssh.run(
+    { shell: KINDS_SCRIPT },
+    { input: Buffer.from(paths.map((p) => `${p}\0`).join('')), signal, label: 'checking what is there' },
+  );
+  const kinds = out.toString('utf8').split('\n').slice(0, -1) as RemoteKind[];
+  if (kinds.length !== paths.length)
+    throw new RemoteCommandError(`${ssh.label}: asked about ${paths.length} path(s), told about ${kinds.length}`, {
+      kind: 'command',
+      host: ssh.label,
+    });
+  return kinds;
+}
 
 /**
  * What is already on the host under the tree's names, as `showName`s: files and symlinks (and a file where
- * a folder goes); folders merge. The names go on stdin (NUL-separated), never on a command line.
+ * a folder goes); folders merge.
  */
 export async function remoteConflicts(
   ssh: SshSession,
@@ -54,20 +77,18 @@ export async function remoteConflicts(
   dest: string,
   signal?: AbortSignal,
 ): Promise<string[]> {
-  const paths = entries.map((e) => remoteName(dest, e.rel)).filter((p): p is string => p !== undefined);
-  if (paths.length === 0) return [];
-  const out = await ssh.run(
-    { shell: EXISTS_SCRIPT },
-    { input: Buffer.from(paths.map((p) => `${p}\0`).join('')), signal, label: 'checking what is there' },
+  const named = entries.flatMap((e) => {
+    const path = remoteName(dest, e.rel);
+    return path === undefined ? [] : [{ e, path }];
+  });
+  const kinds = await remoteKinds(
+    ssh,
+    named.map((n) => n.path),
+    signal,
   );
-  const kinds = out.toString('utf8').split('\n');
-  return entries
-    .filter((e) => remoteName(dest, e.rel) !== undefined)
-    .flatMap((e, i) => {
-      const kind = kinds[i];
-      if (kind === '-' || (kind === 'd' && e.kind === 'dir')) return [];
-      return [showName(remoteName(dest, e.rel)!)];
-    });
+  return named
+    .filter(({ e }, i) => kinds[i] !== 'absent' && !(kinds[i] === 'dir' && e.kind === 'dir'))
+    .map((n) => showName(n.path));
 }
 
 /** Why a name is not put back over SSH. */

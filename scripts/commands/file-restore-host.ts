@@ -1,19 +1,14 @@
 import { mkdir } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { DUMP_FOLDER } from '../../adapters/image-sets/set-images';
-import type { StagedEntry } from '../../adapters/local/staged-tree';
+import { showName } from '../../adapters/local/staged-tree';
 import { SshSession } from '../../adapters/ssh/ssh-session';
 import { makeFolders } from '../../adapters/transfer/stream-upload';
-import { remoteConflicts, uploadStagedTree } from '../../adapters/transfer/tree-upload';
+import { remoteConflicts, remoteKinds, uploadStagedTree } from '../../adapters/transfer/tree-upload';
 import type { Config } from '../../config/schema';
 import { remoteTarget, restoreRootOf, restoreRoots } from '../../config/restore-roots';
 import { UsageError } from './command-kit';
 import type { RestoreDestination } from './file-restore-destination';
-
-/** A one-name entry, to ask the host about a single path. */
-const single = (kind: StagedEntry['kind']): StagedEntry[] => [
-  { rel: Buffer.alloc(0), kind, mode: 0, atime: new Date(0), mtime: new Date(0), bytes: 0 },
-];
 
 /**
  * `restore file --host KEY --to PATH`: the files go to a host of the config over SSH (its host key verified),
@@ -37,8 +32,11 @@ export async function hostDestination(config: Config, hostKey: string, asked: st
   await mkdir(stagingParent, { recursive: true, mode: 0o700 });
   const ssh = await SshSession.connect(hostKey, host);
   try {
-    if ((await remoteConflicts(ssh, single('dir'), to)).length)
-      throw new UsageError(`--to ${to} on ${hostKey} is there and is not a folder (or is a symlink)`);
+    const [kind] = await remoteKinds(ssh, [to]);
+    if (kind !== 'absent' && kind !== 'dir')
+      throw new UsageError(
+        `--to ${to} on ${hostKey} is there and is not a folder (${kind === 'symlink' ? 'a symlink' : 'a file'})`,
+      );
   } catch (err) {
     ssh.close();
     throw err;
@@ -48,11 +46,13 @@ export async function hostDestination(config: Config, hostKey: string, asked: st
     shown: `${hostKey}:${to}`,
     stagingParent,
     destOf,
+    // As on this machine: a file or symlink under a top-level name is there already; a folder merges.
     existing: async (names) => {
-      const there: string[] = [];
-      for (const name of names.filter(Boolean))
-        there.push(...(await remoteConflicts(ssh, single('file'), destOf(name))).map((n) => `${hostKey}:${n}`));
-      return there;
+      const paths = names.filter(Boolean).map(destOf);
+      const kinds = await remoteKinds(ssh, paths);
+      return paths
+        .filter((_, i) => kinds[i] === 'other' || kinds[i] === 'symlink')
+        .map((p) => `${hostKey}:${showName(p)}`);
     },
     conflicts: async (entries, dest) => (await remoteConflicts(ssh, entries, dest)).map((n) => `${hostKey}:${n}`),
     prepare: () => makeFolders(ssh, to, root.root, 'umask 077'),

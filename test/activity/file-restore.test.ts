@@ -15,25 +15,16 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { createServices } from '../../activities/services';
 import { createStoreActivities } from '../../activities/store';
 import { DUMP_FOLDER } from '../../adapters/image-sets/set-images';
-import { newManifest } from '../../adapters/image-sets/manifest';
 import { ResticImageSets } from '../../adapters/image-sets/restic-image-sets';
 import { Restic } from '../../adapters/restic/restic';
 import { parseConfig } from '../../config/load';
-import {
-  assertRestored,
-  cli,
-  makeDisk,
-  makeSourceTree,
-  NEWLINE,
-  sha256File,
-  TOP_FILE,
-} from '../helpers/guest-files';
+import { assertRestored, cli, makeDisk, makeSourceTree, NEWLINE, sha256File, TOP_FILE } from '../helpers/guest-files';
 import { runActivity } from '../helpers/sandbox';
+import { storeOneDiskSet } from '../helpers/restic-set';
 
 const VM = 'cbtest-files';
 const STAMP = '20261206T050000Z';
@@ -148,32 +139,8 @@ describe('restore file and restore ls: files out of a stored image set (libguest
     const restic = new Restic({ repository: join(resticStore, 'restic'), passwordFile });
     await restic.init();
     resticSets = new ResticImageSets(restic);
-    const snap = await resticSets.storeDisk({
-      vm: VM,
-      stamp: STAMP,
-      disk: 'vdb',
-      bytes,
-      stdin: Readable.from([readFileSync(disk)]),
-    });
-    await resticSets.writeManifest(
-      VM,
-      STAMP,
-      newManifest({
-        vm: VM,
-        stamp: STAMP,
-        images: [
-          {
-            disk: 'vdb',
-            file: 'vdb.raw',
-            format: 'raw',
-            bytes,
-            virtualSize: bytes,
-            sha256: imageSha,
-            restic: { snapshot: snap.snapshotId, dataAdded: snap.dataAdded },
-          },
-        ],
-      }),
-    );
+    const inRestic = await storeOneDiskSet(resticSets, { vm: VM, stamp: STAMP, disk: 'vdb', data: readFileSync(disk) });
+    assert.equal(inRestic.sha256, imageSha);
     writeFileSync(
       resticConfig,
       JSON.stringify({ ...rawFiles, store: { root: resticStore, engine: 'restic', restic: { passwordFile } } }),

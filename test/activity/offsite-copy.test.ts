@@ -12,7 +12,6 @@ import { stageDaySnapshot } from '../../activities/restic-day-stage';
 import { createRestoreStoreActivities } from '../../activities/restore-store';
 import { createServices, resticOptions } from '../../activities/services';
 import { dayTags } from '../../activities/supim-restic';
-import { newManifest } from '../../adapters/image-sets/manifest';
 import { ResticImageSets } from '../../adapters/image-sets/restic-image-sets';
 import { resticImageFrom } from '../../adapters/image-sets/restic-restore-source';
 import { initStoreRoot } from '../../adapters/local/store-root';
@@ -24,6 +23,7 @@ import { parseConfig } from '../../config/load';
 import { dailyOffsiteRequest, weeklyOffsiteRequest, type OffsiteOutcome } from '../../domain/offsite';
 import { startRcloneRest, type SandboxRcloneRest } from '../../scripts/sandbox/rclone-rest';
 import { runIn } from '../helpers/sandbox';
+import { storeOneDiskSet } from '../helpers/restic-set';
 
 const VM = 'cbtest-offsite';
 const STAMP = '20261206T050000Z';
@@ -101,32 +101,7 @@ describe('off-site copy to an append-only REST server (real restic + rclone)', (
     const sets = services.resticSets();
     primary = new Restic(resticOptions(config));
     await sets.restic.init();
-    const disk = randomBytes(3 * MiB);
-    const stored = await sets.storeDisk({
-      vm: VM,
-      stamp: STAMP,
-      disk: 'vda',
-      bytes: disk.length,
-      stdin: Readable.from([disk]),
-    });
-    const image = {
-      disk: 'vda',
-      file: 'vda.raw',
-      format: 'raw' as const,
-      bytes: disk.length,
-      virtualSize: disk.length,
-    };
-    await sets.writeManifest(
-      VM,
-      STAMP,
-      newManifest({
-        vm: VM,
-        stamp: STAMP,
-        images: [
-          { ...image, sha256: '0'.repeat(64), restic: { snapshot: stored.snapshotId, dataAdded: stored.dataAdded } },
-        ],
-      }),
-    );
+    await storeOneDiskSet(sets, { vm: VM, stamp: STAMP, disk: 'vda', data: randomBytes(3 * MiB) });
     await storeDay('2026-339', 2 * MiB);
     await initOffsite(offsiteEnvOf(config, 'far'), resticOptions(config));
     offsite = new Restic(offsiteEnvOf(config, 'far'));

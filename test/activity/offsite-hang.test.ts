@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readOffsiteFreshness } from '../../adapters/restic/offsite-freshness';
 import { parseConfig } from '../../config/load';
+import { childrenOf } from '../helpers/child-processes';
 
 /**
  * An off-site server that takes connections and never answers (a hung proxy, a wedged NAS) on 127.0.0.19:
@@ -60,18 +61,7 @@ describe('an off-site server that never answers (real restic)', () => {
     assert.deepEqual([far!.repository, far!.stale], ['far', true]);
     assert.equal(far!.reason, 'the server gave no answer within 2 s (offsite.far.answerSeconds)');
     assert.ok(seconds < 2 + 5 + 3, `gave up within answerSeconds and the kill grace (${seconds} s)`);
-    // This process's children named restic (field 2 of /proc/<pid>/stat is the name, field 4 the parent).
-    const restics = readdirSync('/proc')
-      .filter((p) => /^\d+$/.test(p))
-      .filter((p) => {
-        try {
-          const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-          const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-          return stat.includes('(restic)') && Number(fields[1]) === process.pid;
-        } catch {
-          return false;
-        }
-      });
+    const restics = childrenOf(process.pid).filter(({ argv }) => argv[0]?.endsWith('restic'));
     assert.deepEqual(restics, [], 'no restic left asking the hung server');
   });
 });

@@ -14,6 +14,7 @@ import {
   resticVms,
 } from '../../adapters/image-sets/restic-restore-source';
 import { Restic } from '../../adapters/restic/restic';
+import { storeOneDiskSet } from '../helpers/restic-set';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const VM = 'cbtest-source';
@@ -39,23 +40,7 @@ describe('restic sets for a restore (real restic)', () => {
     const restic = new Restic({ repository: join(root, 'repo'), passwordFile });
     await restic.init();
     sets = new ResticImageSets(restic);
-    const stored = await sets.storeDisk({
-      vm: VM,
-      stamp: STAMP,
-      disk: 'vda',
-      bytes: data.length,
-      stdin: Readable.from([data]),
-    });
-    image = {
-      disk: 'vda',
-      file: 'vda.raw',
-      format: 'raw',
-      bytes: data.length,
-      virtualSize: data.length,
-      sha256: sha256(data),
-      restic: { snapshot: stored.snapshotId, dataAdded: stored.dataAdded },
-    };
-    await sets.writeManifest(VM, STAMP, newManifest({ vm: VM, stamp: STAMP, images: [image] }));
+    image = await storeOneDiskSet(sets, { vm: VM, stamp: STAMP, disk: 'vda', data });
   });
   after(() => rmSync(root, { recursive: true, force: true }));
 

@@ -3,7 +3,6 @@ import { execFile, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   chmodSync,
-  createReadStream,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -15,6 +14,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { hashFile } from '../../adapters/local/hash-file';
 import { CLI_JS } from '../../scripts/sandbox/paths';
 
 /**
@@ -33,15 +33,9 @@ export const DOTS = '..hidden';
 export const LATIN1 = Buffer.from([0x62, 0x61, 0x64, 0xff, 0x2e, 0x74, 0x78, 0x74]); // "bad\xff.txt"
 export const TOP_FILE = 'top "file" with spaces.txt';
 
-export function sha256File(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(path)
-      .on('data', (c) => hash.update(c))
-      .on('end', () => resolve(hash.digest('hex')))
-      .on('error', reject);
-  });
-}
+/** SHA-256 of a file, hex (the product's own streaming hash). */
+export const sha256File = async (path: string): Promise<string> =>
+  (await hashFile(createHash('sha256'), path)).digest('hex');
 
 /**
  * The guest's files, on the host first: a folder `data` with hostile names, modes, whole-second mtimes, a

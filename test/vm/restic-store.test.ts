@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,6 +13,7 @@ import { stopProcess } from '../../scripts/sandbox/processes';
 import { guestWrite, qemuPid } from '../helpers/guest-disk';
 import { spawnWorker, writeConfigFile } from '../helpers/worker-process';
 import { readMeter, type ReadMeter } from '../helpers/read-meter';
+import { childrenOf } from '../helpers/child-processes';
 import { quietWorkerLogs } from '../helpers/temporal';
 import { startVmHarness, type VmHarness } from '../helpers/vm-harness';
 
@@ -21,22 +22,6 @@ quietWorkerLogs();
 const VM = 'cbtest-restic';
 const MiB = 1024 * 1024;
 const DATA_MiB = 96;
-
-/** The processes `parent` started, with their argv. */
-function childrenOf(parent: number): { pid: number; argv: string[] }[] {
-  const found = [];
-  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === parent)
-        found.push({ pid: Number(entry), argv: readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0') });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
 
 /** The `restic backup --stdin` a process started, if one runs now. */
 const resticBackupOf = (parent: number) =>
@@ -144,7 +129,9 @@ describe(
       // Each frozen disk read once, on the hypervisor: what qemu-nbd read is about what the disks hold.
       const reads = qemuNbdReads.reads();
       const read = reads.reduce((sum, r) => sum + r.bytes, 0);
-      console.log(`read on the hypervisor: ${read} bytes of ${allocated} allocated (${(read / allocated).toFixed(3)}x)`);
+      console.log(
+        `read on the hypervisor: ${read} bytes of ${allocated} allocated (${(read / allocated).toFixed(3)}x)`,
+      );
       assert.deepEqual(reads.map((r) => r.lastArgument).sort(), [...sources].sort(), 'one read of each disk');
       assert.ok(read <= 1.05 * allocated, `read ${read} bytes, ${(read / allocated).toFixed(3)}x allocated`);
       assert.equal(await vmHost.hypervisor.state(VM), 'running');
